@@ -1,0 +1,19 @@
+#!/bin/sh
+# Installs the Debian packages imgproc needs to build, test and demo, when missing.
+# As root it runs apt-get; otherwise it prints the command to run.
+set -e
+PKGS="build-essential pkg-config libtirpc-dev rpcsvc-proto rpcbind libvips-dev libvips-tools libcmocka-dev perl"
+missing=""
+for p in $PKGS; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" -ne 0 ]; then
+    echo "imgproc: missing packages:$missing" >&2
+    echo "imgproc: run: sudo apt-get update && sudo apt-get install -y$missing" >&2
+    exit 1
+fi
+echo "imgproc: installing:$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends $missing

@@ -1,0 +1,204 @@
+/* names.c - names of statuses and formats, colour parsing, number parsing, JSON strings. */
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "proto.h"
+
+static const char *const status_names[] = {
+    [IP_OK] = "ok",
+    [IP_EINVAL] = "invalid-argument",
+    [IP_EFORMAT] = "unsupported-format",
+    [IP_ECORRUPT] = "corrupt-image",
+    [IP_ETOOBIG] = "too-large",
+    [IP_ENOTFOUND] = "not-found",
+    [IP_EBUSY] = "busy",
+    [IP_EINTERNAL] = "internal-error",
+    [IP_ESTATE] = "wrong-state",
+    [IP_EDENIED] = "denied",
+};
+
+const char *
+proto_status_name(ip_status st)
+{
+    if ((unsigned)st < sizeof(status_names) / sizeof(status_names[0]) &&
+        status_names[st])
+        return status_names[st];
+    return "unknown-status";
+}
+
+static const struct {
+    ip_format fmt;              /* protocol value */
+    const char *name;           /* canonical name */
+    const char *exts[3];        /* extensions, first is preferred */
+} formats[] = {
+    { IP_FMT_JPEG, "jpeg", { "jpg", "jpeg", "jpe" } },
+    { IP_FMT_PNG, "png", { "png" } },
+    { IP_FMT_WEBP, "webp", { "webp" } },
+    { IP_FMT_TIFF, "tiff", { "tif", "tiff" } },
+    { IP_FMT_GIF, "gif", { "gif" } },
+};
+#define NFORMATS (sizeof(formats) / sizeof(formats[0]))
+
+const char *
+proto_format_name(ip_format f)
+{
+    for (size_t i = 0; i < NFORMATS; i++)
+        if (formats[i].fmt == f)
+            return formats[i].name;
+    return "auto";
+}
+
+const char *
+proto_format_ext(ip_format f)
+{
+    for (size_t i = 0; i < NFORMATS; i++)
+        if (formats[i].fmt == f)
+            return formats[i].exts[0];
+    return NULL;
+}
+
+int
+proto_format_parse(const char *name, ip_format *out)
+{
+    if (strcasecmp(name, "auto") == 0) {
+        *out = IP_FMT_AUTO;
+        return 0;
+    }
+    for (size_t i = 0; i < NFORMATS; i++)
+        for (size_t j = 0; j < 3 && formats[i].exts[j]; j++)
+            if (strcasecmp(name, formats[i].name) == 0 ||
+                strcasecmp(name, formats[i].exts[j]) == 0) {
+                *out = formats[i].fmt;
+                return 0;
+            }
+    return -1;
+}
+
+ip_format
+proto_format_from_path(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    const char *dot = strrchr(slash ? slash : path, '.');
+    ip_format f;
+
+    if (!dot || proto_format_parse(dot + 1, &f) != 0)
+        return IP_FMT_AUTO;
+    return f;
+}
+
+static const struct {
+    const char *name;           /* colour name */
+    ip_colour c;                /* its value */
+} colours[] = {
+    { "black", { 0, 0, 0, 255 } },
+    { "white", { 255, 255, 255, 255 } },
+    { "gray", { 128, 128, 128, 255 } },
+    { "grey", { 128, 128, 128, 255 } },
+    { "red", { 255, 0, 0, 255 } },
+    { "green", { 0, 128, 0, 255 } },
+    { "blue", { 0, 0, 255, 255 } },
+    { "yellow", { 255, 255, 0, 255 } },
+    { "transparent", { 0, 0, 0, 0 } },
+};
+
+static int
+hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c = tolower(c);
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+int
+proto_colour_parse(const char *text, ip_colour *out)
+{
+    size_t n;
+    unsigned v[8];
+
+    for (size_t i = 0; i < sizeof(colours) / sizeof(colours[0]); i++)
+        if (strcasecmp(text, colours[i].name) == 0) {
+            *out = colours[i].c;
+            return 0;
+        }
+    if (text[0] != '#')
+        return -1;
+    text++;
+    n = strlen(text);
+    if (n != 3 && n != 6 && n != 8)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        int h = hexval((unsigned char)text[i]);
+        if (h < 0)
+            return -1;
+        v[i] = (unsigned)h;
+    }
+    if (n == 3) {
+        out->r = v[0] * 17;
+        out->g = v[1] * 17;
+        out->b = v[2] * 17;
+        out->a = 255;
+    } else {
+        out->r = v[0] * 16 + v[1];
+        out->g = v[2] * 16 + v[3];
+        out->b = v[4] * 16 + v[5];
+        out->a = n == 8 ? v[6] * 16 + v[7] : 255;
+    }
+    return 0;
+}
+
+int
+proto_parse_double(const char *s, double *out)
+{
+    char *end;
+    double d;
+
+    if (!s || !*s || isspace((unsigned char)*s))
+        return -1;
+    errno = 0;
+    d = strtod(s, &end);
+    if (errno || *end || !isfinite(d))
+        return -1;
+    *out = d;
+    return 0;
+}
+
+int
+proto_parse_uint(const char *s, unsigned long max, unsigned long *out)
+{
+    char *end;
+    unsigned long v;
+
+    if (!s || !isdigit((unsigned char)*s))
+        return -1;
+    errno = 0;
+    v = strtoul(s, &end, 10);
+    if (errno || *end || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+void
+proto_json_string(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; s && *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            fprintf(f, "\\%c", c);
+        else if (c == '\n')
+            fputs("\\n", f);
+        else if (c < 0x20)
+            fprintf(f, "\\u%04x", c);
+        else
+            fputc(c, f);
+    }
+    fputc('"', f);
+}

@@ -1,0 +1,69 @@
+/* proto.h - shared helpers around the generated protocol: names, ranges, parsing. */
+#ifndef IMGPROC_PROTO_H
+#define IMGPROC_PROTO_H
+
+#include <stddef.h>
+#include <stdio.h>
+#include "imgproc.h"
+
+/* Parameters of one operation as the --steps syntax and SERVER_INFO know them. */
+typedef struct proto_param {
+    const char *name;           /* parameter name */
+    const char *type;           /* "double", "uint", "enum", "colour", "bool" */
+    double min, max;            /* inclusive range for numbers */
+    const char *doc;            /* one line for people */
+} proto_param;
+
+/* One pipeline operation: the one table both programs read. */
+typedef struct proto_op {
+    ip_op op;                   /* protocol number */
+    const char *name;           /* name in --steps, e.g. "blur" */
+    const char *doc;            /* one line for people */
+    const char *syntax;         /* how to write it in --steps */
+    int nparams;                /* entries used in params[] */
+    proto_param params[4];      /* its parameters */
+} proto_op;
+
+extern const proto_op proto_ops[];
+extern const size_t proto_nops;
+
+const proto_op *proto_op_by_num(ip_op op);
+const proto_op *proto_op_by_name(const char *name);
+
+/* Status names ("ok", "invalid-argument"...) and their exit code meaning. */
+const char *proto_status_name(ip_status st);
+
+/* Output formats: "jpeg" <-> IP_FMT_JPEG, file extensions. */
+const char *proto_format_name(ip_format f);
+const char *proto_format_ext(ip_format f);
+int proto_format_parse(const char *name, ip_format *out);
+/* Format from a file name's extension; IP_FMT_AUTO when unknown or absent. */
+ip_format proto_format_from_path(const char *path);
+
+/* "red", "#rgb", "#rrggbb", "#rrggbbaa" -> colour.  0 or -1. */
+int proto_colour_parse(const char *text, ip_colour *out);
+
+/*
+ * Checks one step's parameters against the ranges in proto_ops.
+ * Returns 0, or -1 with a reason written to why (size whylen).
+ */
+int proto_step_check(const ip_step *step, char *why, size_t whylen);
+
+/*
+ * Parses a pipeline written as "blur=5,grayscale,resize=800x600".
+ * Fills steps[0..*nsteps-1] (room for max); returns 0, or -1 with a reason.
+ */
+int proto_pipeline_parse(const char *text, ip_step *steps, unsigned max,
+                         unsigned *nsteps, char *why, size_t whylen);
+
+/* Writes a step back in --steps syntax, e.g. "resize=800x600:cover". */
+void proto_step_format(const ip_step *step, char *buf, size_t len);
+
+/* Strict number parsing: the whole string, finite, no overflow.  0 or -1. */
+int proto_parse_double(const char *s, double *out);
+int proto_parse_uint(const char *s, unsigned long max, unsigned long *out);
+
+/* Writes s as a JSON string literal, quotes included. */
+void proto_json_string(FILE *f, const char *s);
+
+#endif

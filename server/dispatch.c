@@ -1,0 +1,326 @@
+/* dispatch.c - the procedure table: decode the arguments, run the handler, reply, log. */
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "proto.h"
+#include "server.h"
+
+/* What a handler reports for the request log. */
+typedef struct call_log {
+    size_t in_bytes;            /* image bytes received */
+    size_t out_bytes;           /* image bytes sent */
+    ip_status status;           /* outcome */
+} call_log;
+
+typedef void (*handler_fn)(srv *s, void *arg, void *res, call_log *log);
+
+/* One row per procedure: adding one is a row and a handler. */
+typedef struct proc_entry {
+    rpcproc_t proc;             /* procedure number from imgproc.x */
+    const char *name;           /* for the log */
+    xdrproc_t xdr_arg;          /* decodes the argument */
+    size_t arg_size;            /* room for the decoded argument */
+    xdrproc_t xdr_res;          /* encodes the result */
+    size_t res_size;            /* room for the result */
+    handler_fn handler;         /* fills the result */
+    void (*free_res)(void *res); /* releases it; NULL = xdr_free(xdr_res) */
+} proc_entry;
+
+/* Casting through a no-argument function type keeps -Wcast-function-type quiet. */
+#define XDR(fn) ((xdrproc_t)(void (*)(void))(fn))
+
+static char *
+msgdup(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static char *
+msgdup(const char *fmt, ...)
+{
+    va_list ap;
+    char *out = NULL;
+
+    va_start(ap, fmt);
+    if (vasprintf(&out, fmt, ap) < 0)
+        out = NULL;
+    va_end(ap);
+    return out;
+}
+
+/* Is the image within the request limit?  Otherwise fill the failure in. */
+static int
+image_allowed(srv *s, const ip_image *im, ip_status *st, char **msg)
+{
+    if (im->ip_image_len > s->cfg.max_request_bytes) {
+        *st = IP_ETOOBIG;
+        *msg = msgdup("the image is %u bytes; this server accepts at most %llu",
+                      im->ip_image_len, (unsigned long long)s->cfg.max_request_bytes);
+        return 0;
+    }
+    return 1;
+}
+
+static void
+run_pipeline(srv *s, const ip_image *im, const ip_step *steps, unsigned n,
+             const ip_output *out, ip_image_res *res, call_log *log)
+{
+    log->in_bytes = im->ip_image_len;
+    memset(res, 0, sizeof(*res));
+    if (n > s->cfg.max_steps) {
+        res->status = IP_ETOOBIG;
+        res->ip_image_res_u.message = msgdup("%u steps; this server runs at most %u",
+                                             n, s->cfg.max_steps);
+    } else if (n == 0) {
+        res->status = IP_EINVAL;
+        res->ip_image_res_u.message = msgdup("the pipeline has no steps");
+    } else if (image_allowed(s, im, &res->status, &res->ip_image_res_u.message)) {
+        ops_process(&s->limits, im->ip_image_val, im->ip_image_len, steps, n, out, res);
+    }
+    log->status = res->status;
+    if (res->status == IP_OK)
+        log->out_bytes = res->ip_image_res_u.ok.image.ip_image_len;
+}
+
+static void
+h_null(srv *s, void *arg, void *res, call_log *log)
+{
+    (void)s;
+    (void)arg;
+    (void)res;
+    log->status = IP_OK;
+}
+
+static void
+fill_op(ip_op_desc *d, const proto_op *op)
+{
+    d->op = op->op;
+    d->name = strdup(op->name);
+    d->doc = strdup(op->syntax);
+    d->params.params_len = (u_int)op->nparams;
+    d->params.params_val = calloc((size_t)op->nparams + 1, sizeof(ip_param_desc));
+    for (int i = 0; i < op->nparams; i++) {
+        ip_param_desc *p = &d->params.params_val[i];
+        p->name = strdup(op->params[i].name);
+        p->type = strdup(op->params[i].type);
+        p->min = op->params[i].min;
+        p->max = op->params[i].max;
+        p->doc = strdup(op->params[i].doc);
+    }
+}
+
+/* Copies a NULL-terminated list of names into an XDR array. */
+static void
+fill_names(const char *const *names, u_int *len, ip_name **val)
+{
+    u_int n = 0;
+
+    while (names[n] && n < IP_MAX_FORMATS)
+        n++;
+    *val = calloc(n + 1, sizeof(ip_name));
+    for (u_int i = 0; i < n; i++)
+        (*val)[i] = strdup(names[i]);
+    *len = n;
+}
+
+static void
+h_server_info(srv *s, void *arg, void *resp, call_log *log)
+{
+    ip_server_info_res *res = resp;
+    ip_server_info *info = &res->ip_server_info_res_u.info;
+
+    (void)arg;
+    memset(res, 0, sizeof(*res));
+    res->status = IP_OK;
+    info->server_version = strdup(IMGPROC_VERSION);
+    info->vips_version = strdup(ops_vips_version());
+    info->ops.ops_len = (u_int)proto_nops;
+    info->ops.ops_val = calloc(proto_nops, sizeof(ip_op_desc));
+    for (size_t i = 0; i < proto_nops; i++)
+        fill_op(&info->ops.ops_val[i], &proto_ops[i]);
+    fill_names(ops_input_formats(), &info->input_formats.input_formats_len,
+               &info->input_formats.input_formats_val);
+    fill_names(ops_output_formats(), &info->output_formats.output_formats_len,
+               &info->output_formats.output_formats_val);
+    info->limits.max_request_bytes = s->cfg.max_request_bytes;
+    info->limits.max_pixels = s->cfg.max_pixels;
+    info->limits.max_steps = s->cfg.max_steps;
+    info->limits.max_connections = s->cfg.max_connections;
+    log->status = IP_OK;
+}
+
+static void
+h_image_info(srv *s, void *arg, void *resp, call_log *log)
+{
+    ip_image *im = arg;
+    ip_info_res *res = resp;
+
+    log->in_bytes = im->ip_image_len;
+    memset(res, 0, sizeof(*res));
+    if (image_allowed(s, im, &res->status, &res->ip_info_res_u.message))
+        ops_info(&s->limits, im->ip_image_val, im->ip_image_len, res);
+    log->status = res->status;
+}
+
+static void
+h_grayscale(srv *s, void *arg, void *res, call_log *log)
+{
+    ip_grayscale_args *a = arg;
+    ip_step step = { .op = IP_OP_GRAYSCALE };
+
+    run_pipeline(s, &a->image, &step, 1, &a->output, res, log);
+}
+
+static void
+h_resize(srv *s, void *arg, void *res, call_log *log)
+{
+    ip_resize_args *a = arg;
+    ip_step step = { .op = IP_OP_RESIZE, .ip_step_u.resize = a->params };
+
+    run_pipeline(s, &a->image, &step, 1, &a->output, res, log);
+}
+
+static void
+h_rotate(srv *s, void *arg, void *res, call_log *log)
+{
+    ip_rotate_args *a = arg;
+    ip_step step = { .op = IP_OP_ROTATE, .ip_step_u.rotate = a->params };
+
+    run_pipeline(s, &a->image, &step, 1, &a->output, res, log);
+}
+
+static void
+h_blur(srv *s, void *arg, void *res, call_log *log)
+{
+    ip_blur_args *a = arg;
+    ip_step step = { .op = IP_OP_BLUR, .ip_step_u.sigma = a->sigma };
+
+    run_pipeline(s, &a->image, &step, 1, &a->output, res, log);
+}
+
+static void
+h_process(srv *s, void *arg, void *res, call_log *log)
+{
+    ip_process_args *a = arg;
+
+    run_pipeline(s, &a->image, a->steps.steps_val, a->steps.steps_len,
+                 &a->output, res, log);
+}
+
+static void
+free_image_res(void *res)
+{
+    ops_free_image_res(res);
+}
+
+static const proc_entry procs[] = {
+    { IP_NULL, "NULL", XDR(xdr_void), 0, XDR(xdr_void), 0, h_null, NULL },
+    { SERVER_INFO, "SERVER_INFO", XDR(xdr_void), 0, XDR(xdr_ip_server_info_res),
+      sizeof(ip_server_info_res), h_server_info, NULL },
+    { IMAGE_INFO, "IMAGE_INFO", XDR(xdr_ip_image), sizeof(ip_image),
+      XDR(xdr_ip_info_res), sizeof(ip_info_res), h_image_info, NULL },
+    { GRAYSCALE, "GRAYSCALE", XDR(xdr_ip_grayscale_args), sizeof(ip_grayscale_args),
+      XDR(xdr_ip_image_res), sizeof(ip_image_res), h_grayscale, free_image_res },
+    { RESIZE, "RESIZE", XDR(xdr_ip_resize_args), sizeof(ip_resize_args),
+      XDR(xdr_ip_image_res), sizeof(ip_image_res), h_resize, free_image_res },
+    { ROTATE, "ROTATE", XDR(xdr_ip_rotate_args), sizeof(ip_rotate_args),
+      XDR(xdr_ip_image_res), sizeof(ip_image_res), h_rotate, free_image_res },
+    { BLUR, "BLUR", XDR(xdr_ip_blur_args), sizeof(ip_blur_args),
+      XDR(xdr_ip_image_res), sizeof(ip_image_res), h_blur, free_image_res },
+    { PROCESS, "PROCESS", XDR(xdr_ip_process_args), sizeof(ip_process_args),
+      XDR(xdr_ip_image_res), sizeof(ip_image_res), h_process, free_image_res },
+};
+
+static const proc_entry *
+proc_find(rpcproc_t proc)
+{
+    for (size_t i = 0; i < sizeof(procs) / sizeof(procs[0]); i++)
+        if (procs[i].proc == proc)
+            return &procs[i];
+    return NULL;
+}
+
+static double
+now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static void
+caller_name(SVCXPRT *xprt, char *buf, size_t len)
+{
+    struct netbuf *nb = svc_getrpccaller(xprt);
+    char host[NI_MAXHOST], serv[NI_MAXSERV];
+
+    snprintf(buf, len, "?");
+    if (!nb || !nb->buf || nb->len == 0)
+        return;
+    if (getnameinfo(nb->buf, nb->len, host, sizeof(host), serv, sizeof(serv),
+                    NI_NUMERICHOST | NI_NUMERICSERV) == 0)
+        snprintf(buf, len, strchr(host, ':') ? "[%s]:%s" : "%s:%s", host, serv);
+}
+
+static void
+log_call(srv *s, SVCXPRT *xprt, const char *name, const call_log *log,
+         const char *outcome, double ms)
+{
+    char who[NI_MAXHOST + NI_MAXSERV + 4];
+
+    if (!s->cfg.verbose)
+        return;
+    caller_name(xprt, who, sizeof(who));
+    fprintf(stderr, "imgprocd: %s from %s in=%zu out=%zu %s %.1fms\n", name, who,
+            log->in_bytes, log->out_bytes,
+            outcome ? outcome : proto_status_name(log->status), ms);
+}
+
+void
+dispatch_call(srv *s, struct svc_req *req, SVCXPRT *xprt)
+{
+    const proc_entry *p = proc_find(req->rq_proc);
+    /* Arguments and results live here, on this thread's stack (rpcgen -M style). */
+    union {
+        ip_image image;
+        ip_grayscale_args grayscale;
+        ip_resize_args resize;
+        ip_rotate_args rotate;
+        ip_blur_args blur;
+        ip_process_args process;
+    } arg;
+    union {
+        ip_server_info_res server_info;
+        ip_info_res info;
+        ip_image_res image;
+    } res;
+    call_log log = { 0, 0, IP_OK };
+    double t0 = now_ms();
+
+    if (!p) {
+        svcerr_noproc(xprt);
+        log_call(s, xprt, "?", &log, "no-such-procedure", now_ms() - t0);
+        return;
+    }
+    memset(&arg, 0, sizeof(arg));
+    memset(&res, 0, sizeof(res));
+    if (!svc_getargs(xprt, p->xdr_arg, (caddr_t)&arg)) {
+        /* Malformed or over an XDR bound: a garbage-arguments reply. */
+        svcerr_decode(xprt);
+        svc_freeargs(xprt, p->xdr_arg, (caddr_t)&arg);
+        log_call(s, xprt, p->name, &log, "garbage-args", now_ms() - t0);
+        return;
+    }
+    p->handler(s, &arg, &res, &log);
+    if (!svc_sendreply(xprt, p->xdr_res, (caddr_t)&res))
+        log_call(s, xprt, p->name, &log, "reply-failed", now_ms() - t0);
+    else
+        log_call(s, xprt, p->name, &log, NULL, now_ms() - t0);
+    if (p->free_res)
+        p->free_res(&res);
+    else if (p->res_size)
+        xdr_free(p->xdr_res, (char *)&res);
+    svc_freeargs(xprt, p->xdr_arg, (caddr_t)&arg);
+}

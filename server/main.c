@@ -1,0 +1,272 @@
+/* main.c - imgprocd: command line, start-up, signals and shutdown. */
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "proto.h"
+#include "server.h"
+
+static int stop_fd = -1;        /* the signal handler's only way out */
+
+static void
+usage(FILE *f)
+{
+    fprintf(f,
+"usage: imgprocd [options]\n"
+"Serves the imgproc ONC RPC program (see imgproc.x) over TCP and UDP.\n"
+"\n"
+"  --program N            RPC program number (default 0x%X)\n"
+"  --port N               serve on port N (default: any free port)\n"
+"  --listen ADDR          address to serve on; repeatable (default 127.0.0.1 and ::1)\n"
+"  --no-rpcbind           do not register with rpcbind (clients then need -p PORT)\n"
+"  --max-request-bytes N  largest input image in bytes; K, M, G suffixes (default 64M)\n"
+"  --max-pixels N         largest width x height of any image (default 150M)\n"
+"  --max-steps N          longest pipeline (default %d)\n"
+"  --max-connections N    TCP connections served at once (default 64)\n"
+"  --idle-timeout S       close a TCP connection silent for S seconds (default 300)\n"
+"  -v, --verbose          log one line per request to stderr\n"
+"  -h, --help             this help\n"
+"  -V, --version          print the version\n"
+"\n"
+"Once serving, it prints 'imgprocd: ready ...' on stdout.  SIGINT or SIGTERM\n"
+"unregisters from rpcbind and stops after the calls in progress.\n",
+            (unsigned)IMGPROC, IP_MAX_STEPS);
+}
+
+static void
+on_signal(int sig)
+{
+    ssize_t n;
+
+    (void)sig;
+    n = write(stop_fd, "x", 1);
+    (void)n;
+}
+
+/* "64M" -> 67108864.  0 or -1. */
+static int
+parse_size(const char *text, uint64_t max, uint64_t *out)
+{
+    char *end;
+    unsigned long long v;
+    uint64_t mult = 1;
+
+    errno = 0;
+    if (!text[0] || text[0] == '-')
+        return -1;
+    v = strtoull(text, &end, 0);
+    if (errno || end == text)
+        return -1;
+    switch (*end) {
+    case 'K': case 'k': mult = 1ULL << 10; end++; break;
+    case 'M': case 'm': mult = 1ULL << 20; end++; break;
+    case 'G': case 'g': mult = 1ULL << 30; end++; break;
+    default: break;
+    }
+    if (*end || v == 0 || v > max / mult)
+        return -1;
+    *out = v * mult;
+    return 0;
+}
+
+static int
+bad_value(const char *opt, const char *val)
+{
+    fprintf(stderr, "imgprocd: invalid value '%s' for %s\n", val, opt);
+    return 2;
+}
+
+static int
+parse_args(srv *s, int argc, char **argv)
+{
+    enum { O_PROGRAM = 256, O_PORT, O_LISTEN, O_NORPCBIND, O_MAXREQ, O_MAXPX,
+           O_MAXSTEPS, O_MAXCONN, O_IDLE };
+    static const struct option opts[] = {
+        { "program", required_argument, NULL, O_PROGRAM },
+        { "port", required_argument, NULL, O_PORT },
+        { "listen", required_argument, NULL, O_LISTEN },
+        { "no-rpcbind", no_argument, NULL, O_NORPCBIND },
+        { "max-request-bytes", required_argument, NULL, O_MAXREQ },
+        { "max-pixels", required_argument, NULL, O_MAXPX },
+        { "max-steps", required_argument, NULL, O_MAXSTEPS },
+        { "max-connections", required_argument, NULL, O_MAXCONN },
+        { "idle-timeout", required_argument, NULL, O_IDLE },
+        { "verbose", no_argument, NULL, 'v' },
+        { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
+        { NULL, 0, NULL, 0 },
+    };
+    srv_config *c = &s->cfg;
+    uint64_t v;
+    int o;
+
+    while ((o = getopt_long(argc, argv, "vhV", opts, NULL)) != -1) {
+        switch (o) {
+        case O_PROGRAM:
+            if (parse_size(optarg, 0xFFFFFFFFu, &v))
+                return bad_value("--program", optarg);
+            c->program = (rpcprog_t)v;
+            break;
+        case O_PORT:
+            if (parse_size(optarg, 65535, &v))
+                return bad_value("--port", optarg);
+            c->port = (int)v;
+            break;
+        case O_LISTEN:
+            if (c->nlisten == SRV_MAX_LISTEN) {
+                fprintf(stderr, "imgprocd: at most %d --listen addresses\n", SRV_MAX_LISTEN);
+                return 2;
+            }
+            c->listen[c->nlisten++] = optarg;
+            break;
+        case O_NORPCBIND:
+            c->use_rpcbind = 0;
+            break;
+        case O_MAXREQ:
+            if (parse_size(optarg, IP_MAX_IMAGE, &v))
+                return bad_value("--max-request-bytes (at most 64M)", optarg);
+            c->max_request_bytes = v;
+            break;
+        case O_MAXPX:
+            if (parse_size(optarg, (uint64_t)IP_MAX_DIMENSION * IP_MAX_DIMENSION, &v))
+                return bad_value("--max-pixels", optarg);
+            c->max_pixels = v;
+            break;
+        case O_MAXSTEPS:
+            if (parse_size(optarg, IP_MAX_STEPS, &v))
+                return bad_value("--max-steps (1..16)", optarg);
+            c->max_steps = (unsigned)v;
+            break;
+        case O_MAXCONN:
+            if (parse_size(optarg, 10000, &v))
+                return bad_value("--max-connections", optarg);
+            c->max_connections = (unsigned)v;
+            break;
+        case O_IDLE:
+            if (parse_size(optarg, 86400, &v))
+                return bad_value("--idle-timeout", optarg);
+            c->idle_seconds = (unsigned)v;
+            break;
+        case 'v':
+            c->verbose = 1;
+            break;
+        case 'h':
+            usage(stdout);
+            exit(0);
+        case 'V':
+            printf("imgprocd %s\n", IMGPROC_VERSION);
+            exit(0);
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "imgprocd: unexpected argument '%s'\n", argv[optind]);
+        usage(stderr);
+        return 2;
+    }
+    if (c->program < 0x20000000 || c->program > 0x3FFFFFFF)
+        fprintf(stderr, "imgprocd: warning: program 0x%lX is outside the user range "
+                "0x20000000-0x3FFFFFFF\n", (unsigned long)c->program);
+    if (c->nlisten == 0) {
+        c->listen[c->nlisten++] = "127.0.0.1";
+        c->listen[c->nlisten++] = "::1";
+    }
+    return 0;
+}
+
+/* libtirpc sizes a table by the fd limit: keep it reasonable. */
+static void
+cap_fd_limit(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur > 65536) {
+        rl.rlim_cur = 65536;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+static void
+print_ready(const srv *s)
+{
+    printf("imgprocd: ready: program 0x%lX version %d",
+           (unsigned long)s->cfg.program, IMGPROC_V1);
+    for (int i = 0; i < s->nlisteners; i++) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof(ss);
+        char host[NI_MAXHOST], port[NI_MAXSERV];
+        getsockname(s->listeners[i].fd, (struct sockaddr *)&ss, &sl);
+        if (getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host), port,
+                        sizeof(port), NI_NUMERICHOST | NI_NUMERICSERV) == 0)
+            printf(" %s:%s:%s", s->listeners[i].netid, host, port);
+    }
+    printf("%s\n", s->cfg.use_rpcbind ? "" : " (not registered with rpcbind)");
+    fflush(stdout);
+}
+
+int
+main(int argc, char **argv)
+{
+    srv s;
+    struct sigaction sa;
+    char *why = NULL;
+    int rc;
+
+    memset(&s, 0, sizeof(s));
+    s.cfg.program = IMGPROC;
+    s.cfg.use_rpcbind = 1;
+    s.cfg.max_request_bytes = IP_MAX_IMAGE;
+    s.cfg.max_pixels = 150000000;
+    s.cfg.max_steps = IP_MAX_STEPS;
+    s.cfg.max_connections = 64;
+    s.cfg.idle_seconds = 300;
+    if ((rc = parse_args(&s, argc, argv)) != 0)
+        return rc;
+    s.limits.max_pixels = s.cfg.max_pixels;
+
+    cap_fd_limit();
+    signal(SIGPIPE, SIG_IGN);
+    if (pipe2(s.stop_pipe, O_CLOEXEC) < 0) {
+        perror("imgprocd: pipe");
+        return 1;
+    }
+    stop_fd = s.stop_pipe[1];
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    pthread_mutex_init(&s.lock, NULL);
+    pthread_cond_init(&s.idle, NULL);
+
+    if (ops_init(argv[0])) {
+        fprintf(stderr, "imgprocd: cannot start libvips\n");
+        return 1;
+    }
+    rc = 1;
+    if (net_listen(&s, &why) != 0 ||
+        (s.cfg.use_rpcbind && net_register(&s, &why) != 0)) {
+        fprintf(stderr, "imgprocd: %s\n", why ? why : "cannot start");
+        free(why);
+        goto cleanup;
+    }
+    print_ready(&s);
+    rc = net_run(&s) == 0 ? 0 : 1;
+    if (s.cfg.verbose)
+        fprintf(stderr, "imgprocd: stopping\n");
+
+cleanup:
+    if (s.cfg.use_rpcbind)
+        net_unregister(&s);
+    net_close(&s);
+    ops_shutdown();
+    return rc;
+}

@@ -1,0 +1,357 @@
+/*
+ * net.c - sockets, rpcbind registration, and the threads that serve them.
+ *
+ * svc_run() serves one request at a time, so imgprocd does not use it.  The
+ * main thread accepts TCP connections itself and gives each one a thread
+ * that owns the connection's transport for its whole life; one more thread
+ * serves UDP.  docs/ARCHITECTURE.md explains why.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <rpc/rpc.h>
+#include <rpc/svc_auth.h>
+
+#include "server.h"
+
+#ifndef RQCRED_SIZE
+#define RQCRED_SIZE 400         /* libtirpc's room for decoded credentials */
+#endif
+
+/* One TCP connection handed to its thread. */
+typedef struct conn {
+    srv *s;                     /* the server */
+    int fd;                     /* the accepted socket */
+} conn;
+
+static int
+fail(char **why, const char *fmt, const char *arg, int err)
+{
+    if (why && asprintf(why, fmt, arg, strerror(err)) < 0)
+        *why = NULL;
+    return -1;
+}
+
+static int
+open_socket(srv *s, const struct addrinfo *ai, int stream, char **why)
+{
+    srv_listener *l = &s->listeners[s->nlisteners];
+    int one = 1;
+    int fd = socket(ai->ai_family, (stream ? SOCK_STREAM : SOCK_DGRAM) | SOCK_CLOEXEC, 0);
+
+    if (fd < 0)
+        return fail(why, "cannot create a %s socket: %s", stream ? "TCP" : "UDP", errno);
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (ai->ai_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 ||
+        (stream && listen(fd, 128) < 0)) {
+        int err = errno;
+        char host[NI_MAXHOST] = "?";
+        getnameinfo(ai->ai_addr, ai->ai_addrlen, host, sizeof(host), NULL, 0,
+                    NI_NUMERICHOST);
+        close(fd);
+        return fail(why, "cannot listen on %s: %s", host, err);
+    }
+    l->fd = fd;
+    l->stream = stream;
+    if (ai->ai_family == AF_INET6)
+        l->netid = stream ? "tcp6" : "udp6";
+    else
+        l->netid = stream ? "tcp" : "udp";
+    l->xprt = NULL;
+    s->nlisteners++;
+    return 0;
+}
+
+int
+net_listen(srv *s, char **why)
+{
+    char port[16];
+
+    snprintf(port, sizeof(port), "%d", s->cfg.port);
+    for (int i = 0; i < s->cfg.nlisten; i++) {
+        struct addrinfo hints = { 0 }, *res = NULL;
+        int rc;
+
+        hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV;
+        hints.ai_socktype = SOCK_STREAM;
+        rc = getaddrinfo(s->cfg.listen[i], port, &hints, &res);
+        if (rc != 0) {
+            if (asprintf(why, "cannot listen on '%s': %s", s->cfg.listen[i],
+                         gai_strerror(rc)) < 0)
+                *why = NULL;
+            return -1;
+        }
+        rc = open_socket(s, res, 1, why);
+        if (rc == 0 && s->cfg.port == 0) {
+            /* UDP on the same port number as TCP, as rpcinfo users expect. */
+            struct sockaddr_storage ss;
+            socklen_t sl = sizeof(ss);
+            getsockname(s->listeners[s->nlisteners - 1].fd, (struct sockaddr *)&ss, &sl);
+            memcpy(res->ai_addr, &ss, sl);
+        }
+        if (rc == 0)
+            rc = open_socket(s, res, 0, why);
+        freeaddrinfo(res);
+        if (rc)
+            return -1;
+    }
+    return 0;
+}
+
+int
+net_register(srv *s, char **why)
+{
+    /* Entries left by an earlier run that died without cleaning up. */
+    rpcb_unset(s->cfg.program, IMGPROC_V1, NULL);
+    for (int i = 0; i < s->nlisteners; i++) {
+        srv_listener *l = &s->listeners[i];
+        struct netconfig *nc = getnetconfigent(l->netid);
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof(ss);
+        struct netbuf nb;
+        bool_t ok;
+
+        if (!nc) {
+            if (asprintf(why, "no netconfig entry for %s", l->netid) < 0)
+                *why = NULL;
+            return -1;
+        }
+        getsockname(l->fd, (struct sockaddr *)&ss, &sl);
+        nb.buf = &ss;
+        nb.len = nb.maxlen = sl;
+        ok = rpcb_set(s->cfg.program, IMGPROC_V1, nc, &nb);
+        freenetconfigent(nc);
+        if (!ok) {
+            if (asprintf(why, "cannot register %s with rpcbind (is rpcbind running? "
+                         "--no-rpcbind serves without it)", l->netid) < 0)
+                *why = NULL;
+            return -1;
+        }
+    }
+    return 0;
+}
+
+void
+net_unregister(srv *s)
+{
+    rpcb_unset(s->cfg.program, IMGPROC_V1, NULL);
+}
+
+/* Receives one call on xprt and dispatches it. */
+static void
+serve_one(srv *s, SVCXPRT *xprt)
+{
+    struct rpc_msg msg;
+    struct svc_req req;
+    char cred_area[2 * MAX_AUTH_BYTES + RQCRED_SIZE];
+    enum auth_stat why;
+
+    memset(&msg, 0, sizeof(msg));
+    msg.rm_call.cb_cred.oa_base = cred_area;
+    msg.rm_call.cb_verf.oa_base = &cred_area[MAX_AUTH_BYTES];
+    if (!SVC_RECV(xprt, &msg))
+        return;
+    memset(&req, 0, sizeof(req));
+    req.rq_clntcred = &cred_area[2 * MAX_AUTH_BYTES];
+    req.rq_xprt = xprt;
+    req.rq_prog = msg.rm_call.cb_prog;
+    req.rq_vers = msg.rm_call.cb_vers;
+    req.rq_proc = msg.rm_call.cb_proc;
+    req.rq_cred = msg.rm_call.cb_cred;
+    if ((why = _authenticate(&req, &msg)) != AUTH_OK) {
+        svcerr_auth(xprt, why);
+        return;
+    }
+    if (req.rq_prog != s->cfg.program) {
+        svcerr_noprog(xprt);
+        return;
+    }
+    if (req.rq_vers != IMGPROC_V1) {
+        svcerr_progvers(xprt, IMGPROC_V1, IMGPROC_V1);
+        return;
+    }
+    dispatch_call(s, &req, xprt);
+}
+
+/* Serves one TCP connection until the peer leaves, idles out, or the server stops. */
+static void *
+conn_main(void *p)
+{
+    conn *c = p;
+    srv *s = c->s;
+    SVCXPRT *xprt = svc_fd_create(c->fd, 0, 0);
+
+    if (!xprt) {
+        close(c->fd);
+        goto done;
+    }
+    for (;;) {
+        struct pollfd pf[2] = { { c->fd, POLLIN, 0 }, { s->stop_pipe[0], POLLIN, 0 } };
+        enum xprt_stat st;
+        int n = poll(pf, 2, (int)s->cfg.idle_seconds * 1000);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0 || pf[1].revents)
+            break;
+        /* A record may hold several calls (batching): take them all. */
+        do {
+            serve_one(s, xprt);
+            st = SVC_STAT(xprt);
+        } while (st == XPRT_MOREREQS);
+        if (st == XPRT_DIED)
+            break;
+    }
+    /* Closes the fd too. */
+    SVC_DESTROY(xprt);
+done:
+    ops_thread_done();
+    pthread_mutex_lock(&s->lock);
+    s->nconn--;
+    pthread_cond_broadcast(&s->idle);
+    pthread_mutex_unlock(&s->lock);
+    free(c);
+    return NULL;
+}
+
+static void *
+udp_main(void *p)
+{
+    srv *s = p;
+    struct pollfd pf[SRV_MAX_LISTEN * 2 + 1];
+    SVCXPRT *xprts[SRV_MAX_LISTEN * 2 + 1];
+    int n = 0;
+
+    for (int i = 0; i < s->nlisteners; i++)
+        if (!s->listeners[i].stream && s->listeners[i].xprt) {
+            pf[n] = (struct pollfd){ s->listeners[i].fd, POLLIN, 0 };
+            xprts[n++] = s->listeners[i].xprt;
+        }
+    pf[n] = (struct pollfd){ s->stop_pipe[0], POLLIN, 0 };
+    for (;;) {
+        int r = poll(pf, (nfds_t)n + 1, -1);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0 || pf[n].revents)
+            break;
+        for (int i = 0; i < n; i++)
+            if (pf[i].revents & POLLIN)
+                serve_one(s, xprts[i]);
+    }
+    ops_thread_done();
+    return NULL;
+}
+
+static void
+start_conn(srv *s, int fd)
+{
+    pthread_attr_t attr;
+    pthread_t tid;
+    conn *c;
+
+    pthread_mutex_lock(&s->lock);
+    if (s->nconn >= s->cfg.max_connections) {
+        pthread_mutex_unlock(&s->lock);
+        if (s->cfg.verbose)
+            fprintf(stderr, "imgprocd: refusing a connection: %u connections is the limit\n",
+                    s->cfg.max_connections);
+        close(fd);
+        return;
+    }
+    s->nconn++;
+    pthread_mutex_unlock(&s->lock);
+
+    c = malloc(sizeof(*c));
+    if (c) {
+        c->s = s;
+        c->fd = fd;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        if (pthread_create(&tid, &attr, conn_main, c) == 0) {
+            pthread_attr_destroy(&attr);
+            return;
+        }
+        pthread_attr_destroy(&attr);
+        free(c);
+    }
+    close(fd);
+    pthread_mutex_lock(&s->lock);
+    s->nconn--;
+    pthread_mutex_unlock(&s->lock);
+}
+
+int
+net_run(srv *s)
+{
+    struct pollfd pf[SRV_MAX_LISTEN * 2 + 1];
+    int n = 0;
+    struct timespec deadline;
+
+    for (int i = 0; i < s->nlisteners; i++) {
+        srv_listener *l = &s->listeners[i];
+        if (l->stream) {
+            pf[n++] = (struct pollfd){ l->fd, POLLIN, 0 };
+            continue;
+        }
+        l->xprt = svc_dg_create(l->fd, 0, 0);
+        if (!l->xprt) {
+            fprintf(stderr, "imgprocd: cannot serve UDP on %s\n", l->netid);
+            return -1;
+        }
+    }
+    if (pthread_create(&s->udp_thread, NULL, udp_main, s) != 0)
+        return -1;
+    s->udp_running = 1;
+    pf[n] = (struct pollfd){ s->stop_pipe[0], POLLIN, 0 };
+
+    for (;;) {
+        int r = poll(pf, (nfds_t)n + 1, -1);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0 || pf[n].revents)
+            break;
+        for (int i = 0; i < n; i++) {
+            int fd;
+            if (!(pf[i].revents & POLLIN))
+                continue;
+            fd = accept4(pf[i].fd, NULL, NULL, SOCK_CLOEXEC);
+            if (fd >= 0)
+                start_conn(s, fd);
+        }
+    }
+
+    /* Stopping: connection threads see the stop pipe and finish their call. */
+    pthread_join(s->udp_thread, NULL);
+    s->udp_running = 0;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += 10;
+    pthread_mutex_lock(&s->lock);
+    while (s->nconn > 0)
+        if (pthread_cond_timedwait(&s->idle, &s->lock, &deadline) == ETIMEDOUT)
+            break;
+    pthread_mutex_unlock(&s->lock);
+    return 0;
+}
+
+void
+net_close(srv *s)
+{
+    for (int i = 0; i < s->nlisteners; i++) {
+        if (s->listeners[i].xprt)
+            SVC_DESTROY(s->listeners[i].xprt);     /* closes the fd */
+        else
+            close(s->listeners[i].fd);
+    }
+    s->nlisteners = 0;
+}

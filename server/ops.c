@@ -1,0 +1,601 @@
+/* ops.c - the image operations: decode once, run a pipeline of steps, encode once, with libvips. */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <vips/vips.h>
+
+#include "ops.h"
+#include "proto.h"
+
+/* Scratch images one step may create; all are unreffed with the pipeline. */
+#define STEP_SLOTS 4
+
+/* Why a pipeline failed: the status for the caller and a message. */
+typedef struct ops_err {
+    ip_status status;           /* what to tell the caller */
+    char msg[IP_MAX_MESSAGE];   /* why, for people */
+} ops_err;
+
+typedef int (*step_fn)(VipsImage *in, VipsImage **t, VipsImage **out,
+                       const ip_step *s, ops_err *err);
+
+/* One row per operation: adding an operation is a row and a function. */
+typedef struct step_entry {
+    ip_op op;                   /* protocol number */
+    step_fn fn;                 /* does it */
+    int sequential;             /* works on a top-to-bottom decode (no random access) */
+} step_entry;
+
+static int
+set_err(ops_err *err, ip_status st, const char *fmt, ...)
+{
+    va_list ap;
+
+    err->status = st;
+    va_start(ap, fmt);
+    vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/*
+ * libvips keeps one error buffer for the whole process: take what is
+ * there, first line only, and clear it.
+ */
+static int
+set_vips_err(ops_err *err, ip_status st, const char *what)
+{
+    char *text = vips_error_buffer_copy();
+    char *nl = strchr(text, '\n');
+
+    if (nl)
+        *nl = '\0';
+    set_err(err, st, "%s%s%s", what, *text ? ": " : "", text);
+    g_free(text);
+    return -1;
+}
+
+/* Scale a 0..255 channel value to the image's numeric range. */
+static double
+channel_scale(VipsImage *im)
+{
+    switch (im->BandFmt) {
+    case VIPS_FORMAT_USHORT:
+    case VIPS_FORMAT_SHORT:
+        return 257.0;
+    case VIPS_FORMAT_FLOAT:
+    case VIPS_FORMAT_DOUBLE:
+        return im->Type == VIPS_INTERPRETATION_scRGB ? 1.0 / 255.0 : 1.0;
+    default:
+        return 1.0;
+    }
+}
+
+static int
+step_grayscale(VipsImage *in, VipsImage **t, VipsImage **out,
+               const ip_step *s, ops_err *err)
+{
+    VipsInterpretation target = in->BandFmt == VIPS_FORMAT_USHORT ?
+        VIPS_INTERPRETATION_GREY16 : VIPS_INTERPRETATION_B_W;
+
+    (void)t;
+    (void)s;
+    if (vips_colourspace(in, out, target, NULL))
+        return set_vips_err(err, IP_EFORMAT, "grayscale");
+    return 0;
+}
+
+static int
+step_threshold(VipsImage *in, VipsImage **t, VipsImage **out,
+               const ip_step *s, ops_err *err)
+{
+    VipsImage *gray = in;
+
+    if (in->Bands > 2 || in->Type != VIPS_INTERPRETATION_B_W) {
+        if (step_grayscale(in, NULL, &t[0], s, err))
+            return -1;
+        gray = t[0];
+    }
+    /* Luminance only: any alpha is dropped in a black-and-white image. */
+    if (vips_extract_band(gray, &t[1], 0, NULL) ||
+        vips_moreeq_const1(t[1], out, s->ip_step_u.level * channel_scale(gray), NULL))
+        return set_vips_err(err, IP_EINTERNAL, "threshold");
+    return 0;
+}
+
+static int
+step_resize(VipsImage *in, VipsImage **t, VipsImage **out,
+            const ip_step *s, ops_err *err)
+{
+    const ip_resize_params *r = &s->ip_step_u.resize;
+    double sx = (double)r->width / in->Xsize;
+    double sy = (double)r->height / in->Ysize;
+    VipsImage *cur = in;
+
+    if (r->fit == IP_FIT_INSIDE)
+        sx = sy = fmin(sx, sy);
+    else if (r->fit == IP_FIT_COVER)
+        sx = sy = fmax(sx, sy);
+    if (!r->enlarge) {
+        sx = fmin(sx, 1.0);
+        sy = fmin(sy, 1.0);
+    }
+    /* Never below one pixel along a side. */
+    sx = fmax(sx, 1.0 / in->Xsize);
+    sy = fmax(sy, 1.0 / in->Ysize);
+    if (sx != 1.0 || sy != 1.0) {
+        if (vips_resize(in, &t[0], sx, "vscale", sy, NULL))
+            return set_vips_err(err, IP_EINTERNAL, "resize");
+        cur = t[0];
+    }
+    if (r->fit == IP_FIT_COVER &&
+        (cur->Xsize > (int)r->width || cur->Ysize > (int)r->height)) {
+        int w = VIPS_MIN(cur->Xsize, (int)r->width);
+        int h = VIPS_MIN(cur->Ysize, (int)r->height);
+        if (vips_extract_area(cur, &t[1], (cur->Xsize - w) / 2,
+                              (cur->Ysize - h) / 2, w, h, NULL))
+            return set_vips_err(err, IP_EINTERNAL, "resize");
+        cur = t[1];
+    }
+    g_object_ref(cur);
+    *out = cur;
+    return 0;
+}
+
+static int
+step_rotate(VipsImage *in, VipsImage **t, VipsImage **out,
+            const ip_step *s, ops_err *err)
+{
+    static const VipsAngle right[] = {
+        VIPS_ANGLE_D0, VIPS_ANGLE_D90, VIPS_ANGLE_D180, VIPS_ANGLE_D270
+    };
+    const ip_colour *c = &s->ip_step_u.rotate.background;
+    double a = fmod(s->ip_step_u.rotate.angle, 360.0);
+    VipsImage *cur = in;
+    double bg[4];
+    double k;
+    int n;
+
+    if (a < 0)
+        a += 360.0;
+    if (fmod(a, 90.0) == 0.0) {
+        /* Exact: pixels move, none is resampled. */
+        if (vips_rot(in, out, right[(int)(a / 90.0) % 4], NULL))
+            return set_vips_err(err, IP_EINTERNAL, "rotate");
+        return 0;
+    }
+    /* A see-through background needs an alpha band to show through. */
+    if (c->a < 255 && !vips_image_hasalpha(in)) {
+        if (vips_addalpha(in, &t[0], NULL))
+            return set_vips_err(err, IP_EINTERNAL, "rotate");
+        cur = t[0];
+    }
+    k = channel_scale(cur);
+    n = 0;
+    if (cur->Bands <= 2)
+        bg[n++] = k * (0.2126 * c->r + 0.7152 * c->g + 0.0722 * c->b);
+    else {
+        bg[n++] = k * c->r;
+        bg[n++] = k * c->g;
+        bg[n++] = k * c->b;
+    }
+    if (vips_image_hasalpha(cur))
+        bg[n++] = k * c->a;
+    while (n < cur->Bands && n < 4)
+        bg[n++] = 0;        /* extra bands (CMYK's K) get no ink */
+    {
+        VipsArrayDouble *arr = vips_array_double_new(bg, n);
+        int rc = vips_rotate(cur, out, a, "background", arr, NULL);
+        vips_area_unref(VIPS_AREA(arr));
+        if (rc)
+            return set_vips_err(err, IP_EINTERNAL, "rotate");
+    }
+    return 0;
+}
+
+static int
+step_blur(VipsImage *in, VipsImage **t, VipsImage **out,
+          const ip_step *s, ops_err *err)
+{
+    (void)t;
+    /* Keep the input's numeric format: blur is not a reason to go to float. */
+    if (vips_gaussblur(in, out, s->ip_step_u.sigma,
+                       "precision", VIPS_PRECISION_INTEGER, NULL))
+        return set_vips_err(err, IP_EINTERNAL, "blur");
+    return 0;
+}
+
+static int
+step_sharpen(VipsImage *in, VipsImage **t, VipsImage **out,
+             const ip_step *s, ops_err *err)
+{
+    (void)t;
+    if (vips_sharpen(in, out, "sigma", s->ip_step_u.sharpen_sigma, NULL))
+        return set_vips_err(err, IP_EINTERNAL, "sharpen");
+    return 0;
+}
+
+static int
+step_crop(VipsImage *in, VipsImage **t, VipsImage **out,
+          const ip_step *s, ops_err *err)
+{
+    const ip_crop_params *c = &s->ip_step_u.crop;
+
+    (void)t;
+    if ((uint64_t)c->left + c->width > (uint64_t)in->Xsize ||
+        (uint64_t)c->top + c->height > (uint64_t)in->Ysize)
+        return set_err(err, IP_EINVAL,
+                       "crop: %ux%u+%u+%u lies outside the %dx%d image",
+                       c->width, c->height, c->left, c->top, in->Xsize, in->Ysize);
+    if (vips_extract_area(in, out, (int)c->left, (int)c->top,
+                          (int)c->width, (int)c->height, NULL))
+        return set_vips_err(err, IP_EINTERNAL, "crop");
+    return 0;
+}
+
+static int
+step_flip(VipsImage *in, VipsImage **t, VipsImage **out,
+          const ip_step *s, ops_err *err)
+{
+    VipsDirection d = s->op == IP_OP_FLIP ?
+        VIPS_DIRECTION_VERTICAL : VIPS_DIRECTION_HORIZONTAL;
+
+    (void)t;
+    if (vips_flip(in, out, d, NULL))
+        return set_vips_err(err, IP_EINTERNAL, "flip");
+    return 0;
+}
+
+static int
+step_autorot(VipsImage *in, VipsImage **t, VipsImage **out,
+             const ip_step *s, ops_err *err)
+{
+    (void)t;
+    (void)s;
+    if (vips_autorot(in, out, NULL))
+        return set_vips_err(err, IP_EINTERNAL, "autorot");
+    return 0;
+}
+
+static const step_entry steps_table[] = {
+    { IP_OP_GRAYSCALE, step_grayscale, 1 },
+    { IP_OP_RESIZE, step_resize, 1 },
+    { IP_OP_ROTATE, step_rotate, 0 },
+    { IP_OP_BLUR, step_blur, 1 },
+    { IP_OP_THRESHOLD, step_threshold, 1 },
+    { IP_OP_CROP, step_crop, 1 },
+    { IP_OP_FLIP, step_flip, 0 },
+    { IP_OP_FLOP, step_flip, 1 },
+    { IP_OP_SHARPEN, step_sharpen, 1 },
+    { IP_OP_AUTOROT, step_autorot, 0 },
+};
+
+static const step_entry *
+step_find(ip_op op)
+{
+    for (size_t i = 0; i < sizeof(steps_table) / sizeof(steps_table[0]); i++)
+        if (steps_table[i].op == op)
+            return &steps_table[i];
+    return NULL;
+}
+
+/* Formats by loader nickname prefix ("jpegload_buffer" -> "jpeg"). */
+static const char *const input_candidates[] = {
+    "jpeg", "png", "webp", "tiff", "gif", "heif", "svg", "jp2k", "jxl",
+    "pdf", "matrix", "ppm", "rad", "fits", "magick", NULL
+};
+static const char *input_formats[sizeof(input_candidates) / sizeof(input_candidates[0])];
+static const char *const output_formats[] = { "jpeg", "png", "webp", "tiff", "gif", NULL };
+
+/* Is the operation present and allowed (not blocked as untrusted)? */
+static int
+operation_usable(const char *nickname)
+{
+    GType type = vips_type_find("VipsOperation", nickname);
+    VipsOperationClass *cls;
+    int ok;
+
+    if (!type)
+        return 0;
+    cls = g_type_class_ref(type);
+    ok = !(cls->flags & (VIPS_OPERATION_UNTRUSTED | VIPS_OPERATION_BLOCKED));
+    g_type_class_unref(cls);
+    return ok;
+}
+
+int
+ops_init(const char *argv0)
+{
+    size_t n = 0;
+
+    if (VIPS_INIT(argv0))
+        return -1;
+    /* Loaders not fuzzed for hostile input are refused outright. */
+    vips_block_untrusted_set(TRUE);
+    /* Every request is new bytes: an operation cache would only grow. */
+    vips_cache_set_max(0);
+    for (size_t i = 0; input_candidates[i]; i++) {
+        char nick[64];
+        snprintf(nick, sizeof(nick), "%sload_buffer", input_candidates[i]);
+        if (operation_usable(nick)) {
+            input_formats[n++] = input_candidates[i];
+            continue;
+        }
+        snprintf(nick, sizeof(nick), "%sload_source", input_candidates[i]);
+        if (operation_usable(nick))
+            input_formats[n++] = input_candidates[i];
+    }
+    input_formats[n] = NULL;
+    return 0;
+}
+
+void
+ops_shutdown(void)
+{
+    vips_shutdown();
+}
+
+void
+ops_thread_done(void)
+{
+    vips_thread_shutdown();
+}
+
+const char *const *
+ops_input_formats(void)
+{
+    return input_formats;
+}
+
+const char *const *
+ops_output_formats(void)
+{
+    return output_formats;
+}
+
+const char *
+ops_vips_version(void)
+{
+    return vips_version_string();
+}
+
+/* "jpegload_buffer" -> "jpeg" into buf. */
+static void
+loader_format(const char *loader, char *buf, size_t len)
+{
+    const char *end = strstr(loader, "load");
+    size_t n = end ? (size_t)(end - loader) : strlen(loader);
+
+    if (n >= len)
+        n = len - 1;
+    memcpy(buf, loader, n);
+    buf[n] = '\0';
+}
+
+static int
+check_size(const ops_limits *lim, VipsImage *im, const char *what, ops_err *err)
+{
+    uint64_t px = (uint64_t)im->Xsize * (uint64_t)im->Ysize;
+
+    if (im->Xsize > IP_MAX_DIMENSION || im->Ysize > IP_MAX_DIMENSION ||
+        px > lim->max_pixels)
+        return set_err(err, IP_ETOOBIG,
+                       "%s is %dx%d (%llu pixels); the limit is %llu pixels and %d per side",
+                       what, im->Xsize, im->Ysize, (unsigned long long)px,
+                       (unsigned long long)lim->max_pixels, IP_MAX_DIMENSION);
+    return 0;
+}
+
+/*
+ * Opens buf lazily: only the header is read, so the size checks run before
+ * any pixel is decoded.  *loader gets the loader's format name.
+ */
+static VipsImage *
+open_image(const ops_limits *lim, const void *buf, size_t len, VipsAccess access,
+           char *fmt, size_t fmtlen, ops_err *err)
+{
+    const char *loader;
+    VipsImage *im;
+
+    if (len == 0) {
+        set_err(err, IP_EINVAL, "empty image: no bytes were sent");
+        return NULL;
+    }
+    loader = vips_foreign_find_load_buffer(buf, len);
+    if (!loader) {
+        vips_error_clear();
+        set_err(err, IP_EFORMAT, "not an image, or a format this server cannot read");
+        return NULL;
+    }
+    loader_format(loader, fmt, fmtlen);
+    if (!operation_usable(loader)) {
+        set_err(err, IP_EFORMAT, "%s images are not accepted by this server", fmt);
+        return NULL;
+    }
+    im = vips_image_new_from_buffer(buf, len, "", "access", access,
+                                    "fail_on", VIPS_FAIL_ON_ERROR, NULL);
+    if (!im) {
+        set_vips_err(err, IP_ECORRUPT, "cannot read the image header");
+        return NULL;
+    }
+    if (check_size(lim, im, "the image", err)) {
+        g_object_unref(im);
+        return NULL;
+    }
+    return im;
+}
+
+static ip_format
+auto_format(const char *in_fmt)
+{
+    ip_format f;
+
+    if (proto_format_parse(in_fmt, &f) == 0 && f != IP_FMT_AUTO)
+        return f;
+    return IP_FMT_PNG;
+}
+
+static int
+encode(VipsImage *im, const ip_output *o, ip_format fmt, void **buf, size_t *len)
+{
+    int strip = o->strip ? TRUE : FALSE;
+
+    switch (fmt) {
+    case IP_FMT_JPEG:
+        return vips_jpegsave_buffer(im, buf, len, "Q", o->quality ? o->quality : 85,
+                                    "strip", strip, NULL);
+    case IP_FMT_PNG:
+        return vips_pngsave_buffer(im, buf, len, "strip", strip, "compression", 6, NULL);
+    case IP_FMT_WEBP:
+        return vips_webpsave_buffer(im, buf, len, "Q", o->quality ? o->quality : 80,
+                                    "strip", strip, NULL);
+    case IP_FMT_TIFF:
+        return vips_tiffsave_buffer(im, buf, len, "strip", strip, "compression",
+                                    VIPS_FOREIGN_TIFF_COMPRESSION_DEFLATE, NULL);
+    case IP_FMT_GIF:
+        return vips_gifsave_buffer(im, buf, len, "strip", strip, NULL);
+    default:
+        vips_error("imgprocd", "no encoder for format %d", (int)fmt);
+        return -1;
+    }
+}
+
+static void
+fail_res(ip_image_res *res, const ops_err *err)
+{
+    res->status = err->status;
+    res->ip_image_res_u.message = strdup(err->msg);
+}
+
+void
+ops_process(const ops_limits *lim, const void *buf, size_t len,
+            const ip_step *steps, unsigned nsteps, const ip_output *out,
+            ip_image_res *res)
+{
+    VipsObject *ctx = VIPS_OBJECT(vips_image_new());
+    VipsImage **t = (VipsImage **)vips_object_local_array(ctx,
+                                                         (nsteps + 1) * STEP_SLOTS + 1);
+    VipsAccess access = VIPS_ACCESS_SEQUENTIAL;
+    VipsImage *cur;
+    ops_err err = { IP_OK, "" };
+    char fmt[IP_MAX_NAME];
+    ip_format ofmt;
+    void *obuf = NULL;
+    size_t olen = 0;
+
+    memset(res, 0, sizeof(*res));
+    if (nsteps > IP_MAX_STEPS) {
+        set_err(&err, IP_ETOOBIG, "%u steps; at most %d", nsteps, IP_MAX_STEPS);
+        goto cleanup;
+    }
+    if (out->quality < 0 || out->quality > 100) {
+        set_err(&err, IP_EINVAL, "quality must be 1..100 (0 for the default), not %d",
+                out->quality);
+        goto cleanup;
+    }
+    if (out->format != IP_FMT_AUTO && !proto_format_ext(out->format)) {
+        set_err(&err, IP_EFORMAT, "unknown output format %d", (int)out->format);
+        goto cleanup;
+    }
+    for (unsigned i = 0; i < nsteps; i++) {
+        const step_entry *e = step_find(steps[i].op);
+        char why[IP_MAX_MESSAGE];
+        if (!e || proto_step_check(&steps[i], why, sizeof(why))) {
+            set_err(&err, IP_EINVAL, "step %u: %s", i + 1,
+                    e ? why : "unknown operation");
+            goto cleanup;
+        }
+        if (!e->sequential)
+            access = VIPS_ACCESS_RANDOM;
+    }
+
+    cur = t[0] = open_image(lim, buf, len, access, fmt, sizeof(fmt), &err);
+    if (!cur)
+        goto cleanup;
+    for (unsigned i = 0; i < nsteps; i++) {
+        VipsImage **slots = t + 1 + i * STEP_SLOTS;
+        VipsImage **next = &slots[STEP_SLOTS - 1];
+        if (step_find(steps[i].op)->fn(cur, slots, next, &steps[i], &err))
+            goto cleanup;
+        cur = *next;
+        /* Every intermediate is held to the same limits as the input. */
+        if (check_size(lim, cur, "the result", &err))
+            goto cleanup;
+    }
+
+    ofmt = out->format == IP_FMT_AUTO ? auto_format(fmt) : out->format;
+    /* Nothing has been decoded so far; this runs the whole pipeline. */
+    if (encode(cur, out, ofmt, &obuf, &olen)) {
+        set_vips_err(&err, IP_ECORRUPT, "cannot decode or process the image");
+        goto cleanup;
+    }
+    if (olen > IP_MAX_IMAGE) {
+        g_free(obuf);
+        set_err(&err, IP_ETOOBIG, "the result is %zu bytes; a reply holds at most %d",
+                olen, IP_MAX_IMAGE);
+        goto cleanup;
+    }
+    res->status = IP_OK;
+    res->ip_image_res_u.ok.image.ip_image_val = obuf;
+    res->ip_image_res_u.ok.image.ip_image_len = (u_int)olen;
+    res->ip_image_res_u.ok.format = ofmt;
+    res->ip_image_res_u.ok.width = (u_int)cur->Xsize;
+    res->ip_image_res_u.ok.height = (u_int)cur->Ysize;
+    res->ip_image_res_u.ok.bands = (u_int)cur->Bands;
+
+cleanup:
+    if (err.status != IP_OK)
+        fail_res(res, &err);
+    g_object_unref(ctx);
+}
+
+void
+ops_free_image_res(ip_image_res *res)
+{
+    if (res->status == IP_OK) {
+        /* libvips allocated the encoded bytes: give them back to glib. */
+        g_free(res->ip_image_res_u.ok.image.ip_image_val);
+        res->ip_image_res_u.ok.image.ip_image_val = NULL;
+        res->ip_image_res_u.ok.image.ip_image_len = 0;
+    }
+    xdr_free((xdrproc_t)xdr_ip_image_res, (char *)res);
+}
+
+void
+ops_info(const ops_limits *lim, const void *buf, size_t len, ip_info_res *res)
+{
+    /* Header facts are wanted even from images over the pixel limit. */
+    ops_limits unlimited = { UINT64_MAX };
+    ops_err err = { IP_OK, "" };
+    char fmt[IP_MAX_NAME];
+    ip_image_info *info = &res->ip_info_res_u.info;
+    VipsImage *im;
+    int orientation = 0;
+
+    (void)lim;
+    memset(res, 0, sizeof(*res));
+    im = open_image(&unlimited, buf, len, VIPS_ACCESS_SEQUENTIAL, fmt, sizeof(fmt), &err);
+    if (!im) {
+        res->status = err.status;
+        res->ip_info_res_u.message = strdup(err.msg);
+        return;
+    }
+    if (vips_image_get_typeof(im, VIPS_META_ORIENTATION) &&
+        vips_image_get_int(im, VIPS_META_ORIENTATION, &orientation))
+        orientation = 0;
+    res->status = IP_OK;
+    info->width = (u_int)im->Xsize;
+    info->height = (u_int)im->Ysize;
+    info->bands = (u_int)im->Bands;
+    info->format = strdup(fmt);
+    info->interpretation = strdup(vips_enum_nick(VIPS_TYPE_INTERPRETATION, im->Type));
+    info->band_format = strdup(vips_enum_nick(VIPS_TYPE_BAND_FORMAT, im->BandFmt));
+    info->has_alpha = vips_image_hasalpha(im) ? TRUE : FALSE;
+    info->orientation = orientation;
+    info->pages = (u_int)vips_image_get_n_pages(im);
+    info->size = len;
+    g_object_unref(im);
+}

@@ -1,0 +1,41 @@
+/* ops.h - the image operations, done with libvips. */
+#ifndef IMGPROC_OPS_H
+#define IMGPROC_OPS_H
+
+#include <stdint.h>
+#include "imgproc.h"
+
+/* What the operations may do, set from the server's flags. */
+typedef struct ops_limits {
+    uint64_t max_pixels;        /* width x height of any input, intermediate or output */
+} ops_limits;
+
+/* Starts libvips for a hostile world: untrusted loaders blocked, no cache. 0 or -1. */
+int ops_init(const char *argv0);
+void ops_shutdown(void);
+
+/* Releases libvips' per-thread state; call before a worker thread exits. */
+void ops_thread_done(void);
+
+/*
+ * Decodes buf, runs steps in order, encodes as out says, into res.
+ * On success res->ip_image_res_u.ok.image holds a buffer that
+ * ops_free_image_res() releases; on failure res carries the status and a
+ * malloc'ed message.  Never fails to fill res.
+ */
+void ops_process(const ops_limits *lim, const void *buf, size_t len,
+                 const ip_step *steps, unsigned nsteps, const ip_output *out,
+                 ip_image_res *res);
+
+/* Reads buf's header into res (strings malloc'ed, freed by xdr_free). */
+void ops_info(const ops_limits *lim, const void *buf, size_t len, ip_info_res *res);
+
+/* Frees what ops_process() put in res. */
+void ops_free_image_res(ip_image_res *res);
+
+/* Readable and writable formats for SERVER_INFO: NULL-terminated static lists. */
+const char *const *ops_input_formats(void);
+const char *const *ops_output_formats(void);
+const char *ops_vips_version(void);
+
+#endif

@@ -1,0 +1,62 @@
+/* server.h - imgprocd's context, shared by its transport, dispatch and main. */
+#ifndef IMGPROC_SERVER_H
+#define IMGPROC_SERVER_H
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <rpc/rpc.h>
+
+#include "imgproc.h"
+#include "ops.h"
+
+#define SRV_MAX_LISTEN 8        /* --listen addresses */
+
+/* Settings from the command line. */
+typedef struct srv_config {
+    rpcprog_t program;                  /* RPC program number */
+    int port;                           /* fixed port, 0 = any free one */
+    int use_rpcbind;                    /* register with rpcbind */
+    const char *listen[SRV_MAX_LISTEN]; /* addresses to serve on */
+    int nlisten;                        /* entries used in listen[] */
+    uint64_t max_request_bytes;         /* largest encoded input */
+    uint64_t max_pixels;                /* largest width x height */
+    unsigned max_steps;                 /* longest pipeline */
+    unsigned max_connections;           /* TCP connections served at once */
+    unsigned idle_seconds;              /* close a silent TCP connection after this */
+    int verbose;                        /* log one line per request */
+} srv_config;
+
+/* One socket the server listens on. */
+typedef struct srv_listener {
+    int fd;                     /* bound socket */
+    int stream;                 /* TCP (1) or UDP (0) */
+    const char *netid;          /* "tcp", "tcp6", "udp", "udp6" */
+    SVCXPRT *xprt;              /* UDP only: its transport */
+} srv_listener;
+
+/* The running server: passed to every function that needs state. */
+typedef struct srv {
+    srv_config cfg;                         /* settings */
+    ops_limits limits;                      /* what the image operations may do */
+    srv_listener listeners[SRV_MAX_LISTEN * 2]; /* TCP and UDP sockets */
+    int nlisteners;                         /* entries used */
+    int stop_pipe[2];                       /* written once to stop every loop */
+    pthread_mutex_t lock;                   /* guards nconn */
+    pthread_cond_t idle;                    /* signalled when nconn drops */
+    unsigned nconn;                         /* live TCP connection threads */
+    pthread_t udp_thread;                   /* serves every UDP socket */
+    int udp_running;                        /* udp_thread was started */
+} srv;
+
+/* net.c: sockets, rpcbind, the accept loop and the per-connection threads. */
+int net_listen(srv *s, char **why);
+int net_register(srv *s, char **why);
+void net_unregister(srv *s);
+int net_run(srv *s);
+void net_close(srv *s);
+
+/* dispatch.c: one decoded call -> its handler -> one reply. */
+void dispatch_call(srv *s, struct svc_req *req, SVCXPRT *xprt);
+
+#endif
