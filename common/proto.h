@@ -52,6 +52,7 @@ int proto_step_check(const ip_step *step, char *why, size_t whylen);
 /*
  * Parses a pipeline written as "blur=5,grayscale,resize=800x600".
  * Fills steps[0..*nsteps-1] (room for max); returns 0, or -1 with a reason.
+ * Checks the syntax only; proto_step_check() checks the ranges.
  */
 int proto_pipeline_parse(const char *text, ip_step *steps, unsigned max,
                          unsigned *nsteps, char *why, size_t whylen);

@@ -284,8 +284,7 @@ step_find(ip_op op)
 
 /* Formats by loader nickname prefix ("jpegload_buffer" -> "jpeg"). */
 static const char *const input_candidates[] = {
-    "jpeg", "png", "webp", "tiff", "gif", "heif", "svg", "jp2k", "jxl",
-    "pdf", "matrix", "ppm", "rad", "fits", "magick", NULL
+    "jpeg", "png", "webp", "tiff", "gif", "heif", "svg", "jp2k", "jxl", "pdf", NULL
 };
 static const char *input_formats[sizeof(input_candidates) / sizeof(input_candidates[0])];
 static const char *const output_formats[] = { "jpeg", "png", "webp", "tiff", "gif", NULL };
@@ -404,7 +403,10 @@ open_image(const ops_limits *lim, const void *buf, size_t len, VipsAccess access
         set_err(err, IP_EINVAL, "empty image: no bytes were sent");
         return NULL;
     }
+    /* A type name such as "VipsForeignLoadJpegBuffer": want "jpegload_buffer". */
     loader = vips_foreign_find_load_buffer(buf, len);
+    if (loader)
+        loader = vips_nickname_find(g_type_from_name(loader));
     if (!loader) {
         vips_error_clear();
         set_err(err, IP_EFORMAT, "not an image, or a format this server cannot read");

@@ -1,0 +1,275 @@
+/* cmd_info.c - ping, info and identify: the calls that return facts, not images. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "client.h"
+#include "proto.h"
+
+/*
+ * Parses only the shared options; prints help text on -h.
+ * Returns -1 to go on, or an exit code.
+ */
+static int
+parse_common(cli_opts *o, int argc, char **argv, const char *synopsis)
+{
+    static const struct option opts[] = { CLI_GLOBAL_LONG, { NULL, 0, NULL, 0 } };
+    int c;
+
+    while ((c = getopt_long(argc, argv, CLI_GLOBAL_SHORT, opts, NULL)) != -1) {
+        int r = cli_global_option(o, c, optarg);
+        if (r < 0)
+            return EXIT_USAGE;
+        if (r > 0)
+            continue;
+        if (c == 'h') {
+            printf("usage: %s\n\n%s", synopsis, cli_global_help);
+            return EXIT_OK;
+        }
+        fprintf(stderr, "usage: %s\n", synopsis);
+        return EXIT_USAGE;
+    }
+    return -1;
+}
+
+static CLIENT *
+connect_or_say(const cli_opts *o)
+{
+    char *why = NULL;
+    CLIENT *clnt = cli_connect(o, &why);
+
+    if (!clnt) {
+        fprintf(stderr, "imgproc: %s\n", why ? why : "cannot reach the server");
+        free(why);
+    }
+    return clnt;
+}
+
+/* Says why a call failed at the RPC level (not the server's own status). */
+static void
+rpc_failed(CLIENT *clnt, const char *what)
+{
+    const char *e = clnt_sperror(clnt, "");
+    while (*e == ':' || *e == ' ')
+        e++;
+    fprintf(stderr, "imgproc: %s failed: %s\n", what, e);
+}
+
+int
+cmd_ping(cli_opts *o, int argc, char **argv)
+{
+    int rc = parse_common(o, argc, argv, "imgproc ping [-T tcp|udp]");
+    CLIENT *clnt;
+    struct timespec t0, t1;
+
+    if (rc >= 0)
+        return rc;
+    if (optind < argc) {
+        fprintf(stderr, "imgproc: ping takes no arguments\n");
+        return EXIT_USAGE;
+    }
+    if (!(clnt = connect_or_say(o)))
+        return EXIT_RPC;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    if (ip_null_1(NULL, NULL, clnt) != RPC_SUCCESS) {
+        rpc_failed(clnt, "ping");
+        cli_disconnect(clnt);
+        return EXIT_RPC;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    printf("ok: program 0x%lX version %d on %s over %s in %.3f ms\n",
+           (unsigned long)o->program, IMGPROC_V1, o->host, o->proto,
+           (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6);
+    cli_disconnect(clnt);
+    return EXIT_OK;
+}
+
+static void
+json_names(const char *key, ip_name *names, u_int n)
+{
+    printf("  \"%s\": [", key);
+    for (u_int i = 0; i < n; i++) {
+        printf(i ? ", " : "");
+        proto_json_string(stdout, names[i]);
+    }
+    printf("],\n");
+}
+
+static void
+print_info_json(const ip_server_info *si)
+{
+    printf("{\n  \"server_version\": ");
+    proto_json_string(stdout, si->server_version);
+    printf(",\n  \"vips_version\": ");
+    proto_json_string(stdout, si->vips_version);
+    printf(",\n  \"operations\": [\n");
+    for (u_int i = 0; i < si->ops.ops_len; i++) {
+        const ip_op_desc *d = &si->ops.ops_val[i];
+        printf("    {\"op\": %d, \"name\": ", (int)d->op);
+        proto_json_string(stdout, d->name);
+        printf(", \"syntax\": ");
+        proto_json_string(stdout, d->doc);
+        printf(", \"params\": [");
+        for (u_int j = 0; j < d->params.params_len; j++) {
+            const ip_param_desc *p = &d->params.params_val[j];
+            printf("%s{\"name\": ", j ? ", " : "");
+            proto_json_string(stdout, p->name);
+            printf(", \"type\": ");
+            proto_json_string(stdout, p->type);
+            printf(", \"min\": %.17g, \"max\": %.17g, \"doc\": ", p->min, p->max);
+            proto_json_string(stdout, p->doc);
+            printf("}");
+        }
+        printf("]}%s\n", i + 1 < si->ops.ops_len ? "," : "");
+    }
+    printf("  ],\n");
+    json_names("input_formats", si->input_formats.input_formats_val,
+               si->input_formats.input_formats_len);
+    json_names("output_formats", si->output_formats.output_formats_val,
+               si->output_formats.output_formats_len);
+    printf("  \"limits\": {\"max_request_bytes\": %llu, \"max_pixels\": %llu, "
+           "\"max_steps\": %u, \"max_connections\": %u}\n}\n",
+           (unsigned long long)si->limits.max_request_bytes,
+           (unsigned long long)si->limits.max_pixels, si->limits.max_steps,
+           si->limits.max_connections);
+}
+
+static void
+print_info_text(const ip_server_info *si)
+{
+    printf("imgprocd %s with libvips %s\n\noperations (for --steps):\n",
+           si->server_version, si->vips_version);
+    for (u_int i = 0; i < si->ops.ops_len; i++) {
+        const ip_op_desc *d = &si->ops.ops_val[i];
+        printf("  %s\n", d->doc);
+        for (u_int j = 0; j < d->params.params_len; j++) {
+            const ip_param_desc *p = &d->params.params_val[j];
+            printf("      %-10s %-6s %g..%g  %s\n", p->name, p->type, p->min, p->max, p->doc);
+        }
+    }
+    printf("\ninput formats: ");
+    for (u_int i = 0; i < si->input_formats.input_formats_len; i++)
+        printf("%s%s", i ? " " : "", si->input_formats.input_formats_val[i]);
+    printf("\noutput formats: ");
+    for (u_int i = 0; i < si->output_formats.output_formats_len; i++)
+        printf("%s%s", i ? " " : "", si->output_formats.output_formats_val[i]);
+    printf("\nlimits: %llu bytes per image, %llu pixels, %u steps, %u connections\n",
+           (unsigned long long)si->limits.max_request_bytes,
+           (unsigned long long)si->limits.max_pixels, si->limits.max_steps,
+           si->limits.max_connections);
+}
+
+int
+cmd_info(cli_opts *o, int argc, char **argv)
+{
+    int rc = parse_common(o, argc, argv, "imgproc info [--json]");
+    ip_server_info_res res;
+    CLIENT *clnt;
+
+    if (rc >= 0)
+        return rc;
+    if (optind < argc) {
+        fprintf(stderr, "imgproc: info takes no arguments\n");
+        return EXIT_USAGE;
+    }
+    if (!(clnt = connect_or_say(o)))
+        return EXIT_RPC;
+    memset(&res, 0, sizeof(res));
+    if (server_info_1(NULL, &res, clnt) != RPC_SUCCESS) {
+        rpc_failed(clnt, "info");
+        cli_disconnect(clnt);
+        return EXIT_RPC;
+    }
+    rc = EXIT_OK;
+    if (res.status != IP_OK) {
+        fprintf(stderr, "imgproc: info: %s: %s\n", proto_status_name(res.status),
+                res.ip_server_info_res_u.message);
+        rc = EXIT_FAILED;
+    } else if (o->json)
+        print_info_json(&res.ip_server_info_res_u.info);
+    else
+        print_info_text(&res.ip_server_info_res_u.info);
+    xdr_free((xdrproc_t)xdr_ip_server_info_res, (char *)&res);
+    cli_disconnect(clnt);
+    return rc;
+}
+
+static void
+print_identify(const cli_opts *o, const char *path, const ip_image_info *in, int first)
+{
+    if (o->json) {
+        printf("%s  {\"file\": ", first ? "" : ",\n");
+        proto_json_string(stdout, path);
+        printf(", \"width\": %u, \"height\": %u, \"bands\": %u, \"format\": ",
+               in->width, in->height, in->bands);
+        proto_json_string(stdout, in->format);
+        printf(", \"interpretation\": ");
+        proto_json_string(stdout, in->interpretation);
+        printf(", \"band_format\": ");
+        proto_json_string(stdout, in->band_format);
+        printf(", \"alpha\": %s, \"orientation\": %d, \"pages\": %u, \"size\": %llu}",
+               in->has_alpha ? "true" : "false", in->orientation, in->pages,
+               (unsigned long long)in->size);
+        return;
+    }
+    printf("%s: %s %ux%u, %u band%s, %s %s, alpha %s, orientation %d, %u page%s, %llu bytes\n",
+           path, in->format, in->width, in->height, in->bands, in->bands == 1 ? "" : "s",
+           in->interpretation, in->band_format, in->has_alpha ? "yes" : "no",
+           in->orientation, in->pages, in->pages == 1 ? "" : "s",
+           (unsigned long long)in->size);
+}
+
+int
+cmd_identify(cli_opts *o, int argc, char **argv)
+{
+    int rc = parse_common(o, argc, argv, "imgproc identify [--json] FILE...");
+    int printed = 0;
+    CLIENT *clnt;
+
+    if (rc >= 0)
+        return rc;
+    if (optind >= argc) {
+        fprintf(stderr, "imgproc: identify needs at least one FILE\n");
+        return EXIT_USAGE;
+    }
+    if (!(clnt = connect_or_say(o)))
+        return EXIT_RPC;
+    rc = EXIT_OK;
+    if (o->json)
+        printf("[\n");
+    for (int i = optind; i < argc; i++) {
+        char why[256];
+        ip_info_res res;
+        ip_image im;
+        char *data;
+        size_t len;
+
+        if (cli_read_file(argv[i], IP_MAX_IMAGE, &data, &len, why, sizeof(why))) {
+            fprintf(stderr, "imgproc: cannot read '%s': %s\n", argv[i], why);
+            rc = EXIT_FAILED;
+            continue;
+        }
+        im.ip_image_val = data;
+        im.ip_image_len = (u_int)len;
+        memset(&res, 0, sizeof(res));
+        if (image_info_1(&im, &res, clnt) != RPC_SUCCESS) {
+            rpc_failed(clnt, "identify");
+            free(data);
+            rc = EXIT_RPC;
+            break;
+        }
+        free(data);
+        if (res.status != IP_OK) {
+            fprintf(stderr, "imgproc: cannot identify '%s': %s: %s\n", argv[i],
+                    proto_status_name(res.status), res.ip_info_res_u.message);
+            rc = EXIT_FAILED;
+        } else
+            print_identify(o, argv[i], &res.ip_info_res_u.info, printed++ == 0);
+        xdr_free((xdrproc_t)xdr_ip_info_res, (char *)&res);
+    }
+    if (o->json)
+        printf("%s]\n", printed ? "\n" : "");
+    cli_disconnect(clnt);
+    return rc;
+}

@@ -1,0 +1,85 @@
+/* conn.c - reaching the server: through rpcbind, or straight to a known port. */
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "client.h"
+
+/* Straight to host:port, without asking rpcbind. */
+static CLIENT *
+connect_port(const cli_opts *o, char **why)
+{
+    struct addrinfo hints = { 0 }, *res = NULL, *ai;
+    char port[16];
+    int udp = strcmp(o->proto, "udp") == 0;
+    CLIENT *clnt = NULL;
+    int rc;
+
+    snprintf(port, sizeof(port), "%d", o->port);
+    hints.ai_socktype = udp ? SOCK_DGRAM : SOCK_STREAM;
+    rc = getaddrinfo(o->host, port, &hints, &res);
+    if (rc != 0) {
+        if (asprintf(why, "cannot resolve '%s': %s", o->host, gai_strerror(rc)) < 0)
+            *why = NULL;
+        return NULL;
+    }
+    for (ai = res; ai && !clnt; ai = ai->ai_next) {
+        const char *netid = ai->ai_family == AF_INET6 ? (udp ? "udp6" : "tcp6")
+                                                      : (udp ? "udp" : "tcp");
+        struct netconfig *nc = getnetconfigent(netid);
+        struct netbuf nb = { ai->ai_addrlen, ai->ai_addrlen, ai->ai_addr };
+        if (!nc)
+            continue;
+        clnt = clnt_tli_create(RPC_ANYFD, nc, &nb, o->program, IMGPROC_V1, 0, 0);
+        freenetconfigent(nc);
+    }
+    freeaddrinfo(res);
+    if (!clnt && asprintf(why, "cannot reach %s port %d: %s", o->host, o->port,
+                          clnt_spcreateerror("")) < 0)
+        *why = NULL;
+    return clnt;
+}
+
+CLIENT *
+cli_connect(const cli_opts *o, char **why)
+{
+    struct timeval tv = { o->timeout, 0 };
+    CLIENT *clnt;
+
+    *why = NULL;
+    if (o->port)
+        clnt = connect_port(o, why);
+    else {
+        clnt = clnt_create_timed(o->host, o->program, IMGPROC_V1, o->proto, &tv);
+        if (!clnt) {
+            const char *e = clnt_spcreateerror("");
+            /* clnt_spcreateerror starts with ": "; skip it. */
+            while (*e == ':' || *e == ' ')
+                e++;
+            if (asprintf(why, "cannot reach %s: %s", o->host, e) < 0)
+                *why = NULL;
+        }
+    }
+    if (!clnt)
+        return NULL;
+    /* One timeout for every call, whatever the stubs ask for. */
+    clnt_control(clnt, CLSET_TIMEOUT, (char *)&tv);
+    /* AUTH_SYS: says who we claim to be (uid, machine).  A label, not proof. */
+    auth_destroy(clnt->cl_auth);
+    clnt->cl_auth = authunix_create_default();
+    if (!clnt->cl_auth)
+        clnt->cl_auth = authnone_create();
+    return clnt;
+}
+
+void
+cli_disconnect(CLIENT *clnt)
+{
+    if (!clnt)
+        return;
+    if (clnt->cl_auth)
+        auth_destroy(clnt->cl_auth);
+    clnt_destroy(clnt);
+}

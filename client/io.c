@@ -1,0 +1,122 @@
+/* io.c - reading inputs and writing outputs safely. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "client.h"
+
+int
+cli_is_dir(const char *path)
+{
+    struct stat st;
+
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+int
+cli_read_file(const char *path, size_t max, char **data, size_t *len,
+              char *why, size_t whylen)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    char *buf = NULL;
+    size_t got = 0;
+
+    if (fd < 0) {
+        snprintf(why, whylen, "%s", strerror(errno));
+        return -1;
+    }
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        snprintf(why, whylen, "%s", S_ISDIR(st.st_mode) ? "Is a directory" : "not a regular file");
+        goto fail;
+    }
+    if ((uint64_t)st.st_size > max) {
+        snprintf(why, whylen, "%lld bytes is more than one call carries (%zu)",
+                 (long long)st.st_size, max);
+        goto fail;
+    }
+    buf = malloc((size_t)st.st_size + 1);
+    if (!buf) {
+        snprintf(why, whylen, "out of memory");
+        goto fail;
+    }
+    while (got < (size_t)st.st_size) {
+        ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            snprintf(why, whylen, "%s", n < 0 ? strerror(errno) : "file shrank while reading");
+            goto fail;
+        }
+        got += (size_t)n;
+    }
+    close(fd);
+    *data = buf;
+    *len = got;
+    return 0;
+fail:
+    free(buf);
+    close(fd);
+    return -1;
+}
+
+static int
+write_all(int fd, const char *p, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -1;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+int
+cli_write_file(const char *path, const void *data, size_t len, char *why, size_t whylen)
+{
+    char *tmp = NULL;
+    int fd;
+
+    if (strcmp(path, "-") == 0) {
+        if (write_all(STDOUT_FILENO, data, len) < 0) {
+            snprintf(why, whylen, "%s", strerror(errno));
+            return -1;
+        }
+        return 0;
+    }
+    /* Never leave a half-written image under the real name. */
+    if (asprintf(&tmp, "%s.tmp.%ld", path, (long)getpid()) < 0) {
+        snprintf(why, whylen, "out of memory");
+        return -1;
+    }
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        goto fail;
+    if (write_all(fd, data, len) < 0) {
+        int err = errno;
+        close(fd);
+        unlink(tmp);
+        errno = err;
+        goto fail;
+    }
+    if (close(fd) < 0 || rename(tmp, path) < 0) {
+        int err = errno;
+        unlink(tmp);
+        errno = err;
+        goto fail;
+    }
+    free(tmp);
+    return 0;
+fail:
+    snprintf(why, whylen, "%s", strerror(errno));
+    free(tmp);
+    return -1;
+}

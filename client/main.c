@@ -1,0 +1,152 @@
+/* main.c - imgproc: the command-line client.  Global options, then a subcommand. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <signal.h>
+
+#include "client.h"
+#include "proto.h"
+
+/* One row per subcommand. */
+typedef struct cli_cmd {
+    const char *name;                           /* as typed */
+    int (*fn)(cli_opts *o, int argc, char **argv); /* runs it; returns the exit code */
+    const char *summary;                        /* one line for --help */
+} cli_cmd;
+
+static const cli_cmd commands[] = {
+    { "ping", cmd_ping, "call the NULL procedure (TCP or UDP)" },
+    { "info", cmd_info, "server versions, operations, formats and limits" },
+    { "identify", cmd_identify, "width, height, bands, format... of image files" },
+    { "grayscale", cmd_image, "convert to grayscale (GRAYSCALE)" },
+    { "resize", cmd_image, "fit into a box (RESIZE)" },
+    { "rotate", cmd_image, "rotate by any angle (ROTATE)" },
+    { "blur", cmd_image, "Gaussian blur (BLUR)" },
+    { "process", cmd_image, "run a pipeline of steps (PROCESS)" },
+};
+
+const char cli_global_help[] =
+"Options for every command:\n"
+"  -H, --host HOST        server (default $IMGPROC_HOST or localhost)\n"
+"  -p, --port PORT        connect to PORT directly instead of asking rpcbind\n"
+"      --program N        RPC program number (default 0x20494D47)\n"
+"  -T, --transport tcp|udp  (default tcp; images need tcp)\n"
+"      --timeout S        seconds to wait for a reply (default 120)\n"
+"      --json             machine-readable output (info, identify)\n"
+"  -v, --verbose          say more on stderr\n"
+"  -h, --help             help for the command\n";
+
+static void
+usage(FILE *f)
+{
+    fprintf(f, "usage: imgproc [options] COMMAND [command options] [FILE...]\n\n"
+               "Commands:\n");
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "\n%s\n"
+               "'imgproc COMMAND --help' tells more.  --version prints the version.\n"
+               "Exit status: 0 all done, 1 some input failed, 2 usage error,\n"
+               "3 the server could not be reached.\n", cli_global_help);
+}
+
+int
+cli_global_option(cli_opts *o, int c, const char *arg)
+{
+    unsigned long v;
+
+    switch (c) {
+    case 'H':
+        o->host = arg;
+        return 1;
+    case 'p':
+        if (proto_parse_uint(arg, 65535, &v) || v == 0) {
+            fprintf(stderr, "imgproc: invalid port '%s'\n", arg);
+            return -1;
+        }
+        o->port = (int)v;
+        return 1;
+    case 'T':
+        if (strcmp(arg, "tcp") != 0 && strcmp(arg, "udp") != 0) {
+            fprintf(stderr, "imgproc: transport must be tcp or udp, not '%s'\n", arg);
+            return -1;
+        }
+        o->proto = arg;
+        return 1;
+    case CLI_O_PROGRAM: {
+        char *end;
+        unsigned long long p = strtoull(arg, &end, 0);
+        if (!*arg || *end || p == 0 || p > 0xFFFFFFFFULL) {
+            fprintf(stderr, "imgproc: invalid program number '%s'\n", arg);
+            return -1;
+        }
+        o->program = (rpcprog_t)p;
+        return 1;
+    }
+    case CLI_O_TIMEOUT:
+        if (proto_parse_uint(arg, 86400, &v) || v == 0) {
+            fprintf(stderr, "imgproc: invalid timeout '%s'\n", arg);
+            return -1;
+        }
+        o->timeout = (int)v;
+        return 1;
+    case CLI_O_JSON:
+        o->json = 1;
+        return 1;
+    case 'v':
+        o->verbose = 1;
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+int
+main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        CLI_GLOBAL_LONG,
+        { "version", no_argument, NULL, 'V' },
+        { NULL, 0, NULL, 0 },
+    };
+    cli_opts o = { 0 };
+    int c;
+
+    signal(SIGPIPE, SIG_IGN);
+    o.host = getenv("IMGPROC_HOST") && *getenv("IMGPROC_HOST") ?
+             getenv("IMGPROC_HOST") : "localhost";
+    o.program = IMGPROC;
+    o.proto = "tcp";
+    o.timeout = 120;
+
+    /* '+': stop at the subcommand; its own options come after it. */
+    while ((c = getopt_long(argc, argv, "+" CLI_GLOBAL_SHORT "V", opts, NULL)) != -1) {
+        int r = cli_global_option(&o, c, optarg);
+        if (r < 0)
+            return EXIT_USAGE;
+        if (r > 0)
+            continue;
+        if (c == 'h') {
+            usage(stdout);
+            return EXIT_OK;
+        }
+        if (c == 'V') {
+            printf("imgproc %s\n", IMGPROC_VERSION);
+            return EXIT_OK;
+        }
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    if (optind >= argc) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        if (strcmp(argv[optind], commands[i].name) == 0) {
+            argv += optind;
+            argc -= optind;
+            optind = 0;     /* 0 makes glibc start afresh on the subcommand argv */
+            return commands[i].fn(&o, argc, argv);
+        }
+    fprintf(stderr, "imgproc: unknown command '%s' (see 'imgproc --help')\n", argv[optind]);
+    return EXIT_USAGE;
+}
