@@ -65,10 +65,13 @@ deps:
 # ---- generated stubs: rpcgen -M (reentrant: results in caller storage)
 $(GEN_H): imgproc.x
 	@mkdir -p $(@D)
+	rm -f $@
 	$(RPCGEN) -M -h -o $@ imgproc.x
 $(GEN_XDR): imgproc.x $(GEN_H)
+	rm -f $@
 	$(RPCGEN) -M -c -o $@ imgproc.x
 $(GEN_CLNT): imgproc.x $(GEN_H)
+	rm -f $@
 	$(RPCGEN) -M -l -o $@ imgproc.x
 
 $(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c $(GEN_H)

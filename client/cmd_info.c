@@ -129,10 +129,13 @@ print_info_json(const ip_server_info *si)
     json_names("output_formats", si->output_formats.output_formats_val,
                si->output_formats.output_formats_len);
     printf("  \"limits\": {\"max_request_bytes\": %llu, \"max_pixels\": %llu, "
-           "\"max_steps\": %u, \"max_connections\": %u}\n}\n",
+           "\"max_steps\": %u, \"max_connections\": %u},\n",
            (unsigned long long)si->limits.max_request_bytes,
            (unsigned long long)si->limits.max_pixels, si->limits.max_steps,
            si->limits.max_connections);
+    printf("  \"load\": {\"connections\": %u, \"calls_in_progress\": %u, "
+           "\"calls_served\": %llu}\n}\n", si->load.connections,
+           si->load.calls_in_progress, (unsigned long long)si->load.calls_served);
 }
 
 static void
@@ -158,6 +161,9 @@ print_info_text(const ip_server_info *si)
            (unsigned long long)si->limits.max_request_bytes,
            (unsigned long long)si->limits.max_pixels, si->limits.max_steps,
            si->limits.max_connections);
+    printf("load: %u connections, %u calls in progress, %llu served\n",
+           si->load.connections, si->load.calls_in_progress,
+           (unsigned long long)si->load.calls_served);
 }
 
 int

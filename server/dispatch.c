@@ -147,6 +147,11 @@ h_server_info(srv *s, void *arg, void *resp, call_log *log)
     info->limits.max_pixels = s->cfg.max_pixels;
     info->limits.max_steps = s->cfg.max_steps;
     info->limits.max_connections = s->cfg.max_connections;
+    pthread_mutex_lock(&s->lock);
+    info->load.connections = s->nconn;
+    pthread_mutex_unlock(&s->lock);
+    info->load.calls_in_progress = __atomic_load_n(&s->in_progress, __ATOMIC_RELAXED);
+    info->load.calls_served = __atomic_load_n(&s->served, __ATOMIC_RELAXED);
     log->status = IP_OK;
 }
 
@@ -313,7 +318,10 @@ dispatch_call(srv *s, struct svc_req *req, SVCXPRT *xprt)
         log_call(s, xprt, p->name, &log, "garbage-args", now_ms() - t0);
         return;
     }
+    __atomic_add_fetch(&s->in_progress, 1, __ATOMIC_RELAXED);
     p->handler(s, &arg, &res, &log);
+    __atomic_sub_fetch(&s->in_progress, 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&s->served, 1, __ATOMIC_RELAXED);
     if (!svc_sendreply(xprt, p->xdr_res, (caddr_t)&res))
         log_call(s, xprt, p->name, &log, "reply-failed", now_ms() - t0);
     else

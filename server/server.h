@@ -45,6 +45,8 @@ typedef struct srv {
     pthread_mutex_t lock;                   /* guards nconn */
     pthread_cond_t idle;                    /* signalled when nconn drops */
     unsigned nconn;                         /* live TCP connection threads */
+    unsigned in_progress;                   /* calls being handled (atomic) */
+    unsigned long long served;              /* calls answered (atomic) */
     pthread_t udp_thread;                   /* serves every UDP socket */
     int udp_running;                        /* udp_thread was started */
 } srv;

@@ -1,0 +1,156 @@
+/*
+ * hostile.c - a test client that sends what the real client never would:
+ * unknown steps, NaN angles, zero widths, over-long pipelines, unknown
+ * procedures and raw garbage records.  Prints the outcome on one line.
+ *
+ * usage: hostile PORT PROGRAM CASE [FILE]
+ */
+#include <arpa/inet.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <rpc/rpc.h>
+#include "imgproc.h"
+#include "proto.h"
+
+static CLIENT *
+connect_to(int port, rpcprog_t prog)
+{
+    struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+    struct netbuf nb = { sizeof(sin), sizeof(sin), &sin };
+    struct netconfig *nc = getnetconfigent("tcp");
+    struct timeval tv = { 30, 0 };
+    CLIENT *c;
+
+    inet_pton(AF_INET, "127.0.0.1", &sin.sin_addr);
+    c = clnt_tli_create(RPC_ANYFD, nc, &nb, prog, IMGPROC_V1, 0, 0);
+    freenetconfigent(nc);
+    if (!c) {
+        printf("connect: %s\n", clnt_spcreateerror(""));
+        exit(1);
+    }
+    clnt_control(c, CLSET_TIMEOUT, (char *)&tv);
+    return c;
+}
+
+static int
+report(CLIENT *c, enum clnt_stat st, ip_image_res *res)
+{
+    if (st != RPC_SUCCESS) {
+        printf("rpc: %s\n", clnt_sperrno(st));
+        return 0;
+    }
+    if (res->status == IP_OK)
+        printf("ok %ux%u\n", res->ip_image_res_u.ok.width, res->ip_image_res_u.ok.height);
+    else
+        printf("%s: %s\n", proto_status_name(res->status), res->ip_image_res_u.message);
+    xdr_free((xdrproc_t)xdr_ip_image_res, (char *)res);
+    (void)c;
+    return 0;
+}
+
+/* Raw bytes on a TCP socket: a record mark with a lying length, then junk. */
+static int
+garbage(int port)
+{
+    struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+    unsigned char junk[256];
+    uint32_t mark;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    ssize_t n;
+
+    inet_pton(AF_INET, "127.0.0.1", &sin.sin_addr);
+    if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0) {
+        perror("connect");
+        return 1;
+    }
+    for (size_t i = 0; i < sizeof(junk); i++)
+        junk[i] = (unsigned char)(i * 37 + 11);
+    /* Last fragment, 256 bytes of nonsense where a call header belongs. */
+    mark = htonl(0x80000000u | sizeof(junk));
+    n = write(fd, &mark, 4);
+    n += write(fd, junk, sizeof(junk));
+    /* Then a fragment claiming 2 GB, and the connection closes mid-record. */
+    mark = htonl(0x7FFFFFFFu);
+    n += write(fd, &mark, 4);
+    n += write(fd, junk, 16);
+    close(fd);
+    printf("sent %zd bytes\n", n);
+    return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+    ip_image_res res;
+    ip_image im = { 0, NULL };
+    CLIENT *c;
+    int port;
+    rpcprog_t prog;
+    const char *what;
+
+    if (argc < 4) {
+        fprintf(stderr, "usage: hostile PORT PROGRAM CASE [FILE]\n");
+        return 2;
+    }
+    port = atoi(argv[1]);
+    prog = (rpcprog_t)strtoul(argv[2], NULL, 0);
+    what = argv[3];
+    if (strcmp(what, "garbage") == 0)
+        return garbage(port);
+    if (argc > 4) {
+        FILE *f = fopen(argv[4], "rb");
+        static char buf[1 << 22];
+        if (!f) {
+            perror(argv[4]);
+            return 1;
+        }
+        im.ip_image_len = (u_int)fread(buf, 1, sizeof(buf), f);
+        im.ip_image_val = buf;
+        fclose(f);
+    }
+    c = connect_to(port, prog);
+    memset(&res, 0, sizeof(res));
+    if (strcmp(what, "unknown-step") == 0) {
+        ip_step s = { .op = (ip_op)99 };
+        ip_process_args a = { im, { 1, &s }, { IP_FMT_AUTO, 0, FALSE } };
+        report(c, process_1(&a, &res, c), &res);
+    } else if (strcmp(what, "nan-angle") == 0) {
+        ip_rotate_args a = { im, { NAN, { 0, 0, 0, 255 } }, { IP_FMT_AUTO, 0, FALSE } };
+        report(c, rotate_1(&a, &res, c), &res);
+    } else if (strcmp(what, "zero-width") == 0) {
+        ip_resize_args a = { im, { 0, 100, IP_FIT_INSIDE, FALSE }, { IP_FMT_AUTO, 0, FALSE } };
+        report(c, resize_1(&a, &res, c), &res);
+    } else if (strcmp(what, "bad-quality") == 0) {
+        ip_grayscale_args a = { im, { IP_FMT_JPEG, 101, FALSE } };
+        report(c, grayscale_1(&a, &res, c), &res);
+    } else if (strcmp(what, "bad-format") == 0) {
+        ip_grayscale_args a = { im, { (ip_format)42, 0, FALSE } };
+        report(c, grayscale_1(&a, &res, c), &res);
+    } else if (strcmp(what, "too-many-steps") == 0) {
+        /* Encoded by hand: the generated encoder refuses 17 steps itself. */
+        ip_step s[IP_MAX_STEPS + 1];
+        memset(s, 0, sizeof(s));
+        for (int i = 0; i <= IP_MAX_STEPS; i++)
+            s[i].op = IP_OP_FLIP;
+        ip_process_args a = { im, { IP_MAX_STEPS, s }, { IP_FMT_AUTO, 0, FALSE } };
+        /* 16 go through the stub; the 17th is refused by XDR on our side first. */
+        a.steps.steps_len = IP_MAX_STEPS + 1;
+        report(c, process_1(&a, &res, c), &res);
+    } else if (strcmp(what, "no-such-proc") == 0) {
+        struct timeval tv = { 10, 0 };
+        enum clnt_stat st = clnt_call(c, 99, (xdrproc_t)(void (*)(void))xdr_void, NULL,
+                                      (xdrproc_t)(void (*)(void))xdr_void, NULL, tv);
+        printf("rpc: %s\n", clnt_sperrno(st));
+    } else {
+        fprintf(stderr, "hostile: unknown case '%s'\n", what);
+        return 2;
+    }
+    clnt_destroy(c);
+    return 0;
+}

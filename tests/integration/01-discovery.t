@@ -1,0 +1,58 @@
+#!/bin/bash
+# Discovery: rpcbind registration (TCP, UDP, IPv4, IPv6), ping, info, unregistration.
+PORT=47101
+PROG=1061000001         # 0x3F3D9341, a private program number for this test
+. "$(dirname "$0")/../lib.sh"
+
+ensure_rpcbind
+start_server
+
+out=$(rpcinfo -p 127.0.0.1 | awk -v p=$PROG '$1 == p {print $3 ":" $4}' | sort | tr '\n' ' ')
+is "$out" "tcp:$PORT udp:$PORT " "rpcinfo -p lists the program on TCP and UDP"
+rpcinfo -s | grep -q "^ *$PROG .*tcp6" ; ok $? "rpcbind knows the IPv6 registrations"
+like "$(rpcinfo -t 127.0.0.1 $PROG 1)" "*ready and waiting*" "rpcinfo -t calls NULL over TCP"
+like "$(rpcinfo -u 127.0.0.1 $PROG 1)" "*ready and waiting*" "rpcinfo -u calls NULL over UDP"
+like "$(rpcinfo -T tcp6 ::1 $PROG 1)" "*ready and waiting*" "rpcinfo over tcp6 to ::1"
+like "$(cli ping)" "ok: program 0x3F3D9341 version 1 on localhost over tcp*" "ping over TCP via rpcbind"
+like "$(cli -T udp ping)" "ok:*over udp*" "ping over UDP"
+like "$(cli -H ::1 -p $PORT ping)" "ok:*" "ping ::1 on a fixed port without rpcbind"
+like "$(IMGPROC_HOST=127.0.0.1 cli ping)" "ok:*on 127.0.0.1*" "IMGPROC_HOST picks the host"
+
+cli info --json >"$TMP/info.json"; ok $? "info --json"
+python3 - "$TMP/info.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+ops = {o["name"]: o for o in d["operations"]}
+assert set(ops) >= {"grayscale", "resize", "rotate", "blur", "threshold", "crop", "flip",
+                    "flop", "sharpen", "autorot"}, ops.keys()
+blur = ops["blur"]["params"][0]
+assert blur["name"] == "sigma" and blur["max"] == 1000, blur
+assert {"jpeg", "png", "webp", "tiff"} <= set(d["input_formats"]), d["input_formats"]
+assert d["output_formats"] == ["jpeg", "png", "webp", "tiff", "gif"], d["output_formats"]
+assert d["limits"]["max_steps"] == 16 and d["limits"]["max_request_bytes"] == 64 << 20
+assert d["vips_version"].startswith("8."), d["vips_version"]
+assert d["load"]["calls_in_progress"] == 1, d["load"]
+PY
+ok $? "info lists operations with ranges, formats, limits and load"
+like "$(cli info)" "imgprocd 0.1.0 with libvips 8.*" "info as text"
+
+cli nosuchcommand 2>"$TMP/err"; is "$?" 2 "an unknown command exits 2"
+like "$(cat "$TMP/err")" "imgproc: unknown command 'nosuchcommand'*" "and says so"
+cli ping --bogus 2>/dev/null; is "$?" 2 "an unknown flag exits 2"
+cli resize --help >"$TMP/help"; is "$?" 0 "--help exits 0"
+grep -q -- "--fit inside|cover|fill" "$TMP/help"; ok $? "--help on a subcommand shows its options"
+like "$("$IMGPROC" --version)" "imgproc 0.1.0" "--version"
+
+stop_server
+is "$STOP_STATUS" 0 "SIGTERM stops the server cleanly"
+rpcinfo -p 127.0.0.1 | awk -v p=$PROG '$1 == p' | grep -q . ; is "$?" 1 "and unregisters it from rpcbind"
+"$IMGPROC" --program $PROG --timeout 5 ping 2>"$TMP/err"; is "$?" 3 "an unreachable server exits 3"
+like "$(cat "$TMP/err")" "imgproc: cannot reach localhost: *" "with a one-line reason"
+
+# Without rpcbind: not registered, reachable on its port.
+start_server --no-rpcbind
+rpcinfo -p 127.0.0.1 | awk -v p=$PROG '$1 == p' | grep -q . ; is "$?" 1 "--no-rpcbind does not register"
+like "$(cli -p $PORT ping)" "ok:*" "but answers on its port"
+stop_server
+
+done_testing

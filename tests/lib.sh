@@ -1,0 +1,116 @@
+# lib.sh - shared by the integration tests: TAP output, rpcbind, a private server, images.
+# Each test sets PORT and PROG (private: never the default program number) before sourcing.
+
+BUILD=${BUILD:-build}
+TOP=$(cd "$(dirname "$0")/../.." && pwd)
+IMGPROCD="$TOP/$BUILD/imgprocd"
+IMGPROC="$TOP/$BUILD/imgproc"
+HOSTILE="$TOP/$BUILD/tests/hostile"
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/imgproc-test.XXXXXX")
+NTEST=0
+NFAIL=0
+SERVER_PID=
+
+cleanup() {
+    [ -n "$SERVER_PID" ] && kill -TERM "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+ok() {      # ok CONDITION-STATUS DESCRIPTION
+    NTEST=$((NTEST + 1))
+    if [ "$1" -eq 0 ]; then
+        echo "ok $NTEST - $2"
+    else
+        echo "not ok $NTEST - $2"
+        NFAIL=$((NFAIL + 1))
+    fi
+}
+
+is() {      # is ACTUAL EXPECTED DESCRIPTION
+    NTEST=$((NTEST + 1))
+    if [ "$1" = "$2" ]; then
+        echo "ok $NTEST - $3"
+    else
+        echo "not ok $NTEST - $3"
+        echo "#   got:      '$1'"
+        echo "#   expected: '$2'"
+        NFAIL=$((NFAIL + 1))
+    fi
+}
+
+like() {    # like ACTUAL GLOB DESCRIPTION
+    NTEST=$((NTEST + 1))
+    case "$1" in
+    $2) echo "ok $NTEST - $3" ;;
+    *)  echo "not ok $NTEST - $3"
+        echo "#   got:      '$1'"
+        echo "#   expected: '$2'"
+        NFAIL=$((NFAIL + 1)) ;;
+    esac
+}
+
+done_testing() {
+    echo "1..$NTEST"
+    [ "$NFAIL" -eq 0 ]
+    exit $?
+}
+
+bail() {
+    echo "Bail out! $*"
+    exit 1
+}
+
+# rpcbind must run; start it when we may (root), as the Makefile's deps do.
+ensure_rpcbind() {
+    rpcinfo -p 127.0.0.1 >/dev/null 2>&1 && return 0
+    [ "$(id -u)" -eq 0 ] || bail "rpcbind is not running (start it: sudo rpcbind -w)"
+    # rpcbind returns once its sockets are bound.
+    rpcbind -w || bail "cannot start rpcbind"
+    rpcinfo -p 127.0.0.1 >/dev/null 2>&1 || bail "rpcbind does not answer"
+}
+
+# start_server [imgprocd options...]: a private server; waits for its ready line.
+start_server() {
+    rm -f "$TMP/ready"
+    mkfifo "$TMP/ready"
+    # shellcheck disable=SC2086
+    $IMGPROCD_WRAPPER "$IMGPROCD" --program "$PROG" --port "$PORT" -v "$@" \
+        >"$TMP/ready" 2>>"$TMP/server.log" &
+    SERVER_PID=$!
+    # Blocks until the server prints its ready line (or exits: EOF).
+    read -r READY <"$TMP/ready" || true
+    case "$READY" in
+    "imgprocd: ready"*) ;;
+    *) cat "$TMP/server.log" | sed 's/^/# /'; bail "imgprocd did not start" ;;
+    esac
+}
+
+# stop_server: SIGTERM, then the exit status.
+stop_server() {
+    kill -TERM "$SERVER_PID"
+    wait "$SERVER_PID"
+    STOP_STATUS=$?
+    SERVER_PID=
+}
+
+# The client, aimed at the private server.
+cli() {
+    "$IMGPROC" --program "$PROG" "$@"
+}
+
+# Image facts from libvips' own tools, independent of our code.
+hdr() {     # hdr FIELD FILE
+    vipsheader -f "$1" "$2"
+}
+
+# make_photo FILE W H: a noisy, textured RGB image (not flat colour).
+make_photo() {
+    vips gaussnoise "$TMP/n1.v" "$2" "$3" --mean 128 --sigma 40 &&
+    vips xyz "$TMP/xy.v" "$2" "$3" &&
+    vips extract_band "$TMP/xy.v" "$TMP/x.v" 0 &&
+    vips linear "$TMP/x.v" "$TMP/ramp.v" "$(awk "BEGIN{print 255/$2}")" 0 --uchar &&
+    vips bandjoin "$TMP/n1.v $TMP/ramp.v $TMP/n1.v" "$TMP/rgb.v" &&
+    vips copy "$TMP/rgb.v" "$1" --interpretation srgb ||
+    bail "cannot make test image $1"
+}
