@@ -1,0 +1,73 @@
+#!/bin/bash
+# Hostile and wrong input: each gets its own status and message; the server keeps serving.
+PORT=47103
+PROG=1061000003
+. "$(dirname "$0")/../lib.sh"
+
+ensure_rpcbind
+start_server --max-steps 4 --max-request-bytes 2M --max-pixels 4M
+make_photo "$TMP/photo.png" 320 240
+vips copy "$TMP/photo.png" "$TMP/photo.jpg"
+
+expect_status() {   # expect_status STATUS DESCRIPTION -- imgproc args...
+    local st=$1 desc=$2
+    shift 3
+    cli "$@" -o "$TMP/out.png" 2>"$TMP/err"
+    local rc=$?
+    like "$rc $(cat "$TMP/err")" "1 imgproc: cannot *: $st: *" "$desc"
+}
+
+: >"$TMP/empty.jpg"
+expect_status invalid-argument "an empty file" -- grayscale "$TMP/empty.jpg"
+echo "hello, I am text" >"$TMP/text.jpg"
+expect_status unsupported-format "a text file" -- grayscale "$TMP/text.jpg"
+head -c 2000 "$TMP/photo.jpg" >"$TMP/trunc.jpg"
+expect_status corrupt-image "a truncated JPEG" -- blur --sigma 2 "$TMP/trunc.jpg"
+head -c 40 "$TMP/photo.png" >"$TMP/trunc.png"
+expect_status corrupt-image "a PNG cut inside its header" -- grayscale "$TMP/trunc.png"
+# A PNG header claiming 100000 x 100000 pixels: a tiny decompression bomb.
+python3 - "$TMP/bomb.png" <<'PY'
+import struct, sys, zlib
+def chunk(t, d):
+    return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xffffffff)
+ihdr = struct.pack(">IIBBBBB", 100000, 100000, 8, 2, 0, 0, 0)
+idat = zlib.compress(b"\0" * 1000)
+open(sys.argv[1], "wb").write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+PY
+expect_status too-large "a decompression bomb is refused from its header" -- grayscale "$TMP/bomb.png"
+like "$(cli identify "$TMP/bomb.png")" "*: png 100000x100000*" "identify still reads the bomb's header"
+head -c 3000000 /dev/urandom >"$TMP/huge.jpg"
+expect_status too-large "more bytes than --max-request-bytes" -- grayscale "$TMP/huge.jpg"
+expect_status too-large "an output over --max-pixels" -- resize --width 5000 --height 5000 --enlarge "$TMP/photo.jpg"
+expect_status too-large "a pipeline over --max-steps" -- process --steps 'flip,flop,flip,flop,flip' "$TMP/photo.jpg"
+expect_status invalid-argument "blur sigma 0" -- blur --sigma 0 "$TMP/photo.jpg"
+expect_status invalid-argument "blur sigma < 0" -- blur --sigma -3 "$TMP/photo.jpg"
+expect_status invalid-argument "crop outside the image" -- process --steps 'crop=400x10+0+0' "$TMP/photo.jpg"
+expect_status invalid-argument "threshold over 255" -- process --steps 'threshold=300' "$TMP/photo.jpg"
+
+# What the real client refuses to send, sent anyway.
+like "$("$HOSTILE" $PORT $PROG zero-width "$TMP/photo.jpg")" "invalid-argument: step 1: resize: width and height must be*" "resize width 0"
+like "$("$HOSTILE" $PORT $PROG nan-angle "$TMP/photo.jpg")" "invalid-argument: step 1: rotate: angle must be a finite*" "rotate by NaN"
+like "$("$HOSTILE" $PORT $PROG unknown-step "$TMP/photo.jpg")" "invalid-argument: step 1: unknown operation" "an unknown step"
+like "$("$HOSTILE" $PORT $PROG bad-quality "$TMP/photo.jpg")" "invalid-argument: quality must be*" "quality 101"
+like "$("$HOSTILE" $PORT $PROG bad-format "$TMP/photo.jpg")" "unsupported-format: unknown output format 42" "an unknown output format"
+like "$("$HOSTILE" $PORT $PROG no-such-proc)" "rpc: RPC: Procedure unavailable" "an unknown procedure"
+like "$("$HOSTILE" $PORT $PROG garbage)" "sent * bytes" "a garbage record and a lying 2 GB fragment"
+
+# Wrong command lines: exit 2, nothing sent.
+cli blur --sigma abc "$TMP/photo.jpg" -o "$TMP/x.jpg" 2>"$TMP/err"; is "$?" 2 "a non-numeric sigma is a usage error"
+like "$(cat "$TMP/err")" "imgproc: invalid sigma 'abc'" "with a one-line message"
+cli process --steps 'wobble=3' "$TMP/photo.jpg" -o "$TMP/x.jpg" 2>"$TMP/err"; is "$?" 2 "an unknown step name is a usage error"
+like "$(cat "$TMP/err")" "imgproc: invalid --steps: unknown step 'wobble'" "naming the step"
+cli rotate --sigma 3 "$TMP/photo.jpg" -o "$TMP/x.jpg" 2>/dev/null; is "$?" 2 "an option of another command"
+cli grayscale "$TMP/missing.jpg" -o "$TMP/x.jpg" 2>"$TMP/err"; is "$?" 1 "a missing file"
+like "$(cat "$TMP/err")" "imgproc: cannot read '*missing.jpg': No such file or directory" "is named with the system's reason"
+
+# After all that, the same server still does real work.
+cli grayscale "$TMP/photo.jpg" -o "$TMP/after.png"; ok $? "the server still serves"
+is "$(hdr bands "$TMP/after.png")" "1" "and its results are right"
+like "$(cli ping)" "ok:*" "and answers ping"
+kill -0 "$SERVER_PID"; ok $? "the server process never died"
+stop_server
+is "$STOP_STATUS" 0 "and stops cleanly"
+done_testing
