@@ -118,7 +118,7 @@ check-valgrind: deps
 
 demo: deps
 	@$(MAKE) --no-print-directory all
-	@BUILD=$(BUILD) sh scripts/demo.sh
+	@BUILD=$(BUILD) bash scripts/demo.sh
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/imgproc

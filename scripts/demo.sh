@@ -1,0 +1,70 @@
+#!/bin/bash
+# demo.sh - `make demo`: every operation on a sample image, through a real server.
+set -u
+BUILD=${BUILD:-build}
+top=$(cd "$(dirname "$0")/.." && pwd)
+out="$top/demo-out"
+port=47900
+prog=$((0x20494D47))
+srv="$top/$BUILD/imgprocd"
+cli="$top/$BUILD/imgproc"
+rpcbind_opts=()
+cli_opts=(--program "$prog")
+
+if ! rpcinfo -p 127.0.0.1 >/dev/null 2>&1; then
+    if [ "$(id -u)" -eq 0 ] && rpcbind -w; then
+        echo "demo: started rpcbind"
+    else
+        echo "demo: rpcbind is not running (start it with: sudo rpcbind -w); serving without it"
+        rpcbind_opts=(--no-rpcbind)
+        cli_opts+=(-p "$port")
+    fi
+fi
+
+rm -rf "$out" && mkdir -p "$out"
+mkfifo "$out/.ready"
+"$srv" --port "$port" -v "${rpcbind_opts[@]}" >"$out/.ready" 2>"$out/server.log" &
+srv_pid=$!
+trap 'kill -TERM $srv_pid 2>/dev/null' EXIT
+# The server prints one line once it serves; read blocks until then.
+read -r ready <"$out/.ready"
+rm -f "$out/.ready"
+case "$ready" in
+"imgprocd: ready"*) echo "$ready" ;;
+*) echo "demo: the server did not start:"; cat "$out/server.log"; exit 1 ;;
+esac
+
+# A photo-like sample: noise for texture, a gradient, a disc for edges.
+vips gaussnoise "$out/n.v" 1200 800 --mean 110 --sigma 35 >/dev/null
+vips xyz "$out/xy.v" 1200 800 && vips extract_band "$out/xy.v" "$out/x.v" 0
+vips linear "$out/x.v" "$out/g.v" 0.2 30 --uchar
+vips bandjoin "$out/n.v $out/g.v $out/n.v" "$out/c.v"
+vips copy "$out/c.v" "$out/sample.jpg[Q=90]" --interpretation srgb
+rm -f "$out"/*.v
+
+c() { echo "\$ imgproc $*"; "$cli" "${cli_opts[@]}" "$@" || fail=1; }
+fail=0
+c ping
+c -T udp ping
+c info
+c identify "$out/sample.jpg"
+c grayscale "$out/sample.jpg" -o "$out/grayscale.jpg"
+c resize --width 300 --height 300 "$out/sample.jpg" -o "$out/resize-inside.jpg"
+c resize --width 300 --height 300 --fit cover "$out/sample.jpg" -o "$out/resize-cover.jpg"
+c rotate --angle 90 "$out/sample.jpg" -o "$out/rotate-90.jpg"
+c rotate --angle 30 --background white "$out/sample.jpg" -o "$out/rotate-30.png"
+c blur --sigma 5 "$out/sample.jpg" -o "$out/blur.jpg"
+c process --steps 'blur=2,grayscale,resize=600x400,sharpen' "$out/sample.jpg" -o "$out/pipeline.webp"
+c process --steps 'grayscale,threshold=120' "$out/sample.jpg" -o "$out/black-and-white.png"
+c process --steps 'crop=400x300+100+100,flip,flop' "$out/sample.jpg" -o "$out/crop-flip-flop.jpg"
+echo
+c identify "$out"/*.jpg "$out"/*.png "$out"/*.webp
+kill -TERM "$srv_pid"; wait "$srv_pid" 2>/dev/null
+trap - EXIT
+echo
+if [ "$fail" -eq 0 ]; then
+    echo "demo: done. Results are in $out (the server's log: $out/server.log)"
+else
+    echo "demo: some steps FAILED; see above and $out/server.log"
+fi
+exit "$fail"
