@@ -225,6 +225,18 @@ done:
     return NULL;
 }
 
+/* Waits until one of pf[0..n-1] is readable: 0; -1 once the stop pipe pf[n] is. */
+static int
+wait_readable(struct pollfd *pf, int n)
+{
+    for (;;) {
+        int r = poll(pf, (nfds_t)n + 1, -1);
+        if (r < 0 && errno == EINTR)
+            continue;
+        return (r < 0 || pf[n].revents) ? -1 : 0;
+    }
+}
+
 static void *
 udp_main(void *p)
 {
@@ -239,16 +251,10 @@ udp_main(void *p)
             xprts[n++] = s->listeners[i].xprt;
         }
     pf[n] = (struct pollfd){ s->stop_pipe[0], POLLIN, 0 };
-    for (;;) {
-        int r = poll(pf, (nfds_t)n + 1, -1);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0 || pf[n].revents)
-            break;
+    while (wait_readable(pf, n) == 0)
         for (int i = 0; i < n; i++)
             if (pf[i].revents & POLLIN)
                 serve_one(s, xprts[i]);
-    }
     ops_thread_done();
     return NULL;
 }
@@ -315,12 +321,7 @@ net_run(srv *s)
     s->udp_running = 1;
     pf[n] = (struct pollfd){ s->stop_pipe[0], POLLIN, 0 };
 
-    for (;;) {
-        int r = poll(pf, (nfds_t)n + 1, -1);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0 || pf[n].revents)
-            break;
+    while (wait_readable(pf, n) == 0) {
         for (int i = 0; i < n; i++) {
             int fd;
             if (!(pf[i].revents & POLLIN))

@@ -92,6 +92,8 @@ stop_server() {
     wait "$SERVER_PID"
     STOP_STATUS=$?
     SERVER_PID=
+    # A server that did not exit 0 shows its log (sanitizer or valgrind reports too).
+    [ "$STOP_STATUS" -eq 0 ] || sed 's/^/# server: /' "$TMP/server.log" | tail -60
 }
 
 # The client, aimed at the private server.
