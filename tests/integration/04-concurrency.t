@@ -9,7 +9,8 @@ start_server
 make_photo "$TMP/big.png" 3000 3000
 
 # A blur that takes seconds, on its own connection.
-cli blur --sigma 60 "$TMP/big.png" -o "$TMP/blurred.png" &
+# A generous timeout: under valgrind this blur takes minutes.
+cli --timeout 1200 blur --sigma 60 "$TMP/big.png" -o "$TMP/blurred.png" &
 BLUR=$!
 # Wait until the server is working on it: SERVER_INFO counts calls in progress
 # (the info call itself is one).  Bounded: the blur client may also fail fast.
