@@ -7,7 +7,7 @@ BUILD     ?= build
 CC        ?= cc
 RPCGEN    ?= rpcgen
 
-PKGS      := libtirpc vips
+PKGS      := libtirpc vips sqlite3 libcrypto
 # Recursive (=) so that the flags are read when a recipe runs, after `make deps`.
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -23,7 +23,7 @@ GEN_CFLAGS = -std=gnu11 $(OPT) $(SANITIZE) $(CFLAGS) -Wall -Werror \
              -Wno-unused-variable -I$(BUILD)/gen $(PKG_CFLAGS)
 LDLIBS     = $(PKG_LIBS) -lpthread -lm
 # The client needs no libvips.
-CLIENT_LIBS = $(shell pkg-config --libs libtirpc 2>/dev/null) -lm
+CLIENT_LIBS = $(shell pkg-config --libs libtirpc libcrypto 2>/dev/null) -lm
 
 GEN_H     := $(BUILD)/gen/imgproc.h
 GEN_XDR   := $(BUILD)/gen/imgproc_xdr.c

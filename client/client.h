@@ -23,11 +23,12 @@ typedef struct cli_opts {
     int timeout;                /* seconds per call */
     int verbose;                /* say more on stderr */
     int json;                   /* machine-readable output */
+    const char *auth;           /* "sys" (default), "none", or "UID[@HOST]" to claim */
 } cli_opts;
 
 /* The long options shared by every subcommand, and their short letters. */
 #define CLI_GLOBAL_SHORT "H:p:T:vh"
-enum { CLI_O_PROGRAM = 1000, CLI_O_TIMEOUT, CLI_O_JSON, CLI_O_FIRST_LOCAL };
+enum { CLI_O_PROGRAM = 1000, CLI_O_TIMEOUT, CLI_O_JSON, CLI_O_AUTH, CLI_O_FIRST_LOCAL };
 #define CLI_GLOBAL_LONG                                          \
     { "host", required_argument, NULL, 'H' },                    \
     { "port", required_argument, NULL, 'p' },                    \
@@ -35,6 +36,7 @@ enum { CLI_O_PROGRAM = 1000, CLI_O_TIMEOUT, CLI_O_JSON, CLI_O_FIRST_LOCAL };
     { "program", required_argument, NULL, CLI_O_PROGRAM },       \
     { "timeout", required_argument, NULL, CLI_O_TIMEOUT },       \
     { "json", no_argument, NULL, CLI_O_JSON },                   \
+    { "auth", required_argument, NULL, CLI_O_AUTH },             \
     { "verbose", no_argument, NULL, 'v' },                       \
     { "help", no_argument, NULL, 'h' }
 
@@ -64,5 +66,10 @@ int cmd_ping(cli_opts *o, int argc, char **argv);
 int cmd_info(cli_opts *o, int argc, char **argv);
 int cmd_identify(cli_opts *o, int argc, char **argv);
 int cmd_image(cli_opts *o, int argc, char **argv);
+int cmd_task(cli_opts *o, int argc, char **argv);
+int cmd_submit(cli_opts *o, int argc, char **argv);
+
+/* "cannot reach...: RPC: Timed out" without the leading ": ". */
+const char *cli_rpc_error(CLIENT *clnt);
 
 #endif

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "client.h"
 
@@ -42,6 +43,28 @@ connect_port(const cli_opts *o, char **why)
     return clnt;
 }
 
+/* "sys": our uid and host; "none"; "UID[@HOST]": any identity, to show it is only a claim. */
+static AUTH *
+make_auth(const char *mode)
+{
+    char host[256];
+    const char *at;
+    gid_t gid;
+
+    if (!mode || strcmp(mode, "sys") == 0)
+        return authunix_create_default();
+    if (strcmp(mode, "none") == 0)
+        return authnone_create();
+    at = strchr(mode, '@');
+    if (at)
+        snprintf(host, sizeof(host), "%s", at + 1);
+    else if (gethostname(host, sizeof(host)) < 0)
+        snprintf(host, sizeof(host), "localhost");
+    host[sizeof(host) - 1] = '\0';
+    gid = (gid_t)strtoul(mode, NULL, 10);
+    return authunix_create(host, (uid_t)strtoul(mode, NULL, 10), gid, 0, NULL);
+}
+
 CLIENT *
 cli_connect(const cli_opts *o, char **why)
 {
@@ -68,10 +91,20 @@ cli_connect(const cli_opts *o, char **why)
     clnt_control(clnt, CLSET_TIMEOUT, (char *)&tv);
     /* AUTH_SYS: says who we claim to be (uid, machine).  A label, not proof. */
     auth_destroy(clnt->cl_auth);
-    clnt->cl_auth = authunix_create_default();
+    clnt->cl_auth = make_auth(o->auth);
     if (!clnt->cl_auth)
         clnt->cl_auth = authnone_create();
     return clnt;
+}
+
+const char *
+cli_rpc_error(CLIENT *clnt)
+{
+    const char *e = clnt_sperror(clnt, "");
+
+    while (*e == ':' || *e == ' ')
+        e++;
+    return e;
 }
 
 void

@@ -23,6 +23,8 @@ static const cli_cmd commands[] = {
     { "rotate", cmd_image, "rotate by any angle (ROTATE)" },
     { "blur", cmd_image, "Gaussian blur (BLUR)" },
     { "process", cmd_image, "run a pipeline of steps (PROCESS)" },
+    { "task", cmd_task, "background tasks: create, upload, start, status, wait, result..." },
+    { "submit", cmd_submit, "images as tasks: create, upload, start, wait and fetch in one go" },
 };
 
 const char cli_global_help[] =
@@ -32,7 +34,9 @@ const char cli_global_help[] =
 "      --program N        RPC program number (default 0x20494D47)\n"
 "  -T, --transport tcp|udp  (default tcp; images need tcp)\n"
 "      --timeout S        seconds to wait for a reply (default 120)\n"
-"      --json             machine-readable output (info, identify)\n"
+"      --json             machine-readable output (info, identify, task, submit)\n"
+"      --auth sys|none|UID[@HOST]  who to claim to be (AUTH_SYS, the default, sends\n"
+"                         your uid and host; anyone can claim any: a label only)\n"
 "  -v, --verbose          say more on stderr\n"
 "  -h, --help             help for the command\n";
 
@@ -92,6 +96,16 @@ cli_global_option(cli_opts *o, int c, const char *arg)
     case CLI_O_JSON:
         o->json = 1;
         return 1;
+    case CLI_O_AUTH: {
+        char *end;
+        if (strcmp(arg, "sys") != 0 && strcmp(arg, "none") != 0 &&
+            (strtoul(arg, &end, 10), end == arg || (*end && *end != '@'))) {
+            fprintf(stderr, "imgproc: --auth takes sys, none or UID[@HOST], not '%s'\n", arg);
+            return -1;
+        }
+        o->auth = arg;
+        return 1;
+    }
     case 'v':
         o->verbose = 1;
         return 1;
@@ -117,6 +131,7 @@ main(int argc, char **argv)
     o.program = IMGPROC;
     o.proto = "tcp";
     o.timeout = 120;
+    o.auth = "sys";
 
     /* '+': stop at the subcommand; its own options come after it. */
     while ((c = getopt_long(argc, argv, "+" CLI_GLOBAL_SHORT "V", opts, NULL)) != -1) {

@@ -30,6 +30,51 @@ proto_status_name(ip_status st)
     return "unknown-status";
 }
 
+int
+proto_status_parse(const char *name, ip_status *out)
+{
+    for (size_t i = 0; i < sizeof(status_names) / sizeof(status_names[0]); i++)
+        if (status_names[i] && strcmp(status_names[i], name) == 0) {
+            *out = (ip_status)i;
+            return 0;
+        }
+    return -1;
+}
+
+static const char *const task_state_names[] = {
+    [IP_TASK_CREATED] = "created",
+    [IP_TASK_QUEUED] = "queued",
+    [IP_TASK_RUNNING] = "running",
+    [IP_TASK_DONE] = "done",
+    [IP_TASK_FAILED] = "failed",
+    [IP_TASK_CANCELLED] = "cancelled",
+};
+
+const char *
+proto_task_state_name(ip_task_state st)
+{
+    if ((unsigned)st < PROTO_NSTATES)
+        return task_state_names[st];
+    return "unknown";
+}
+
+int
+proto_task_state_parse(const char *name, ip_task_state *out)
+{
+    for (unsigned i = 0; i < PROTO_NSTATES; i++)
+        if (strcmp(task_state_names[i], name) == 0) {
+            *out = (ip_task_state)i;
+            return 0;
+        }
+    return -1;
+}
+
+int
+proto_task_final(ip_task_state st)
+{
+    return st == IP_TASK_DONE || st == IP_TASK_FAILED || st == IP_TASK_CANCELLED;
+}
+
 static const struct {
     ip_format fmt;              /* protocol value */
     const char *name;           /* canonical name */

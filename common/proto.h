@@ -32,6 +32,15 @@ const proto_op *proto_op_by_name(const char *name);
 
 /* Status names ("ok", "invalid-argument"...) and their exit code meaning. */
 const char *proto_status_name(ip_status st);
+/* "busy" -> IP_EBUSY.  0 or -1. */
+int proto_status_parse(const char *name, ip_status *out);
+
+/* Task states: "created", "queued"... and back.  PROTO_NSTATES of them. */
+#define PROTO_NSTATES 6
+const char *proto_task_state_name(ip_task_state st);
+int proto_task_state_parse(const char *name, ip_task_state *out);
+/* DONE, FAILED and CANCELLED: nothing more happens to such a task. */
+int proto_task_final(ip_task_state st);
 
 /* Output formats: "jpeg" <-> IP_FMT_JPEG, file extensions. */
 const char *proto_format_name(ip_format f);
@@ -63,6 +72,10 @@ void proto_step_format(const ip_step *step, char *buf, size_t len);
 /* Strict number parsing: the whole string, finite, no overflow.  0 or -1. */
 int proto_parse_double(const char *s, double *out);
 int proto_parse_uint(const char *s, unsigned long max, unsigned long *out);
+
+/* SHA-256 in lowercase hex (as sha256sum prints it), of a buffer or of a whole file.  0 or -1. */
+int proto_sha256_hex(const void *data, size_t len, char out[65]);
+int proto_sha256_fd(int fd, char out[65]);
 
 /* Writes s as a JSON string literal, quotes included. */
 void proto_json_string(FILE *f, const char *s);

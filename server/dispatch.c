@@ -16,7 +16,13 @@ typedef struct call_log {
     ip_status status;           /* outcome */
 } call_log;
 
-typedef void (*handler_fn)(srv *s, void *arg, void *res, call_log *log);
+/* Who is calling, and how. */
+typedef struct call_ctx {
+    const char *owner;          /* "uid@machine" (AUTH_SYS) or "anonymous" */
+    int stream;                 /* TCP (1) or UDP (0): UDP calls must not block */
+} call_ctx;
+
+typedef void (*handler_fn)(srv *s, const call_ctx *c, void *arg, void *res, call_log *log);
 
 /* One row per procedure: adding one is a row and a handler. */
 typedef struct proc_entry {
@@ -76,7 +82,7 @@ run_pipeline(srv *s, const ip_image *im, const ip_step *steps, unsigned n,
         res->status = IP_EINVAL;
         res->ip_image_res_u.message = msgdup("the pipeline has no steps");
     } else if (image_allowed(s, im, &res->status, &res->ip_image_res_u.message)) {
-        ops_process(&s->limits, im->ip_image_val, im->ip_image_len, steps, n, out, res);
+        ops_process(&s->limits, im->ip_image_val, im->ip_image_len, steps, n, out, NULL, res);
     }
     log->status = res->status;
     if (res->status == IP_OK)
@@ -84,9 +90,10 @@ run_pipeline(srv *s, const ip_image *im, const ip_step *steps, unsigned n,
 }
 
 static void
-h_null(srv *s, void *arg, void *res, call_log *log)
+h_null(srv *s, const call_ctx *c, void *arg, void *res, call_log *log)
 {
     (void)s;
+    (void)c;
     (void)arg;
     (void)res;
     log->status = IP_OK;
@@ -125,11 +132,12 @@ fill_names(const char *const *names, u_int *len, ip_name **val)
 }
 
 static void
-h_server_info(srv *s, void *arg, void *resp, call_log *log)
+h_server_info(srv *s, const call_ctx *c, void *arg, void *resp, call_log *log)
 {
     ip_server_info_res *res = resp;
     ip_server_info *info = &res->ip_server_info_res_u.info;
 
+    (void)c;
     (void)arg;
     memset(res, 0, sizeof(*res));
     res->status = IP_OK;
@@ -147,6 +155,12 @@ h_server_info(srv *s, void *arg, void *resp, call_log *log)
     info->limits.max_pixels = s->cfg.max_pixels;
     info->limits.max_steps = s->cfg.max_steps;
     info->limits.max_connections = s->cfg.max_connections;
+    info->limits.max_upload_bytes = s->tcfg.max_upload_bytes;
+    info->limits.workers = s->tcfg.workers;
+    info->limits.max_queued = s->tcfg.max_queued;
+    info->limits.max_tasks = s->tcfg.max_tasks;
+    info->limits.result_ttl = s->tcfg.result_ttl;
+    tasks_load(s->tasks, &info->load.tasks_queued, &info->load.tasks_running);
     pthread_mutex_lock(&s->lock);
     info->load.connections = s->nconn;
     pthread_mutex_unlock(&s->lock);
@@ -156,8 +170,9 @@ h_server_info(srv *s, void *arg, void *resp, call_log *log)
 }
 
 static void
-h_image_info(srv *s, void *arg, void *resp, call_log *log)
+h_image_info(srv *s, const call_ctx *c, void *arg, void *resp, call_log *log)
 {
+    (void)c;
     ip_image *im = arg;
     ip_info_res *res = resp;
 
@@ -169,8 +184,9 @@ h_image_info(srv *s, void *arg, void *resp, call_log *log)
 }
 
 static void
-h_grayscale(srv *s, void *arg, void *res, call_log *log)
+h_grayscale(srv *s, const call_ctx *c, void *arg, void *res, call_log *log)
 {
+    (void)c;
     ip_grayscale_args *a = arg;
     ip_step step = { .op = IP_OP_GRAYSCALE };
 
@@ -178,8 +194,9 @@ h_grayscale(srv *s, void *arg, void *res, call_log *log)
 }
 
 static void
-h_resize(srv *s, void *arg, void *res, call_log *log)
+h_resize(srv *s, const call_ctx *c, void *arg, void *res, call_log *log)
 {
+    (void)c;
     ip_resize_args *a = arg;
     ip_step step = { .op = IP_OP_RESIZE, .ip_step_u.resize = a->params };
 
@@ -187,8 +204,9 @@ h_resize(srv *s, void *arg, void *res, call_log *log)
 }
 
 static void
-h_rotate(srv *s, void *arg, void *res, call_log *log)
+h_rotate(srv *s, const call_ctx *c, void *arg, void *res, call_log *log)
 {
+    (void)c;
     ip_rotate_args *a = arg;
     ip_step step = { .op = IP_OP_ROTATE, .ip_step_u.rotate = a->params };
 
@@ -196,8 +214,9 @@ h_rotate(srv *s, void *arg, void *res, call_log *log)
 }
 
 static void
-h_blur(srv *s, void *arg, void *res, call_log *log)
+h_blur(srv *s, const call_ctx *c, void *arg, void *res, call_log *log)
 {
+    (void)c;
     ip_blur_args *a = arg;
     ip_step step = { .op = IP_OP_BLUR, .ip_step_u.sigma = a->sigma };
 
@@ -205,12 +224,86 @@ h_blur(srv *s, void *arg, void *res, call_log *log)
 }
 
 static void
-h_process(srv *s, void *arg, void *res, call_log *log)
+h_process(srv *s, const call_ctx *c, void *arg, void *res, call_log *log)
 {
+    (void)c;
     ip_process_args *a = arg;
 
     run_pipeline(s, &a->image, a->steps.steps_val, a->steps.steps_len,
                  &a->output, res, log);
+}
+
+/* ---- tasks: thin wrappers; tasks.c has the state machine. */
+
+static void
+h_task_create(srv *s, const call_ctx *c, void *arg, void *res, call_log *log)
+{
+    ip_task_create_args *a = arg;
+
+    if (a->source.kind == IP_SOURCE_INLINE)
+        log->in_bytes = a->source.ip_task_source_u.image.ip_image_len;
+    tasks_create(s->tasks, c->owner, a, res);
+}
+
+static void
+h_task_upload(srv *s, const call_ctx *c, void *arg, void *res, call_log *log)
+{
+    ip_task_upload_args *a = arg;
+
+    log->in_bytes = a->data.data_len;
+    tasks_upload(s->tasks, c->owner, a, res);
+}
+
+static void
+h_task_start(srv *s, const call_ctx *c, void *arg, void *res, call_log *log)
+{
+    (void)log;
+    tasks_start(s->tasks, c->owner, *(ip_task_id *)arg, res);
+}
+
+static void
+h_task_status(srv *s, const call_ctx *c, void *arg, void *res, call_log *log)
+{
+    (void)log;
+    tasks_status(s->tasks, c->owner, *(ip_task_id *)arg, res);
+}
+
+static void
+h_task_wait(srv *s, const call_ctx *c, void *arg, void *res, call_log *log)
+{
+    (void)log;
+    tasks_wait(s->tasks, c->owner, arg, c->stream, res);
+}
+
+static void
+h_task_result(srv *s, const call_ctx *c, void *arg, void *resp, call_log *log)
+{
+    ip_task_result_res *res = resp;
+
+    tasks_result(s->tasks, c->owner, arg, res);
+    if (res->status == IP_OK)
+        log->out_bytes = res->ip_task_result_res_u.chunk.data.data_len;
+}
+
+static void
+h_task_cancel(srv *s, const call_ctx *c, void *arg, void *res, call_log *log)
+{
+    (void)log;
+    tasks_cancel(s->tasks, c->owner, *(ip_task_id *)arg, res);
+}
+
+static void
+h_task_delete(srv *s, const call_ctx *c, void *arg, void *res, call_log *log)
+{
+    (void)log;
+    tasks_delete(s->tasks, c->owner, *(ip_task_id *)arg, res);
+}
+
+static void
+h_task_list(srv *s, const call_ctx *c, void *arg, void *res, call_log *log)
+{
+    (void)log;
+    tasks_list(s->tasks, c->owner, arg, res);
 }
 
 static void
@@ -235,6 +328,24 @@ static const proc_entry procs[] = {
       XDR(xdr_ip_image_res), sizeof(ip_image_res), h_blur, free_image_res },
     { PROCESS, "PROCESS", XDR(xdr_ip_process_args), sizeof(ip_process_args),
       XDR(xdr_ip_image_res), sizeof(ip_image_res), h_process, free_image_res },
+    { TASK_CREATE, "TASK_CREATE", XDR(xdr_ip_task_create_args), sizeof(ip_task_create_args),
+      XDR(xdr_ip_task_create_res), sizeof(ip_task_create_res), h_task_create, NULL },
+    { TASK_UPLOAD, "TASK_UPLOAD", XDR(xdr_ip_task_upload_args), sizeof(ip_task_upload_args),
+      XDR(xdr_ip_task_upload_res), sizeof(ip_task_upload_res), h_task_upload, NULL },
+    { TASK_START, "TASK_START", XDR(xdr_ip_task_id), sizeof(ip_task_id),
+      XDR(xdr_ip_task_res), sizeof(ip_task_res), h_task_start, NULL },
+    { TASK_STATUS, "TASK_STATUS", XDR(xdr_ip_task_id), sizeof(ip_task_id),
+      XDR(xdr_ip_task_info_res), sizeof(ip_task_info_res), h_task_status, NULL },
+    { TASK_WAIT, "TASK_WAIT", XDR(xdr_ip_task_wait_args), sizeof(ip_task_wait_args),
+      XDR(xdr_ip_task_info_res), sizeof(ip_task_info_res), h_task_wait, NULL },
+    { TASK_RESULT, "TASK_RESULT", XDR(xdr_ip_task_result_args), sizeof(ip_task_result_args),
+      XDR(xdr_ip_task_result_res), sizeof(ip_task_result_res), h_task_result, NULL },
+    { TASK_CANCEL, "TASK_CANCEL", XDR(xdr_ip_task_id), sizeof(ip_task_id),
+      XDR(xdr_ip_task_res), sizeof(ip_task_res), h_task_cancel, NULL },
+    { TASK_DELETE, "TASK_DELETE", XDR(xdr_ip_task_id), sizeof(ip_task_id),
+      XDR(xdr_ip_task_res), sizeof(ip_task_res), h_task_delete, NULL },
+    { TASK_LIST, "TASK_LIST", XDR(xdr_ip_task_list_args), sizeof(ip_task_list_args),
+      XDR(xdr_ip_task_list_res), sizeof(ip_task_list_res), h_task_list, NULL },
 };
 
 static const proc_entry *
@@ -244,6 +355,28 @@ proc_find(rpcproc_t proc)
         if (procs[i].proc == proc)
             return &procs[i];
     return NULL;
+}
+
+/*
+ * The caller's identity, as tasks are labelled with it.  AUTH_SYS says
+ * uid and machine name, but the client says so itself: a label, not proof.
+ */
+static void
+caller_identity(const struct svc_req *req, char *buf, size_t len)
+{
+    const struct authunix_parms *p = (const struct authunix_parms *)req->rq_clntcred;
+    char host[IP_MAX_NAME - 11];  /* room for a 10-digit uid, '@' and the name */
+    size_t n = 0;
+
+    if (req->rq_cred.oa_flavor != AUTH_SYS || !p) {
+        snprintf(buf, len, "anonymous");
+        return;
+    }
+    /* The machine name is the client's bytes: printable ones only. */
+    for (const char *m = p->aup_machname; m && *m && n + 1 < sizeof(host); m++)
+        host[n++] = (*m > 0x20 && *m < 0x7f) ? *m : '?';
+    host[n] = '\0';
+    snprintf(buf, len, "%u@%s", (unsigned)p->aup_uid, host);
 }
 
 static double
@@ -284,7 +417,7 @@ log_call(srv *s, SVCXPRT *xprt, const char *name, const call_log *log,
 }
 
 void
-dispatch_call(srv *s, struct svc_req *req, SVCXPRT *xprt)
+dispatch_call(srv *s, struct svc_req *req, SVCXPRT *xprt, int stream)
 {
     const proc_entry *p = proc_find(req->rq_proc);
     /* Arguments and results live here, on this thread's stack (rpcgen -M style). */
@@ -295,12 +428,26 @@ dispatch_call(srv *s, struct svc_req *req, SVCXPRT *xprt)
         ip_rotate_args rotate;
         ip_blur_args blur;
         ip_process_args process;
+        ip_task_create_args task_create;
+        ip_task_upload_args task_upload;
+        ip_task_id task_id;
+        ip_task_wait_args task_wait;
+        ip_task_result_args task_result;
+        ip_task_list_args task_list;
     } arg;
     union {
         ip_server_info_res server_info;
         ip_info_res info;
         ip_image_res image;
+        ip_task_create_res task_create;
+        ip_task_upload_res task_upload;
+        ip_task_res task;
+        ip_task_info_res task_info;
+        ip_task_result_res task_result;
+        ip_task_list_res task_list;
     } res;
+    char owner[IP_MAX_NAME + 1];
+    call_ctx ctx = { owner, stream };
     call_log log = { 0, 0, IP_OK };
     double t0 = now_ms();
 
@@ -319,7 +466,11 @@ dispatch_call(srv *s, struct svc_req *req, SVCXPRT *xprt)
         return;
     }
     __atomic_add_fetch(&s->in_progress, 1, __ATOMIC_RELAXED);
-    p->handler(s, &arg, &res, &log);
+    caller_identity(req, owner, sizeof(owner));
+    p->handler(s, &ctx, &arg, &res, &log);
+    /* Every result in imgproc.x is a union on ip_status: its first field. */
+    if (p->res_size)
+        log.status = *(ip_status *)&res;
     __atomic_sub_fetch(&s->in_progress, 1, __ATOMIC_RELAXED);
     __atomic_add_fetch(&s->served, 1, __ATOMIC_RELAXED);
     if (!svc_sendreply(xprt, p->xdr_res, (caddr_t)&res))

@@ -31,6 +31,15 @@ usage(FILE *f)
 "  --max-steps N          longest pipeline (default %d)\n"
 "  --max-connections N    TCP connections served at once (default 64)\n"
 "  --idle-timeout S       close a TCP connection silent for S seconds (default 300)\n"
+"\n"
+"Tasks (TASK_* procedures):\n"
+"  --state-dir DIR        task database and images (default /var/lib/imgprocd for\n"
+"                         root, else $XDG_STATE_HOME/imgprocd or ~/.local/state/imgprocd)\n"
+"  --workers N            tasks run at once (default: the number of cores)\n"
+"  --queue-size N         queued tasks at most; more are refused as busy (default 1000)\n"
+"  --max-tasks N          tasks kept at most, in any state (default 100000)\n"
+"  --result-ttl S         keep finished tasks S seconds (default 86400)\n"
+"  --max-upload-bytes N   largest image a task may upload (default 1G)\n"
 "  -v, --verbose          log one line per request to stderr\n"
 "  -h, --help             this help\n"
 "  -V, --version          print the version\n"
@@ -87,7 +96,8 @@ static int
 parse_args(srv *s, int argc, char **argv)
 {
     enum { O_PROGRAM = 256, O_PORT, O_LISTEN, O_NORPCBIND, O_MAXREQ, O_MAXPX,
-           O_MAXSTEPS, O_MAXCONN, O_IDLE };
+           O_MAXSTEPS, O_MAXCONN, O_IDLE, O_STATEDIR, O_WORKERS, O_QUEUE, O_MAXTASKS,
+           O_TTL, O_MAXUPLOAD };
     static const struct option opts[] = {
         { "program", required_argument, NULL, O_PROGRAM },
         { "port", required_argument, NULL, O_PORT },
@@ -98,12 +108,19 @@ parse_args(srv *s, int argc, char **argv)
         { "max-steps", required_argument, NULL, O_MAXSTEPS },
         { "max-connections", required_argument, NULL, O_MAXCONN },
         { "idle-timeout", required_argument, NULL, O_IDLE },
+        { "state-dir", required_argument, NULL, O_STATEDIR },
+        { "workers", required_argument, NULL, O_WORKERS },
+        { "queue-size", required_argument, NULL, O_QUEUE },
+        { "max-tasks", required_argument, NULL, O_MAXTASKS },
+        { "result-ttl", required_argument, NULL, O_TTL },
+        { "max-upload-bytes", required_argument, NULL, O_MAXUPLOAD },
         { "verbose", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
     };
     srv_config *c = &s->cfg;
+    tasks_config *tc = &s->tcfg;
     uint64_t v;
     int o;
 
@@ -154,6 +171,36 @@ parse_args(srv *s, int argc, char **argv)
                 return bad_value("--idle-timeout", optarg);
             c->idle_seconds = (unsigned)v;
             break;
+        case O_STATEDIR:
+            if (!*optarg)
+                return bad_value("--state-dir", optarg);
+            tc->state_dir = optarg;
+            break;
+        case O_WORKERS:
+            if (parse_size(optarg, 256, &v))
+                return bad_value("--workers (1..256)", optarg);
+            tc->workers = (unsigned)v;
+            break;
+        case O_QUEUE:
+            if (parse_size(optarg, 1000000, &v))
+                return bad_value("--queue-size", optarg);
+            tc->max_queued = (unsigned)v;
+            break;
+        case O_MAXTASKS:
+            if (parse_size(optarg, 100000000, &v))
+                return bad_value("--max-tasks", optarg);
+            tc->max_tasks = (unsigned)v;
+            break;
+        case O_TTL:
+            if (parse_size(optarg, 10u * 365 * 86400, &v))
+                return bad_value("--result-ttl", optarg);
+            tc->result_ttl = (unsigned)v;
+            break;
+        case O_MAXUPLOAD:
+            if (parse_size(optarg, 1ULL << 40, &v))
+                return bad_value("--max-upload-bytes", optarg);
+            tc->max_upload_bytes = v;
+            break;
         case 'v':
             c->verbose = 1;
             break;
@@ -195,6 +242,22 @@ cap_fd_limit(void)
     }
 }
 
+/* The state folder when --state-dir is not given.  Static storage. */
+static const char *
+default_state_dir(void)
+{
+    static char buf[4096];
+    const char *xdg = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
+
+    if (geteuid() == 0)
+        return "/var/lib/imgprocd";
+    if (xdg && *xdg)
+        snprintf(buf, sizeof(buf), "%s/imgprocd", xdg);
+    else
+        snprintf(buf, sizeof(buf), "%s/.local/state/imgprocd", home && *home ? home : ".");
+    return buf;
+}
+
 static void
 print_ready(const srv *s)
 {
@@ -229,9 +292,23 @@ main(int argc, char **argv)
     s.cfg.max_steps = IP_MAX_STEPS;
     s.cfg.max_connections = 64;
     s.cfg.idle_seconds = 300;
+    s.tcfg.max_queued = 1000;
+    s.tcfg.max_tasks = 100000;
+    s.tcfg.result_ttl = 86400;
+    s.tcfg.max_upload_bytes = 1ULL << 30;
     if ((rc = parse_args(&s, argc, argv)) != 0)
         return rc;
     s.limits.max_pixels = s.cfg.max_pixels;
+    s.limits.max_result_bytes = IP_MAX_IMAGE;
+    if (!s.tcfg.state_dir)
+        s.tcfg.state_dir = default_state_dir();
+    if (!s.tcfg.workers) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        s.tcfg.workers = n > 0 ? (unsigned)n : 1;
+    }
+    s.tcfg.max_inline_bytes = s.cfg.max_request_bytes;
+    s.tcfg.max_steps = s.cfg.max_steps;
+    s.tcfg.verbose = s.cfg.verbose;
 
     cap_fd_limit();
     signal(SIGPIPE, SIG_IGN);
@@ -252,6 +329,17 @@ main(int argc, char **argv)
         return 1;
     }
     rc = 1;
+    {
+        /* A task's result comes back in chunks: it may be as large as an upload. */
+        ops_limits tl = s.limits;
+        tl.max_result_bytes = s.tcfg.max_upload_bytes > IP_MAX_IMAGE ?
+                              s.tcfg.max_upload_bytes : IP_MAX_IMAGE;
+        if (!(s.tasks = tasks_open(&s.tcfg, &tl, &why))) {
+            fprintf(stderr, "imgprocd: %s\n", why ? why : "cannot open the task store");
+            free(why);
+            goto cleanup;
+        }
+    }
     if (net_listen(&s, &why) != 0 ||
         (s.cfg.use_rpcbind && net_register(&s, &why) != 0)) {
         fprintf(stderr, "imgprocd: %s\n", why ? why : "cannot start");
@@ -267,6 +355,8 @@ cleanup:
     if (s.cfg.use_rpcbind)
         net_unregister(&s);
     net_close(&s);
+    tasks_stopping(s.tasks);
+    tasks_close(s.tasks);
     ops_shutdown();
     return rc;
 }

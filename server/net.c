@@ -150,7 +150,7 @@ net_unregister(srv *s)
 
 /* Receives one call on xprt and dispatches it. */
 static void
-serve_one(srv *s, SVCXPRT *xprt)
+serve_one(srv *s, SVCXPRT *xprt, int stream)
 {
     struct rpc_msg msg;
     struct svc_req req;
@@ -181,7 +181,7 @@ serve_one(srv *s, SVCXPRT *xprt)
         svcerr_progvers(xprt, IMGPROC_V1, IMGPROC_V1);
         return;
     }
-    dispatch_call(s, &req, xprt);
+    dispatch_call(s, &req, xprt, stream);
 }
 
 /* Serves one TCP connection until the peer leaves, idles out, or the server stops. */
@@ -207,7 +207,7 @@ conn_main(void *p)
             break;
         /* A record may hold several calls (batching): take them all. */
         do {
-            serve_one(s, xprt);
+            serve_one(s, xprt, 1);
             st = SVC_STAT(xprt);
         } while (st == XPRT_MOREREQS);
         if (st == XPRT_DIED)
@@ -254,7 +254,7 @@ udp_main(void *p)
     while (wait_readable(pf, n) == 0)
         for (int i = 0; i < n; i++)
             if (pf[i].revents & POLLIN)
-                serve_one(s, xprts[i]);
+                serve_one(s, xprts[i], 0);
     ops_thread_done();
     return NULL;
 }
@@ -332,7 +332,9 @@ net_run(srv *s)
         }
     }
 
-    /* Stopping: connection threads see the stop pipe and finish their call. */
+    /* Stopping: connection threads see the stop pipe and finish their call;
+     * calls waiting on a task are woken first. */
+    tasks_stopping(s->tasks);
     pthread_join(s->udp_thread, NULL);
     s->udp_running = 0;
     clock_gettime(CLOCK_REALTIME, &deadline);

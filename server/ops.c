@@ -472,10 +472,52 @@ fail_res(ip_image_res *res, const ops_err *err)
     res->ip_image_res_u.message = strdup(err->msg);
 }
 
+int
+ops_validate(const ip_step *steps, unsigned nsteps, const ip_output *out,
+             ip_status *st, char *why, size_t whylen)
+{
+    ops_err err = { IP_OK, "" };
+
+    if (nsteps > IP_MAX_STEPS)
+        set_err(&err, IP_ETOOBIG, "%u steps; at most %d", nsteps, IP_MAX_STEPS);
+    else if (nsteps == 0)
+        set_err(&err, IP_EINVAL, "the pipeline has no steps");
+    else if (out->quality < 0 || out->quality > 100)
+        set_err(&err, IP_EINVAL, "quality must be 1..100 (0 for the default), not %d",
+                out->quality);
+    else if (out->format != IP_FMT_AUTO && !proto_format_ext(out->format))
+        set_err(&err, IP_EFORMAT, "unknown output format %d", (int)out->format);
+    else
+        for (unsigned i = 0; i < nsteps; i++) {
+            const step_entry *e = step_find(steps[i].op);
+            char reason[IP_MAX_MESSAGE];
+            if (!e || proto_step_check(&steps[i], reason, sizeof(reason))) {
+                set_err(&err, IP_EINVAL, "step %u: %s", i + 1,
+                        e ? reason : "unknown operation");
+                break;
+            }
+        }
+    if (err.status == IP_OK)
+        return 0;
+    *st = err.status;
+    snprintf(why, whylen, "%s", err.msg);
+    return -1;
+}
+
+/* libvips' "eval" signal: pass the percentage on; stop the work when asked. */
+static void
+on_eval(VipsImage *im, VipsProgress *progress, void *user)
+{
+    const ops_watch *w = user;
+
+    if (w->progress(w->ctx, progress->percent))
+        vips_image_set_kill(im, TRUE);
+}
+
 void
 ops_process(const ops_limits *lim, const void *buf, size_t len,
             const ip_step *steps, unsigned nsteps, const ip_output *out,
-            ip_image_res *res)
+            const ops_watch *watch, ip_image_res *res)
 {
     VipsObject *ctx = VIPS_OBJECT(vips_image_new());
     VipsImage **t = (VipsImage **)vips_object_local_array(ctx,
@@ -489,30 +531,11 @@ ops_process(const ops_limits *lim, const void *buf, size_t len,
     size_t olen = 0;
 
     memset(res, 0, sizeof(*res));
-    if (nsteps > IP_MAX_STEPS) {
-        set_err(&err, IP_ETOOBIG, "%u steps; at most %d", nsteps, IP_MAX_STEPS);
+    if (ops_validate(steps, nsteps, out, &err.status, err.msg, sizeof(err.msg)))
         goto cleanup;
-    }
-    if (out->quality < 0 || out->quality > 100) {
-        set_err(&err, IP_EINVAL, "quality must be 1..100 (0 for the default), not %d",
-                out->quality);
-        goto cleanup;
-    }
-    if (out->format != IP_FMT_AUTO && !proto_format_ext(out->format)) {
-        set_err(&err, IP_EFORMAT, "unknown output format %d", (int)out->format);
-        goto cleanup;
-    }
-    for (unsigned i = 0; i < nsteps; i++) {
-        const step_entry *e = step_find(steps[i].op);
-        char why[IP_MAX_MESSAGE];
-        if (!e || proto_step_check(&steps[i], why, sizeof(why))) {
-            set_err(&err, IP_EINVAL, "step %u: %s", i + 1,
-                    e ? why : "unknown operation");
-            goto cleanup;
-        }
-        if (!e->sequential)
+    for (unsigned i = 0; i < nsteps; i++)
+        if (!step_find(steps[i].op)->sequential)
             access = VIPS_ACCESS_RANDOM;
-    }
 
     cur = t[0] = open_image(lim, buf, len, access, fmt, sizeof(fmt), &err);
     if (!cur)
@@ -529,15 +552,22 @@ ops_process(const ops_limits *lim, const void *buf, size_t len,
     }
 
     ofmt = out->format == IP_FMT_AUTO ? auto_format(fmt) : out->format;
+    if (watch) {
+        vips_image_set_progress(cur, TRUE);
+        g_signal_connect(cur, "eval", G_CALLBACK(on_eval), (gpointer)watch);
+    }
     /* Nothing has been decoded so far; this runs the whole pipeline. */
     if (encode(cur, out, ofmt, &obuf, &olen)) {
-        set_vips_err(&err, IP_ECORRUPT, "cannot decode or process the image");
+        if (watch && vips_image_iskilled(cur))
+            set_err(&err, IP_ESTATE, "stopped before the end");
+        else
+            set_vips_err(&err, IP_ECORRUPT, "cannot decode or process the image");
         goto cleanup;
     }
-    if (olen > IP_MAX_IMAGE) {
+    if (olen > lim->max_result_bytes || olen > UINT32_MAX) {
         g_free(obuf);
-        set_err(&err, IP_ETOOBIG, "the result is %zu bytes; a reply holds at most %d",
-                olen, IP_MAX_IMAGE);
+        set_err(&err, IP_ETOOBIG, "the result is %zu bytes; at most %llu are allowed",
+                olen, (unsigned long long)lim->max_result_bytes);
         goto cleanup;
     }
     res->status = IP_OK;
@@ -570,7 +600,7 @@ void
 ops_info(const ops_limits *lim, const void *buf, size_t len, ip_info_res *res)
 {
     /* Header facts are wanted even from images over the pixel limit. */
-    ops_limits unlimited = { UINT64_MAX };
+    ops_limits unlimited = { UINT64_MAX, UINT64_MAX };
     ops_err err = { IP_OK, "" };
     char fmt[IP_MAX_NAME];
     ip_image_info *info = &res->ip_info_res_u.info;

@@ -8,7 +8,17 @@
 /* What the operations may do, set from the server's flags. */
 typedef struct ops_limits {
     uint64_t max_pixels;        /* width x height of any input, intermediate or output */
+    uint64_t max_result_bytes;  /* largest encoded result */
 } ops_limits;
+
+/*
+ * Watches a long operation: progress() is called now and then with the
+ * percentage done; when it returns nonzero the operation stops and fails.
+ */
+typedef struct ops_watch {
+    int (*progress)(void *ctx, int percent); /* reports, and says whether to stop */
+    void *ctx;                  /* passed back */
+} ops_watch;
 
 /* Starts libvips for a hostile world: untrusted loaders blocked, no cache. 0 or -1. */
 int ops_init(const char *argv0);
@@ -19,13 +29,21 @@ void ops_thread_done(void);
 
 /*
  * Decodes buf, runs steps in order, encodes as out says, into res.
+ * watch may be NULL.
  * On success res->ip_image_res_u.ok.image holds a buffer that
  * ops_free_image_res() releases; on failure res carries the status and a
  * malloc'ed message.  Never fails to fill res.
  */
 void ops_process(const ops_limits *lim, const void *buf, size_t len,
                  const ip_step *steps, unsigned nsteps, const ip_output *out,
-                 ip_image_res *res);
+                 const ops_watch *watch, ip_image_res *res);
+
+/*
+ * Checks a pipeline and output options without an image: step ranges,
+ * known operations, quality, format.  0, or -1 with *st and why filled.
+ */
+int ops_validate(const ip_step *steps, unsigned nsteps, const ip_output *out,
+                 ip_status *st, char *why, size_t whylen);
 
 /* Reads buf's header into res (strings malloc'ed, freed by xdr_free). */
 void ops_info(const ops_limits *lim, const void *buf, size_t len, ip_info_res *res);

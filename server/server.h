@@ -9,6 +9,7 @@
 
 #include "imgproc.h"
 #include "ops.h"
+#include "tasks.h"
 
 #define SRV_MAX_LISTEN 8        /* --listen addresses */
 
@@ -38,6 +39,8 @@ typedef struct srv_listener {
 /* The running server: passed to every function that needs state. */
 typedef struct srv {
     srv_config cfg;                         /* settings */
+    tasks_config tcfg;                      /* settings of the task queue */
+    tasks *tasks;                           /* the task queue and its workers */
     ops_limits limits;                      /* what the image operations may do */
     srv_listener listeners[SRV_MAX_LISTEN * 2]; /* TCP and UDP sockets */
     int nlisteners;                         /* entries used */
@@ -59,6 +62,6 @@ int net_run(srv *s);
 void net_close(srv *s);
 
 /* dispatch.c: one decoded call -> its handler -> one reply. */
-void dispatch_call(srv *s, struct svc_req *req, SVCXPRT *xprt);
+void dispatch_call(srv *s, struct svc_req *req, SVCXPRT *xprt, int stream);
 
 #endif

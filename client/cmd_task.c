@@ -1,0 +1,968 @@
+/* cmd_task.c - imgproc task ... and imgproc submit: durable background tasks over RPC. */
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "client.h"
+#include "proto.h"
+
+/* Images larger than this go up in chunks (TASK_UPLOAD) rather than inside TASK_CREATE. */
+#define INLINE_MAX (16u << 20)
+#define MAX_FILE (1ULL << 40)   /* the server judges sizes; this only bounds a read */
+
+enum {
+    O_STEPS = CLI_O_FIRST_LOCAL, O_STRIP, O_HOLD, O_TOKEN, O_UPLOAD, O_STATE, O_FOR,
+    O_ONCE, O_WAIT
+};
+
+/* Everything the task commands can be told. */
+typedef struct task_opts {
+    ip_step steps[IP_MAX_STEPS];    /* --steps */
+    unsigned nsteps;                /* entries used */
+    ip_output output;               /* -f, -q, --strip */
+    int have_format;                /* -f was given */
+    const char *token;              /* --token */
+    int hold;                       /* --hold */
+    int upload;                     /* --upload: chunks whatever the size */
+    unsigned states;                /* --state: bits 1 << state */
+    unsigned wait_for;              /* --for S: give up waiting after S seconds, 0 = never */
+    int once;                       /* --once: return after one change of state */
+    int wait;                       /* --wait (submit) */
+    const char *out;                /* -o */
+} task_opts;
+
+/* One row per task subcommand. */
+typedef struct task_cmd {
+    const char *name;               /* as typed */
+    const char *synopsis;           /* for usage */
+    const char *options;            /* letters of the options it takes (see opt_letter) */
+    int nargs;                      /* positional arguments: exactly this many (-1: any) */
+    int (*fn)(cli_opts *o, CLIENT *clnt, task_opts *t, char **args, int nargs);
+} task_cmd;
+
+static const char spec_help[] =
+"  --steps 'STEP,...'     the pipeline, as for 'imgproc process' (see its --help)\n"
+"  -f, --format F         output format: jpeg, png, webp, tiff, gif (default: the input's)\n"
+"  -q, --quality Q        1..100 for jpeg and webp\n"
+"      --strip            drop metadata\n"
+"      --token T          your name for the task: creating it again returns the same task\n"
+"      --upload           send the image in 1 MiB chunks (automatic above 16 MiB)\n";
+
+/* ------------------------------------------------------------ helpers */
+
+static int
+rpc_failed(CLIENT *clnt, const char *what)
+{
+    fprintf(stderr, "imgproc: %s: %s\n", what, cli_rpc_error(clnt));
+    return EXIT_RPC;
+}
+
+static int
+refused(const char *what, ip_status st, const char *msg)
+{
+    fprintf(stderr, "imgproc: %s: %s: %s\n", what, proto_status_name(st), msg ? msg : "");
+    return EXIT_FAILED;
+}
+
+static int
+parse_id(const char *s, ip_task_id *id)
+{
+    unsigned long v;
+
+    if (proto_parse_uint(s, (unsigned long)-1, &v) || v == 0) {
+        fprintf(stderr, "imgproc: invalid task id '%s'\n", s);
+        return -1;
+    }
+    *id = v;
+    return 0;
+}
+
+static void
+print_time(const char *label, uint64_t ms)
+{
+    time_t secs = (time_t)(ms / 1000);
+    struct tm tm;
+    char buf[64];
+
+    if (!ms)
+        return;
+    localtime_r(&secs, &tm);
+    strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S", &tm);
+    printf("  %-9s %s.%03u\n", label, buf, (unsigned)(ms % 1000));
+}
+
+static void
+json_info(const ip_task_info *i)
+{
+    printf("{\"id\": %llu, \"state\": \"%s\", \"progress\": %u, \"created\": %llu, "
+           "\"started\": %llu, \"finished\": %llu, \"size\": %llu, \"received\": %llu, "
+           "\"sha256\": ", (unsigned long long)i->id, proto_task_state_name(i->state),
+           i->progress, (unsigned long long)i->created, (unsigned long long)i->started,
+           (unsigned long long)i->finished, (unsigned long long)i->size,
+           (unsigned long long)i->received);
+    proto_json_string(stdout, i->sha256);
+    printf(", \"steps\": ");
+    proto_json_string(stdout, i->steps);
+    printf(", \"token\": ");
+    proto_json_string(stdout, i->token);
+    printf(", \"owner\": ");
+    proto_json_string(stdout, i->owner);
+    printf(", \"result_size\": %llu, \"result_format\": \"%s\", \"width\": %u, \"height\": %u, "
+           "\"bands\": %u, \"error_status\": \"%s\", \"error\": ",
+           (unsigned long long)i->result_size,
+           i->state == IP_TASK_DONE ? proto_format_name(i->result_format) : "",
+           i->width, i->height, i->bands,
+           i->error_status == IP_OK ? "" : proto_status_name(i->error_status));
+    proto_json_string(stdout, i->error);
+    printf("}");
+}
+
+static void
+print_info(const cli_opts *o, const ip_task_info *i)
+{
+    if (o->json) {
+        json_info(i);
+        printf("\n");
+        return;
+    }
+    printf("task %llu: %s", (unsigned long long)i->id, proto_task_state_name(i->state));
+    if (i->state == IP_TASK_RUNNING)
+        printf(" %u%%", i->progress);
+    printf("\n  steps     %s\n", i->steps);
+    printf("  image     %llu bytes", (unsigned long long)i->size);
+    if (i->received < i->size)
+        printf(", %llu uploaded", (unsigned long long)i->received);
+    if (i->sha256[0])
+        printf(", sha256 %s", i->sha256);
+    printf("\n");
+    if (i->token[0])
+        printf("  token     %s\n", i->token);
+    print_time("created", i->created);
+    print_time("started", i->started);
+    print_time("finished", i->finished);
+    if (i->state == IP_TASK_DONE)
+        printf("  result    %s %ux%u, %u band%s, %llu bytes\n",
+               proto_format_name(i->result_format), i->width, i->height, i->bands,
+               i->bands == 1 ? "" : "s", (unsigned long long)i->result_size);
+    if (i->state == IP_TASK_FAILED)
+        printf("  error     %s: %s\n", proto_status_name(i->error_status), i->error);
+}
+
+/* ------------------------------------------------------------ the calls */
+
+/*
+ * Sends data for task id from wherever the server has got to.  Checks the
+ * server's SHA-256 of the whole against ours.  An exit code.
+ */
+static int
+upload(cli_opts *o, CLIENT *clnt, ip_task_id id, const char *data, uint64_t len,
+       const char *name)
+{
+    ip_task_info_res st;
+    uint64_t off;
+    char what[512], mine[65];
+
+    snprintf(what, sizeof(what), "cannot upload '%s' to task %llu", name,
+             (unsigned long long)id);
+    memset(&st, 0, sizeof(st));
+    if (task_status_1(&id, &st, clnt) != RPC_SUCCESS)
+        return rpc_failed(clnt, what);
+    if (st.status != IP_OK) {
+        int rc = refused(what, st.status, st.ip_task_info_res_u.message);
+        xdr_free((xdrproc_t)xdr_ip_task_info_res, (char *)&st);
+        return rc;
+    }
+    off = st.ip_task_info_res_u.info.received;
+    if (st.ip_task_info_res_u.info.size != len) {
+        fprintf(stderr, "imgproc: %s: the task expects %llu bytes, the file has %llu\n", what,
+                (unsigned long long)st.ip_task_info_res_u.info.size, (unsigned long long)len);
+        xdr_free((xdrproc_t)xdr_ip_task_info_res, (char *)&st);
+        return EXIT_FAILED;
+    }
+    xdr_free((xdrproc_t)xdr_ip_task_info_res, (char *)&st);
+    proto_sha256_hex(data, len, mine);
+    /* Resumes where the server is; a complete upload sends one chunk again to learn its hash. */
+    if (off == len)
+        off = len > IP_MAX_CHUNK ? len - IP_MAX_CHUNK : 0;
+    for (;;) {
+        ip_task_upload_args a;
+        ip_task_upload_res r;
+        uint64_t n = len - off < IP_MAX_CHUNK ? len - off : IP_MAX_CHUNK;
+        a.id = id;
+        a.offset = off;
+        a.data.data_len = (u_int)n;
+        a.data.data_val = (char *)data + off;
+        memset(&r, 0, sizeof(r));
+        if (task_upload_1(&a, &r, clnt) != RPC_SUCCESS)
+            return rpc_failed(clnt, what);
+        if (r.status != IP_OK) {
+            int rc = refused(what, r.status, r.ip_task_upload_res_u.message);
+            xdr_free((xdrproc_t)xdr_ip_task_upload_res, (char *)&r);
+            return rc;
+        }
+        off = r.ip_task_upload_res_u.uploaded.received;
+        if (off >= len) {
+            int same = strcmp(r.ip_task_upload_res_u.uploaded.sha256, mine) == 0;
+            if (!same)
+                fprintf(stderr, "imgproc: %s: the server's SHA-256 %s is not the file's %s\n",
+                        what, r.ip_task_upload_res_u.uploaded.sha256, mine);
+            else if (o->verbose)
+                fprintf(stderr, "imgproc: task %llu: %llu bytes uploaded, sha256 %s\n",
+                        (unsigned long long)id, (unsigned long long)len, mine);
+            xdr_free((xdrproc_t)xdr_ip_task_upload_res, (char *)&r);
+            return same ? EXIT_OK : EXIT_FAILED;
+        }
+        xdr_free((xdrproc_t)xdr_ip_task_upload_res, (char *)&r);
+    }
+}
+
+/* Creates a task for the image file path (uploading it when large); its id in *id. */
+static int
+create(cli_opts *o, CLIENT *clnt, const task_opts *t, const char *path, const char *token,
+       ip_task_id *id, ip_task_state *state)
+{
+    ip_task_create_args a;
+    ip_task_create_res r;
+    char what[512], why[256];
+    char *data;
+    size_t len;
+    int rc;
+
+    snprintf(what, sizeof(what), "cannot create a task for '%s'", path);
+    if (cli_read_file(path, MAX_FILE, &data, &len, why, sizeof(why))) {
+        fprintf(stderr, "imgproc: cannot read '%s': %s\n", path, why);
+        return EXIT_FAILED;
+    }
+    memset(&a, 0, sizeof(a));
+    memset(&r, 0, sizeof(r));
+    if (t->upload || len > INLINE_MAX) {
+        a.source.kind = IP_SOURCE_UPLOAD;
+        a.source.ip_task_source_u.size = len;
+    } else {
+        a.source.kind = IP_SOURCE_INLINE;
+        a.source.ip_task_source_u.image.ip_image_len = (u_int)len;
+        a.source.ip_task_source_u.image.ip_image_val = data;
+    }
+    a.spec.steps.steps_len = t->nsteps;
+    a.spec.steps.steps_val = (ip_step *)t->steps;
+    a.spec.output = t->output;
+    if (!t->have_format)
+        a.spec.output.format = IP_FMT_AUTO;
+    a.token = (char *)(token ? token : "");
+    a.hold = t->hold ? TRUE : FALSE;
+    if (task_create_1(&a, &r, clnt) != RPC_SUCCESS) {
+        free(data);
+        return rpc_failed(clnt, what);
+    }
+    if (r.status != IP_OK) {
+        rc = refused(what, r.status, r.ip_task_create_res_u.message);
+        xdr_free((xdrproc_t)xdr_ip_task_create_res, (char *)&r);
+        free(data);
+        return rc;
+    }
+    *id = r.ip_task_create_res_u.created.id;
+    *state = r.ip_task_create_res_u.created.state;
+    if (o->verbose)
+        fprintf(stderr, "imgproc: '%s' is task %llu (%s%s)\n", path, (unsigned long long)*id,
+                proto_task_state_name(*state),
+                r.ip_task_create_res_u.created.existing ? ", created earlier" : "");
+    xdr_free((xdrproc_t)xdr_ip_task_create_res, (char *)&r);
+    rc = EXIT_OK;
+    if (a.source.kind == IP_SOURCE_UPLOAD) {
+        rc = upload(o, clnt, *id, data, len, path);
+        if (rc == EXIT_OK && !t->hold)
+            *state = IP_TASK_QUEUED;
+    }
+    free(data);
+    return rc;
+}
+
+/*
+ * Waits for task id: until it is final, or (once) until its state changes.
+ * for_secs > 0 gives up after that long.  The last status goes into out
+ * (free with xdr_free).  An exit code.
+ */
+static int
+wait_task(cli_opts *o, CLIENT *clnt, ip_task_id id, unsigned for_secs, int once,
+          ip_task_info_res *out)
+{
+    struct timespec t0, now;
+    ip_task_state first = IP_TASK_CREATED, seen;
+    char what[64];
+
+    snprintf(what, sizeof(what), "cannot wait for task %llu", (unsigned long long)id);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    memset(out, 0, sizeof(*out));
+    if (task_status_1(&id, out, clnt) != RPC_SUCCESS)
+        return rpc_failed(clnt, what);
+    if (out->status == IP_OK)
+        first = out->ip_task_info_res_u.info.state;
+    for (;;) {
+        ip_task_wait_args a;
+        unsigned spent, step = IP_MAX_WAIT;
+        if (out->status != IP_OK)
+            return refused(what, out->status, out->ip_task_info_res_u.message);
+        seen = out->ip_task_info_res_u.info.state;
+        if (o->verbose)
+            fprintf(stderr, "imgproc: task %llu: %s\n", (unsigned long long)id,
+                    proto_task_state_name(seen));
+        if (proto_task_final(seen) || (once && seen != first))
+            return EXIT_OK;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        spent = (unsigned)(now.tv_sec - t0.tv_sec);
+        if (for_secs) {
+            if (spent >= for_secs)
+                return EXIT_OK;
+            if (for_secs - spent < step)
+                step = for_secs - spent;
+        }
+        /* The server blocks at most IP_MAX_WAIT; stay inside our own call timeout. */
+        if (o->timeout > 5 && step > (unsigned)o->timeout - 5)
+            step = (unsigned)o->timeout - 5;
+        a.id = id;
+        a.seen = seen;
+        a.timeout = step ? step : 1;
+        xdr_free((xdrproc_t)xdr_ip_task_info_res, (char *)out);
+        memset(out, 0, sizeof(*out));
+        if (task_wait_1(&a, out, clnt) != RPC_SUCCESS)
+            return rpc_failed(clnt, what);
+    }
+}
+
+/* Fetches task id's result, chunk by chunk, into dest ("-" = stdout).  An exit code. */
+static int
+fetch(cli_opts *o, CLIENT *clnt, ip_task_id id, const char *dest, ip_task_chunk *facts)
+{
+    char what[4200], why[256];
+    char *buf = NULL;
+    uint64_t total = 1, got = 0;
+    int rc = EXIT_OK;
+
+    snprintf(what, sizeof(what), "cannot fetch the result of task %llu", (unsigned long long)id);
+    while (got < total) {
+        ip_task_result_args a = { id, got, IP_MAX_CHUNK };
+        ip_task_result_res r;
+        ip_task_chunk *c = &r.ip_task_result_res_u.chunk;
+        memset(&r, 0, sizeof(r));
+        if (task_result_1(&a, &r, clnt) != RPC_SUCCESS) {
+            rc = rpc_failed(clnt, what);
+            goto cleanup;
+        }
+        if (r.status != IP_OK) {
+            rc = refused(what, r.status, r.ip_task_result_res_u.message);
+            xdr_free((xdrproc_t)xdr_ip_task_result_res, (char *)&r);
+            goto cleanup;
+        }
+        if (!buf) {
+            total = c->total;
+            buf = malloc(total ? total : 1);
+            if (!buf) {
+                fprintf(stderr, "imgproc: %s: out of memory\n", what);
+                xdr_free((xdrproc_t)xdr_ip_task_result_res, (char *)&r);
+                rc = EXIT_FAILED;
+                goto cleanup;
+            }
+            if (facts) {
+                *facts = *c;
+                memset(&facts->data, 0, sizeof(facts->data));
+            }
+        }
+        if (c->total != total || c->data.data_len > total - got ||
+            (c->data.data_len == 0 && got < total)) {
+            fprintf(stderr, "imgproc: %s: the server sent an inconsistent chunk\n", what);
+            xdr_free((xdrproc_t)xdr_ip_task_result_res, (char *)&r);
+            rc = EXIT_FAILED;
+            goto cleanup;
+        }
+        memcpy(buf + got, c->data.data_val, c->data.data_len);
+        got += c->data.data_len;
+        xdr_free((xdrproc_t)xdr_ip_task_result_res, (char *)&r);
+    }
+    if (cli_write_file(dest, buf, got, why, sizeof(why))) {
+        fprintf(stderr, "imgproc: cannot write '%s': %s\n", dest, why);
+        rc = EXIT_FAILED;
+    } else if (o->verbose)
+        fprintf(stderr, "imgproc: task %llu -> %s (%llu bytes)\n", (unsigned long long)id, dest,
+                (unsigned long long)got);
+cleanup:
+    free(buf);
+    return rc;
+}
+
+/* The reply of START, CANCEL and DELETE. */
+static int
+simple(cli_opts *o, CLIENT *clnt, ip_task_id id, const char *verb,
+       enum clnt_stat (*call)(ip_task_id *, ip_task_res *, CLIENT *))
+{
+    ip_task_res r;
+    char what[64];
+
+    snprintf(what, sizeof(what), "cannot %s task %llu", verb, (unsigned long long)id);
+    memset(&r, 0, sizeof(r));
+    if (call(&id, &r, clnt) != RPC_SUCCESS)
+        return rpc_failed(clnt, what);
+    if (r.status != IP_OK) {
+        int rc = refused(what, r.status, r.ip_task_res_u.message);
+        xdr_free((xdrproc_t)xdr_ip_task_res, (char *)&r);
+        return rc;
+    }
+    if (o->json)
+        printf("{\"id\": %llu, \"state\": \"%s\"}\n", (unsigned long long)id,
+               proto_task_state_name(r.ip_task_res_u.state));
+    else if (o->verbose)
+        fprintf(stderr, "imgproc: task %llu: %s\n", (unsigned long long)id,
+                proto_task_state_name(r.ip_task_res_u.state));
+    return EXIT_OK;
+}
+
+/* ------------------------------------------------------------ subcommands */
+
+static int
+t_create(cli_opts *o, CLIENT *clnt, task_opts *t, char **args, int nargs)
+{
+    ip_task_id id;
+    ip_task_state state;
+    int rc;
+
+    (void)nargs;
+    rc = create(o, clnt, t, args[0], t->token, &id, &state);
+    if (rc == EXIT_OK) {
+        if (o->json)
+            printf("{\"id\": %llu, \"state\": \"%s\"}\n", (unsigned long long)id,
+                   proto_task_state_name(state));
+        else
+            printf("%llu\n", (unsigned long long)id);
+    }
+    return rc;
+}
+
+static int
+t_upload(cli_opts *o, CLIENT *clnt, task_opts *t, char **args, int nargs)
+{
+    ip_task_id id;
+    char why[256];
+    char *data;
+    size_t len;
+    int rc;
+
+    (void)t;
+    (void)nargs;
+    if (parse_id(args[0], &id))
+        return EXIT_USAGE;
+    if (cli_read_file(args[1], MAX_FILE, &data, &len, why, sizeof(why))) {
+        fprintf(stderr, "imgproc: cannot read '%s': %s\n", args[1], why);
+        return EXIT_FAILED;
+    }
+    rc = upload(o, clnt, id, data, len, args[1]);
+    free(data);
+    return rc;
+}
+
+static int
+t_start(cli_opts *o, CLIENT *clnt, task_opts *t, char **args, int nargs)
+{
+    ip_task_id id;
+
+    (void)t;
+    (void)nargs;
+    return parse_id(args[0], &id) ? EXIT_USAGE : simple(o, clnt, id, "start", task_start_1);
+}
+
+static int
+t_cancel(cli_opts *o, CLIENT *clnt, task_opts *t, char **args, int nargs)
+{
+    ip_task_id id;
+
+    (void)t;
+    (void)nargs;
+    return parse_id(args[0], &id) ? EXIT_USAGE : simple(o, clnt, id, "cancel", task_cancel_1);
+}
+
+static int
+t_delete(cli_opts *o, CLIENT *clnt, task_opts *t, char **args, int nargs)
+{
+    ip_task_id id;
+
+    (void)t;
+    (void)nargs;
+    return parse_id(args[0], &id) ? EXIT_USAGE : simple(o, clnt, id, "delete", task_delete_1);
+}
+
+static int
+t_status(cli_opts *o, CLIENT *clnt, task_opts *t, char **args, int nargs)
+{
+    ip_task_info_res r;
+    ip_task_id id;
+    char what[64];
+    int rc = EXIT_OK;
+
+    (void)t;
+    (void)nargs;
+    if (parse_id(args[0], &id))
+        return EXIT_USAGE;
+    snprintf(what, sizeof(what), "no status for task %llu", (unsigned long long)id);
+    memset(&r, 0, sizeof(r));
+    if (task_status_1(&id, &r, clnt) != RPC_SUCCESS)
+        return rpc_failed(clnt, what);
+    if (r.status != IP_OK)
+        rc = refused(what, r.status, r.ip_task_info_res_u.message);
+    else
+        print_info(o, &r.ip_task_info_res_u.info);
+    xdr_free((xdrproc_t)xdr_ip_task_info_res, (char *)&r);
+    return rc;
+}
+
+static int
+t_wait(cli_opts *o, CLIENT *clnt, task_opts *t, char **args, int nargs)
+{
+    ip_task_info_res r;
+    ip_task_id id;
+    int rc;
+
+    (void)nargs;
+    if (parse_id(args[0], &id))
+        return EXIT_USAGE;
+    rc = wait_task(o, clnt, id, t->wait_for, t->once, &r);
+    if (rc == EXIT_OK) {
+        const ip_task_info *i = &r.ip_task_info_res_u.info;
+        print_info(o, i);
+        /* Without --once, success means DONE. */
+        if (!t->once && i->state != IP_TASK_DONE)
+            rc = EXIT_FAILED;
+    }
+    xdr_free((xdrproc_t)xdr_ip_task_info_res, (char *)&r);
+    return rc;
+}
+
+static int
+t_result(cli_opts *o, CLIENT *clnt, task_opts *t, char **args, int nargs)
+{
+    ip_task_id id;
+
+    (void)nargs;
+    if (parse_id(args[0], &id))
+        return EXIT_USAGE;
+    if (!t->out) {
+        if (isatty(STDOUT_FILENO)) {
+            fprintf(stderr, "imgproc: where should the result go? give -o FILE or -o -\n");
+            return EXIT_USAGE;
+        }
+        t->out = "-";
+    }
+    return fetch(o, clnt, id, t->out, NULL);
+}
+
+static int
+t_list(cli_opts *o, CLIENT *clnt, task_opts *t, char **args, int nargs)
+{
+    ip_task_list_args a = { t->states, 0, IP_MAX_LIST };
+    int first = 1, more = 1;
+
+    (void)args;
+    (void)nargs;
+    if (o->json)
+        printf("[");
+    else
+        printf("%-8s %-9s %4s %-19s %s\n", "ID", "STATE", "DONE", "CREATED", "STEPS");
+    while (more) {
+        ip_task_list_res r;
+        memset(&r, 0, sizeof(r));
+        if (task_list_1(&a, &r, clnt) != RPC_SUCCESS)
+            return rpc_failed(clnt, "cannot list tasks");
+        if (r.status != IP_OK) {
+            int rc = refused("cannot list tasks", r.status, r.ip_task_list_res_u.message);
+            xdr_free((xdrproc_t)xdr_ip_task_list_res, (char *)&r);
+            return rc;
+        }
+        for (u_int i = 0; i < r.ip_task_list_res_u.page.tasks.tasks_len; i++) {
+            const ip_task_info *ti = &r.ip_task_list_res_u.page.tasks.tasks_val[i];
+            if (o->json) {
+                printf("%s\n  ", first ? "" : ",");
+                json_info(ti);
+            } else {
+                time_t secs = (time_t)(ti->created / 1000);
+                struct tm tm;
+                char when[32];
+                localtime_r(&secs, &tm);
+                strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
+                printf("%-8llu %-9s %3u%% %-19s %s\n", (unsigned long long)ti->id,
+                       proto_task_state_name(ti->state), ti->progress, when, ti->steps);
+            }
+            first = 0;
+            a.after = ti->id;
+        }
+        more = r.ip_task_list_res_u.page.more;
+        xdr_free((xdrproc_t)xdr_ip_task_list_res, (char *)&r);
+    }
+    if (o->json)
+        printf("%s]\n", first ? "" : "\n");
+    return EXIT_OK;
+}
+
+static const task_cmd task_cmds[] = {
+    { "create", "imgproc task create --steps S [-f F] [-q Q] [--strip] [--hold] [--token T] "
+      "[--upload] FILE", "sfqSHkU", 1, t_create },
+    { "upload", "imgproc task upload ID FILE", "", 2, t_upload },
+    { "start", "imgproc task start ID", "", 1, t_start },
+    { "status", "imgproc task status ID", "", 1, t_status },
+    { "wait", "imgproc task wait ID [--for S] [--once]", "FO", 1, t_wait },
+    { "result", "imgproc task result ID [-o FILE|-]", "o", 1, t_result },
+    { "cancel", "imgproc task cancel ID", "", 1, t_cancel },
+    { "delete", "imgproc task delete ID", "", 1, t_delete },
+    { "list", "imgproc task list [--state created,queued,running,done,failed,cancelled]",
+      "L", 0, t_list },
+};
+
+/* The letter that names an option in task_cmd.options. */
+static int
+opt_letter(int c)
+{
+    switch (c) {
+    case O_STEPS: return 's';
+    case 'f': return 'f';
+    case 'q': return 'q';
+    case O_STRIP: return 'S';
+    case O_HOLD: return 'H';
+    case O_TOKEN: return 'k';
+    case O_UPLOAD: return 'U';
+    case O_FOR: return 'F';
+    case O_ONCE: return 'O';
+    case 'o': return 'o';
+    case O_STATE: return 'L';
+    case O_WAIT: return 'W';
+    default: return 0;
+    }
+}
+
+static void
+task_help(FILE *f)
+{
+    fprintf(f, "usage: imgproc task COMMAND [options] ARGS\n\n"
+               "A task is kept on the server's disk and run in the background; its id\n"
+               "fetches the result later, even after the server restarts.\n\nCommands:\n");
+    for (size_t i = 0; i < sizeof(task_cmds) / sizeof(task_cmds[0]); i++)
+        fprintf(f, "  %s\n", task_cmds[i].synopsis);
+    fprintf(f, "\nCreate:\n%s"
+               "      --hold             stay CREATED until 'task start'\n"
+               "Wait (until the task is done, failed or cancelled; exit 0 only when done):\n"
+               "      --for S            give up after S seconds\n"
+               "      --once             return after the first change of state\n"
+               "Result:\n"
+               "  -o FILE                where to write it (- for stdout)\n"
+               "List:\n"
+               "      --state S,S        only tasks in these states\n\n%s",
+            spec_help, cli_global_help);
+}
+
+/* Parses options into t for the command whose letters are allowed.  -1 to go on, or an exit code. */
+static int
+parse(cli_opts *o, task_opts *t, const char *name, const char *allowed, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        CLI_GLOBAL_LONG,
+        { "steps", required_argument, NULL, O_STEPS },
+        { "format", required_argument, NULL, 'f' },
+        { "quality", required_argument, NULL, 'q' },
+        { "strip", no_argument, NULL, O_STRIP },
+        { "hold", no_argument, NULL, O_HOLD },
+        { "token", required_argument, NULL, O_TOKEN },
+        { "upload", no_argument, NULL, O_UPLOAD },
+        { "state", required_argument, NULL, O_STATE },
+        { "for", required_argument, NULL, O_FOR },
+        { "once", no_argument, NULL, O_ONCE },
+        { "wait", no_argument, NULL, O_WAIT },
+        { "output", required_argument, NULL, 'o' },
+        { NULL, 0, NULL, 0 },
+    };
+    char why[256];
+    unsigned long v;
+    int c;
+
+    while ((c = getopt_long(argc, argv, CLI_GLOBAL_SHORT "f:q:o:", opts, NULL)) != -1) {
+        int r = cli_global_option(o, c, optarg);
+        if (r < 0)
+            return EXIT_USAGE;
+        if (r > 0)
+            continue;
+        if (c == 'h')
+            return -2;
+        if (!opt_letter(c) || !strchr(allowed, opt_letter(c))) {
+            if (opt_letter(c))
+                fprintf(stderr, "imgproc: %s does not take %s\n", name, argv[optind - 1]);
+            return EXIT_USAGE;
+        }
+        switch (c) {
+        case O_STEPS:
+            if (proto_pipeline_parse(optarg, t->steps, IP_MAX_STEPS, &t->nsteps, why,
+                                     sizeof(why))) {
+                fprintf(stderr, "imgproc: invalid --steps: %s\n", why);
+                return EXIT_USAGE;
+            }
+            break;
+        case 'f':
+            if (proto_format_parse(optarg, &t->output.format)) {
+                fprintf(stderr, "imgproc: invalid format '%s'\n", optarg);
+                return EXIT_USAGE;
+            }
+            t->have_format = 1;
+            break;
+        case 'q':
+            if (proto_parse_uint(optarg, 100, &v) || v == 0) {
+                fprintf(stderr, "imgproc: invalid quality (1..100) '%s'\n", optarg);
+                return EXIT_USAGE;
+            }
+            t->output.quality = (int)v;
+            break;
+        case O_STRIP:
+            t->output.strip = TRUE;
+            break;
+        case O_HOLD:
+            t->hold = 1;
+            break;
+        case O_TOKEN:
+            if (strlen(optarg) > IP_MAX_TOKEN) {
+                fprintf(stderr, "imgproc: a token is at most %d bytes\n", IP_MAX_TOKEN);
+                return EXIT_USAGE;
+            }
+            t->token = optarg;
+            break;
+        case O_UPLOAD:
+            t->upload = 1;
+            break;
+        case O_STATE: {
+            char *copy = strdup(optarg), *p = copy, *w;
+            while (copy && (w = strsep(&p, ",")) != NULL) {
+                ip_task_state s;
+                if (proto_task_state_parse(w, &s)) {
+                    fprintf(stderr, "imgproc: invalid state '%s' (created, queued, running, "
+                                    "done, failed, cancelled)\n", w);
+                    free(copy);
+                    return EXIT_USAGE;
+                }
+                t->states |= 1u << s;
+            }
+            free(copy);
+            break;
+        }
+        case O_FOR:
+            if (proto_parse_uint(optarg, 86400 * 365, &v) || v == 0) {
+                fprintf(stderr, "imgproc: invalid --for '%s'\n", optarg);
+                return EXIT_USAGE;
+            }
+            t->wait_for = (unsigned)v;
+            break;
+        case O_ONCE:
+            t->once = 1;
+            break;
+        case O_WAIT:
+            t->wait = 1;
+            break;
+        case 'o':
+            t->out = optarg;
+            break;
+        }
+    }
+    if (strchr(allowed, 's') && t->nsteps == 0) {
+        fprintf(stderr, "imgproc: %s needs --steps\n", name);
+        return EXIT_USAGE;
+    }
+    return -1;
+}
+
+static CLIENT *
+connect_or_say(cli_opts *o)
+{
+    char *why = NULL;
+    CLIENT *clnt = cli_connect(o, &why);
+
+    if (!clnt) {
+        fprintf(stderr, "imgproc: %s\n", why ? why : "cannot reach the server");
+        free(why);
+    }
+    return clnt;
+}
+
+int
+cmd_task(cli_opts *o, int argc, char **argv)
+{
+    const task_cmd *cmd = NULL;
+    task_opts t;
+    CLIENT *clnt;
+    int rc;
+
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        task_help(argc < 2 ? stderr : stdout);
+        return argc < 2 ? EXIT_USAGE : EXIT_OK;
+    }
+    for (size_t i = 0; i < sizeof(task_cmds) / sizeof(task_cmds[0]); i++)
+        if (strcmp(argv[1], task_cmds[i].name) == 0)
+            cmd = &task_cmds[i];
+    if (!cmd) {
+        fprintf(stderr, "imgproc: unknown task command '%s' (see 'imgproc task --help')\n",
+                argv[1]);
+        return EXIT_USAGE;
+    }
+    memset(&t, 0, sizeof(t));
+    argc--;
+    argv++;
+    optind = 0;
+    rc = parse(o, &t, cmd->name, cmd->options, argc, argv);
+    if (rc == -2) {
+        task_help(stdout);
+        return EXIT_OK;
+    }
+    if (rc >= 0) {
+        fprintf(stderr, "usage: %s\n", cmd->synopsis);
+        return rc;
+    }
+    if (cmd->nargs >= 0 && argc - optind != cmd->nargs) {
+        fprintf(stderr, "usage: %s\n", cmd->synopsis);
+        return EXIT_USAGE;
+    }
+    if (!(clnt = connect_or_say(o)))
+        return EXIT_RPC;
+    rc = cmd->fn(o, clnt, &t, argv + optind, argc - optind);
+    cli_disconnect(clnt);
+    return rc;
+}
+
+/* ------------------------------------------------------------ submit */
+
+/* OUT/name-with-the-result's-extension, malloc'ed. */
+static char *
+result_path(const char *dir, const char *input, ip_format fmt)
+{
+    char *copy = strdup(input), *base, *dot, *path = NULL;
+    const char *ext = proto_format_ext(fmt);
+
+    if (!copy)
+        return NULL;
+    base = basename(copy);
+    dot = strrchr(base, '.');
+    if (dot && dot != base)
+        *dot = '\0';
+    if (asprintf(&path, "%s/%s.%s", dir, base, ext ? ext : "out") < 0)
+        path = NULL;
+    free(copy);
+    return path;
+}
+
+int
+cmd_submit(cli_opts *o, int argc, char **argv)
+{
+    ip_task_id *ids = NULL;
+    task_opts t;
+    CLIENT *clnt;
+    int rc, n;
+
+    memset(&t, 0, sizeof(t));
+    rc = parse(o, &t, "submit", "sfqSHkUoW", argc, argv);
+    if (rc == -2) {
+        printf("usage: imgproc submit --steps S [-f F] [-q Q] [--strip] [--upload] [--wait] "
+               "[-o DIR] FILE...\n\nCreates a task per file (uploading large ones in chunks), "
+               "and prints their ids.\nWith --wait or -o it waits for them and writes each "
+               "result into DIR\n(default: the current folder) named after its input.\n\n"
+               "%s\n%s", spec_help, cli_global_help);
+        return EXIT_OK;
+    }
+    if (rc >= 0)
+        return rc;
+    n = argc - optind;
+    if (n <= 0) {
+        fprintf(stderr, "imgproc: submit needs at least one FILE\n");
+        return EXIT_USAGE;
+    }
+    if (t.token && n > 1) {
+        fprintf(stderr, "imgproc: --token names one task; give one FILE\n");
+        return EXIT_USAGE;
+    }
+    if (t.hold) {
+        fprintf(stderr, "imgproc: submit starts its tasks; use 'task create --hold'\n");
+        return EXIT_USAGE;
+    }
+    if (t.out || t.wait) {
+        if (!t.out)
+            t.out = ".";
+        if (!cli_is_dir(t.out) && mkdir(t.out, 0777) < 0) {
+            fprintf(stderr, "imgproc: cannot create folder '%s': %m\n", t.out);
+            return EXIT_FAILED;
+        }
+    }
+    if (!(clnt = connect_or_say(o)))
+        return EXIT_RPC;
+    ids = calloc((size_t)n, sizeof(*ids));
+    rc = EXIT_OK;
+    /* All are created first, so the server works on them while we wait. */
+    for (int i = 0; ids && i < n; i++) {
+        ip_task_state state;
+        int r = create(o, clnt, &t, argv[optind + i], t.token, &ids[i], &state);
+        if (r == EXIT_RPC) {
+            rc = r;
+            goto cleanup;
+        }
+        if (r != EXIT_OK) {
+            ids[i] = 0;
+            rc = EXIT_FAILED;
+        } else if (!t.out && !o->json)
+            printf("%llu\n", (unsigned long long)ids[i]);
+    }
+    if (o->json)
+        printf("[");
+    for (int i = 0; ids && i < n; i++) {
+        const char *path = argv[optind + i];
+        ip_task_info_res r;
+        char *dest = NULL;
+        int w;
+        if (!ids[i])
+            continue;
+        if (!t.out) {
+            if (o->json)
+                printf("%s{\"file\": \"%s\", \"id\": %llu}", i ? ", " : "", path,
+                       (unsigned long long)ids[i]);
+            continue;
+        }
+        w = wait_task(o, clnt, ids[i], 0, 0, &r);
+        if (w == EXIT_RPC) {
+            rc = w;
+            goto cleanup;
+        }
+        if (w == EXIT_OK && r.ip_task_info_res_u.info.state == IP_TASK_DONE) {
+            dest = result_path(t.out, path, r.ip_task_info_res_u.info.result_format);
+            w = dest ? fetch(o, clnt, ids[i], dest, NULL) : EXIT_FAILED;
+        } else if (w == EXIT_OK) {
+            const ip_task_info *ti = &r.ip_task_info_res_u.info;
+            fprintf(stderr, "imgproc: '%s' (task %llu) %s: %s%s%s\n", path,
+                    (unsigned long long)ids[i], proto_task_state_name(ti->state),
+                    ti->state == IP_TASK_FAILED ? proto_status_name(ti->error_status) : "",
+                    ti->state == IP_TASK_FAILED ? ": " : "", ti->error);
+            w = EXIT_FAILED;
+        }
+        if (o->json) {
+            printf("%s{\"file\": ", i ? ",\n " : "");
+            proto_json_string(stdout, path);
+            printf(", \"id\": %llu, \"output\": ", (unsigned long long)ids[i]);
+            proto_json_string(stdout, w == EXIT_OK && dest ? dest : "");
+            printf(", \"ok\": %s}", w == EXIT_OK ? "true" : "false");
+        } else if (w == EXIT_OK && dest && !o->verbose)
+            printf("%s -> %s\n", path, dest);
+        if (w == EXIT_RPC) {
+            free(dest);
+            rc = w;
+            goto cleanup;
+        }
+        if (w != EXIT_OK)
+            rc = EXIT_FAILED;
+        free(dest);
+        xdr_free((xdrproc_t)xdr_ip_task_info_res, (char *)&r);
+    }
+    if (o->json)
+        printf("]\n");
+cleanup:
+    free(ids);
+    cli_disconnect(clnt);
+    return rc;
+}

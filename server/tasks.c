@@ -1,0 +1,1099 @@
+/* tasks.c - durable background tasks: the state machine, the worker pool, waiting, expiry. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <rpc/rpc.h>
+
+#include "proto.h"
+#include "store.h"
+#include "tasks.h"
+
+#define MAX_ATTEMPTS 3          /* runs a task may crash the server before it is failed */
+#define SWEEP_MAX_SLEEP 60      /* seconds the sweeper sleeps at most */
+
+/* One background thread and the task it runs. */
+typedef struct worker {
+    pthread_t thread;           /* the thread */
+    struct tasks *t;            /* back to the pool */
+    uint64_t task_id;           /* task being run, 0 when idle (under lock) */
+    int progress;               /* percent done (atomic) */
+    int cancel;                 /* stop the task being run (atomic) */
+} worker;
+
+struct tasks {
+    tasks_config cfg;           /* settings */
+    ops_limits lim;             /* what a task's pipeline may do */
+    store *st;                  /* the database and files */
+    pthread_mutex_t lock;       /* guards the store and everything below */
+    pthread_cond_t work;        /* a task was queued, or stopping */
+    pthread_cond_t changed;     /* a task changed state, or stopping (monotonic clock) */
+    pthread_cond_t sweep;       /* an expiry was set, or stopping (real-time clock) */
+    int stopping;               /* set once by tasks_stopping (atomic) */
+    worker *workers;            /* the pool */
+    unsigned nworkers;          /* threads started */
+    pthread_t sweeper;          /* removes expired tasks */
+    int sweeper_started;        /* sweeper was started */
+};
+
+static double
+wall_now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static struct timespec
+to_timespec(double s)
+{
+    struct timespec ts;
+
+    ts.tv_sec = (time_t)s;
+    ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
+    return ts;
+}
+
+static char *
+msgdup(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static char *
+msgdup(const char *fmt, ...)
+{
+    va_list ap;
+    char *out = NULL;
+
+    va_start(ap, fmt);
+    if (vasprintf(&out, fmt, ap) < 0)
+        out = NULL;
+    va_end(ap);
+    return out;
+}
+
+/* Why a call failed, before it is put into whichever result union. */
+typedef struct failure {
+    ip_status status;           /* IP_OK while nothing failed */
+    char *message;              /* malloc'ed */
+} failure;
+
+static void
+set_fail(failure *f, ip_status st, char *message)
+{
+    if (f->status != IP_OK)
+        free(f->message);
+    f->status = st;
+    f->message = message ? message : strdup("out of memory");
+}
+
+/* A store error: logged in full, reported as internal. */
+static void
+store_fail(failure *f, char *why)
+{
+    fprintf(stderr, "imgprocd: %s\n", why ? why : "task database error");
+    set_fail(f, IP_EINTERNAL, msgdup("the task store failed: %s", why ? why : "unknown error"));
+    free(why);
+}
+
+static double
+expiry(const tasks *t, double now)
+{
+    return now + (double)t->cfg.result_ttl;
+}
+
+static worker *
+worker_of(tasks *t, uint64_t id)
+{
+    for (unsigned i = 0; i < t->nworkers; i++)
+        if (t->workers[i].task_id == id)
+            return &t->workers[i];
+    return NULL;
+}
+
+/* Reads task id for owner.  0, or -1 with f filled.  Under the lock. */
+static int
+load_owned(tasks *t, const char *owner, uint64_t id, store_task *rec, failure *f)
+{
+    char *why = NULL;
+
+    switch (store_get(t->st, id, rec, &why)) {
+    case 1:
+        if (strcmp(rec->owner, owner) == 0)
+            return 0;
+        set_fail(f, IP_EDENIED, msgdup("task %llu belongs to another caller",
+                                       (unsigned long long)id));
+        return -1;
+    case 0:
+        set_fail(f, IP_ENOTFOUND, msgdup("no task %llu (never created, deleted or expired)",
+                                         (unsigned long long)id));
+        return -1;
+    default:
+        store_fail(f, why);
+        return -1;
+    }
+}
+
+static void
+fill_info(tasks *t, const store_task *rec, ip_task_info *info)
+{
+    worker *w;
+
+    memset(info, 0, sizeof(*info));
+    info->id = rec->id;
+    info->state = rec->state;
+    if (rec->state == IP_TASK_DONE)
+        info->progress = 100;
+    else if (rec->state == IP_TASK_RUNNING && (w = worker_of(t, rec->id)) != NULL)
+        info->progress = (u_int)__atomic_load_n(&w->progress, __ATOMIC_RELAXED);
+    info->created = (uint64_t)(rec->created * 1000);
+    info->started = (uint64_t)(rec->started * 1000);
+    info->finished = (uint64_t)(rec->finished * 1000);
+    info->size = rec->size;
+    info->received = rec->received;
+    info->sha256 = strdup(rec->sha256);
+    info->steps = strdup(rec->steps);
+    info->token = strdup(rec->token);
+    info->owner = strdup(rec->owner);
+    info->result_size = rec->result_size;
+    info->result_format = rec->result_format;
+    info->width = rec->width;
+    info->height = rec->height;
+    info->bands = rec->bands;
+    info->error_status = rec->error_status;
+    info->error = strdup(rec->error);
+}
+
+/* "task 5 is queued" and what was wrong with that. */
+static char *
+state_msg(const store_task *rec, const char *why)
+{
+    return msgdup("task %llu is %s; %s", (unsigned long long)rec->id,
+                  proto_task_state_name(rec->state), why);
+}
+
+static void
+changed(tasks *t)
+{
+    pthread_cond_broadcast(&t->changed);
+}
+
+/* A printable token: no control bytes to confuse a log or a terminal. */
+static int
+token_ok(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            return 0;
+    return 1;
+}
+
+/* The pipeline in --steps syntax. */
+static void
+steps_text(const ip_task_spec *spec, char *buf, size_t len)
+{
+    size_t used = 0;
+
+    buf[0] = '\0';
+    for (u_int i = 0; i < spec->steps.steps_len && used + 1 < len; i++) {
+        char one[128];
+        proto_step_format(&spec->steps.steps_val[i], one, sizeof(one));
+        used += (size_t)snprintf(buf + used, len - used, "%s%s", i ? "," : "", one);
+    }
+}
+
+/* Checks a create request and fills rec from it.  0, or -1 with f. */
+static int
+prepare_create(tasks *t, const char *owner, const ip_task_create_args *a, store_task *rec,
+               failure *f)
+{
+    const ip_task_spec *spec = &a->spec;
+    char why[IP_MAX_MESSAGE];
+    ip_status st;
+    XDR x;
+
+    if (spec->steps.steps_len > t->cfg.max_steps) {
+        set_fail(f, IP_ETOOBIG, msgdup("%u steps; this server runs at most %u",
+                                       spec->steps.steps_len, t->cfg.max_steps));
+        return -1;
+    }
+    if (ops_validate(spec->steps.steps_val, spec->steps.steps_len, &spec->output, &st,
+                     why, sizeof(why))) {
+        set_fail(f, st, strdup(why));
+        return -1;
+    }
+    if (!token_ok(a->token)) {
+        set_fail(f, IP_EINVAL, strdup("the token holds control characters"));
+        return -1;
+    }
+    memset(rec, 0, sizeof(*rec));
+    if (a->source.kind == IP_SOURCE_INLINE) {
+        const ip_image *im = &a->source.ip_task_source_u.image;
+        ip_info_res info;
+        if (im->ip_image_len == 0) {
+            set_fail(f, IP_EINVAL, strdup("empty image: no bytes were sent"));
+            return -1;
+        }
+        if (im->ip_image_len > t->cfg.max_inline_bytes) {
+            set_fail(f, IP_ETOOBIG, msgdup("the image is %u bytes; this server accepts at "
+                                           "most %llu in one call (use an upload)",
+                                           im->ip_image_len,
+                                           (unsigned long long)t->cfg.max_inline_bytes));
+            return -1;
+        }
+        /* Refuse what is not an image now, not after a trip through the queue. */
+        memset(&info, 0, sizeof(info));
+        ops_info(&t->lim, im->ip_image_val, im->ip_image_len, &info);
+        if (info.status != IP_OK) {
+            set_fail(f, info.status, strdup(info.ip_info_res_u.message));
+            xdr_free((xdrproc_t)xdr_ip_info_res, (char *)&info);
+            return -1;
+        }
+        if ((uint64_t)info.ip_info_res_u.info.width * info.ip_info_res_u.info.height >
+            t->lim.max_pixels) {
+            set_fail(f, IP_ETOOBIG, msgdup("the image is %ux%u pixels; this server accepts "
+                                           "at most %llu", info.ip_info_res_u.info.width,
+                                           info.ip_info_res_u.info.height,
+                                           (unsigned long long)t->lim.max_pixels));
+            xdr_free((xdrproc_t)xdr_ip_info_res, (char *)&info);
+            return -1;
+        }
+        xdr_free((xdrproc_t)xdr_ip_info_res, (char *)&info);
+        rec->size = im->ip_image_len;
+        proto_sha256_hex(im->ip_image_val, im->ip_image_len, rec->sha256);
+    } else if (a->source.kind == IP_SOURCE_UPLOAD) {
+        uint64_t size = a->source.ip_task_source_u.size;
+        if (size == 0) {
+            set_fail(f, IP_EINVAL, strdup("an upload of 0 bytes: declare the image's size"));
+            return -1;
+        }
+        if (size > t->cfg.max_upload_bytes) {
+            set_fail(f, IP_ETOOBIG, msgdup("the image is %llu bytes; this server accepts "
+                                           "at most %llu", (unsigned long long)size,
+                                           (unsigned long long)t->cfg.max_upload_bytes));
+            return -1;
+        }
+        rec->upload = 1;
+        rec->size = size;
+    } else {
+        set_fail(f, IP_EINVAL, msgdup("unknown image source %d", (int)a->source.kind));
+        return -1;
+    }
+    xdrmem_create(&x, (char *)rec->spec, sizeof(rec->spec), XDR_ENCODE);
+    if (!xdr_ip_task_spec(&x, (ip_task_spec *)spec)) {
+        xdr_destroy(&x);
+        set_fail(f, IP_EINVAL, strdup("the pipeline cannot be stored"));
+        return -1;
+    }
+    rec->spec_len = xdr_getpos(&x);
+    xdr_destroy(&x);
+    snprintf(rec->owner, sizeof(rec->owner), "%s", owner);
+    snprintf(rec->token, sizeof(rec->token), "%s", a->token);
+    steps_text(spec, rec->steps, sizeof(rec->steps));
+    rec->hold = a->hold ? 1 : 0;
+    return 0;
+}
+
+/* Is there room for one more QUEUED task?  0, or -1 with f.  Under the lock. */
+static int
+queue_room(tasks *t, failure *f)
+{
+    long n = store_count(t->st, IP_TASK_QUEUED);
+
+    if (n < 0) {
+        store_fail(f, strdup("cannot count the queue"));
+        return -1;
+    }
+    if ((unsigned long)n >= t->cfg.max_queued) {
+        set_fail(f, IP_EBUSY, msgdup("the queue is full (%ld tasks waiting); try again later", n));
+        return -1;
+    }
+    return 0;
+}
+
+void
+tasks_create(tasks *t, const char *owner, const ip_task_create_args *a,
+             ip_task_create_res *res)
+{
+    store_task *rec = malloc(sizeof(*rec)), *old = malloc(sizeof(*old));
+    failure f = { IP_OK, NULL };
+    char temp[4096] = "";
+    char *why = NULL;
+    int queue_now, found;
+    long total;
+    double now;
+
+    memset(res, 0, sizeof(*res));
+    if (!rec || !old) {
+        set_fail(&f, IP_EINTERNAL, NULL);
+        goto done;
+    }
+    if (prepare_create(t, owner, a, rec, &f))
+        goto done;
+    /* The image goes to disk (and is fsynced) before the lock is taken. */
+    if (!rec->upload) {
+        const ip_image *im = &a->source.ip_task_source_u.image;
+        if (store_write_temp(t->st, im->ip_image_val, im->ip_image_len, temp, sizeof(temp),
+                             &why)) {
+            store_fail(&f, why);
+            goto done;
+        }
+    }
+
+    pthread_mutex_lock(&t->lock);
+    if (rec->token[0]) {
+        found = store_by_token(t->st, owner, rec->token, old, &why);
+        if (found < 0) {
+            store_fail(&f, why);
+            goto unlock;
+        }
+        if (found) {
+            /* A retry of a create that worked: the same task, not a second one. */
+            if (old->upload != rec->upload || old->size != rec->size ||
+                old->spec_len != rec->spec_len || memcmp(old->spec, rec->spec, rec->spec_len) ||
+                (!rec->upload && strcmp(old->sha256, rec->sha256) != 0)) {
+                set_fail(&f, IP_EINVAL, msgdup("token '%s' already names task %llu, which has "
+                                               "another image or pipeline", rec->token,
+                                               (unsigned long long)old->id));
+                goto unlock;
+            }
+            res->status = IP_OK;
+            res->ip_task_create_res_u.created.id = old->id;
+            res->ip_task_create_res_u.created.state = old->state;
+            res->ip_task_create_res_u.created.existing = TRUE;
+            goto unlock;
+        }
+    }
+    total = store_count(t->st, -1);
+    if (total < 0 || (unsigned long)total >= t->cfg.max_tasks) {
+        if (total < 0)
+            store_fail(&f, strdup("cannot count the tasks"));
+        else
+            set_fail(&f, IP_EBUSY, msgdup("the server holds %ld tasks, its limit; delete "
+                                          "finished ones or try later", total));
+        goto unlock;
+    }
+    queue_now = !rec->hold && !rec->upload;
+    if (queue_now && queue_room(t, &f))
+        goto unlock;
+    now = wall_now();
+    rec->created = now;
+    rec->state = queue_now ? IP_TASK_QUEUED : IP_TASK_CREATED;
+    rec->queued = queue_now ? now : 0;
+    /* Waiting for an upload or a start does not keep a task forever. */
+    rec->expires = queue_now ? 0 : expiry(t, now);
+    if (store_insert(t->st, rec, temp[0] ? temp : NULL, &why)) {
+        store_fail(&f, why);
+        goto unlock;
+    }
+    temp[0] = '\0';
+    res->status = IP_OK;
+    res->ip_task_create_res_u.created.id = rec->id;
+    res->ip_task_create_res_u.created.state = rec->state;
+    if (queue_now)
+        pthread_cond_signal(&t->work);
+    else
+        pthread_cond_signal(&t->sweep);
+    changed(t);
+    if (t->cfg.verbose)
+        fprintf(stderr, "imgprocd: task %llu created (%s, %llu bytes, %s) by %s\n",
+                (unsigned long long)rec->id, proto_task_state_name(rec->state),
+                (unsigned long long)rec->size, rec->steps, owner);
+
+unlock:
+    pthread_mutex_unlock(&t->lock);
+done:
+    if (temp[0])
+        unlink(temp);
+    if (f.status != IP_OK) {
+        res->status = f.status;
+        res->ip_task_create_res_u.message = f.message;
+    }
+    free(rec);
+    free(old);
+}
+
+void
+tasks_upload(tasks *t, const char *owner, const ip_task_upload_args *a,
+             ip_task_upload_res *res)
+{
+    store_task *rec = malloc(sizeof(*rec));
+    ip_task_uploaded *up = &res->ip_task_upload_res_u.uploaded;
+    failure f = { IP_OK, NULL };
+    uint64_t len = a->data.data_len, got;
+    ip_status st;
+    char *why = NULL;
+
+    memset(res, 0, sizeof(*res));
+    if (!rec) {
+        set_fail(&f, IP_EINTERNAL, NULL);
+        goto done;
+    }
+    pthread_mutex_lock(&t->lock);
+    if (load_owned(t, owner, a->id, rec, &f))
+        goto unlock;
+    if (!rec->upload) {
+        set_fail(&f, IP_ESTATE, msgdup("task %llu came with its image; there is nothing to "
+                                       "upload", (unsigned long long)a->id));
+        goto unlock;
+    }
+    if (rec->sha256[0]) {
+        /* Complete already: a retried chunk (its reply was lost) is fine. */
+        if (a->offset <= rec->size && len <= rec->size - a->offset)
+            goto ok;
+        set_fail(&f, IP_ESTATE, msgdup("task %llu has its whole image (%llu bytes) already",
+                                       (unsigned long long)a->id,
+                                       (unsigned long long)rec->size));
+        goto unlock;
+    }
+    if (rec->state != IP_TASK_CREATED) {
+        set_fail(&f, IP_ESTATE, state_msg(rec, "an upload needs a created task"));
+        goto unlock;
+    }
+    /* The chunk that completes an unheld task queues it: is there room? */
+    if (!rec->hold && a->offset <= rec->received && a->offset + len == rec->size &&
+        queue_room(t, &f))
+        goto unlock;
+    if (store_append(t->st, a->id, rec->size, a->offset, a->data.data_val, len, &got, &st,
+                     &why)) {
+        if (st == IP_EINTERNAL)
+            store_fail(&f, why);
+        else
+            set_fail(&f, st, why);
+        goto unlock;
+    }
+    rec->received = got;
+    if (got == rec->size) {
+        if (store_upload_done(t->st, a->id, rec->sha256, &why)) {
+            store_fail(&f, why);
+            goto unlock;
+        }
+        if (!rec->hold) {
+            if (store_move(t->st, a->id, 1u << IP_TASK_CREATED, IP_TASK_QUEUED, wall_now(), 0,
+                           &why) < 0) {
+                store_fail(&f, why);
+                goto unlock;
+            }
+            rec->state = IP_TASK_QUEUED;
+            pthread_cond_signal(&t->work);
+        }
+        changed(t);
+        if (t->cfg.verbose)
+            fprintf(stderr, "imgprocd: task %llu uploaded (%llu bytes, sha256 %s)\n",
+                    (unsigned long long)a->id, (unsigned long long)got, rec->sha256);
+    }
+ok:
+    res->status = IP_OK;
+    up->received = rec->received;
+    up->size = rec->size;
+    up->state = rec->state;
+    up->sha256 = strdup(rec->sha256);
+unlock:
+    pthread_mutex_unlock(&t->lock);
+done:
+    if (f.status != IP_OK) {
+        res->status = f.status;
+        res->ip_task_upload_res_u.message = f.message;
+    }
+    free(rec);
+}
+
+void
+tasks_start(tasks *t, const char *owner, ip_task_id id, ip_task_res *res)
+{
+    store_task *rec = malloc(sizeof(*rec));
+    failure f = { IP_OK, NULL };
+    char *why = NULL;
+    int moved;
+
+    memset(res, 0, sizeof(*res));
+    if (!rec) {
+        set_fail(&f, IP_EINTERNAL, NULL);
+        goto done;
+    }
+    pthread_mutex_lock(&t->lock);
+    if (load_owned(t, owner, id, rec, &f))
+        goto unlock;
+    if (rec->state != IP_TASK_CREATED) {
+        set_fail(&f, IP_ESTATE, state_msg(rec, "only a created task can be started"));
+        goto unlock;
+    }
+    if (rec->upload && !rec->sha256[0]) {
+        set_fail(&f, IP_ESTATE, msgdup("task %llu has %llu of its %llu bytes; upload the "
+                                       "rest before starting it", (unsigned long long)id,
+                                       (unsigned long long)rec->received,
+                                       (unsigned long long)rec->size));
+        goto unlock;
+    }
+    if (queue_room(t, &f))
+        goto unlock;
+    moved = store_move(t->st, id, 1u << IP_TASK_CREATED, IP_TASK_QUEUED, wall_now(), 0, &why);
+    if (moved < 0) {
+        store_fail(&f, why);
+        goto unlock;
+    }
+    res->status = IP_OK;
+    res->ip_task_res_u.state = IP_TASK_QUEUED;
+    pthread_cond_signal(&t->work);
+    changed(t);
+unlock:
+    pthread_mutex_unlock(&t->lock);
+done:
+    if (f.status != IP_OK) {
+        res->status = f.status;
+        res->ip_task_res_u.message = f.message;
+    }
+    free(rec);
+}
+
+void
+tasks_status(tasks *t, const char *owner, ip_task_id id, ip_task_info_res *res)
+{
+    ip_task_wait_args a = { id, IP_TASK_CREATED, 0 };
+
+    tasks_wait(t, owner, &a, 0, res);
+}
+
+void
+tasks_wait(tasks *t, const char *owner, const ip_task_wait_args *a, int may_block,
+           ip_task_info_res *res)
+{
+    store_task *rec = malloc(sizeof(*rec));
+    failure f = { IP_OK, NULL };
+    struct timespec now;
+    double deadline;
+    unsigned secs = a->timeout < IP_MAX_WAIT ? a->timeout : IP_MAX_WAIT;
+
+    memset(res, 0, sizeof(*res));
+    if (!rec) {
+        set_fail(&f, IP_EINTERNAL, NULL);
+        goto done;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    deadline = (double)now.tv_sec + now.tv_nsec / 1e9 + (may_block ? secs : 0);
+    pthread_mutex_lock(&t->lock);
+    for (;;) {
+        struct timespec until = to_timespec(deadline);
+        if (load_owned(t, owner, a->id, rec, &f))
+            break;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (rec->state != a->seen || __atomic_load_n(&t->stopping, __ATOMIC_RELAXED) ||
+            (double)now.tv_sec + now.tv_nsec / 1e9 >= deadline) {
+            res->status = IP_OK;
+            fill_info(t, rec, &res->ip_task_info_res_u.info);
+            break;
+        }
+        pthread_cond_timedwait(&t->changed, &t->lock, &until);
+    }
+    pthread_mutex_unlock(&t->lock);
+done:
+    if (f.status != IP_OK) {
+        res->status = f.status;
+        res->ip_task_info_res_u.message = f.message;
+    }
+    free(rec);
+}
+
+void
+tasks_result(tasks *t, const char *owner, const ip_task_result_args *a,
+             ip_task_result_res *res)
+{
+    store_task *rec = malloc(sizeof(*rec));
+    ip_task_chunk *c = &res->ip_task_result_res_u.chunk;
+    failure f = { IP_OK, NULL };
+    char path[4096];
+    size_t want, have = 0;
+    int fd = -1;
+
+    memset(res, 0, sizeof(*res));
+    if (!rec) {
+        set_fail(&f, IP_EINTERNAL, NULL);
+        goto done;
+    }
+    if (a->count > IP_MAX_CHUNK) {
+        set_fail(&f, IP_EINVAL, msgdup("count %u; a chunk is at most %d bytes", a->count,
+                                       IP_MAX_CHUNK));
+        goto done;
+    }
+    pthread_mutex_lock(&t->lock);
+    if (load_owned(t, owner, a->id, rec, &f))
+        goto unlock;
+    if (rec->state == IP_TASK_FAILED) {
+        set_fail(&f, IP_ESTATE, msgdup("task %llu failed (%s: %s); it has no result",
+                                       (unsigned long long)a->id,
+                                       proto_status_name(rec->error_status), rec->error));
+        goto unlock;
+    }
+    if (rec->state != IP_TASK_DONE) {
+        set_fail(&f, IP_ESTATE, state_msg(rec, "a result exists once it is done"));
+        goto unlock;
+    }
+    if (a->offset > rec->result_size) {
+        set_fail(&f, IP_EINVAL, msgdup("offset %llu is past the end of the result (%llu bytes)",
+                                       (unsigned long long)a->offset,
+                                       (unsigned long long)rec->result_size));
+        goto unlock;
+    }
+    /* Opened under the lock; read outside it.  A delete meanwhile unlinks
+     * the name, not the open file. */
+    store_path(t->st, STORE_RESULT, a->id, path, sizeof(path));
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        store_fail(&f, msgdup("cannot open '%s': %s", path, strerror(errno)));
+unlock:
+    pthread_mutex_unlock(&t->lock);
+    if (fd < 0)
+        goto done;
+    want = a->count;
+    if (want > rec->result_size - a->offset)
+        want = (size_t)(rec->result_size - a->offset);
+    c->data.data_val = malloc(want ? want : 1);
+    while (c->data.data_val && have < want) {
+        ssize_t n = pread(fd, c->data.data_val + have, want - have, (off_t)(a->offset + have));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        have += (size_t)n;
+    }
+    close(fd);
+    if (!c->data.data_val || have != want) {
+        free(c->data.data_val);
+        c->data.data_val = NULL;
+        store_fail(&f, msgdup("cannot read the result of task %llu",
+                                 (unsigned long long)a->id));
+        goto done;
+    }
+    res->status = IP_OK;
+    c->data.data_len = (u_int)have;
+    c->total = rec->result_size;
+    c->format = rec->result_format;
+    c->width = rec->width;
+    c->height = rec->height;
+    c->bands = rec->bands;
+done:
+    if (f.status != IP_OK) {
+        res->status = f.status;
+        res->ip_task_result_res_u.message = f.message;
+    }
+    free(rec);
+}
+
+void
+tasks_cancel(tasks *t, const char *owner, ip_task_id id, ip_task_res *res)
+{
+    store_task *rec = malloc(sizeof(*rec));
+    failure f = { IP_OK, NULL };
+    char *why = NULL;
+    worker *w;
+    double now;
+
+    memset(res, 0, sizeof(*res));
+    if (!rec) {
+        set_fail(&f, IP_EINTERNAL, NULL);
+        goto done;
+    }
+    pthread_mutex_lock(&t->lock);
+    if (load_owned(t, owner, id, rec, &f))
+        goto unlock;
+    if (proto_task_final(rec->state)) {
+        set_fail(&f, IP_ESTATE, state_msg(rec, "only a created, queued or running task can "
+                                               "be cancelled"));
+        goto unlock;
+    }
+    now = wall_now();
+    if (store_move(t->st, id, (1u << IP_TASK_CREATED) | (1u << IP_TASK_QUEUED) |
+                   (1u << IP_TASK_RUNNING), IP_TASK_CANCELLED, now, expiry(t, now), &why) < 0) {
+        store_fail(&f, why);
+        goto unlock;
+    }
+    /* The worker sees the flag at its next progress report and stops. */
+    if ((w = worker_of(t, id)) != NULL)
+        __atomic_store_n(&w->cancel, 1, __ATOMIC_RELAXED);
+    res->status = IP_OK;
+    res->ip_task_res_u.state = IP_TASK_CANCELLED;
+    pthread_cond_signal(&t->sweep);
+    changed(t);
+unlock:
+    pthread_mutex_unlock(&t->lock);
+done:
+    if (f.status != IP_OK) {
+        res->status = f.status;
+        res->ip_task_res_u.message = f.message;
+    }
+    free(rec);
+}
+
+void
+tasks_delete(tasks *t, const char *owner, ip_task_id id, ip_task_res *res)
+{
+    store_task *rec = malloc(sizeof(*rec));
+    failure f = { IP_OK, NULL };
+    char *why = NULL;
+    worker *w;
+
+    memset(res, 0, sizeof(*res));
+    if (!rec) {
+        set_fail(&f, IP_EINTERNAL, NULL);
+        goto done;
+    }
+    pthread_mutex_lock(&t->lock);
+    if (load_owned(t, owner, id, rec, &f))
+        goto unlock;
+    if ((w = worker_of(t, id)) != NULL)
+        __atomic_store_n(&w->cancel, 1, __ATOMIC_RELAXED);
+    if (store_delete(t->st, id, &why) < 0) {
+        store_fail(&f, why);
+        goto unlock;
+    }
+    res->status = IP_OK;
+    res->ip_task_res_u.state = rec->state;
+    changed(t);
+unlock:
+    pthread_mutex_unlock(&t->lock);
+done:
+    if (f.status != IP_OK) {
+        res->status = f.status;
+        res->ip_task_res_u.message = f.message;
+    }
+    free(rec);
+}
+
+void
+tasks_list(tasks *t, const char *owner, const ip_task_list_args *a, ip_task_list_res *res)
+{
+    unsigned limit = a->limit == 0 || a->limit > IP_MAX_LIST ? IP_MAX_LIST : a->limit;
+    store_task *recs = calloc(limit, sizeof(*recs));
+    ip_task_page *page = &res->ip_task_list_res_u.page;
+    failure f = { IP_OK, NULL };
+    char *why = NULL;
+    int n, more = 0;
+
+    memset(res, 0, sizeof(*res));
+    if (!recs) {
+        set_fail(&f, IP_EINTERNAL, NULL);
+        goto done;
+    }
+    if (a->states >> PROTO_NSTATES) {
+        set_fail(&f, IP_EINVAL, msgdup("states 0x%x names no such state", a->states));
+        goto done;
+    }
+    pthread_mutex_lock(&t->lock);
+    n = store_list(t->st, owner, a->states, a->after, recs, (int)limit, &more, &why);
+    if (n < 0)
+        store_fail(&f, why);
+    else {
+        page->tasks.tasks_val = calloc((size_t)n + 1, sizeof(ip_task_info));
+        page->tasks.tasks_len = (u_int)n;
+        for (int i = 0; i < n; i++)
+            fill_info(t, &recs[i], &page->tasks.tasks_val[i]);
+        page->more = more ? TRUE : FALSE;
+        res->status = IP_OK;
+    }
+    pthread_mutex_unlock(&t->lock);
+done:
+    if (f.status != IP_OK) {
+        res->status = f.status;
+        res->ip_task_list_res_u.message = f.message;
+    }
+    free(recs);
+}
+
+void
+tasks_load(tasks *t, unsigned *queued, unsigned *running)
+{
+    long n;
+
+    pthread_mutex_lock(&t->lock);
+    n = store_count(t->st, IP_TASK_QUEUED);
+    *queued = n > 0 ? (unsigned)n : 0;
+    *running = 0;
+    for (unsigned i = 0; i < t->nworkers; i++)
+        if (t->workers[i].task_id)
+            (*running)++;
+    pthread_mutex_unlock(&t->lock);
+}
+
+/* ------------------------------------------------------------- workers */
+
+static int
+on_progress(void *ctx, int percent)
+{
+    worker *w = ctx;
+
+    __atomic_store_n(&w->progress, percent, __ATOMIC_RELAXED);
+    return __atomic_load_n(&w->cancel, __ATOMIC_RELAXED) ||
+           __atomic_load_n(&w->t->stopping, __ATOMIC_RELAXED);
+}
+
+/*
+ * Runs rec's pipeline on its input file.  On success the result is in a
+ * temporary file (path in temp) and rec holds DONE and the result's facts;
+ * otherwise rec holds FAILED and why.  Returns 1 when it was stopped from
+ * outside (cancel, delete, shutdown), else 0.
+ */
+static int
+run_task(tasks *t, worker *w, store_task *rec, char *temp, size_t templen)
+{
+    ops_watch watch = { on_progress, w };
+    ip_task_spec spec;
+    ip_image_res res;
+    char path[4096];
+    char *why = NULL;
+    void *map = MAP_FAILED;
+    int fd, stopped = 0;
+    XDR x;
+
+    memset(&spec, 0, sizeof(spec));
+    memset(&res, 0, sizeof(res));
+    temp[0] = '\0';
+    rec->state = IP_TASK_FAILED;
+    rec->error_status = IP_EINTERNAL;
+    store_path(t->st, STORE_INPUT, rec->id, path, sizeof(path));
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0 && rec->size > 0)
+        map = mmap(NULL, rec->size, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (map == MAP_FAILED) {
+        snprintf(rec->error, sizeof(rec->error), "cannot read the stored image: %s",
+                 strerror(errno));
+        goto cleanup;
+    }
+    xdrmem_create(&x, (char *)rec->spec, (u_int)rec->spec_len, XDR_DECODE);
+    if (!xdr_ip_task_spec(&x, &spec)) {
+        xdr_destroy(&x);
+        snprintf(rec->error, sizeof(rec->error), "the stored pipeline is damaged");
+        goto cleanup;
+    }
+    xdr_destroy(&x);
+    ops_process(&t->lim, map, rec->size, spec.steps.steps_val, spec.steps.steps_len,
+                &spec.output, &watch, &res);
+    if (res.status != IP_OK) {
+        stopped = __atomic_load_n(&w->cancel, __ATOMIC_RELAXED) ||
+                  __atomic_load_n(&t->stopping, __ATOMIC_RELAXED);
+        rec->error_status = res.status;
+        snprintf(rec->error, sizeof(rec->error), "%s", res.ip_image_res_u.message);
+        goto cleanup;
+    }
+    if (store_write_temp(t->st, res.ip_image_res_u.ok.image.ip_image_val,
+                         res.ip_image_res_u.ok.image.ip_image_len, temp, templen, &why)) {
+        snprintf(rec->error, sizeof(rec->error), "cannot store the result: %s",
+                 why ? why : "?");
+        free(why);
+        goto cleanup;
+    }
+    rec->state = IP_TASK_DONE;
+    rec->error_status = IP_OK;
+    rec->error[0] = '\0';
+    rec->result_size = res.ip_image_res_u.ok.image.ip_image_len;
+    rec->result_format = res.ip_image_res_u.ok.format;
+    rec->width = res.ip_image_res_u.ok.width;
+    rec->height = res.ip_image_res_u.ok.height;
+    rec->bands = res.ip_image_res_u.ok.bands;
+
+cleanup:
+    if (res.status == IP_OK)
+        ops_free_image_res(&res);
+    else
+        xdr_free((xdrproc_t)xdr_ip_image_res, (char *)&res);
+    xdr_free((xdrproc_t)xdr_ip_task_spec, (char *)&spec);
+    if (map != MAP_FAILED)
+        munmap(map, rec->size);
+    if (fd >= 0)
+        close(fd);
+    return stopped;
+}
+
+static void *
+worker_main(void *p)
+{
+    worker *w = p;
+    tasks *t = w->t;
+    store_task *rec = malloc(sizeof(*rec));
+    char temp[4096];
+    char *why = NULL;
+
+    pthread_mutex_lock(&t->lock);
+    while (rec && !t->stopping) {
+        double t0, now;
+        int r = store_claim(t->st, wall_now(), rec, &why), stopped;
+        if (r < 0) {
+            fprintf(stderr, "imgprocd: worker: %s\n", why ? why : "cannot read the queue");
+            free(why);
+            why = NULL;
+            struct timespec ts = to_timespec(wall_now() + 1);
+            pthread_cond_timedwait(&t->sweep, &t->lock, &ts);
+            continue;
+        }
+        if (r == 0) {
+            pthread_cond_wait(&t->work, &t->lock);
+            continue;
+        }
+        w->task_id = rec->id;
+        __atomic_store_n(&w->progress, 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&w->cancel, 0, __ATOMIC_RELAXED);
+        changed(t);
+        pthread_mutex_unlock(&t->lock);
+
+        t0 = wall_now();
+        stopped = run_task(t, w, rec, temp, sizeof(temp));
+        now = wall_now();
+
+        pthread_mutex_lock(&t->lock);
+        if (stopped && t->stopping && !w->cancel) {
+            /* Shutdown, not the task's fault: it runs again at the next start. */
+            if (store_requeue(t->st, rec->id, &why) < 0)
+                fprintf(stderr, "imgprocd: task %llu: %s\n", (unsigned long long)rec->id, why);
+            if (temp[0])
+                unlink(temp);
+        } else {
+            int r2 = store_finish(t->st, rec->id, rec, temp[0] ? temp : NULL, now,
+                                  expiry(t, now), &why);
+            if (r2 < 0)
+                fprintf(stderr, "imgprocd: task %llu: %s\n", (unsigned long long)rec->id, why);
+            else if (t->cfg.verbose)
+                fprintf(stderr, "imgprocd: task %llu %s in %.2fs%s%s\n",
+                        (unsigned long long)rec->id,
+                        r2 == 0 ? "stopped" : proto_task_state_name(rec->state), now - t0,
+                        rec->state == IP_TASK_FAILED && r2 ? ": " : "",
+                        rec->state == IP_TASK_FAILED && r2 ? rec->error : "");
+            pthread_cond_signal(&t->sweep);
+        }
+        free(why);
+        why = NULL;
+        w->task_id = 0;
+        changed(t);
+    }
+    pthread_mutex_unlock(&t->lock);
+    free(rec);
+    ops_thread_done();
+    return NULL;
+}
+
+/* ------------------------------------------------------------- sweeper */
+
+static void *
+sweeper_main(void *p)
+{
+    tasks *t = p;
+    char *why = NULL;
+
+    pthread_mutex_lock(&t->lock);
+    while (!t->stopping) {
+        double now = wall_now(), next = now + SWEEP_MAX_SLEEP, when;
+        struct timespec until;
+        int n = store_sweep(t->st, now, &why);
+
+        if (n < 0) {
+            fprintf(stderr, "imgprocd: sweeper: %s\n", why ? why : "failed");
+            free(why);
+            why = NULL;
+        } else if (n > 0) {
+            if (t->cfg.verbose)
+                fprintf(stderr, "imgprocd: %d expired task%s removed\n", n, n == 1 ? "" : "s");
+            changed(t);
+        }
+        if (n >= 0 && store_next_expiry(t->st, &when) && when < next)
+            next = when;
+        /* Never spin: at least 10 ms apart, 1 s after an error. */
+        if (next < now + (n < 0 ? 1.0 : 0.01))
+            next = now + (n < 0 ? 1.0 : 0.01);
+        until = to_timespec(next);
+        pthread_cond_timedwait(&t->sweep, &t->lock, &until);
+    }
+    pthread_mutex_unlock(&t->lock);
+    return NULL;
+}
+
+/* ------------------------------------------------------------- life */
+
+tasks *
+tasks_open(const tasks_config *cfg, const ops_limits *lim, char **why)
+{
+    tasks *t = calloc(1, sizeof(*t));
+    pthread_condattr_t ca;
+    int requeued, failed;
+    double now = wall_now();
+
+    if (!t) {
+        *why = strdup("out of memory");
+        return NULL;
+    }
+    t->cfg = *cfg;
+    t->lim = *lim;
+    pthread_mutex_init(&t->lock, NULL);
+    pthread_cond_init(&t->work, NULL);
+    pthread_cond_init(&t->sweep, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&t->changed, &ca);
+    pthread_condattr_destroy(&ca);
+
+    if (!(t->st = store_open(cfg->state_dir, why)))
+        goto fail;
+    if (store_recover(t->st, MAX_ATTEMPTS, now, expiry(t, now), &requeued, &failed, why))
+        goto fail;
+    if (requeued || failed)
+        fprintf(stderr, "imgprocd: recovered: %d interrupted task%s queued again, %d failed\n",
+                requeued, requeued == 1 ? "" : "s", failed);
+    t->workers = calloc(cfg->workers, sizeof(worker));
+    if (!t->workers) {
+        *why = strdup("out of memory");
+        goto fail;
+    }
+    for (unsigned i = 0; i < cfg->workers; i++) {
+        t->workers[i].t = t;
+        if (pthread_create(&t->workers[i].thread, NULL, worker_main, &t->workers[i]) != 0) {
+            *why = strdup("cannot start a worker thread");
+            goto fail;
+        }
+        t->nworkers++;
+    }
+    if (pthread_create(&t->sweeper, NULL, sweeper_main, t) != 0) {
+        *why = strdup("cannot start the sweeper thread");
+        goto fail;
+    }
+    t->sweeper_started = 1;
+    return t;
+
+fail:
+    tasks_stopping(t);
+    tasks_close(t);
+    return NULL;
+}
+
+void
+tasks_stopping(tasks *t)
+{
+    if (!t)
+        return;
+    pthread_mutex_lock(&t->lock);
+    __atomic_store_n(&t->stopping, 1, __ATOMIC_RELAXED);
+    pthread_cond_broadcast(&t->work);
+    pthread_cond_broadcast(&t->sweep);
+    pthread_cond_broadcast(&t->changed);
+    pthread_mutex_unlock(&t->lock);
+}
+
+void
+tasks_close(tasks *t)
+{
+    if (!t)
+        return;
+    for (unsigned i = 0; i < t->nworkers; i++)
+        pthread_join(t->workers[i].thread, NULL);
+    if (t->sweeper_started)
+        pthread_join(t->sweeper, NULL);
+    store_close(t->st);
+    free(t->workers);
+    pthread_cond_destroy(&t->work);
+    pthread_cond_destroy(&t->sweep);
+    pthread_cond_destroy(&t->changed);
+    pthread_mutex_destroy(&t->lock);
+    free(t);
+}

@@ -1,0 +1,59 @@
+/* tasks.h - durable background tasks: the state machine, the worker pool, waiting, expiry. */
+#ifndef IMGPROC_TASKS_H
+#define IMGPROC_TASKS_H
+
+#include <stdint.h>
+#include "imgproc.h"
+#include "ops.h"
+
+/* Settings from the command line. */
+typedef struct tasks_config {
+    const char *state_dir;      /* where the database and images live */
+    unsigned workers;           /* threads running tasks */
+    unsigned max_queued;        /* QUEUED tasks at most; more are refused as busy */
+    unsigned max_tasks;         /* tasks kept at most, in any state */
+    unsigned result_ttl;        /* seconds a finished task is kept */
+    uint64_t max_upload_bytes;  /* largest image a task may declare */
+    uint64_t max_inline_bytes;  /* largest image sent inside TASK_CREATE */
+    unsigned max_steps;         /* longest pipeline */
+    int verbose;                /* log task transitions to stderr */
+} tasks_config;
+
+typedef struct tasks tasks;
+
+/*
+ * Opens the state folder, recovers from a crash (RUNNING tasks are queued
+ * again) and starts the workers and the sweeper.  NULL with *why (caller
+ * frees) on failure.  lim bounds what a task's pipeline may do.
+ */
+tasks *tasks_open(const tasks_config *cfg, const ops_limits *lim, char **why);
+/* Wakes every waiter and stops the workers; running tasks go back to QUEUED. */
+void tasks_stopping(tasks *t);
+/* Joins the threads and closes the store. */
+void tasks_close(tasks *t);
+
+/* Queue figures for SERVER_INFO. */
+void tasks_load(tasks *t, unsigned *queued, unsigned *running);
+
+/*
+ * The procedures.  owner is the caller's identity ("uid@machine" or
+ * "anonymous").  Each fills its result completely: on failure a status and
+ * a malloc'ed message; xdr_free releases either.
+ */
+void tasks_create(tasks *t, const char *owner, const ip_task_create_args *a,
+                  ip_task_create_res *res);
+void tasks_upload(tasks *t, const char *owner, const ip_task_upload_args *a,
+                  ip_task_upload_res *res);
+void tasks_start(tasks *t, const char *owner, ip_task_id id, ip_task_res *res);
+void tasks_status(tasks *t, const char *owner, ip_task_id id, ip_task_info_res *res);
+/* may_block is 0 on UDP, where one waiting call would stall every other. */
+void tasks_wait(tasks *t, const char *owner, const ip_task_wait_args *a, int may_block,
+                ip_task_info_res *res);
+void tasks_result(tasks *t, const char *owner, const ip_task_result_args *a,
+                  ip_task_result_res *res);
+void tasks_cancel(tasks *t, const char *owner, ip_task_id id, ip_task_res *res);
+void tasks_delete(tasks *t, const char *owner, ip_task_id id, ip_task_res *res);
+void tasks_list(tasks *t, const char *owner, const ip_task_list_args *a,
+                ip_task_list_res *res);
+
+#endif
