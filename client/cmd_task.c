@@ -16,7 +16,7 @@
 
 enum {
     O_STEPS = CLI_O_FIRST_LOCAL, O_STRIP, O_HOLD, O_TOKEN, O_UPLOAD, O_STATE, O_FOR,
-    O_ONCE, O_WAIT
+    O_WHILE, O_WAIT
 };
 
 /* Everything the task commands can be told. */
@@ -30,7 +30,8 @@ typedef struct task_opts {
     int upload;                     /* --upload: chunks whatever the size */
     unsigned states;                /* --state: bits 1 << state */
     unsigned wait_for;              /* --for S: give up waiting after S seconds, 0 = never */
-    int once;                       /* --once: return after one change of state */
+    int has_while;                  /* --while was given */
+    ip_task_state while_state;      /* --while STATE: wait as long as the task is in it */
     int wait;                       /* --wait (submit) */
     const char *out;                /* -o */
 } task_opts;
@@ -50,7 +51,9 @@ static const char spec_help[] =
 "  -q, --quality Q        1..100 for jpeg and webp\n"
 "      --strip            drop metadata\n"
 "      --token T          your name for the task: creating it again returns the same task\n"
-"      --upload           send the image in 1 MiB chunks (automatic above 16 MiB)\n";
+"      --upload           (task create) declare the size only; send the image with\n"
+"                         'task upload'.  Without it, images over 16 MiB (or over what\n"
+"                         the server takes in one call) are uploaded in 1 MiB chunks\n";
 
 /* ------------------------------------------------------------ helpers */
 
@@ -220,6 +223,27 @@ upload(cli_opts *o, CLIENT *clnt, ip_task_id id, const char *data, uint64_t len,
     }
 }
 
+/*
+ * Largest image to send inside TASK_CREATE: 16 MiB, or less when the
+ * server accepts less in one call (SERVER_INFO says; asked once).
+ */
+static uint64_t
+inline_limit(CLIENT *clnt)
+{
+    static uint64_t limit;
+    ip_server_info_res r;
+
+    if (limit)
+        return limit;
+    limit = INLINE_MAX;
+    memset(&r, 0, sizeof(r));
+    if (server_info_1(NULL, &r, clnt) == RPC_SUCCESS && r.status == IP_OK &&
+        r.ip_server_info_res_u.info.limits.max_request_bytes < limit)
+        limit = r.ip_server_info_res_u.info.limits.max_request_bytes;
+    xdr_free((xdrproc_t)xdr_ip_server_info_res, (char *)&r);
+    return limit;
+}
+
 /* Creates a task for the image file path (uploading it when large); its id in *id. */
 static int
 create(cli_opts *o, CLIENT *clnt, const task_opts *t, const char *path, const char *token,
@@ -239,7 +263,8 @@ create(cli_opts *o, CLIENT *clnt, const task_opts *t, const char *path, const ch
     }
     memset(&a, 0, sizeof(a));
     memset(&r, 0, sizeof(r));
-    if (t->upload || len > INLINE_MAX) {
+    if (t->upload || len > inline_limit(clnt)) {
+        /* Declared here; the bytes follow with TASK_UPLOAD. */
         a.source.kind = IP_SOURCE_UPLOAD;
         a.source.ip_task_source_u.size = len;
     } else {
@@ -272,7 +297,7 @@ create(cli_opts *o, CLIENT *clnt, const task_opts *t, const char *path, const ch
                 r.ip_task_create_res_u.created.existing ? ", created earlier" : "");
     xdr_free((xdrproc_t)xdr_ip_task_create_res, (char *)&r);
     rc = EXIT_OK;
-    if (a.source.kind == IP_SOURCE_UPLOAD) {
+    if (a.source.kind == IP_SOURCE_UPLOAD && !t->upload) {
         rc = upload(o, clnt, *id, data, len, path);
         if (rc == EXIT_OK && !t->hold)
             *state = IP_TASK_QUEUED;
@@ -282,16 +307,16 @@ create(cli_opts *o, CLIENT *clnt, const task_opts *t, const char *path, const ch
 }
 
 /*
- * Waits for task id: until it is final, or (once) until its state changes.
- * for_secs > 0 gives up after that long.  The last status goes into out
- * (free with xdr_free).  An exit code.
+ * Waits for task id: while it is in state while_state (when has_while),
+ * else until it is final.  for_secs > 0 gives up after that long.  The last
+ * status goes into out (free with xdr_free).  An exit code: EXIT_OK when
+ * the wait ended as asked, EXIT_FAILED on a refusal or when time ran out.
  */
 static int
-wait_task(cli_opts *o, CLIENT *clnt, ip_task_id id, unsigned for_secs, int once,
-          ip_task_info_res *out)
+wait_task(cli_opts *o, CLIENT *clnt, ip_task_id id, unsigned for_secs, int has_while,
+          ip_task_state while_state, ip_task_info_res *out)
 {
     struct timespec t0, now;
-    ip_task_state first = IP_TASK_CREATED, seen;
     char what[64];
 
     snprintf(what, sizeof(what), "cannot wait for task %llu", (unsigned long long)id);
@@ -299,10 +324,9 @@ wait_task(cli_opts *o, CLIENT *clnt, ip_task_id id, unsigned for_secs, int once,
     memset(out, 0, sizeof(*out));
     if (task_status_1(&id, out, clnt) != RPC_SUCCESS)
         return rpc_failed(clnt, what);
-    if (out->status == IP_OK)
-        first = out->ip_task_info_res_u.info.state;
     for (;;) {
         ip_task_wait_args a;
+        ip_task_state seen;
         unsigned spent, step = IP_MAX_WAIT;
         if (out->status != IP_OK)
             return refused(what, out->status, out->ip_task_info_res_u.message);
@@ -310,13 +334,16 @@ wait_task(cli_opts *o, CLIENT *clnt, ip_task_id id, unsigned for_secs, int once,
         if (o->verbose)
             fprintf(stderr, "imgproc: task %llu: %s\n", (unsigned long long)id,
                     proto_task_state_name(seen));
-        if (proto_task_final(seen) || (once && seen != first))
+        if (has_while ? seen != while_state : proto_task_final(seen))
             return EXIT_OK;
         clock_gettime(CLOCK_MONOTONIC, &now);
         spent = (unsigned)(now.tv_sec - t0.tv_sec);
         if (for_secs) {
-            if (spent >= for_secs)
-                return EXIT_OK;
+            if (spent >= for_secs) {
+                fprintf(stderr, "imgproc: task %llu is still %s after %u s\n",
+                        (unsigned long long)id, proto_task_state_name(seen), for_secs);
+                return EXIT_FAILED;
+            }
             if (for_secs - spent < step)
                 step = for_secs - spent;
         }
@@ -526,12 +553,12 @@ t_wait(cli_opts *o, CLIENT *clnt, task_opts *t, char **args, int nargs)
     (void)nargs;
     if (parse_id(args[0], &id))
         return EXIT_USAGE;
-    rc = wait_task(o, clnt, id, t->wait_for, t->once, &r);
-    if (rc == EXIT_OK) {
+    rc = wait_task(o, clnt, id, t->wait_for, t->has_while, t->while_state, &r);
+    if (r.status == IP_OK && rc != EXIT_RPC) {
         const ip_task_info *i = &r.ip_task_info_res_u.info;
         print_info(o, i);
-        /* Without --once, success means DONE. */
-        if (!t->once && i->state != IP_TASK_DONE)
+        /* Without --while, success means DONE. */
+        if (!t->has_while && i->state != IP_TASK_DONE)
             rc = EXIT_FAILED;
     }
     xdr_free((xdrproc_t)xdr_ip_task_info_res, (char *)&r);
@@ -609,7 +636,7 @@ static const task_cmd task_cmds[] = {
     { "upload", "imgproc task upload ID FILE", "", 2, t_upload },
     { "start", "imgproc task start ID", "", 1, t_start },
     { "status", "imgproc task status ID", "", 1, t_status },
-    { "wait", "imgproc task wait ID [--for S] [--once]", "FO", 1, t_wait },
+    { "wait", "imgproc task wait ID [--for S] [--while STATE]", "FO", 1, t_wait },
     { "result", "imgproc task result ID [-o FILE|-]", "o", 1, t_result },
     { "cancel", "imgproc task cancel ID", "", 1, t_cancel },
     { "delete", "imgproc task delete ID", "", 1, t_delete },
@@ -630,7 +657,7 @@ opt_letter(int c)
     case O_TOKEN: return 'k';
     case O_UPLOAD: return 'U';
     case O_FOR: return 'F';
-    case O_ONCE: return 'O';
+    case O_WHILE: return 'O';
     case 'o': return 'o';
     case O_STATE: return 'L';
     case O_WAIT: return 'W';
@@ -673,7 +700,7 @@ parse(cli_opts *o, task_opts *t, const char *name, const char *allowed, int argc
         { "upload", no_argument, NULL, O_UPLOAD },
         { "state", required_argument, NULL, O_STATE },
         { "for", required_argument, NULL, O_FOR },
-        { "once", no_argument, NULL, O_ONCE },
+        { "while", required_argument, NULL, O_WHILE },
         { "wait", no_argument, NULL, O_WAIT },
         { "output", required_argument, NULL, 'o' },
         { NULL, 0, NULL, 0 },
@@ -755,8 +782,12 @@ parse(cli_opts *o, task_opts *t, const char *name, const char *allowed, int argc
             }
             t->wait_for = (unsigned)v;
             break;
-        case O_ONCE:
-            t->once = 1;
+        case O_WHILE:
+            if (proto_task_state_parse(optarg, &t->while_state)) {
+                fprintf(stderr, "imgproc: invalid state '%s'\n", optarg);
+                return EXIT_USAGE;
+            }
+            t->has_while = 1;
             break;
         case O_WAIT:
             t->wait = 1;
@@ -860,9 +891,9 @@ cmd_submit(cli_opts *o, int argc, char **argv)
     int rc, n;
 
     memset(&t, 0, sizeof(t));
-    rc = parse(o, &t, "submit", "sfqSHkUoW", argc, argv);
+    rc = parse(o, &t, "submit", "sfqSkoW", argc, argv);
     if (rc == -2) {
-        printf("usage: imgproc submit --steps S [-f F] [-q Q] [--strip] [--upload] [--wait] "
+        printf("usage: imgproc submit --steps S [-f F] [-q Q] [--strip] [--wait] "
                "[-o DIR] FILE...\n\nCreates a task per file (uploading large ones in chunks), "
                "and prints their ids.\nWith --wait or -o it waits for them and writes each "
                "result into DIR\n(default: the current folder) named after its input.\n\n"
@@ -878,10 +909,6 @@ cmd_submit(cli_opts *o, int argc, char **argv)
     }
     if (t.token && n > 1) {
         fprintf(stderr, "imgproc: --token names one task; give one FILE\n");
-        return EXIT_USAGE;
-    }
-    if (t.hold) {
-        fprintf(stderr, "imgproc: submit starts its tasks; use 'task create --hold'\n");
         return EXIT_USAGE;
     }
     if (t.out || t.wait) {
@@ -925,7 +952,7 @@ cmd_submit(cli_opts *o, int argc, char **argv)
                        (unsigned long long)ids[i]);
             continue;
         }
-        w = wait_task(o, clnt, ids[i], 0, 0, &r);
+        w = wait_task(o, clnt, ids[i], 0, 0, IP_TASK_CREATED, &r);
         if (w == EXIT_RPC) {
             rc = w;
             goto cleanup;

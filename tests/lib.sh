@@ -75,7 +75,7 @@ start_server() {
     rm -f "$TMP/ready"
     mkfifo "$TMP/ready"
     # shellcheck disable=SC2086
-    $IMGPROCD_WRAPPER "$IMGPROCD" --program "$PROG" --port "$PORT" -v "$@" \
+    $IMGPROCD_WRAPPER "$IMGPROCD" --program "$PROG" --port "$PORT" --state-dir "$TMP/state" -v "$@" \
         >"$TMP/ready" 2>>"$TMP/server.log" &
     SERVER_PID=$!
     # Blocks until the server prints its ready line (or exits: EOF).
@@ -84,6 +84,13 @@ start_server() {
     "imgprocd: ready"*) ;;
     *) cat "$TMP/server.log" | sed 's/^/# /'; bail "imgprocd did not start" ;;
     esac
+}
+
+# kill_server: SIGKILL, as a crash would; no clean-up happens.
+kill_server() {
+    kill -KILL "$SERVER_PID"
+    wait "$SERVER_PID" 2>/dev/null
+    SERVER_PID=
 }
 
 # stop_server: SIGTERM, then the exit status.
