@@ -87,6 +87,81 @@ garbage(int port)
     return 0;
 }
 
+/* Prints "status: message" of a task reply, or the RPC error. */
+static void
+say(CLIENT *c, enum clnt_stat st, ip_status status, const char *msg)
+{
+    if (st != RPC_SUCCESS)
+        printf("rpc: %s\n", clnt_sperrno(st));
+    else
+        printf("%s: %s\n", proto_status_name(status), status == IP_OK ? "" : msg);
+    (void)c;
+}
+
+/* An upload task of size bytes (0 on failure). */
+static ip_task_id
+upload_task(CLIENT *c, uint64_t size)
+{
+    ip_step s = { .op = IP_OP_FLIP };
+    ip_task_create_args a;
+    ip_task_create_res r;
+    ip_task_id id = 0;
+
+    memset(&a, 0, sizeof(a));
+    memset(&r, 0, sizeof(r));
+    a.source.kind = IP_SOURCE_UPLOAD;
+    a.source.ip_task_source_u.size = size;
+    a.spec.steps.steps_len = 1;
+    a.spec.steps.steps_val = &s;
+    a.token = "";
+    a.hold = TRUE;
+    if (task_create_1(&a, &r, c) != RPC_SUCCESS)
+        return 0;
+    if (r.status == IP_OK)
+        id = r.ip_task_create_res_u.created.id;
+    else
+        say(c, RPC_SUCCESS, r.status, r.ip_task_create_res_u.message);
+    xdr_free((xdrproc_t)xdr_ip_task_create_res, (char *)&r);
+    return id;
+}
+
+/* Task procedures called as no honest client would. */
+static int
+task_case(CLIENT *c, const char *what)
+{
+    static char data[64];
+
+    if (strcmp(what, "task-huge-declared") == 0) {
+        upload_task(c, 1ULL << 62);
+    } else if (strcmp(what, "task-upload-gap") == 0 ||
+               strcmp(what, "task-upload-past-end") == 0) {
+        int gap = strcmp(what, "task-upload-gap") == 0;
+        ip_task_upload_args a = { upload_task(c, gap ? 100 : 10), gap ? 50 : 0,
+                                  { gap ? 10 : 20, data } };
+        ip_task_upload_res r;
+        memset(&r, 0, sizeof(r));
+        enum clnt_stat st = task_upload_1(&a, &r, c);
+        say(c, st, r.status, r.ip_task_upload_res_u.message);
+    } else if (strcmp(what, "task-result-count") == 0) {
+        ip_task_result_args a = { 1, 0, 16u << 20 };
+        ip_task_result_res r;
+        memset(&r, 0, sizeof(r));
+        enum clnt_stat st = task_result_1(&a, &r, c);
+        say(c, st, r.status, r.ip_task_result_res_u.message);
+    } else if (strcmp(what, "task-list-states") == 0) {
+        ip_task_list_args a = { 0xFFFFFFFFu, 0, 10 };
+        ip_task_list_res r;
+        memset(&r, 0, sizeof(r));
+        enum clnt_stat st = task_list_1(&a, &r, c);
+        say(c, st, r.status, r.ip_task_list_res_u.message);
+    } else {
+        fprintf(stderr, "hostile: unknown case '%s'\n", what);
+        return 2;
+    }
+    clnt_destroy(c);
+    return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -145,6 +220,8 @@ main(int argc, char **argv)
         /* 16 go through the stub; the 17th is refused by XDR on our side first. */
         a.steps.steps_len = IP_MAX_STEPS + 1;
         report(c, process_1(&a, &res, c), &res);
+    } else if (strncmp(what, "task-", 5) == 0) {
+        return task_case(c, what);
     } else if (strcmp(what, "no-such-proc") == 0) {
         struct timeval tv = { 10, 0 };
         enum clnt_stat st = clnt_call(c, 99, (xdrproc_t)(void (*)(void))xdr_void, NULL,

@@ -51,6 +51,11 @@ like "$("$HOSTILE" $PORT $PROG nan-angle "$TMP/photo.jpg")" "invalid-argument: s
 like "$("$HOSTILE" $PORT $PROG unknown-step "$TMP/photo.jpg")" "invalid-argument: step 1: unknown operation" "an unknown step"
 like "$("$HOSTILE" $PORT $PROG bad-quality "$TMP/photo.jpg")" "invalid-argument: quality must be*" "quality 101"
 like "$("$HOSTILE" $PORT $PROG bad-format "$TMP/photo.jpg")" "unsupported-format: unknown output format 42" "an unknown output format"
+like "$("$HOSTILE" $PORT $PROG task-huge-declared)" "too-large: the image is 4611686018427387904 bytes;*" "a task declaring 4 EiB"
+like "$("$HOSTILE" $PORT $PROG task-upload-gap)" "invalid-argument: chunk at offset 50, but the server holds 0 bytes*" "an upload chunk past a gap"
+like "$("$HOSTILE" $PORT $PROG task-upload-past-end)" "invalid-argument: the chunk ends at byte 20, past the declared size 10" "an upload chunk past the declared size"
+like "$("$HOSTILE" $PORT $PROG task-result-count)" "invalid-argument: count 16777216; a chunk is at most 1048576 bytes" "a result chunk over 1 MiB"
+like "$("$HOSTILE" $PORT $PROG task-list-states)" "invalid-argument: states 0xffffffff names no such state" "a list filter with unknown states"
 like "$("$HOSTILE" $PORT $PROG no-such-proc)" "rpc: RPC: Procedure unavailable" "an unknown procedure"
 like "$("$HOSTILE" $PORT $PROG garbage)" "sent * bytes" "a garbage record and a lying 2 GB fragment"
 

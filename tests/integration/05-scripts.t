@@ -7,7 +7,7 @@ PROG=1061000005
 ensure_rpcbind
 start_server
 for s in "$TOP"/scripts/0*.sh; do
-    IMGPROC="$IMGPROC" PROG=$PROG bash "$s" >"$TMP/out" 2>&1
+    IMGPROC="$IMGPROC" PROG=$PROG IMGPROC_STATE="$TMP/state" bash "$s" >"$TMP/out" 2>&1
     rc=$?
     ok $rc "$(basename "$s") passes its own checks"
     [ $rc -eq 0 ] || sed 's/^/# /' "$TMP/out"
