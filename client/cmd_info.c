@@ -129,13 +129,18 @@ print_info_json(const ip_server_info *si)
     json_names("output_formats", si->output_formats.output_formats_val,
                si->output_formats.output_formats_len);
     printf("  \"limits\": {\"max_request_bytes\": %llu, \"max_pixels\": %llu, "
-           "\"max_steps\": %u, \"max_connections\": %u},\n",
+           "\"max_steps\": %u, \"max_connections\": %u, \"max_upload_bytes\": %llu, "
+           "\"workers\": %u, \"max_queued\": %u, \"max_tasks\": %u, \"result_ttl\": %u},\n",
            (unsigned long long)si->limits.max_request_bytes,
            (unsigned long long)si->limits.max_pixels, si->limits.max_steps,
-           si->limits.max_connections);
+           si->limits.max_connections, (unsigned long long)si->limits.max_upload_bytes,
+           si->limits.workers, si->limits.max_queued, si->limits.max_tasks,
+           si->limits.result_ttl);
     printf("  \"load\": {\"connections\": %u, \"calls_in_progress\": %u, "
-           "\"calls_served\": %llu}\n}\n", si->load.connections,
-           si->load.calls_in_progress, (unsigned long long)si->load.calls_served);
+           "\"calls_served\": %llu, \"tasks_queued\": %u, \"tasks_running\": %u}\n}\n",
+           si->load.connections, si->load.calls_in_progress,
+           (unsigned long long)si->load.calls_served, si->load.tasks_queued,
+           si->load.tasks_running);
 }
 
 static void
@@ -161,9 +166,14 @@ print_info_text(const ip_server_info *si)
            (unsigned long long)si->limits.max_request_bytes,
            (unsigned long long)si->limits.max_pixels, si->limits.max_steps,
            si->limits.max_connections);
-    printf("load: %u connections, %u calls in progress, %llu served\n",
-           si->load.connections, si->load.calls_in_progress,
-           (unsigned long long)si->load.calls_served);
+    printf("tasks: %u workers, %u queued at most, %u kept at most, results kept %u s, "
+           "uploads up to %llu bytes\n", si->limits.workers, si->limits.max_queued,
+           si->limits.max_tasks, si->limits.result_ttl,
+           (unsigned long long)si->limits.max_upload_bytes);
+    printf("load: %u connections, %u calls in progress, %llu served, %u tasks queued, "
+           "%u running\n", si->load.connections, si->load.calls_in_progress,
+           (unsigned long long)si->load.calls_served, si->load.tasks_queued,
+           si->load.tasks_running);
 }
 
 int

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "client.h"
+#include "proto.h"
 
 int
 cli_is_dir(const char *path)
@@ -64,21 +65,6 @@ fail:
     return -1;
 }
 
-static int
-write_all(int fd, const char *p, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -1;
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 int
 cli_write_file(const char *path, const void *data, size_t len, char *why, size_t whylen)
 {
@@ -86,7 +72,7 @@ cli_write_file(const char *path, const void *data, size_t len, char *why, size_t
     int fd;
 
     if (strcmp(path, "-") == 0) {
-        if (write_all(STDOUT_FILENO, data, len) < 0) {
+        if (proto_write_all(STDOUT_FILENO, data, len) < 0) {
             snprintf(why, whylen, "%s", strerror(errno));
             return -1;
         }
@@ -100,7 +86,7 @@ cli_write_file(const char *path, const void *data, size_t len, char *why, size_t
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
         goto fail;
-    if (write_all(fd, data, len) < 0) {
+    if (proto_write_all(fd, data, len) < 0) {
         int err = errno;
         close(fd);
         unlink(tmp);

@@ -77,6 +77,11 @@ int proto_parse_uint(const char *s, unsigned long max, unsigned long *out);
 int proto_sha256_hex(const void *data, size_t len, char out[65]);
 int proto_sha256_fd(int fd, char out[65]);
 
+/* A malloc'ed printf; NULL when out of memory.  The caller frees it. */
+char *proto_strdupf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* write() until all of data is written, through EINTR.  0 or -1 (errno). */
+int proto_write_all(int fd, const void *data, size_t len);
+
 /* Writes s as a JSON string literal, quotes included. */
 void proto_json_string(FILE *f, const char *s);
 

@@ -23,7 +23,7 @@ fi
 
 rm -rf "$out" && mkdir -p "$out"
 mkfifo "$out/.ready"
-"$srv" --port "$port" -v "${rpcbind_opts[@]}" >"$out/.ready" 2>"$out/server.log" &
+"$srv" --port "$port" --state-dir "$out/state" -v "${rpcbind_opts[@]}" >"$out/.ready" 2>"$out/server.log" &
 srv_pid=$!
 trap 'kill -TERM $srv_pid 2>/dev/null' EXIT
 # The server prints one line once it serves; read blocks until then.
@@ -57,6 +57,15 @@ c blur --sigma 5 "$out/sample.jpg" -o "$out/blur.jpg"
 c process --steps 'blur=2,grayscale,resize=600x400,sharpen' "$out/sample.jpg" -o "$out/pipeline.webp"
 c process --steps 'grayscale,threshold=120' "$out/sample.jpg" -o "$out/black-and-white.png"
 c process --steps 'crop=400x300+100+100,flip,flop' "$out/sample.jpg" -o "$out/crop-flip-flop.jpg"
+# Tasks: kept on disk, run in the background, fetched later.
+echo "\$ id=\$(imgproc task create --hold --steps 'blur=3,grayscale' sample.jpg)"
+id=$("$cli" "${cli_opts[@]}" task create --hold --steps 'blur=3,grayscale' "$out/sample.jpg") || fail=1
+c task status "$id"
+c task start "$id"
+c task wait "$id"
+c task result "$id" -o "$out/task-result.jpg"
+c submit --steps 'resize=400x400,sharpen' -o "$out/submitted" "$out/sample.jpg"
+c task list
 echo
 c identify "$out"/*.jpg "$out"/*.png "$out"/*.webp
 kill -TERM "$srv_pid"; wait "$srv_pid" 2>/dev/null

@@ -39,29 +39,13 @@ typedef struct proc_entry {
 /* Casting through a no-argument function type keeps -Wcast-function-type quiet. */
 #define XDR(fn) ((xdrproc_t)(void (*)(void))(fn))
 
-static char *
-msgdup(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static char *
-msgdup(const char *fmt, ...)
-{
-    va_list ap;
-    char *out = NULL;
-
-    va_start(ap, fmt);
-    if (vasprintf(&out, fmt, ap) < 0)
-        out = NULL;
-    va_end(ap);
-    return out;
-}
-
 /* Is the image within the request limit?  Otherwise fill the failure in. */
 static int
 image_allowed(srv *s, const ip_image *im, ip_status *st, char **msg)
 {
     if (im->ip_image_len > s->cfg.max_request_bytes) {
         *st = IP_ETOOBIG;
-        *msg = msgdup("the image is %u bytes; this server accepts at most %llu",
+        *msg = proto_strdupf("the image is %u bytes; this server accepts at most %llu",
                       im->ip_image_len, (unsigned long long)s->cfg.max_request_bytes);
         return 0;
     }
@@ -76,11 +60,11 @@ run_pipeline(srv *s, const ip_image *im, const ip_step *steps, unsigned n,
     memset(res, 0, sizeof(*res));
     if (n > s->cfg.max_steps) {
         res->status = IP_ETOOBIG;
-        res->ip_image_res_u.message = msgdup("%u steps; this server runs at most %u",
+        res->ip_image_res_u.message = proto_strdupf("%u steps; this server runs at most %u",
                                              n, s->cfg.max_steps);
     } else if (n == 0) {
         res->status = IP_EINVAL;
-        res->ip_image_res_u.message = msgdup("the pipeline has no steps");
+        res->ip_image_res_u.message = proto_strdupf("the pipeline has no steps");
     } else if (image_allowed(s, im, &res->status, &res->ip_image_res_u.message)) {
         ops_process(&s->limits, im->ip_image_val, im->ip_image_len, steps, n, out, NULL, res);
     }

@@ -228,21 +228,6 @@ unlink_files(store *st, uint64_t id)
     unlink(path);
 }
 
-static int
-write_all(int fd, const char *p, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 int
 store_write_temp(const store *st, const void *data, size_t len, char *path, size_t pathlen,
                  char **why)
@@ -253,7 +238,7 @@ store_write_temp(const store *st, const void *data, size_t len, char *path, size
     fd = mkostemp(path, O_CLOEXEC);
     if (fd < 0)
         return fail(why, "cannot create a file in '%s/tmp': %s", st->dir, strerror(errno));
-    if (write_all(fd, data, len) || fsync(fd)) {
+    if (proto_write_all(fd, data, len) || fsync(fd)) {
         int e = errno;
         close(fd);
         unlink(path);
@@ -331,16 +316,12 @@ received(store *st, const store_task *t)
     return stat(path, &sb) == 0 ? (uint64_t)sb.st_size : 0;
 }
 
-int
-store_get(store *st, uint64_t id, store_task *t, char **why)
+/* Steps q (bound already) for at most one row into t, and finalizes it.  1, 0 or -1. */
+static int
+get_one(store *st, sqlite3_stmt *q, store_task *t, char **why)
 {
-    sqlite3_stmt *q = prepare(st, "SELECT " COLUMNS " FROM tasks WHERE id = ?", why);
-    int rc;
+    int rc = sqlite3_step(q);
 
-    if (!q)
-        return -1;
-    sqlite3_bind_int64(q, 1, (sqlite3_int64)id);
-    rc = sqlite3_step(q);
     if (rc == SQLITE_ROW) {
         read_row(q, t);
         t->received = received(st, t);
@@ -352,25 +333,27 @@ store_get(store *st, uint64_t id, store_task *t, char **why)
 }
 
 int
+store_get(store *st, uint64_t id, store_task *t, char **why)
+{
+    sqlite3_stmt *q = prepare(st, "SELECT " COLUMNS " FROM tasks WHERE id = ?", why);
+
+    if (!q)
+        return -1;
+    sqlite3_bind_int64(q, 1, (sqlite3_int64)id);
+    return get_one(st, q, t, why);
+}
+
+int
 store_by_token(store *st, const char *owner, const char *token, store_task *t, char **why)
 {
     sqlite3_stmt *q = prepare(st, "SELECT " COLUMNS " FROM tasks WHERE owner = ? AND token = ?",
                               why);
-    int rc;
 
     if (!q)
         return -1;
     sqlite3_bind_text(q, 1, owner, -1, SQLITE_STATIC);
     sqlite3_bind_text(q, 2, token, -1, SQLITE_STATIC);
-    rc = sqlite3_step(q);
-    if (rc == SQLITE_ROW) {
-        read_row(q, t);
-        t->received = received(st, t);
-        rc = 1;
-    } else
-        rc = rc == SQLITE_DONE ? 0 : db_fail(st, why, "read");
-    sqlite3_finalize(q);
-    return rc;
+    return get_one(st, q, t, why);
 }
 
 long

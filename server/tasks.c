@@ -62,22 +62,6 @@ to_timespec(double s)
     return ts;
 }
 
-static char *
-msgdup(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static char *
-msgdup(const char *fmt, ...)
-{
-    va_list ap;
-    char *out = NULL;
-
-    va_start(ap, fmt);
-    if (vasprintf(&out, fmt, ap) < 0)
-        out = NULL;
-    va_end(ap);
-    return out;
-}
-
 /* Why a call failed, before it is put into whichever result union. */
 typedef struct failure {
     ip_status status;           /* IP_OK while nothing failed */
@@ -98,7 +82,7 @@ static void
 store_fail(failure *f, char *why)
 {
     fprintf(stderr, "imgprocd: %s\n", why ? why : "task database error");
-    set_fail(f, IP_EINTERNAL, msgdup("the task store failed: %s", why ? why : "unknown error"));
+    set_fail(f, IP_EINTERNAL, proto_strdupf("the task store failed: %s", why ? why : "unknown error"));
     free(why);
 }
 
@@ -127,11 +111,11 @@ load_owned(tasks *t, const char *owner, uint64_t id, store_task *rec, failure *f
     case 1:
         if (strcmp(rec->owner, owner) == 0)
             return 0;
-        set_fail(f, IP_EDENIED, msgdup("task %llu belongs to another caller",
+        set_fail(f, IP_EDENIED, proto_strdupf("task %llu belongs to another caller",
                                        (unsigned long long)id));
         return -1;
     case 0:
-        set_fail(f, IP_ENOTFOUND, msgdup("no task %llu (never created, deleted or expired)",
+        set_fail(f, IP_ENOTFOUND, proto_strdupf("no task %llu (never created, deleted or expired)",
                                          (unsigned long long)id));
         return -1;
     default:
@@ -174,7 +158,7 @@ fill_info(tasks *t, const store_task *rec, ip_task_info *info)
 static char *
 state_msg(const store_task *rec, const char *why)
 {
-    return msgdup("task %llu is %s; %s", (unsigned long long)rec->id,
+    return proto_strdupf("task %llu is %s; %s", (unsigned long long)rec->id,
                   proto_task_state_name(rec->state), why);
 }
 
@@ -219,7 +203,7 @@ prepare_create(tasks *t, const char *owner, const ip_task_create_args *a, store_
     XDR x;
 
     if (spec->steps.steps_len > t->cfg.max_steps) {
-        set_fail(f, IP_ETOOBIG, msgdup("%u steps; this server runs at most %u",
+        set_fail(f, IP_ETOOBIG, proto_strdupf("%u steps; this server runs at most %u",
                                        spec->steps.steps_len, t->cfg.max_steps));
         return -1;
     }
@@ -241,7 +225,7 @@ prepare_create(tasks *t, const char *owner, const ip_task_create_args *a, store_
             return -1;
         }
         if (im->ip_image_len > t->cfg.max_inline_bytes) {
-            set_fail(f, IP_ETOOBIG, msgdup("the image is %u bytes; this server accepts at "
+            set_fail(f, IP_ETOOBIG, proto_strdupf("the image is %u bytes; this server accepts at "
                                            "most %llu in one call (use an upload)",
                                            im->ip_image_len,
                                            (unsigned long long)t->cfg.max_inline_bytes));
@@ -257,7 +241,7 @@ prepare_create(tasks *t, const char *owner, const ip_task_create_args *a, store_
         }
         if ((uint64_t)info.ip_info_res_u.info.width * info.ip_info_res_u.info.height >
             t->lim.max_pixels) {
-            set_fail(f, IP_ETOOBIG, msgdup("the image is %ux%u pixels; this server accepts "
+            set_fail(f, IP_ETOOBIG, proto_strdupf("the image is %ux%u pixels; this server accepts "
                                            "at most %llu", info.ip_info_res_u.info.width,
                                            info.ip_info_res_u.info.height,
                                            (unsigned long long)t->lim.max_pixels));
@@ -274,7 +258,7 @@ prepare_create(tasks *t, const char *owner, const ip_task_create_args *a, store_
             return -1;
         }
         if (size > t->cfg.max_upload_bytes) {
-            set_fail(f, IP_ETOOBIG, msgdup("the image is %llu bytes; this server accepts "
+            set_fail(f, IP_ETOOBIG, proto_strdupf("the image is %llu bytes; this server accepts "
                                            "at most %llu", (unsigned long long)size,
                                            (unsigned long long)t->cfg.max_upload_bytes));
             return -1;
@@ -282,7 +266,7 @@ prepare_create(tasks *t, const char *owner, const ip_task_create_args *a, store_
         rec->upload = 1;
         rec->size = size;
     } else {
-        set_fail(f, IP_EINVAL, msgdup("unknown image source %d", (int)a->source.kind));
+        set_fail(f, IP_EINVAL, proto_strdupf("unknown image source %d", (int)a->source.kind));
         return -1;
     }
     xdrmem_create(&x, (char *)rec->spec, sizeof(rec->spec), XDR_ENCODE);
@@ -311,7 +295,7 @@ queue_room(tasks *t, failure *f)
         return -1;
     }
     if ((unsigned long)n >= t->cfg.max_queued) {
-        set_fail(f, IP_EBUSY, msgdup("the queue is full (%ld tasks waiting); try again later", n));
+        set_fail(f, IP_EBUSY, proto_strdupf("the queue is full (%ld tasks waiting); try again later", n));
         return -1;
     }
     return 0;
@@ -358,7 +342,7 @@ tasks_create(tasks *t, const char *owner, const ip_task_create_args *a,
             if (old->upload != rec->upload || old->size != rec->size ||
                 old->spec_len != rec->spec_len || memcmp(old->spec, rec->spec, rec->spec_len) ||
                 (!rec->upload && strcmp(old->sha256, rec->sha256) != 0)) {
-                set_fail(&f, IP_EINVAL, msgdup("token '%s' already names task %llu, which has "
+                set_fail(&f, IP_EINVAL, proto_strdupf("token '%s' already names task %llu, which has "
                                                "another image or pipeline", rec->token,
                                                (unsigned long long)old->id));
                 goto unlock;
@@ -375,7 +359,7 @@ tasks_create(tasks *t, const char *owner, const ip_task_create_args *a,
         if (total < 0)
             store_fail(&f, strdup("cannot count the tasks"));
         else
-            set_fail(&f, IP_EBUSY, msgdup("the server holds %ld tasks, its limit; delete "
+            set_fail(&f, IP_EBUSY, proto_strdupf("the server holds %ld tasks, its limit; delete "
                                           "finished ones or try later", total));
         goto unlock;
     }
@@ -439,7 +423,7 @@ tasks_upload(tasks *t, const char *owner, const ip_task_upload_args *a,
     if (load_owned(t, owner, a->id, rec, &f))
         goto unlock;
     if (!rec->upload) {
-        set_fail(&f, IP_ESTATE, msgdup("task %llu came with its image; there is nothing to "
+        set_fail(&f, IP_ESTATE, proto_strdupf("task %llu came with its image; there is nothing to "
                                        "upload", (unsigned long long)a->id));
         goto unlock;
     }
@@ -447,7 +431,7 @@ tasks_upload(tasks *t, const char *owner, const ip_task_upload_args *a,
         /* Complete already: a retried chunk (its reply was lost) is fine. */
         if (a->offset <= rec->size && len <= rec->size - a->offset)
             goto ok;
-        set_fail(&f, IP_ESTATE, msgdup("task %llu has its whole image (%llu bytes) already",
+        set_fail(&f, IP_ESTATE, proto_strdupf("task %llu has its whole image (%llu bytes) already",
                                        (unsigned long long)a->id,
                                        (unsigned long long)rec->size));
         goto unlock;
@@ -525,7 +509,7 @@ tasks_start(tasks *t, const char *owner, ip_task_id id, ip_task_res *res)
         goto unlock;
     }
     if (rec->upload && !rec->sha256[0]) {
-        set_fail(&f, IP_ESTATE, msgdup("task %llu has %llu of its %llu bytes; upload the "
+        set_fail(&f, IP_ESTATE, proto_strdupf("task %llu has %llu of its %llu bytes; upload the "
                                        "rest before starting it", (unsigned long long)id,
                                        (unsigned long long)rec->received,
                                        (unsigned long long)rec->size));
@@ -617,7 +601,7 @@ tasks_result(tasks *t, const char *owner, const ip_task_result_args *a,
         goto done;
     }
     if (a->count > IP_MAX_CHUNK) {
-        set_fail(&f, IP_EINVAL, msgdup("count %u; a chunk is at most %d bytes", a->count,
+        set_fail(&f, IP_EINVAL, proto_strdupf("count %u; a chunk is at most %d bytes", a->count,
                                        IP_MAX_CHUNK));
         goto done;
     }
@@ -625,7 +609,7 @@ tasks_result(tasks *t, const char *owner, const ip_task_result_args *a,
     if (load_owned(t, owner, a->id, rec, &f))
         goto unlock;
     if (rec->state == IP_TASK_FAILED) {
-        set_fail(&f, IP_ESTATE, msgdup("task %llu failed (%s: %s); it has no result",
+        set_fail(&f, IP_ESTATE, proto_strdupf("task %llu failed (%s: %s); it has no result",
                                        (unsigned long long)a->id,
                                        proto_status_name(rec->error_status), rec->error));
         goto unlock;
@@ -635,7 +619,7 @@ tasks_result(tasks *t, const char *owner, const ip_task_result_args *a,
         goto unlock;
     }
     if (a->offset > rec->result_size) {
-        set_fail(&f, IP_EINVAL, msgdup("offset %llu is past the end of the result (%llu bytes)",
+        set_fail(&f, IP_EINVAL, proto_strdupf("offset %llu is past the end of the result (%llu bytes)",
                                        (unsigned long long)a->offset,
                                        (unsigned long long)rec->result_size));
         goto unlock;
@@ -645,7 +629,7 @@ tasks_result(tasks *t, const char *owner, const ip_task_result_args *a,
     store_path(t->st, STORE_RESULT, a->id, path, sizeof(path));
     fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        store_fail(&f, msgdup("cannot open '%s': %s", path, strerror(errno)));
+        store_fail(&f, proto_strdupf("cannot open '%s': %s", path, strerror(errno)));
 unlock:
     pthread_mutex_unlock(&t->lock);
     if (fd < 0)
@@ -666,7 +650,7 @@ unlock:
     if (!c->data.data_val || have != want) {
         free(c->data.data_val);
         c->data.data_val = NULL;
-        store_fail(&f, msgdup("cannot read the result of task %llu",
+        store_fail(&f, proto_strdupf("cannot read the result of task %llu",
                                  (unsigned long long)a->id));
         goto done;
     }
@@ -781,7 +765,7 @@ tasks_list(tasks *t, const char *owner, const ip_task_list_args *a, ip_task_list
         goto done;
     }
     if (a->states >> PROTO_NSTATES) {
-        set_fail(&f, IP_EINVAL, msgdup("states 0x%x names no such state", a->states));
+        set_fail(&f, IP_EINVAL, proto_strdupf("states 0x%x names no such state", a->states));
         goto done;
     }
     pthread_mutex_lock(&t->lock);
