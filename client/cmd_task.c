@@ -34,6 +34,7 @@ typedef struct task_opts {
     ip_task_state while_state;      /* --while STATE: wait as long as the task is in it */
     int wait;                       /* --wait (submit) */
     const char *out;                /* -o */
+    int retry_busy;                 /* on a full queue, back off and create again (submit) */
 } task_opts;
 
 /* One row per task subcommand. */
@@ -279,9 +280,20 @@ create(cli_opts *o, CLIENT *clnt, const task_opts *t, const char *path, const ch
         a.spec.output.format = IP_FMT_AUTO;
     a.token = (char *)(token ? token : "");
     a.hold = t->hold ? TRUE : FALSE;
-    if (task_create_1(&a, &r, clnt) != RPC_SUCCESS) {
-        free(data);
-        return rpc_failed(clnt, what);
+    for (unsigned pause_ms = 100, waited = 0;; pause_ms = pause_ms < 2000 ? pause_ms * 2 : 2000) {
+        if (task_create_1(&a, &r, clnt) != RPC_SUCCESS) {
+            free(data);
+            return rpc_failed(clnt, what);
+        }
+        /* A full queue drains: submit backs off and tries again, within --timeout. */
+        if (r.status != IP_EBUSY || !t->retry_busy || waited >= (unsigned)o->timeout * 1000)
+            break;
+        xdr_free((xdrproc_t)xdr_ip_task_create_res, (char *)&r);
+        memset(&r, 0, sizeof(r));
+        if (o->verbose)
+            fprintf(stderr, "imgproc: the server is busy; trying '%s' again\n", path);
+        usleep(pause_ms * 1000);
+        waited += pause_ms;
     }
     if (r.status != IP_OK) {
         rc = refused(what, r.status, r.ip_task_create_res_u.message);
@@ -902,6 +914,7 @@ cmd_submit(cli_opts *o, int argc, char **argv)
     }
     if (rc >= 0)
         return rc;
+    t.retry_busy = 1;
     n = argc - optind;
     if (n <= 0) {
         fprintf(stderr, "imgproc: submit needs at least one FILE\n");

@@ -15,6 +15,10 @@ vips copy "$TMP/photo.png" "$TMP/photo.jpg[Q=90]"
 field() {   # field NAME < json: one field of a task's JSON
     python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"
 }
+info() {    # info SECTION FIELD: one figure of SERVER_INFO
+    cli info --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]][sys.argv[2]])' "$1" "$2"
+}
+is "$(info limits workers) $(info limits max_queued)" "1 2" "SERVER_INFO reports the worker and queue limits"
 
 # ---- the classic life: create (held), start, status, wait, result
 id=$(cli task create --hold --steps 'grayscale,resize=320x320' "$TMP/photo.jpg")
@@ -146,6 +150,7 @@ cli task wait "$long" --while queued >/dev/null     # returns when a worker has 
 is "$(cli --json task status "$long" | field state)" "running" "the long task is running"
 q1=$(cli task create --steps grayscale "$TMP/photo.jpg")
 q2=$(cli task create --steps grayscale "$TMP/photo.jpg")
+is "$(info load tasks_running) $(info load tasks_queued)" "1 2" "SERVER_INFO counts one running and two queued"
 cli task create --steps grayscale "$TMP/photo.jpg" 2>"$TMP/err"; is "$?" 1 "a third queued task is refused"
 like "$(cat "$TMP/err")" "*busy: the queue is full (2 tasks waiting)*" "busy, with the queue's size"
 cli task cancel "$long"; ok $? "cancel a running task"
