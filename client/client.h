@@ -52,6 +52,8 @@ int cli_global_option(cli_opts *o, int c, const char *arg);
 /* Connects as o says.  NULL with a message in *why (caller frees). */
 CLIENT *cli_connect(const cli_opts *o, char **why);
 void cli_disconnect(CLIENT *clnt);
+/* cli_connect, printing the reason on failure (the CLI's top level only). */
+CLIENT *cli_connect_or_say(const cli_opts *o);
 
 /* Reads a whole file (at most max bytes).  0, or -1 with errno-style text in why. */
 int cli_read_file(const char *path, size_t max, char **data, size_t *len,

@@ -379,19 +379,14 @@ cmd_image(cli_opts *o, int argc, char **argv)
 {
     image_job job;
     CLIENT *clnt;
-    char *why = NULL;
     int rc;
 
     memset(&job, 0, sizeof(job));
     job.cmd = find_cmd(argv[0]);
     if ((rc = parse(o, &job, argc, argv)) >= 0)
         return rc;
-    clnt = cli_connect(o, &why);
-    if (!clnt) {
-        fprintf(stderr, "imgproc: %s\n", why ? why : "cannot reach the server");
-        free(why);
+    if (!(clnt = cli_connect_or_say(o)))
         return EXIT_RPC;
-    }
     rc = EXIT_OK;
     for (int i = optind; i < argc; i++) {
         int r = one(o, clnt, &job, argv[i]);

@@ -33,19 +33,6 @@ parse_common(cli_opts *o, int argc, char **argv, const char *synopsis)
     return -1;
 }
 
-static CLIENT *
-connect_or_say(const cli_opts *o)
-{
-    char *why = NULL;
-    CLIENT *clnt = cli_connect(o, &why);
-
-    if (!clnt) {
-        fprintf(stderr, "imgproc: %s\n", why ? why : "cannot reach the server");
-        free(why);
-    }
-    return clnt;
-}
-
 /* Says why a call failed at the RPC level (not the server's own status). */
 static void
 rpc_failed(CLIENT *clnt, const char *what)
@@ -69,7 +56,7 @@ cmd_ping(cli_opts *o, int argc, char **argv)
         fprintf(stderr, "imgproc: ping takes no arguments\n");
         return EXIT_USAGE;
     }
-    if (!(clnt = connect_or_say(o)))
+    if (!(clnt = cli_connect_or_say(o)))
         return EXIT_RPC;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     if (ip_null_1(NULL, NULL, clnt) != RPC_SUCCESS) {
@@ -189,7 +176,7 @@ cmd_info(cli_opts *o, int argc, char **argv)
         fprintf(stderr, "imgproc: info takes no arguments\n");
         return EXIT_USAGE;
     }
-    if (!(clnt = connect_or_say(o)))
+    if (!(clnt = cli_connect_or_say(o)))
         return EXIT_RPC;
     memset(&res, 0, sizeof(res));
     if (server_info_1(NULL, &res, clnt) != RPC_SUCCESS) {
@@ -249,7 +236,7 @@ cmd_identify(cli_opts *o, int argc, char **argv)
         fprintf(stderr, "imgproc: identify needs at least one FILE\n");
         return EXIT_USAGE;
     }
-    if (!(clnt = connect_or_say(o)))
+    if (!(clnt = cli_connect_or_say(o)))
         return EXIT_RPC;
     rc = EXIT_OK;
     if (o->json)

@@ -816,19 +816,6 @@ parse(cli_opts *o, task_opts *t, const char *name, const char *allowed, int argc
     return -1;
 }
 
-static CLIENT *
-connect_or_say(cli_opts *o)
-{
-    char *why = NULL;
-    CLIENT *clnt = cli_connect(o, &why);
-
-    if (!clnt) {
-        fprintf(stderr, "imgproc: %s\n", why ? why : "cannot reach the server");
-        free(why);
-    }
-    return clnt;
-}
-
 int
 cmd_task(cli_opts *o, int argc, char **argv)
 {
@@ -866,7 +853,7 @@ cmd_task(cli_opts *o, int argc, char **argv)
         fprintf(stderr, "usage: %s\n", cmd->synopsis);
         return EXIT_USAGE;
     }
-    if (!(clnt = connect_or_say(o)))
+    if (!(clnt = cli_connect_or_say(o)))
         return EXIT_RPC;
     rc = cmd->fn(o, clnt, &t, argv + optind, argc - optind);
     cli_disconnect(clnt);
@@ -932,7 +919,7 @@ cmd_submit(cli_opts *o, int argc, char **argv)
             return EXIT_FAILED;
         }
     }
-    if (!(clnt = connect_or_say(o)))
+    if (!(clnt = cli_connect_or_say(o)))
         return EXIT_RPC;
     ids = calloc((size_t)n, sizeof(*ids));
     rc = EXIT_OK;

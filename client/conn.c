@@ -97,6 +97,19 @@ cli_connect(const cli_opts *o, char **why)
     return clnt;
 }
 
+CLIENT *
+cli_connect_or_say(const cli_opts *o)
+{
+    char *why = NULL;
+    CLIENT *clnt = cli_connect(o, &why);
+
+    if (!clnt) {
+        fprintf(stderr, "imgproc: %s\n", why ? why : "cannot reach the server");
+        free(why);
+    }
+    return clnt;
+}
+
 const char *
 cli_rpc_error(CLIENT *clnt)
 {
