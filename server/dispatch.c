@@ -20,6 +20,7 @@ typedef struct call_log {
 typedef struct call_ctx {
     const char *owner;          /* "uid@machine" (AUTH_SYS) or "anonymous" */
     int stream;                 /* TCP (1) or UDP (0): UDP calls must not block */
+    tasks_batch *batch;         /* the connection's batch (TCP only, else NULL) */
 } call_ctx;
 
 typedef void (*handler_fn)(srv *s, const call_ctx *c, void *arg, void *res, call_log *log);
@@ -34,6 +35,7 @@ typedef struct proc_entry {
     size_t res_size;            /* room for the result */
     handler_fn handler;         /* fills the result */
     void (*free_res)(void *res); /* releases it; NULL = xdr_free(xdr_res) */
+    int batched;                /* a batched call: never replied to */
 } proc_entry;
 
 /* Casting through a no-argument function type keeps -Wcast-function-type quiet. */
@@ -291,45 +293,82 @@ h_task_list(srv *s, const call_ctx *c, void *arg, void *res, call_log *log)
 }
 
 static void
+h_task_submit(srv *s, const call_ctx *c, void *arg, void *res, call_log *log)
+{
+    ip_task_create_args *a = arg;
+
+    (void)res;
+    if (a->source.kind == IP_SOURCE_INLINE)
+        log->in_bytes = a->source.ip_task_source_u.image.ip_image_len;
+    /* Over UDP there is no connection to keep the outcome on: ignored. */
+    if (!c->batch) {
+        log->status = IP_EINVAL;
+        return;
+    }
+    tasks_batch_add(s->tasks, c->batch, c->owner, a);
+}
+
+static void
+h_task_collect(srv *s, const call_ctx *c, void *arg, void *resp, call_log *log)
+{
+    ip_batch_res *res = resp;
+
+    (void)arg;
+    (void)log;
+    if (!c->batch) {
+        memset(res, 0, sizeof(*res));
+        res->status = IP_EINVAL;
+        res->ip_batch_res_u.message = strdup("a batch lives on a TCP connection; "
+                                             "TASK_SUBMIT and TASK_COLLECT need TCP");
+        return;
+    }
+    tasks_batch_collect(s->tasks, c->batch, res);
+}
+
+static void
 free_image_res(void *res)
 {
     ops_free_image_res(res);
 }
 
 static const proc_entry procs[] = {
-    { IP_NULL, "NULL", XDR(xdr_void), 0, XDR(xdr_void), 0, h_null, NULL },
+    { IP_NULL, "NULL", XDR(xdr_void), 0, XDR(xdr_void), 0, h_null, NULL, 0 },
     { SERVER_INFO, "SERVER_INFO", XDR(xdr_void), 0, XDR(xdr_ip_server_info_res),
-      sizeof(ip_server_info_res), h_server_info, NULL },
+      sizeof(ip_server_info_res), h_server_info, NULL, 0 },
     { IMAGE_INFO, "IMAGE_INFO", XDR(xdr_ip_image), sizeof(ip_image),
-      XDR(xdr_ip_info_res), sizeof(ip_info_res), h_image_info, NULL },
+      XDR(xdr_ip_info_res), sizeof(ip_info_res), h_image_info, NULL, 0 },
     { GRAYSCALE, "GRAYSCALE", XDR(xdr_ip_grayscale_args), sizeof(ip_grayscale_args),
-      XDR(xdr_ip_image_res), sizeof(ip_image_res), h_grayscale, free_image_res },
+      XDR(xdr_ip_image_res), sizeof(ip_image_res), h_grayscale, free_image_res, 0 },
     { RESIZE, "RESIZE", XDR(xdr_ip_resize_args), sizeof(ip_resize_args),
-      XDR(xdr_ip_image_res), sizeof(ip_image_res), h_resize, free_image_res },
+      XDR(xdr_ip_image_res), sizeof(ip_image_res), h_resize, free_image_res, 0 },
     { ROTATE, "ROTATE", XDR(xdr_ip_rotate_args), sizeof(ip_rotate_args),
-      XDR(xdr_ip_image_res), sizeof(ip_image_res), h_rotate, free_image_res },
+      XDR(xdr_ip_image_res), sizeof(ip_image_res), h_rotate, free_image_res, 0 },
     { BLUR, "BLUR", XDR(xdr_ip_blur_args), sizeof(ip_blur_args),
-      XDR(xdr_ip_image_res), sizeof(ip_image_res), h_blur, free_image_res },
+      XDR(xdr_ip_image_res), sizeof(ip_image_res), h_blur, free_image_res, 0 },
     { PROCESS, "PROCESS", XDR(xdr_ip_process_args), sizeof(ip_process_args),
-      XDR(xdr_ip_image_res), sizeof(ip_image_res), h_process, free_image_res },
+      XDR(xdr_ip_image_res), sizeof(ip_image_res), h_process, free_image_res, 0 },
     { TASK_CREATE, "TASK_CREATE", XDR(xdr_ip_task_create_args), sizeof(ip_task_create_args),
-      XDR(xdr_ip_task_create_res), sizeof(ip_task_create_res), h_task_create, NULL },
+      XDR(xdr_ip_task_create_res), sizeof(ip_task_create_res), h_task_create, NULL, 0 },
     { TASK_UPLOAD, "TASK_UPLOAD", XDR(xdr_ip_task_upload_args), sizeof(ip_task_upload_args),
-      XDR(xdr_ip_task_upload_res), sizeof(ip_task_upload_res), h_task_upload, NULL },
+      XDR(xdr_ip_task_upload_res), sizeof(ip_task_upload_res), h_task_upload, NULL, 0 },
     { TASK_START, "TASK_START", XDR(xdr_ip_task_id), sizeof(ip_task_id),
-      XDR(xdr_ip_task_res), sizeof(ip_task_res), h_task_start, NULL },
+      XDR(xdr_ip_task_res), sizeof(ip_task_res), h_task_start, NULL, 0 },
     { TASK_STATUS, "TASK_STATUS", XDR(xdr_ip_task_id), sizeof(ip_task_id),
-      XDR(xdr_ip_task_info_res), sizeof(ip_task_info_res), h_task_status, NULL },
+      XDR(xdr_ip_task_info_res), sizeof(ip_task_info_res), h_task_status, NULL, 0 },
     { TASK_WAIT, "TASK_WAIT", XDR(xdr_ip_task_wait_args), sizeof(ip_task_wait_args),
-      XDR(xdr_ip_task_info_res), sizeof(ip_task_info_res), h_task_wait, NULL },
+      XDR(xdr_ip_task_info_res), sizeof(ip_task_info_res), h_task_wait, NULL, 0 },
     { TASK_RESULT, "TASK_RESULT", XDR(xdr_ip_task_result_args), sizeof(ip_task_result_args),
-      XDR(xdr_ip_task_result_res), sizeof(ip_task_result_res), h_task_result, NULL },
+      XDR(xdr_ip_task_result_res), sizeof(ip_task_result_res), h_task_result, NULL, 0 },
     { TASK_CANCEL, "TASK_CANCEL", XDR(xdr_ip_task_id), sizeof(ip_task_id),
-      XDR(xdr_ip_task_res), sizeof(ip_task_res), h_task_cancel, NULL },
+      XDR(xdr_ip_task_res), sizeof(ip_task_res), h_task_cancel, NULL, 0 },
     { TASK_DELETE, "TASK_DELETE", XDR(xdr_ip_task_id), sizeof(ip_task_id),
-      XDR(xdr_ip_task_res), sizeof(ip_task_res), h_task_delete, NULL },
+      XDR(xdr_ip_task_res), sizeof(ip_task_res), h_task_delete, NULL, 0 },
     { TASK_LIST, "TASK_LIST", XDR(xdr_ip_task_list_args), sizeof(ip_task_list_args),
-      XDR(xdr_ip_task_list_res), sizeof(ip_task_list_res), h_task_list, NULL },
+      XDR(xdr_ip_task_list_res), sizeof(ip_task_list_res), h_task_list, NULL, 0 },
+    { TASK_SUBMIT, "TASK_SUBMIT", XDR(xdr_ip_task_create_args), sizeof(ip_task_create_args),
+      XDR(xdr_void), 0, h_task_submit, NULL, 1 },
+    { TASK_COLLECT, "TASK_COLLECT", XDR(xdr_void), 0, XDR(xdr_ip_batch_res),
+      sizeof(ip_batch_res), h_task_collect, NULL, 0 },
 };
 
 static const proc_entry *
@@ -401,7 +440,7 @@ log_call(srv *s, SVCXPRT *xprt, const char *name, const call_log *log,
 }
 
 void
-dispatch_call(srv *s, struct svc_req *req, SVCXPRT *xprt, int stream)
+dispatch_call(srv *s, struct svc_req *req, SVCXPRT *xprt, int stream, tasks_batch *batch)
 {
     const proc_entry *p = proc_find(req->rq_proc);
     /* Arguments and results live here, on this thread's stack (rpcgen -M style). */
@@ -429,9 +468,10 @@ dispatch_call(srv *s, struct svc_req *req, SVCXPRT *xprt, int stream)
         ip_task_info_res task_info;
         ip_task_result_res task_result;
         ip_task_list_res task_list;
+        ip_batch_res batch;
     } res;
     char owner[IP_MAX_NAME + 1];
-    call_ctx ctx = { owner, stream };
+    call_ctx ctx = { owner, stream, batch };
     call_log log = { 0, 0, IP_OK };
     double t0 = now_ms();
 
@@ -443,8 +483,12 @@ dispatch_call(srv *s, struct svc_req *req, SVCXPRT *xprt, int stream)
     memset(&arg, 0, sizeof(arg));
     memset(&res, 0, sizeof(res));
     if (!svc_getargs(xprt, p->xdr_arg, (caddr_t)&arg)) {
-        /* Malformed or over an XDR bound: a garbage-arguments reply. */
-        svcerr_decode(xprt);
+        /* Malformed or over an XDR bound: a garbage-arguments reply, except
+         * to a batched call, which the batch's report counts as skipped. */
+        if (!p->batched)
+            svcerr_decode(xprt);
+        else if (batch)
+            tasks_batch_skip(batch);
         svc_freeargs(xprt, p->xdr_arg, (caddr_t)&arg);
         log_call(s, xprt, p->name, &log, "garbage-args", now_ms() - t0);
         return;
@@ -457,7 +501,11 @@ dispatch_call(srv *s, struct svc_req *req, SVCXPRT *xprt, int stream)
         log.status = *(ip_status *)&res;
     __atomic_sub_fetch(&s->in_progress, 1, __ATOMIC_RELAXED);
     __atomic_add_fetch(&s->served, 1, __ATOMIC_RELAXED);
-    if (!svc_sendreply(xprt, p->xdr_res, (caddr_t)&res))
+    /* A batched call expects no reply; sending one would deadlock a
+     * client that is still writing its batch (see ONCRPC-NOTES). */
+    if (p->batched)
+        log_call(s, xprt, p->name, &log, NULL, now_ms() - t0);
+    else if (!svc_sendreply(xprt, p->xdr_res, (caddr_t)&res))
         log_call(s, xprt, p->name, &log, "reply-failed", now_ms() - t0);
     else
         log_call(s, xprt, p->name, &log, NULL, now_ms() - t0);

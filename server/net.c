@@ -150,7 +150,7 @@ net_unregister(srv *s)
 
 /* Receives one call on xprt and dispatches it. */
 static void
-serve_one(srv *s, SVCXPRT *xprt, int stream)
+serve_one(srv *s, SVCXPRT *xprt, int stream, tasks_batch *batch)
 {
     struct rpc_msg msg;
     struct svc_req req;
@@ -181,7 +181,7 @@ serve_one(srv *s, SVCXPRT *xprt, int stream)
         svcerr_progvers(xprt, IMGPROC_V1, IMGPROC_V1);
         return;
     }
-    dispatch_call(s, &req, xprt, stream);
+    dispatch_call(s, &req, xprt, stream, batch);
 }
 
 /* Serves one TCP connection until the peer leaves, idles out, or the server stops. */
@@ -191,9 +191,14 @@ conn_main(void *p)
     conn *c = p;
     srv *s = c->s;
     SVCXPRT *xprt = svc_fd_create(c->fd, 0, 0);
+    tasks_batch *batch = tasks_batch_new();
 
     if (!xprt) {
         close(c->fd);
+        goto done;
+    }
+    if (!batch) {
+        SVC_DESTROY(xprt);
         goto done;
     }
     for (;;) {
@@ -207,7 +212,7 @@ conn_main(void *p)
             break;
         /* A record may hold several calls (batching): take them all. */
         do {
-            serve_one(s, xprt, 1);
+            serve_one(s, xprt, 1, batch);
             st = SVC_STAT(xprt);
         } while (st == XPRT_MOREREQS);
         if (st == XPRT_DIED)
@@ -216,6 +221,7 @@ conn_main(void *p)
     /* Closes the fd too. */
     SVC_DESTROY(xprt);
 done:
+    tasks_batch_free(s->tasks, batch);
     ops_thread_done();
     pthread_mutex_lock(&s->lock);
     s->nconn--;
@@ -254,7 +260,7 @@ udp_main(void *p)
     while (wait_readable(pf, n) == 0)
         for (int i = 0; i < n; i++)
             if (pf[i].revents & POLLIN)
-                serve_one(s, xprts[i], 0);
+                serve_one(s, xprts[i], 0, NULL);
     ops_thread_done();
     return NULL;
 }

@@ -62,6 +62,7 @@ int net_run(srv *s);
 void net_close(srv *s);
 
 /* dispatch.c: one decoded call -> its handler -> one reply. */
-void dispatch_call(srv *s, struct svc_req *req, SVCXPRT *xprt, int stream);
+/* batch is the TCP connection's batch (TASK_SUBMIT), NULL on UDP. */
+void dispatch_call(srv *s, struct svc_req *req, SVCXPRT *xprt, int stream, tasks_batch *batch);
 
 #endif

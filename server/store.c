@@ -229,8 +229,8 @@ unlink_files(store *st, uint64_t id)
 }
 
 int
-store_write_temp(const store *st, const void *data, size_t len, char *path, size_t pathlen,
-                 char **why)
+store_write_temp(const store *st, const void *data, size_t len, int sync, char *path,
+                 size_t pathlen, char **why)
 {
     int fd;
 
@@ -238,7 +238,7 @@ store_write_temp(const store *st, const void *data, size_t len, char *path, size
     fd = mkostemp(path, O_CLOEXEC);
     if (fd < 0)
         return fail(why, "cannot create a file in '%s/tmp': %s", st->dir, strerror(errno));
-    if (proto_write_all(fd, data, len) || fsync(fd)) {
+    if (proto_write_all(fd, data, len) || (sync && fsync(fd))) {
         int e = errno;
         close(fd);
         unlink(path);
@@ -246,6 +246,24 @@ store_write_temp(const store *st, const void *data, size_t len, char *path, size
     }
     close(fd);
     return 0;
+}
+
+int
+store_sync_temps(const store *st, char **why)
+{
+    char path[4096];
+    int fd, rc;
+
+    /* One syncfs() writes every file of the batch: one disk wait, not one per file. */
+    snprintf(path, sizeof(path), "%s/tmp", st->dir);
+    fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return fail(why, "cannot open '%s': %s", path, strerror(errno));
+    rc = syncfs(fd);
+    if (rc < 0)
+        fail(why, "cannot sync '%s': %s", path, strerror(errno));
+    close(fd);
+    return rc;
 }
 
 static double
@@ -384,19 +402,23 @@ bind_time(sqlite3_stmt *q, int i, double t)
 }
 
 int
-store_insert(store *st, store_task *t, const char *temp, char **why)
+store_begin(store *st, char **why)
 {
-    sqlite3_stmt *q = NULL;
+    return exec(st, "BEGIN IMMEDIATE", why);
+}
+
+int
+store_add(store *st, store_task *t, const char *temp, char **why)
+{
+    sqlite3_stmt *q;
     char path[4096];
     int rc = -1;
 
-    if (exec(st, "BEGIN IMMEDIATE", why))
-        return -1;
     q = prepare(st, "INSERT INTO tasks (owner, token, state, hold, upload, size, sha256, "
                     "steps, spec, created_at, queued_at, expires_at) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", why);
     if (!q)
-        goto cleanup;
+        return -1;
     sqlite3_bind_text(q, 1, t->owner, -1, SQLITE_STATIC);
     sqlite3_bind_text(q, 2, t->token, -1, SQLITE_STATIC);
     sqlite3_bind_text(q, 3, proto_task_state_name(t->state), -1, SQLITE_STATIC);
@@ -414,32 +436,45 @@ store_insert(store *st, store_task *t, const char *temp, char **why)
         goto cleanup;
     }
     t->id = (uint64_t)sqlite3_last_insert_rowid(st->db);
-    if (temp) {
-        /* The file takes its final name before the commit: a task row never
-         * exists without its image.  A crash in between leaves an orphan
-         * file, which store_recover() removes. */
-        store_path(st, STORE_INPUT, t->id, path, sizeof(path));
-        if (rename(temp, path) < 0) {
-            fail(why, "cannot rename '%s': %s", temp, strerror(errno));
-            goto cleanup;
-        }
-        snprintf(path, sizeof(path), "%s/in", st->dir);
-        sync_dir(path);
-    }
-    if (exec(st, "COMMIT", why))
+    /* The file takes its final name before the commit: a task row never
+     * exists without its image.  A crash in between leaves an orphan file,
+     * which store_recover() removes; a rollback, store_rollback(). */
+    store_path(st, STORE_INPUT, t->id, path, sizeof(path));
+    if (temp && rename(temp, path) < 0) {
+        fail(why, "cannot rename '%s': %s", temp, strerror(errno));
         goto cleanup;
+    }
     rc = 0;
 
 cleanup:
     sqlite3_finalize(q);
-    if (rc != 0) {
-        exec(st, "ROLLBACK", NULL);
-        if (temp && t->id) {
-            store_path(st, STORE_INPUT, t->id, path, sizeof(path));
-            unlink(path);
-        }
-    }
     return rc;
+}
+
+int
+store_commit(store *st, int renamed, char **why)
+{
+    char path[4096];
+
+    if (renamed) {
+        /* The renames must be on disk before the rows that name the files. */
+        snprintf(path, sizeof(path), "%s/in", st->dir);
+        if (sync_dir(path) < 0)
+            return fail(why, "cannot sync '%s': %s", path, strerror(errno));
+    }
+    return exec(st, "COMMIT", why);
+}
+
+void
+store_rollback(store *st, const uint64_t *ids, size_t n)
+{
+    char path[4096];
+
+    exec(st, "ROLLBACK", NULL);
+    for (size_t i = 0; i < n; i++) {
+        store_path(st, STORE_INPUT, ids[i], path, sizeof(path));
+        unlink(path);
+    }
 }
 
 /* The column holding the time a task entered state s, or NULL. */

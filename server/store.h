@@ -61,17 +61,26 @@ int store_recover(store *st, int max_attempts, double now, double expires, int *
 void store_path(const store *st, store_file f, uint64_t id, char *buf, size_t len);
 
 /*
- * Writes data to a new temporary file in the state folder and fsyncs it;
- * its path goes into path.  0, or -1 with *why.  Needs no lock.
+ * Writes data to a new temporary file in the state folder, fsynced when
+ * sync is set; its path goes into path.  0, or -1 with *why.  Needs no lock.
  */
-int store_write_temp(const store *st, const void *data, size_t len,
-                     char *path, size_t pathlen, char **why);
+int store_write_temp(const store *st, const void *data, size_t len, int sync, char *path,
+                     size_t pathlen, char **why);
+/* Syncs every temporary file at once (syncfs).  0, or -1 with *why.  Needs no lock. */
+int store_sync_temps(const store *st, char **why);
 
 /*
- * Inserts t (its id is filled in) in one transaction; when temp is given
- * it becomes the task's input file before the commit.  0 or -1.
+ * Adding tasks: store_begin(), store_add() for each, then store_commit(),
+ * or store_rollback() when any step failed.  Many tasks in one transaction
+ * cost one disk sync.
  */
-int store_insert(store *st, store_task *t, const char *temp, char **why);
+int store_begin(store *st, char **why);
+/* Inserts t (its id is filled in); temp, when given, becomes its input file.  0 or -1. */
+int store_add(store *st, store_task *t, const char *temp, char **why);
+/* Commits; renamed says whether any store_add() renamed a file (its folder is synced first). */
+int store_commit(store *st, int renamed, char **why);
+/* Rolls back, removing the input files of the tasks ids[0..n-1] that were added. */
+void store_rollback(store *st, const uint64_t *ids, size_t n);
 
 /* Reads task id into t.  1 found, 0 no such task, -1 error. */
 int store_get(store *st, uint64_t id, store_task *t, char **why);

@@ -301,106 +301,352 @@ queue_room(tasks *t, failure *f)
     return 0;
 }
 
-void
-tasks_create(tasks *t, const char *owner, const ip_task_create_args *a,
-             ip_task_create_res *res)
+/*
+ * A create that has been checked and whose image is in tmp/: what is left
+ * is the commit that makes it a task.  TASK_CREATE commits one at a time;
+ * a batch commits up to BATCH_GROUP together, for one disk sync.
+ */
+typedef struct create_item {
+    store_task *rec;            /* the row to insert; NULL once refused or done */
+    char *temp;                 /* its image in tmp/, or NULL (upload tasks) */
+    int synced;                 /* temp is already on disk (fsync) */
+    ip_task_create_res *res;    /* where the outcome goes */
+} create_item;
+
+#define BATCH_GROUP 64          /* checked batch items waiting for one commit, at most */
+
+/* A batch in progress on one connection (see TASK_SUBMIT in imgproc.x). */
+struct tasks_batch {
+    ip_batch_outcome *out;      /* outcomes in the order sent; IP_MAX_BATCH entries */
+    u_int n;                    /* entries used */
+    unsigned skipped;           /* items past IP_MAX_BATCH */
+    create_item pending[BATCH_GROUP]; /* checked, not yet committed */
+    size_t npending;            /* entries used */
+};
+
+static void
+item_fail(create_item *it, failure *f)
 {
-    store_task *rec = malloc(sizeof(*rec)), *old = malloc(sizeof(*old));
+    it->res->status = f->status;
+    it->res->ip_task_create_res_u.message = f->message;
+    f->status = IP_OK;
+    f->message = NULL;
+}
+
+/* Drops what the item still holds: its row and its temporary file. */
+static void
+item_release(create_item *it)
+{
+    if (it->temp) {
+        unlink(it->temp);
+        free(it->temp);
+    }
+    free(it->rec);
+    it->rec = NULL;
+    it->temp = NULL;
+}
+
+/*
+ * Checks a create request and writes its image to tmp/ (fsynced when
+ * sync).  0 with it->rec ready to commit, or -1 with the refusal in
+ * it->res.  Needs no lock: the slow parts (reading the image header,
+ * writing the file) keep other calls waiting for nothing.
+ */
+static int
+prepare_item(tasks *t, const char *owner, const ip_task_create_args *a, int sync,
+             create_item *it)
+{
     failure f = { IP_OK, NULL };
-    char temp[4096] = "";
+    char path[4096], *why = NULL;
+
+    it->temp = NULL;
+    it->synced = sync;
+    it->rec = malloc(sizeof(*it->rec));
+    if (!it->rec)
+        set_fail(&f, IP_EINTERNAL, NULL);
+    else if (prepare_create(t, owner, a, it->rec, &f) == 0 && !it->rec->upload) {
+        const ip_image *im = &a->source.ip_task_source_u.image;
+        if (store_write_temp(t->st, im->ip_image_val, im->ip_image_len, sync, path,
+                             sizeof(path), &why))
+            store_fail(&f, why);
+        else if (!(it->temp = strdup(path))) {
+            unlink(path);
+            set_fail(&f, IP_EINTERNAL, NULL);
+        }
+    }
+    if (f.status == IP_OK)
+        return 0;
+    item_release(it);
+    item_fail(it, &f);
+    return -1;
+}
+
+/*
+ * Decides one checked item inside the open transaction: the task its token
+ * already names, a refusal, or a new row.  *total and *queued count the
+ * tasks as they grow.  1 when a row was added (its id in rec), 0 when not,
+ * -1 when the store failed (f says why).
+ */
+static int
+add_item(tasks *t, create_item *it, long *total, long *queued, double now, failure *f)
+{
+    store_task *rec = it->rec, *old;
+    ip_task_create_res *res = it->res;
     char *why = NULL;
     int queue_now, found;
-    long total;
-    double now;
 
-    memset(res, 0, sizeof(*res));
-    if (!rec || !old) {
-        set_fail(&f, IP_EINTERNAL, NULL);
-        goto done;
-    }
-    if (prepare_create(t, owner, a, rec, &f))
-        goto done;
-    /* The image goes to disk (and is fsynced) before the lock is taken. */
-    if (!rec->upload) {
-        const ip_image *im = &a->source.ip_task_source_u.image;
-        if (store_write_temp(t->st, im->ip_image_val, im->ip_image_len, temp, sizeof(temp),
-                             &why)) {
-            store_fail(&f, why);
-            goto done;
-        }
-    }
-
-    pthread_mutex_lock(&t->lock);
     if (rec->token[0]) {
-        found = store_by_token(t->st, owner, rec->token, old, &why);
-        if (found < 0) {
-            store_fail(&f, why);
-            goto unlock;
+        if (!(old = malloc(sizeof(*old)))) {
+            set_fail(f, IP_EINTERNAL, NULL);
+            return -1;
         }
-        if (found) {
+        found = store_by_token(t->st, rec->owner, rec->token, old, &why);
+        if (found > 0) {
             /* A retry of a create that worked: the same task, not a second one. */
             if (old->upload != rec->upload || old->size != rec->size ||
-                old->spec_len != rec->spec_len || memcmp(old->spec, rec->spec, rec->spec_len) ||
+                old->spec_len != rec->spec_len ||
+                memcmp(old->spec, rec->spec, rec->spec_len) ||
                 (!rec->upload && strcmp(old->sha256, rec->sha256) != 0)) {
-                set_fail(&f, IP_EINVAL, proto_strdupf("token '%s' already names task %llu, which has "
-                                               "another image or pipeline", rec->token,
-                                               (unsigned long long)old->id));
-                goto unlock;
+                set_fail(f, IP_EINVAL, proto_strdupf("token '%s' already names task %llu, "
+                                                     "which has another image or pipeline",
+                                                     rec->token, (unsigned long long)old->id));
+                item_fail(it, f);
+            } else {
+                res->status = IP_OK;
+                res->ip_task_create_res_u.created.id = old->id;
+                res->ip_task_create_res_u.created.state = old->state;
+                res->ip_task_create_res_u.created.existing = TRUE;
             }
-            res->status = IP_OK;
-            res->ip_task_create_res_u.created.id = old->id;
-            res->ip_task_create_res_u.created.state = old->state;
-            res->ip_task_create_res_u.created.existing = TRUE;
-            goto unlock;
         }
+        free(old);
+        if (found < 0) {
+            store_fail(f, why);
+            return -1;
+        }
+        if (found)
+            return 0;
     }
-    total = store_count(t->st, -1);
-    if (total < 0 || (unsigned long)total >= t->cfg.max_tasks) {
-        if (total < 0)
-            store_fail(&f, strdup("cannot count the tasks"));
-        else
-            set_fail(&f, IP_EBUSY, proto_strdupf("the server holds %ld tasks, its limit; delete "
-                                          "finished ones or try later", total));
-        goto unlock;
+    if ((unsigned long)*total >= t->cfg.max_tasks) {
+        set_fail(f, IP_EBUSY, proto_strdupf("the server holds %ld tasks, its limit; delete "
+                                            "finished ones or try later", *total));
+        item_fail(it, f);
+        return 0;
     }
     queue_now = !rec->hold && !rec->upload;
-    if (queue_now && queue_room(t, &f))
-        goto unlock;
-    now = wall_now();
+    if (queue_now && (unsigned long)*queued >= t->cfg.max_queued) {
+        set_fail(f, IP_EBUSY, proto_strdupf("the queue is full (%ld tasks waiting); try again "
+                                            "later", *queued));
+        item_fail(it, f);
+        return 0;
+    }
     rec->created = now;
     rec->state = queue_now ? IP_TASK_QUEUED : IP_TASK_CREATED;
     rec->queued = queue_now ? now : 0;
     /* Waiting for an upload or a start does not keep a task forever. */
     rec->expires = queue_now ? 0 : expiry(t, now);
-    if (store_insert(t->st, rec, temp[0] ? temp : NULL, &why)) {
-        store_fail(&f, why);
-        goto unlock;
+    if (store_add(t->st, rec, it->temp, &why)) {
+        store_fail(f, why);
+        return -1;
     }
-    temp[0] = '\0';
+    (*total)++;
+    *queued += queue_now;
     res->status = IP_OK;
     res->ip_task_create_res_u.created.id = rec->id;
     res->ip_task_create_res_u.created.state = rec->state;
-    if (queue_now)
-        pthread_cond_signal(&t->work);
-    else
-        pthread_cond_signal(&t->sweep);
-    changed(t);
-    if (t->cfg.verbose)
-        fprintf(stderr, "imgprocd: task %llu created (%s, %llu bytes, %s) by %s\n",
-                (unsigned long long)rec->id, proto_task_state_name(rec->state),
-                (unsigned long long)rec->size, rec->steps, owner);
+    return 1;
+}
 
-unlock:
-    pthread_mutex_unlock(&t->lock);
-done:
-    if (temp[0])
-        unlink(temp);
-    if (f.status != IP_OK) {
-        res->status = f.status;
-        res->ip_task_create_res_u.message = f.message;
+/*
+ * Commits the checked items[0..n-1] in one transaction; each gets its
+ * outcome.  A store failure fails every item that was to be added.
+ */
+static void
+commit_items(tasks *t, create_item *items, size_t n)
+{
+    failure f = { IP_OK, NULL };
+    uint64_t *added = calloc(n ? n : 1, sizeof(*added));
+    size_t nadded = 0, i;
+    long total, queued;
+    int renamed = 0, rc = 0;
+    char *why = NULL;
+    double now;
+
+    if (!added) {
+        set_fail(&f, IP_EINTERNAL, NULL);
+        goto fail_all;
     }
-    free(rec);
-    free(old);
+    for (i = 0; i < n; i++)
+        if (items[i].temp && !items[i].synced)
+            break;
+    /* Outside the lock: the disk wait holds up no other call. */
+    if (i < n && store_sync_temps(t->st, &why)) {
+        store_fail(&f, why);
+        goto fail_all;
+    }
+    pthread_mutex_lock(&t->lock);
+    if (store_begin(t->st, &why)) {
+        store_fail(&f, why);
+        pthread_mutex_unlock(&t->lock);
+        goto fail_all;
+    }
+    total = store_count(t->st, -1);
+    queued = store_count(t->st, IP_TASK_QUEUED);
+    if (total < 0 || queued < 0) {
+        store_fail(&f, strdup("cannot count the tasks"));
+        rc = -1;
+    }
+    now = wall_now();
+    for (i = 0; i < n && rc >= 0; i++) {
+        rc = add_item(t, &items[i], &total, &queued, now, &f);
+        if (rc > 0) {
+            added[nadded++] = items[i].rec->id;
+            if (items[i].temp) {
+                renamed = 1;
+                free(items[i].temp);
+                items[i].temp = NULL;
+            }
+        }
+    }
+    if (rc >= 0 && store_commit(t->st, renamed, &why)) {
+        store_fail(&f, why);
+        rc = -1;
+    }
+    if (rc < 0) {
+        store_rollback(t->st, added, nadded);
+        pthread_mutex_unlock(&t->lock);
+        goto fail_all;
+    }
+    for (i = 0; i < n; i++) {
+        const store_task *rec = items[i].rec;
+        if (!rec || items[i].res->status != IP_OK || items[i].res->ip_task_create_res_u.created.existing)
+            continue;
+        if (t->cfg.verbose)
+            fprintf(stderr, "imgprocd: task %llu created (%s, %llu bytes, %s) by %s\n",
+                    (unsigned long long)rec->id, proto_task_state_name(rec->state),
+                    (unsigned long long)rec->size, rec->steps, rec->owner);
+    }
+    if (nadded) {
+        pthread_cond_broadcast(&t->work);
+        pthread_cond_signal(&t->sweep);
+        changed(t);
+    }
+    pthread_mutex_unlock(&t->lock);
+    for (i = 0; i < n; i++)
+        item_release(&items[i]);
+    free(added);
+    return;
+
+fail_all:
+    /* Every item still waiting shares the reason. */
+    for (i = 0; i < n; i++) {
+        if (!items[i].rec)
+            continue;
+        xdr_free((xdrproc_t)xdr_ip_task_create_res, (char *)items[i].res);
+        memset(items[i].res, 0, sizeof(*items[i].res));
+        items[i].res->status = f.status;
+        items[i].res->ip_task_create_res_u.message = strdup(f.message ? f.message : "failed");
+        item_release(&items[i]);
+    }
+    free(f.message);
+    free(added);
+}
+
+void
+tasks_create(tasks *t, const char *owner, const ip_task_create_args *a,
+             ip_task_create_res *res)
+{
+    create_item it = { NULL, NULL, 0, res };
+
+    memset(res, 0, sizeof(*res));
+    /* One task: its own fsync is cheaper than syncing the whole file system. */
+    if (prepare_item(t, owner, a, 1, &it) == 0)
+        commit_items(t, &it, 1);
+}
+
+/* ---- batches */
+
+tasks_batch *
+tasks_batch_new(void)
+{
+    return calloc(1, sizeof(tasks_batch));
+}
+
+static void
+batch_flush(tasks *t, tasks_batch *b)
+{
+    if (b->npending)
+        commit_items(t, b->pending, b->npending);
+    b->npending = 0;
+}
+
+void
+tasks_batch_add(tasks *t, tasks_batch *b, const char *owner, const ip_task_create_args *a)
+{
+    ip_batch_outcome *o;
+
+    if (!b->out && !(b->out = calloc(IP_MAX_BATCH, sizeof(*b->out)))) {
+        b->skipped++;
+        return;
+    }
+    if (b->n >= IP_MAX_BATCH) {
+        b->skipped++;
+        return;
+    }
+    o = &b->out[b->n++];
+    memset(o, 0, sizeof(*o));
+    o->token = strdup(a->token);
+    if (!o->token || !a->token[0]) {
+        o->result.status = o->token ? IP_EINVAL : IP_EINTERNAL;
+        o->result.ip_task_create_res_u.message =
+            strdup(o->token ? "a batched item needs a token, to tell its outcome apart"
+                            : "out of memory");
+        if (!o->token)
+            o->token = strdup("");
+        return;
+    }
+    b->pending[b->npending].res = &o->result;
+    if (prepare_item(t, owner, a, 0, &b->pending[b->npending]) == 0 &&
+        ++b->npending == BATCH_GROUP)
+        batch_flush(t, b);
+}
+
+void
+tasks_batch_skip(tasks_batch *b)
+{
+    b->skipped++;
+}
+
+void
+tasks_batch_collect(tasks *t, tasks_batch *b, ip_batch_res *res)
+{
+    memset(res, 0, sizeof(*res));
+    batch_flush(t, b);
+    res->status = IP_OK;
+    res->ip_batch_res_u.report.items.items_len = b->n;
+    res->ip_batch_res_u.report.items.items_val = b->out;
+    res->ip_batch_res_u.report.skipped = b->skipped;
+    /* The outcomes now belong to the result. */
+    b->out = NULL;
+    b->n = 0;
+    b->skipped = 0;
+}
+
+void
+tasks_batch_free(tasks *t, tasks_batch *b)
+{
+    ip_batch_report r;
+
+    if (!b)
+        return;
+    (void)t;
+    /* Never collected: nothing was acknowledged, so nothing is committed. */
+    for (size_t i = 0; i < b->npending; i++)
+        item_release(&b->pending[i]);
+    r.items.items_len = b->n;
+    r.items.items_val = b->out;
+    r.skipped = 0;
+    xdr_free((xdrproc_t)xdr_ip_batch_report, (char *)&r);
+    free(b);
 }
 
 void
@@ -865,7 +1111,8 @@ run_task(tasks *t, worker *w, store_task *rec, char *temp, size_t templen)
         goto cleanup;
     }
     if (store_write_temp(t->st, res.ip_image_res_u.ok.image.ip_image_val,
-                         res.ip_image_res_u.ok.image.ip_image_len, temp, templen, &why)) {
+                         res.ip_image_res_u.ok.image.ip_image_len, 1, temp, templen,
+                         &why)) {
         snprintf(rec->error, sizeof(rec->error), "cannot store the result: %s",
                  why ? why : "?");
         free(why);

@@ -56,4 +56,19 @@ void tasks_delete(tasks *t, const char *owner, ip_task_id id, ip_task_res *res);
 void tasks_list(tasks *t, const char *owner, const ip_task_list_args *a,
                 ip_task_list_res *res);
 
+/*
+ * Batched creates (TASK_SUBMIT, TASK_COLLECT), one batch per TCP
+ * connection.  tasks_batch_add() checks an item at once and commits items
+ * in groups; tasks_batch_collect() commits the rest and moves every
+ * outcome into res (free with xdr_free).  tasks_batch_free() drops what
+ * was never collected.
+ */
+typedef struct tasks_batch tasks_batch;
+tasks_batch *tasks_batch_new(void);
+void tasks_batch_add(tasks *t, tasks_batch *b, const char *owner, const ip_task_create_args *a);
+void tasks_batch_collect(tasks *t, tasks_batch *b, ip_batch_res *res);
+void tasks_batch_free(tasks *t, tasks_batch *b);
+/* An item that could not even be decoded: reported as skipped. */
+void tasks_batch_skip(tasks_batch *b);
+
 #endif
