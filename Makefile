@@ -23,7 +23,7 @@ GEN_CFLAGS = -std=gnu11 $(OPT) $(SANITIZE) $(CFLAGS) -Wall -Werror \
              -Wno-unused-variable -I$(BUILD)/gen $(PKG_CFLAGS)
 LDLIBS     = $(PKG_LIBS) -lpthread -lm
 # The client needs no libvips.
-CLIENT_LIBS = $(shell pkg-config --libs libtirpc libcrypto 2>/dev/null) -lm
+CLIENT_LIBS = $(shell pkg-config --libs libtirpc libcrypto 2>/dev/null) -lpthread -lm
 
 GEN_H     := $(BUILD)/gen/imgproc.h
 GEN_XDR   := $(BUILD)/gen/imgproc_xdr.c

@@ -28,7 +28,11 @@ typedef struct cli_opts {
 
 /* The long options shared by every subcommand, and their short letters. */
 #define CLI_GLOBAL_SHORT "H:p:T:vh"
-enum { CLI_O_PROGRAM = 1000, CLI_O_TIMEOUT, CLI_O_JSON, CLI_O_AUTH, CLI_O_FIRST_LOCAL };
+enum {
+    CLI_O_PROGRAM = 1000, CLI_O_TIMEOUT, CLI_O_JSON, CLI_O_AUTH,
+    CLI_O_STEPS, CLI_O_STRIP,           /* the pipeline options (cli_spec_option) */
+    CLI_O_FIRST_LOCAL
+};
 #define CLI_GLOBAL_LONG                                          \
     { "host", required_argument, NULL, 'H' },                    \
     { "port", required_argument, NULL, 'p' },                    \
@@ -48,6 +52,27 @@ extern const char cli_global_help[];
  * 0 when c is not a shared option, -1 on a bad value (message printed).
  */
 int cli_global_option(cli_opts *o, int c, const char *arg);
+
+/* A pipeline and its output options: --steps, -f, -q, --strip. */
+typedef struct cli_spec {
+    ip_step steps[IP_MAX_STEPS];    /* --steps */
+    unsigned nsteps;                /* entries used */
+    ip_output output;               /* -f, -q, --strip */
+    int have_format;                /* -f was given */
+} cli_spec;
+
+/* Their long options, and the text for --help. */
+#define CLI_SPEC_LONG                                            \
+    { "steps", required_argument, NULL, CLI_O_STEPS },           \
+    { "format", required_argument, NULL, 'f' },                  \
+    { "quality", required_argument, NULL, 'q' },                 \
+    { "strip", no_argument, NULL, CLI_O_STRIP }
+extern const char cli_spec_help[];
+
+/* Like cli_global_option, for the pipeline options. */
+int cli_spec_option(cli_spec *sp, int c, const char *arg);
+/* The ip_task_spec that sp describes (pointing into sp). */
+ip_task_spec cli_task_spec(const cli_spec *sp);
 
 /* Connects as o says.  NULL with a message in *why (caller frees). */
 CLIENT *cli_connect(const cli_opts *o, char **why);
@@ -71,7 +96,27 @@ int cmd_image(cli_opts *o, int argc, char **argv);
 int cmd_task(cli_opts *o, int argc, char **argv);
 int cmd_submit(cli_opts *o, int argc, char **argv);
 
+int cmd_batch(cli_opts *o, int argc, char **argv);
+
 /* "cannot reach...: RPC: Timed out" without the leading ": ". */
 const char *cli_rpc_error(CLIENT *clnt);
+
+/*
+ * taskio.c: the loops behind the task calls.  They never print: each
+ * returns an exit code (EXIT_OK, EXIT_FAILED when the server refused,
+ * EXIT_RPC when the call failed) and puts the reason into why.
+ */
+#define TIO_INLINE_MAX (16u << 20)  /* larger images go up in chunks (TASK_UPLOAD) */
+/* The largest image to send inside one call: TIO_INLINE_MAX or the server's limit. */
+uint64_t tio_inline_limit(CLIENT *clnt);
+/* Sends data for task id from wherever the server has got to; checks its SHA-256. */
+int tio_upload(CLIENT *clnt, ip_task_id id, const char *data, uint64_t len, char *why,
+               size_t whylen);
+/* The whole result of task id into *data (malloc'ed, caller frees); its facts into *facts. */
+int tio_fetch(CLIENT *clnt, ip_task_id id, char **data, uint64_t *len, ip_task_chunk *facts,
+              char *why, size_t whylen);
+/* The reason of a failed call, or of a refusal: EXIT_RPC and EXIT_FAILED. */
+int tio_rpc_failed(CLIENT *clnt, char *why, size_t whylen);
+int tio_refused(ip_status st, const char *msg, char *why, size_t whylen);
 
 #endif

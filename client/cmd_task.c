@@ -10,21 +10,16 @@
 #include "client.h"
 #include "proto.h"
 
-/* Images larger than this go up in chunks (TASK_UPLOAD) rather than inside TASK_CREATE. */
-#define INLINE_MAX (16u << 20)
 #define MAX_FILE (1ULL << 40)   /* the server judges sizes; this only bounds a read */
 
 enum {
-    O_STEPS = CLI_O_FIRST_LOCAL, O_STRIP, O_HOLD, O_TOKEN, O_UPLOAD, O_STATE, O_FOR,
+    O_HOLD = CLI_O_FIRST_LOCAL, O_TOKEN, O_UPLOAD, O_STATE, O_FOR,
     O_WHILE, O_WAIT
 };
 
 /* Everything the task commands can be told. */
 typedef struct task_opts {
-    ip_step steps[IP_MAX_STEPS];    /* --steps */
-    unsigned nsteps;                /* entries used */
-    ip_output output;               /* -f, -q, --strip */
-    int have_format;                /* -f was given */
+    cli_spec spec;                  /* --steps, -f, -q, --strip */
     const char *token;              /* --token */
     int hold;                       /* --hold */
     int upload;                     /* --upload: chunks whatever the size */
@@ -46,11 +41,7 @@ typedef struct task_cmd {
     int (*fn)(cli_opts *o, CLIENT *clnt, task_opts *t, char **args, int nargs);
 } task_cmd;
 
-static const char spec_help[] =
-"  --steps 'STEP,...'     the pipeline, as for 'imgproc process' (see its --help)\n"
-"  -f, --format F         output format: jpeg, png, webp, tiff, gif (default: the input's)\n"
-"  -q, --quality Q        1..100 for jpeg and webp\n"
-"      --strip            drop metadata\n"
+static const char task_help_text[] =
 "      --token T          your name for the task: creating it again returns the same task\n"
 "      --upload           (task create) declare the size only; send the image with\n"
 "                         'task upload'.  Without it, images over 16 MiB (or over what\n"
@@ -158,90 +149,31 @@ print_info(const cli_opts *o, const ip_task_info *i)
 
 /* ------------------------------------------------------------ the calls */
 
-/*
- * Sends data for task id from wherever the server has got to.  Checks the
- * server's SHA-256 of the whole against ours.  An exit code.
- */
+/* Sends data for task id (see tio_upload), saying what went wrong.  An exit code. */
 static int
 upload(cli_opts *o, CLIENT *clnt, ip_task_id id, const char *data, uint64_t len,
        const char *name)
 {
-    ip_task_info_res st;
-    uint64_t off;
-    char what[512], mine[65];
+    char why[512];
+    int rc = tio_upload(clnt, id, data, len, why, sizeof(why));
 
-    snprintf(what, sizeof(what), "cannot upload '%s' to task %llu", name,
-             (unsigned long long)id);
-    memset(&st, 0, sizeof(st));
-    if (task_status_1(&id, &st, clnt) != RPC_SUCCESS)
-        return rpc_failed(clnt, what);
-    if (st.status != IP_OK) {
-        int rc = refused(what, st.status, st.ip_task_info_res_u.message);
-        xdr_free((xdrproc_t)xdr_ip_task_info_res, (char *)&st);
-        return rc;
-    }
-    off = st.ip_task_info_res_u.info.received;
-    if (st.ip_task_info_res_u.info.size != len) {
-        fprintf(stderr, "imgproc: %s: the task expects %llu bytes, the file has %llu\n", what,
-                (unsigned long long)st.ip_task_info_res_u.info.size, (unsigned long long)len);
-        xdr_free((xdrproc_t)xdr_ip_task_info_res, (char *)&st);
-        return EXIT_FAILED;
-    }
-    xdr_free((xdrproc_t)xdr_ip_task_info_res, (char *)&st);
-    proto_sha256_hex(data, len, mine);
-    /* Resumes where the server is; a complete upload sends one chunk again to learn its hash. */
-    if (off == len)
-        off = len > IP_MAX_CHUNK ? len - IP_MAX_CHUNK : 0;
-    for (;;) {
-        ip_task_upload_args a;
-        ip_task_upload_res r;
-        uint64_t n = len - off < IP_MAX_CHUNK ? len - off : IP_MAX_CHUNK;
-        a.id = id;
-        a.offset = off;
-        a.data.data_len = (u_int)n;
-        a.data.data_val = (char *)data + off;
-        memset(&r, 0, sizeof(r));
-        if (task_upload_1(&a, &r, clnt) != RPC_SUCCESS)
-            return rpc_failed(clnt, what);
-        if (r.status != IP_OK) {
-            int rc = refused(what, r.status, r.ip_task_upload_res_u.message);
-            xdr_free((xdrproc_t)xdr_ip_task_upload_res, (char *)&r);
-            return rc;
-        }
-        off = r.ip_task_upload_res_u.uploaded.received;
-        if (off >= len) {
-            int same = strcmp(r.ip_task_upload_res_u.uploaded.sha256, mine) == 0;
-            if (!same)
-                fprintf(stderr, "imgproc: %s: the server's SHA-256 %s is not the file's %s\n",
-                        what, r.ip_task_upload_res_u.uploaded.sha256, mine);
-            else if (o->verbose)
-                fprintf(stderr, "imgproc: task %llu: %llu bytes uploaded, sha256 %s\n",
-                        (unsigned long long)id, (unsigned long long)len, mine);
-            xdr_free((xdrproc_t)xdr_ip_task_upload_res, (char *)&r);
-            return same ? EXIT_OK : EXIT_FAILED;
-        }
-        xdr_free((xdrproc_t)xdr_ip_task_upload_res, (char *)&r);
-    }
+    if (rc != EXIT_OK)
+        fprintf(stderr, "imgproc: cannot upload '%s' to task %llu: %s\n", name,
+                (unsigned long long)id, why);
+    else if (o->verbose)
+        fprintf(stderr, "imgproc: task %llu: %llu bytes uploaded, %s\n",
+                (unsigned long long)id, (unsigned long long)len, why);
+    return rc;
 }
 
-/*
- * Largest image to send inside TASK_CREATE: 16 MiB, or less when the
- * server accepts less in one call (SERVER_INFO says; asked once).
- */
+/* The inline limit, asked of the server once. */
 static uint64_t
 inline_limit(CLIENT *clnt)
 {
     static uint64_t limit;
-    ip_server_info_res r;
 
-    if (limit)
-        return limit;
-    limit = INLINE_MAX;
-    memset(&r, 0, sizeof(r));
-    if (server_info_1(NULL, &r, clnt) == RPC_SUCCESS && r.status == IP_OK &&
-        r.ip_server_info_res_u.info.limits.max_request_bytes < limit)
-        limit = r.ip_server_info_res_u.info.limits.max_request_bytes;
-    xdr_free((xdrproc_t)xdr_ip_server_info_res, (char *)&r);
+    if (!limit)
+        limit = tio_inline_limit(clnt);
     return limit;
 }
 
@@ -273,11 +205,7 @@ create(cli_opts *o, CLIENT *clnt, const task_opts *t, const char *path, const ch
         a.source.ip_task_source_u.image.ip_image_len = (u_int)len;
         a.source.ip_task_source_u.image.ip_image_val = data;
     }
-    a.spec.steps.steps_len = t->nsteps;
-    a.spec.steps.steps_val = (ip_step *)t->steps;
-    a.spec.output = t->output;
-    if (!t->have_format)
-        a.spec.output.format = IP_FMT_AUTO;
+    a.spec = cli_task_spec(&t->spec);
     a.token = (char *)(token ? token : "");
     a.hold = t->hold ? TRUE : FALSE;
     for (unsigned pause_ms = 100, waited = 0;; pause_ms = pause_ms < 2000 ? pause_ms * 2 : 2000) {
@@ -376,50 +304,15 @@ wait_task(cli_opts *o, CLIENT *clnt, ip_task_id id, unsigned for_secs, int has_w
 static int
 fetch(cli_opts *o, CLIENT *clnt, ip_task_id id, const char *dest, ip_task_chunk *facts)
 {
-    char what[4200], why[256];
+    char why[512];
     char *buf = NULL;
-    uint64_t total = 1, got = 0;
-    int rc = EXIT_OK;
+    uint64_t got = 0;
+    int rc = tio_fetch(clnt, id, &buf, &got, facts, why, sizeof(why));
 
-    snprintf(what, sizeof(what), "cannot fetch the result of task %llu", (unsigned long long)id);
-    while (got < total) {
-        ip_task_result_args a = { id, got, IP_MAX_CHUNK };
-        ip_task_result_res r;
-        ip_task_chunk *c = &r.ip_task_result_res_u.chunk;
-        memset(&r, 0, sizeof(r));
-        if (task_result_1(&a, &r, clnt) != RPC_SUCCESS) {
-            rc = rpc_failed(clnt, what);
-            goto cleanup;
-        }
-        if (r.status != IP_OK) {
-            rc = refused(what, r.status, r.ip_task_result_res_u.message);
-            xdr_free((xdrproc_t)xdr_ip_task_result_res, (char *)&r);
-            goto cleanup;
-        }
-        if (!buf) {
-            total = c->total;
-            buf = malloc(total ? total : 1);
-            if (!buf) {
-                fprintf(stderr, "imgproc: %s: out of memory\n", what);
-                xdr_free((xdrproc_t)xdr_ip_task_result_res, (char *)&r);
-                rc = EXIT_FAILED;
-                goto cleanup;
-            }
-            if (facts) {
-                *facts = *c;
-                memset(&facts->data, 0, sizeof(facts->data));
-            }
-        }
-        if (c->total != total || c->data.data_len > total - got ||
-            (c->data.data_len == 0 && got < total)) {
-            fprintf(stderr, "imgproc: %s: the server sent an inconsistent chunk\n", what);
-            xdr_free((xdrproc_t)xdr_ip_task_result_res, (char *)&r);
-            rc = EXIT_FAILED;
-            goto cleanup;
-        }
-        memcpy(buf + got, c->data.data_val, c->data.data_len);
-        got += c->data.data_len;
-        xdr_free((xdrproc_t)xdr_ip_task_result_res, (char *)&r);
+    if (rc != EXIT_OK) {
+        fprintf(stderr, "imgproc: cannot fetch the result of task %llu: %s\n",
+                (unsigned long long)id, why);
+        return rc;
     }
     if (cli_write_file(dest, buf, got, why, sizeof(why))) {
         fprintf(stderr, "imgproc: cannot write '%s': %s\n", dest, why);
@@ -427,7 +320,6 @@ fetch(cli_opts *o, CLIENT *clnt, ip_task_id id, const char *dest, ip_task_chunk 
     } else if (o->verbose)
         fprintf(stderr, "imgproc: task %llu -> %s (%llu bytes)\n", (unsigned long long)id, dest,
                 (unsigned long long)got);
-cleanup:
     free(buf);
     return rc;
 }
@@ -661,10 +553,10 @@ static int
 opt_letter(int c)
 {
     switch (c) {
-    case O_STEPS: return 's';
+    case CLI_O_STEPS: return 's';
     case 'f': return 'f';
     case 'q': return 'q';
-    case O_STRIP: return 'S';
+    case CLI_O_STRIP: return 'S';
     case O_HOLD: return 'H';
     case O_TOKEN: return 'k';
     case O_UPLOAD: return 'U';
@@ -685,7 +577,7 @@ task_help(FILE *f)
                "fetches the result later, even after the server restarts.\n\nCommands:\n");
     for (size_t i = 0; i < sizeof(task_cmds) / sizeof(task_cmds[0]); i++)
         fprintf(f, "  %s\n", task_cmds[i].synopsis);
-    fprintf(f, "\nCreate:\n%s"
+    fprintf(f, "\nCreate:\n%s%s"
                "      --hold             stay CREATED until 'task start'\n"
                "Wait (until the task is done, failed or cancelled; exit 0 only when done):\n"
                "      --for S            give up after S seconds\n"
@@ -694,7 +586,7 @@ task_help(FILE *f)
                "  -o FILE                where to write it (- for stdout)\n"
                "List:\n"
                "      --state S,S        only tasks in these states\n\n%s",
-            spec_help, cli_global_help);
+            cli_spec_help, task_help_text, cli_global_help);
 }
 
 /* Parses options into t for the command whose letters are allowed.  -1 to go on, or an exit code. */
@@ -703,10 +595,7 @@ parse(cli_opts *o, task_opts *t, const char *name, const char *allowed, int argc
 {
     static const struct option opts[] = {
         CLI_GLOBAL_LONG,
-        { "steps", required_argument, NULL, O_STEPS },
-        { "format", required_argument, NULL, 'f' },
-        { "quality", required_argument, NULL, 'q' },
-        { "strip", no_argument, NULL, O_STRIP },
+        CLI_SPEC_LONG,
         { "hold", no_argument, NULL, O_HOLD },
         { "token", required_argument, NULL, O_TOKEN },
         { "upload", no_argument, NULL, O_UPLOAD },
@@ -717,7 +606,6 @@ parse(cli_opts *o, task_opts *t, const char *name, const char *allowed, int argc
         { "output", required_argument, NULL, 'o' },
         { NULL, 0, NULL, 0 },
     };
-    char why[256];
     unsigned long v;
     int c;
 
@@ -734,31 +622,12 @@ parse(cli_opts *o, task_opts *t, const char *name, const char *allowed, int argc
                 fprintf(stderr, "imgproc: %s does not take %s\n", name, argv[optind - 1]);
             return EXIT_USAGE;
         }
+        r = cli_spec_option(&t->spec, c, optarg);
+        if (r < 0)
+            return EXIT_USAGE;
+        if (r > 0)
+            continue;
         switch (c) {
-        case O_STEPS:
-            if (proto_pipeline_parse(optarg, t->steps, IP_MAX_STEPS, &t->nsteps, why,
-                                     sizeof(why))) {
-                fprintf(stderr, "imgproc: invalid --steps: %s\n", why);
-                return EXIT_USAGE;
-            }
-            break;
-        case 'f':
-            if (proto_format_parse(optarg, &t->output.format)) {
-                fprintf(stderr, "imgproc: invalid format '%s'\n", optarg);
-                return EXIT_USAGE;
-            }
-            t->have_format = 1;
-            break;
-        case 'q':
-            if (proto_parse_uint(optarg, 100, &v) || v == 0) {
-                fprintf(stderr, "imgproc: invalid quality (1..100) '%s'\n", optarg);
-                return EXIT_USAGE;
-            }
-            t->output.quality = (int)v;
-            break;
-        case O_STRIP:
-            t->output.strip = TRUE;
-            break;
         case O_HOLD:
             t->hold = 1;
             break;
@@ -809,7 +678,7 @@ parse(cli_opts *o, task_opts *t, const char *name, const char *allowed, int argc
             break;
         }
     }
-    if (strchr(allowed, 's') && t->nsteps == 0) {
+    if (strchr(allowed, 's') && t->spec.nsteps == 0) {
         fprintf(stderr, "imgproc: %s needs --steps\n", name);
         return EXIT_USAGE;
     }
@@ -896,7 +765,7 @@ cmd_submit(cli_opts *o, int argc, char **argv)
                "[-o DIR] FILE...\n\nCreates a task per file (uploading large ones in chunks), "
                "and prints their ids.\nWith --wait or -o it waits for them and writes each "
                "result into DIR\n(default: the current folder) named after its input.\n\n"
-               "%s\n%s", spec_help, cli_global_help);
+               "%s%s\n%s", cli_spec_help, task_help_text, cli_global_help);
         return EXIT_OK;
     }
     if (rc >= 0)

@@ -25,6 +25,7 @@ static const cli_cmd commands[] = {
     { "process", cmd_image, "run a pipeline of steps (PROCESS)" },
     { "task", cmd_task, "background tasks: create, upload, start, status, wait, result..." },
     { "submit", cmd_submit, "images as tasks: create, upload, start, wait and fetch in one go" },
+    { "batch", cmd_batch, "files and folders in parallel: batched tasks, or --sync PROCESS calls" },
 };
 
 const char cli_global_help[] =
@@ -51,6 +52,60 @@ usage(FILE *f)
                "'imgproc COMMAND --help' tells more.  --version prints the version.\n"
                "Exit status: 0 all done, 1 some input failed, 2 usage error,\n"
                "3 the server could not be reached.\n", cli_global_help);
+}
+
+const char cli_spec_help[] =
+"  --steps 'STEP,...'     the pipeline, as for 'imgproc process' (see its --help)\n"
+"  -f, --format F         output format: jpeg, png, webp, tiff, gif (default: the input's)\n"
+"  -q, --quality Q        1..100 for jpeg and webp\n"
+"      --strip            drop metadata\n";
+
+int
+cli_spec_option(cli_spec *sp, int c, const char *arg)
+{
+    char why[256];
+    unsigned long v;
+
+    switch (c) {
+    case CLI_O_STEPS:
+        if (proto_pipeline_parse(arg, sp->steps, IP_MAX_STEPS, &sp->nsteps, why, sizeof(why))) {
+            fprintf(stderr, "imgproc: invalid --steps: %s\n", why);
+            return -1;
+        }
+        return 1;
+    case 'f':
+        if (proto_format_parse(arg, &sp->output.format)) {
+            fprintf(stderr, "imgproc: invalid format '%s'\n", arg);
+            return -1;
+        }
+        sp->have_format = 1;
+        return 1;
+    case 'q':
+        if (proto_parse_uint(arg, 100, &v) || v == 0) {
+            fprintf(stderr, "imgproc: invalid quality (1..100) '%s'\n", arg);
+            return -1;
+        }
+        sp->output.quality = (int)v;
+        return 1;
+    case CLI_O_STRIP:
+        sp->output.strip = TRUE;
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+ip_task_spec
+cli_task_spec(const cli_spec *sp)
+{
+    ip_task_spec spec;
+
+    spec.steps.steps_len = sp->nsteps;
+    spec.steps.steps_val = (ip_step *)sp->steps;
+    spec.output = sp->output;
+    if (!sp->have_format)
+        spec.output.format = IP_FMT_AUTO;
+    return spec;
 }
 
 int

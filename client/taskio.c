@@ -1,0 +1,151 @@
+/* taskio.c - the loops behind task calls (chunked upload and fetch), shared by task, submit and batch. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client.h"
+#include "proto.h"
+
+int
+tio_rpc_failed(CLIENT *clnt, char *why, size_t whylen)
+{
+    snprintf(why, whylen, "%s", cli_rpc_error(clnt));
+    return EXIT_RPC;
+}
+
+int
+tio_refused(ip_status st, const char *msg, char *why, size_t whylen)
+{
+    snprintf(why, whylen, "%s: %s", proto_status_name(st), msg ? msg : "");
+    return EXIT_FAILED;
+}
+
+uint64_t
+tio_inline_limit(CLIENT *clnt)
+{
+    uint64_t limit = TIO_INLINE_MAX;
+    ip_server_info_res r;
+
+    memset(&r, 0, sizeof(r));
+    if (server_info_1(NULL, &r, clnt) == RPC_SUCCESS && r.status == IP_OK &&
+        r.ip_server_info_res_u.info.limits.max_request_bytes < limit)
+        limit = r.ip_server_info_res_u.info.limits.max_request_bytes;
+    xdr_free((xdrproc_t)xdr_ip_server_info_res, (char *)&r);
+    return limit;
+}
+
+int
+tio_upload(CLIENT *clnt, ip_task_id id, const char *data, uint64_t len, char *why,
+           size_t whylen)
+{
+    ip_task_info_res st;
+    uint64_t off;
+    char mine[65];
+    int rc;
+
+    memset(&st, 0, sizeof(st));
+    if (task_status_1(&id, &st, clnt) != RPC_SUCCESS)
+        return tio_rpc_failed(clnt, why, whylen);
+    if (st.status != IP_OK) {
+        rc = tio_refused(st.status, st.ip_task_info_res_u.message, why, whylen);
+        xdr_free((xdrproc_t)xdr_ip_task_info_res, (char *)&st);
+        return rc;
+    }
+    off = st.ip_task_info_res_u.info.received;
+    if (st.ip_task_info_res_u.info.size != len) {
+        snprintf(why, whylen, "the task expects %llu bytes, the file has %llu",
+                 (unsigned long long)st.ip_task_info_res_u.info.size, (unsigned long long)len);
+        xdr_free((xdrproc_t)xdr_ip_task_info_res, (char *)&st);
+        return EXIT_FAILED;
+    }
+    xdr_free((xdrproc_t)xdr_ip_task_info_res, (char *)&st);
+    proto_sha256_hex(data, len, mine);
+    /* Resumes where the server is; a complete upload sends one chunk again to learn its hash. */
+    if (off == len)
+        off = len > IP_MAX_CHUNK ? len - IP_MAX_CHUNK : 0;
+    for (;;) {
+        ip_task_upload_args a;
+        ip_task_upload_res r;
+        uint64_t n = len - off < IP_MAX_CHUNK ? len - off : IP_MAX_CHUNK;
+        a.id = id;
+        a.offset = off;
+        a.data.data_len = (u_int)n;
+        a.data.data_val = (char *)data + off;
+        memset(&r, 0, sizeof(r));
+        if (task_upload_1(&a, &r, clnt) != RPC_SUCCESS)
+            return tio_rpc_failed(clnt, why, whylen);
+        if (r.status != IP_OK) {
+            rc = tio_refused(r.status, r.ip_task_upload_res_u.message, why, whylen);
+            xdr_free((xdrproc_t)xdr_ip_task_upload_res, (char *)&r);
+            return rc;
+        }
+        off = r.ip_task_upload_res_u.uploaded.received;
+        if (off >= len) {
+            rc = EXIT_OK;
+            if (strcmp(r.ip_task_upload_res_u.uploaded.sha256, mine) != 0) {
+                snprintf(why, whylen, "the server's SHA-256 %s is not the file's %s",
+                         r.ip_task_upload_res_u.uploaded.sha256, mine);
+                rc = EXIT_FAILED;
+            } else
+                snprintf(why, whylen, "sha256 %s", mine);
+            xdr_free((xdrproc_t)xdr_ip_task_upload_res, (char *)&r);
+            return rc;
+        }
+        xdr_free((xdrproc_t)xdr_ip_task_upload_res, (char *)&r);
+    }
+}
+
+int
+tio_fetch(CLIENT *clnt, ip_task_id id, char **data, uint64_t *len, ip_task_chunk *facts,
+          char *why, size_t whylen)
+{
+    char *buf = NULL;
+    uint64_t total = 1, got = 0;
+    int rc = EXIT_OK;
+
+    while (got < total) {
+        ip_task_result_args a = { id, got, IP_MAX_CHUNK };
+        ip_task_result_res r;
+        ip_task_chunk *c = &r.ip_task_result_res_u.chunk;
+        memset(&r, 0, sizeof(r));
+        if (task_result_1(&a, &r, clnt) != RPC_SUCCESS) {
+            rc = tio_rpc_failed(clnt, why, whylen);
+            goto fail;
+        }
+        if (r.status != IP_OK) {
+            rc = tio_refused(r.status, r.ip_task_result_res_u.message, why, whylen);
+            xdr_free((xdrproc_t)xdr_ip_task_result_res, (char *)&r);
+            goto fail;
+        }
+        if (!buf) {
+            total = c->total;
+            buf = malloc(total ? total : 1);
+            if (!buf) {
+                snprintf(why, whylen, "out of memory for %llu bytes", (unsigned long long)total);
+                xdr_free((xdrproc_t)xdr_ip_task_result_res, (char *)&r);
+                rc = EXIT_FAILED;
+                goto fail;
+            }
+            if (facts) {
+                *facts = *c;
+                memset(&facts->data, 0, sizeof(facts->data));
+            }
+        }
+        if (c->total != total || c->data.data_len > total - got ||
+            (c->data.data_len == 0 && got < total)) {
+            snprintf(why, whylen, "the server sent an inconsistent chunk");
+            xdr_free((xdrproc_t)xdr_ip_task_result_res, (char *)&r);
+            rc = EXIT_FAILED;
+            goto fail;
+        }
+        memcpy(buf + got, c->data.data_val, c->data.data_len);
+        got += c->data.data_len;
+        xdr_free((xdrproc_t)xdr_ip_task_result_res, (char *)&r);
+    }
+    *data = buf;
+    *len = got;
+    return EXIT_OK;
+fail:
+    free(buf);
+    return rc;
+}
