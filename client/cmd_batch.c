@@ -199,6 +199,19 @@ write_result(run *r, item *it, const char *data, size_t len, ip_format fmt, unsi
     finish(r, it, IT_DONE);
 }
 
+/* A worker's own connection; when there is none, the whole run stops. */
+static CLIENT *
+worker_connect(run *r)
+{
+    char *why = NULL;
+    CLIENT *clnt = cli_connect(r->o, &why);
+
+    if (!clnt)
+        set_fatal(r, "%s", why ? why : "cannot reach the server");
+    free(why);
+    return clnt;
+}
+
 /* ---------------------------------------------------------------- --sync */
 
 /* One connection: take the next file, PROCESS it, write the result; repeat. */
@@ -206,14 +219,10 @@ static void *
 sync_main(void *p)
 {
     run *r = p;
-    char *why = NULL;
-    CLIENT *clnt = cli_connect(r->o, &why);
+    CLIENT *clnt = worker_connect(r);
 
-    if (!clnt) {
-        set_fatal(r, "%s", why ? why : "cannot reach the server");
-        free(why);
+    if (!clnt)
         return NULL;
-    }
     for (;;) {
         ip_process_args a;
         ip_image_res res;
@@ -457,14 +466,12 @@ static void *
 submit_main(void *p)
 {
     run *r = p;
-    char *why = NULL;
-    CLIENT *clnt = cli_connect(r->o, &why);
+    CLIENT *clnt = worker_connect(r);
     size_t *idx = calloc(r->b->batch_size, sizeof(*idx));
     double t0 = now_s();
 
     if (!clnt || !idx) {
-        set_fatal(r, "%s", why ? why : "out of memory");
-        free(why);
+        set_fatal(r, "%s", "out of memory");
         goto done;
     }
     r->inline_limit = tio_inline_limit(clnt);
@@ -576,14 +583,10 @@ static void *
 fetch_main(void *p)
 {
     run *r = p;
-    char *why = NULL;
-    CLIENT *clnt = cli_connect(r->o, &why);
+    CLIENT *clnt = worker_connect(r);
 
-    if (!clnt) {
-        set_fatal(r, "%s", why ? why : "cannot reach the server");
-        free(why);
+    if (!clnt)
         return NULL;
-    }
     for (;;) {
         item *it;
         pthread_mutex_lock(&r->lock);
