@@ -1,7 +1,8 @@
 /*
  * hostile.c - a test client that sends what the real client never would:
  * unknown steps, NaN angles, zero widths, over-long pipelines, unknown
- * procedures and raw garbage records.  Prints the outcome on one line.
+ * procedures, raw garbage records, and batches no honest client would send.
+ * Prints the outcome on one line.
  *
  * usage: hostile PORT PROGRAM CASE [FILE]
  */
@@ -162,6 +163,130 @@ task_case(CLIENT *c, const char *what)
     return 0;
 }
 
+/* Encodes a TASK_SUBMIT argument whose image source kind does not exist. */
+static bool_t
+xdr_bad_source(XDR *x, void *p)
+{
+    u_int kind = 7;
+
+    (void)p;
+    return xdr_u_int(x, &kind);
+}
+
+/* A batched TASK_SUBMIT of image im with token (no reply expected). */
+static void
+submit(CLIENT *c, const ip_image *im, const char *token)
+{
+    static const struct timeval zero = { 0, 0 };
+    ip_step s = { .op = IP_OP_FLIP };
+    ip_task_create_args a;
+
+    memset(&a, 0, sizeof(a));
+    a.source.kind = IP_SOURCE_INLINE;
+    a.source.ip_task_source_u.image = *im;
+    a.spec.steps.steps_len = 1;
+    a.spec.steps.steps_val = &s;
+    a.token = (char *)token;
+    clnt_call(c, TASK_SUBMIT, (xdrproc_t)xdr_ip_task_create_args, (char *)&a, NULL, NULL, zero);
+}
+
+/* TASK_COLLECT, summed up: "N outcomes (C created, E existing, R refused: STATUS), S skipped". */
+static void
+collect(CLIENT *c)
+{
+    ip_batch_res r;
+    unsigned made = 0, old = 0, refused = 0;
+    const char *why = "";
+
+    memset(&r, 0, sizeof(r));
+    if (task_collect_1(NULL, &r, c) != RPC_SUCCESS) {
+        printf("rpc: %s\n", clnt_sperror(c, ""));
+        return;
+    }
+    if (r.status != IP_OK) {
+        printf("%s: %s\n", proto_status_name(r.status), r.ip_batch_res_u.message);
+        xdr_free((xdrproc_t)xdr_ip_batch_res, (char *)&r);
+        return;
+    }
+    for (u_int i = 0; i < r.ip_batch_res_u.report.items.items_len; i++) {
+        const ip_task_create_res *o = &r.ip_batch_res_u.report.items.items_val[i].result;
+        if (o->status != IP_OK) {
+            refused++;
+            why = proto_status_name(o->status);
+        } else if (o->ip_task_create_res_u.created.existing)
+            old++;
+        else
+            made++;
+    }
+    printf("%u outcomes (%u created, %u existing, %u refused%s%s), %u skipped\n",
+           r.ip_batch_res_u.report.items.items_len, made, old, refused, refused ? ": " : "",
+           why, r.ip_batch_res_u.report.skipped);
+    xdr_free((xdrproc_t)xdr_ip_batch_res, (char *)&r);
+}
+
+/* Batches as no honest client would send them. */
+static int
+batch_case(CLIENT *c, int port, rpcprog_t prog, const ip_image *im, const char *what)
+{
+    static const struct timeval zero = { 0, 0 };
+
+    if (strcmp(what, "batch-no-token") == 0) {
+        submit(c, im, "");
+        collect(c);
+    } else if (strcmp(what, "batch-garbage-item") == 0) {
+        /* Undecodable: the server must neither reply nor lose the connection. */
+        submit(c, im, "first");
+        clnt_call(c, TASK_SUBMIT, (xdrproc_t)xdr_bad_source, NULL, NULL, NULL, zero);
+        submit(c, im, "third");
+        collect(c);
+    } else if (strcmp(what, "batch-overflow") == 0) {
+        for (int i = 0; i <= IP_MAX_BATCH; i++)
+            submit(c, im, "");
+        collect(c);
+    } else if (strcmp(what, "batch-abandon") == 0) {
+        /* Sent, never collected, connection closed: nothing was acknowledged,
+         * so sending them again creates them (none "existing"). */
+        char token[32];
+        for (int i = 0; i < 3; i++) {
+            snprintf(token, sizeof(token), "abandoned-%d", i);
+            submit(c, im, token);
+        }
+        clnt_destroy(c);
+        c = connect_to(port, prog);
+        for (int i = 0; i < 3; i++) {
+            snprintf(token, sizeof(token), "abandoned-%d", i);
+            submit(c, im, token);
+        }
+        collect(c);
+    } else if (strcmp(what, "batch-udp") == 0) {
+        /* Over UDP a "batched" call is sent at once; the server ignores it. */
+        CLIENT *u = clnt_create("127.0.0.1", prog, IMGPROC_V1, "udp");
+        ip_task_create_args a;
+        ip_batch_res r;
+        memset(&a, 0, sizeof(a));
+        a.token = "udp";
+        if (!u) {
+            printf("connect: %s\n", clnt_spcreateerror(""));
+            return 1;
+        }
+        clnt_call(u, TASK_SUBMIT, (xdrproc_t)xdr_ip_task_create_args, (char *)&a, NULL, NULL,
+                  zero);
+        memset(&r, 0, sizeof(r));
+        if (task_collect_1(NULL, &r, u) != RPC_SUCCESS)
+            printf("rpc: %s\n", clnt_sperror(u, ""));
+        else
+            printf("%s: %s\n", proto_status_name(r.status),
+                   r.status == IP_OK ? "" : r.ip_batch_res_u.message);
+        xdr_free((xdrproc_t)xdr_ip_batch_res, (char *)&r);
+        clnt_destroy(u);
+    } else {
+        fprintf(stderr, "hostile: unknown case '%s'\n", what);
+        return 2;
+    }
+    clnt_destroy(c);
+    return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -222,6 +347,8 @@ main(int argc, char **argv)
         report(c, process_1(&a, &res, c), &res);
     } else if (strncmp(what, "task-", 5) == 0) {
         return task_case(c, what);
+    } else if (strncmp(what, "batch-", 6) == 0) {
+        return batch_case(c, port, prog, &im, what);
     } else if (strcmp(what, "no-such-proc") == 0) {
         struct timeval tv = { 10, 0 };
         enum clnt_stat st = clnt_call(c, 99, (xdrproc_t)(void (*)(void))xdr_void, NULL,

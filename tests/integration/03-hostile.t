@@ -56,6 +56,20 @@ like "$("$HOSTILE" $PORT $PROG task-upload-gap)" "invalid-argument: chunk at off
 like "$("$HOSTILE" $PORT $PROG task-upload-past-end)" "invalid-argument: the chunk ends at byte 20, past the declared size 10" "an upload chunk past the declared size"
 like "$("$HOSTILE" $PORT $PROG task-result-count)" "invalid-argument: count 16777216; a chunk is at most 1048576 bytes" "a result chunk over 1 MiB"
 like "$("$HOSTILE" $PORT $PROG task-list-states)" "invalid-argument: states 0xffffffff names no such state" "a list filter with unknown states"
+# Batches (TASK_SUBMIT is never replied to; TASK_COLLECT reports).
+is "$("$HOSTILE" $PORT $PROG batch-no-token "$TMP/photo.jpg")" \
+   "1 outcomes (0 created, 0 existing, 1 refused: invalid-argument), 0 skipped" "a batched item without a token"
+is "$("$HOSTILE" $PORT $PROG batch-garbage-item "$TMP/photo.jpg")" \
+   "2 outcomes (2 created, 0 existing, 0 refused), 1 skipped" \
+   "an undecodable batched item is skipped, silently; the items around it are created"
+is "$("$HOSTILE" $PORT $PROG batch-overflow "$TMP/photo.jpg")" \
+   "1000 outcomes (0 created, 0 existing, 1000 refused: invalid-argument), 1 skipped" \
+   "item 1001 of a batch is skipped, not kept"
+is "$("$HOSTILE" $PORT $PROG batch-abandon "$TMP/photo.jpg")" \
+   "3 outcomes (3 created, 0 existing, 0 refused), 0 skipped" \
+   "a batch never collected is not stored: sent again, its items are new"
+like "$("$HOSTILE" $PORT $PROG batch-udp)" "invalid-argument: a batch lives on a TCP connection*" \
+     "TASK_COLLECT over UDP is refused (and TASK_SUBMIT over UDP ignored)"
 like "$("$HOSTILE" $PORT $PROG no-such-proc)" "rpc: RPC: Procedure unavailable" "an unknown procedure"
 like "$("$HOSTILE" $PORT $PROG garbage)" "sent * bytes" "a garbage record and a lying 2 GB fragment"
 
