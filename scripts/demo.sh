@@ -66,6 +66,11 @@ c task wait "$id"
 c task result "$id" -o "$out/task-result.jpg"
 c submit --steps 'resize=400x400,sharpen' -o "$out/submitted" "$out/sample.jpg"
 c task list
+# A whole folder: batched task creation, results fetched over 2 connections.
+mkdir -p "$out/folder"
+for k in 1 2 3 4 5 6; do cp "$out/sample.jpg" "$out/folder/photo$k.jpg"; done
+c batch -j 2 --steps 'grayscale,resize=320x320' -o "$out/batch" "$out/folder"
+c batch --sync -j 2 --steps 'threshold=128' -f png -o "$out/batch-bw" "$out/folder"
 echo
 c identify "$out"/*.jpg "$out"/*.png "$out"/*.webp
 kill -TERM "$srv_pid"; wait "$srv_pid" 2>/dev/null
