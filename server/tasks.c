@@ -18,6 +18,7 @@
 
 #define MAX_ATTEMPTS 3          /* runs a task may crash the server before it is failed */
 #define SWEEP_MAX_SLEEP 60      /* seconds the sweeper sleeps at most */
+#define STOP_WAIT 10            /* seconds CANCEL and DELETE wait for a worker to let go */
 
 /* One background thread and the task it runs. */
 typedef struct worker {
@@ -152,6 +153,29 @@ fill_info(tasks *t, const store_task *rec, ip_task_info *info)
     info->bands = rec->bands;
     info->error_status = rec->error_status;
     info->error = strdup(rec->error);
+}
+
+/*
+ * Raises the kill flag of the worker running task id, if one is, and waits
+ * until it lets go (STOP_WAIT seconds at most: libvips checks the flag
+ * between tiles, and a decode may run a while before the first one).  So
+ * when CANCEL or DELETE returns, no core is still busy with the task.
+ * Under the lock, which the wait releases.
+ */
+static void
+stop_worker(tasks *t, uint64_t id)
+{
+    worker *w = worker_of(t, id);
+    struct timespec until;
+
+    if (!w)
+        return;
+    __atomic_store_n(&w->cancel, 1, __ATOMIC_RELAXED);
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += STOP_WAIT;
+    while (worker_of(t, id) && !__atomic_load_n(&t->stopping, __ATOMIC_RELAXED))
+        if (pthread_cond_timedwait(&t->changed, &t->lock, &until) == ETIMEDOUT)
+            break;
 }
 
 /* "task 5 is queued" and what was wrong with that. */
@@ -921,7 +945,6 @@ tasks_cancel(tasks *t, const char *owner, ip_task_id id, ip_task_res *res)
     store_task *rec = malloc(sizeof(*rec));
     failure f = { IP_OK, NULL };
     char *why = NULL;
-    worker *w;
     double now;
 
     memset(res, 0, sizeof(*res));
@@ -943,13 +966,11 @@ tasks_cancel(tasks *t, const char *owner, ip_task_id id, ip_task_res *res)
         store_fail(&f, why);
         goto unlock;
     }
-    /* The worker sees the flag at its next progress report and stops. */
-    if ((w = worker_of(t, id)) != NULL)
-        __atomic_store_n(&w->cancel, 1, __ATOMIC_RELAXED);
     res->status = IP_OK;
     res->ip_task_res_u.state = IP_TASK_CANCELLED;
     pthread_cond_signal(&t->sweep);
     changed(t);
+    stop_worker(t, id);
 unlock:
     pthread_mutex_unlock(&t->lock);
 done:
@@ -966,7 +987,6 @@ tasks_delete(tasks *t, const char *owner, ip_task_id id, ip_task_res *res)
     store_task *rec = malloc(sizeof(*rec));
     failure f = { IP_OK, NULL };
     char *why = NULL;
-    worker *w;
 
     memset(res, 0, sizeof(*res));
     if (!rec) {
@@ -976,8 +996,6 @@ tasks_delete(tasks *t, const char *owner, ip_task_id id, ip_task_res *res)
     pthread_mutex_lock(&t->lock);
     if (load_owned(t, owner, id, rec, &f))
         goto unlock;
-    if ((w = worker_of(t, id)) != NULL)
-        __atomic_store_n(&w->cancel, 1, __ATOMIC_RELAXED);
     if (store_delete(t->st, id, &why) < 0) {
         store_fail(&f, why);
         goto unlock;
@@ -985,6 +1003,7 @@ tasks_delete(tasks *t, const char *owner, ip_task_id id, ip_task_res *res)
     res->status = IP_OK;
     res->ip_task_res_u.state = rec->state;
     changed(t);
+    stop_worker(t, id);
 unlock:
     pthread_mutex_unlock(&t->lock);
 done:
