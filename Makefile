@@ -39,13 +39,14 @@ COMMON_OBJ := $(call obj,$(COMMON_SRC)) $(BUILD)/obj/gen/imgproc_xdr.o
 SERVER_OBJ := $(call obj,$(SERVER_SRC))
 CLIENT_OBJ := $(call obj,$(CLIENT_SRC)) $(BUILD)/obj/gen/imgproc_clnt.o
 UNIT_BIN   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
-TEST_BIN   := $(UNIT_BIN) $(BUILD)/tests/hostile
+BENCH_BIN  := $(BUILD)/bench/bench
+TEST_BIN   := $(UNIT_BIN) $(BUILD)/tests/hostile $(BENCH_BIN)
 
 SERVER_BIN := $(BUILD)/imgprocd
 CLIENT_BIN := $(BUILD)/imgproc
 
 .PHONY: all deps check unit integration demo install uninstall clean help \
-        check-asan check-valgrind
+        check-asan check-valgrind bench
 
 all: $(SERVER_BIN) $(CLIENT_BIN)
 
@@ -54,6 +55,7 @@ help:
 	@echo "make deps         install the Debian packages needed (as root)"
 	@echo "make check        unit and integration tests (starts rpcbind if needed)"
 	@echo "make demo         every operation on a sample image, end to end"
+	@echo "make bench        benchmarks: the server against in-process libvips, one table"
 	@echo "make check-asan   the tests against an ASan/UBSan build"
 	@echo "make check-valgrind  the tests with the server under valgrind"
 	@echo "make install      to \$$(DESTDIR)\$$(PREFIX) (PREFIX=$(PREFIX))"
@@ -98,6 +100,19 @@ $(BUILD)/tests/%: tests/unit/%.c $(COMMON_OBJ)
 $(BUILD)/tests/hostile: tests/hostile.c $(COMMON_OBJ) $(BUILD)/obj/gen/imgproc_clnt.o
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(CLIENT_LIBS)
+
+# The benchmark tool links the server's image code (the in-process reference)
+# and the client's transfer loops (the RPC side).
+$(BUILD)/obj/bench/bench.o: ALL_CFLAGS += -Iclient -Iserver
+$(BENCH_BIN): $(BUILD)/obj/bench/bench.o $(BUILD)/obj/server/ops.o \
+              $(BUILD)/obj/client/taskio.o $(BUILD)/obj/client/conn.o $(BUILD)/obj/client/io.o \
+              $(BUILD)/obj/gen/imgproc_clnt.o $(COMMON_OBJ)
+	@mkdir -p $(@D)
+	$(CC) $(OPT) $(SANITIZE) -o $@ $^ $(LDLIBS)
+
+bench: deps
+	@$(MAKE) --no-print-directory all $(BENCH_BIN)
+	BUILD=$(BUILD) bash bench/run.sh
 
 # ---- tests: every test prints TAP; prove runs them and prints the verdict
 check: deps

@@ -1,5 +1,7 @@
 /* conn.c - reaching the server: through rpcbind, or straight to a known port. */
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,6 +89,12 @@ cli_connect(const cli_opts *o, char **why)
     }
     if (!clnt)
         return NULL;
+    /* Small calls must not wait for delayed ACKs (Nagle): see server/net.c. */
+    if (strcmp(o->proto, "tcp") == 0) {
+        int fd;
+        if (clnt_control(clnt, CLGET_FD, (char *)&fd))
+            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 }, sizeof(int));
+    }
     /* One timeout for every call, whatever the stubs ask for. */
     clnt_control(clnt, CLSET_TIMEOUT, (char *)&tv);
     /* AUTH_SYS: says who we claim to be (uid, machine).  A label, not proof. */

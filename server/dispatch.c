@@ -369,6 +369,7 @@ static const proc_entry procs[] = {
       XDR(xdr_void), 0, h_task_submit, NULL, 1 },
     { TASK_COLLECT, "TASK_COLLECT", XDR(xdr_void), 0, XDR(xdr_ip_batch_res),
       sizeof(ip_batch_res), h_task_collect, NULL, 0 },
+    { NULL_BATCHED, "NULL_BATCHED", XDR(xdr_void), 0, XDR(xdr_void), 0, h_null, NULL, 1 },
 };
 
 static const proc_entry *

@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -333,6 +334,11 @@ net_run(srv *s)
             if (!(pf[i].revents & POLLIN))
                 continue;
             fd = accept4(pf[i].fd, NULL, NULL, SOCK_CLOEXEC);
+            /* libtirpc writes a record in pieces (record mark, fragments);
+             * with Nagle's algorithm the last piece waits for the peer's
+             * delayed ACK, up to 40 ms a call. */
+            if (fd >= 0)
+                setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 }, sizeof(int));
             if (fd >= 0)
                 start_conn(s, fd);
         }
