@@ -152,79 +152,9 @@ fail:
     return 1;
 }
 
-/* ---------------------------------------------------------------- reference */
+/* ---------------------------------------------------------------- one run */
 
 static ops_limits limits = { 150000000, IP_MAX_IMAGE };
-
-/* The server's image code, in this process: the reference. */
-static int
-cmd_ref(int argc, char **argv)
-{
-    ip_step steps[IP_MAX_STEPS];
-    ip_output out = { IP_FMT_AUTO, 0, FALSE };
-    unsigned nsteps;
-    double times[MAX_RUNS];
-    char why[256], *data;
-    size_t len;
-    int runs;
-
-    if (argc != 5)
-        die("%s", "usage: bench ref FILE STEPS RUNS");
-    if (proto_pipeline_parse(argv[3], steps, IP_MAX_STEPS, &nsteps, why, sizeof(why)))
-        die("bad steps: %s", why);
-    runs = runs_arg(argv[4]);
-    data = slurp(argv[2], &len);
-    for (int i = -1; i < runs; i++) {
-        ip_image_res res;
-        double t0 = now_s();
-        ops_process(&limits, data, len, steps, nsteps, &out, NULL, &res);
-        if (res.status != IP_OK)
-            die("ref: %s", res.ip_image_res_u.message);
-        if (i >= 0)
-            times[i] = now_s() - t0;
-        ops_free_image_res(&res);
-    }
-    printf("%.6f\n", median(times, runs));
-    free(data);
-    return 0;
-}
-
-/* Decode and encode again in the same format, with the server's encoder settings. */
-static int
-cmd_codec(int argc, char **argv)
-{
-    double times[MAX_RUNS];
-    char *data;
-    size_t len;
-    int runs;
-
-    if (argc != 4)
-        die("%s", "usage: bench codec FILE RUNS");
-    runs = runs_arg(argv[3]);
-    data = slurp(argv[2], &len);
-    for (int i = -1; i < runs; i++) {
-        const char *loader = vips_foreign_find_load_buffer(data, len);
-        int png = loader && strstr(loader, "Png") != NULL;
-        double t0 = now_s();
-        VipsImage *im = vips_image_new_from_buffer(data, len, "", "access",
-                                                   VIPS_ACCESS_SEQUENTIAL, NULL);
-        void *obuf = NULL;
-        size_t olen;
-        if (!im || (png ? vips_pngsave_buffer(im, &obuf, &olen, "compression", 6, NULL)
-                        : vips_jpegsave_buffer(im, &obuf, &olen, "Q", 85, NULL)))
-            die("codec: %s", vips_error_buffer());
-        if (i >= 0)
-            times[i] = now_s() - t0;
-        g_free(obuf);
-        g_object_unref(im);
-    }
-    printf("%.6f\n", median(times, runs));
-    free(data);
-    return 0;
-}
-
-/* ---------------------------------------------------------------- over RPC */
-
 static cli_opts rpc_opts;
 
 static CLIENT *
@@ -238,7 +168,47 @@ connect_or_die(void)
     return c;
 }
 
-/* One PROCESS call; dies on failure. */
+/* What one timed run does, on what. */
+typedef struct job {
+    const char *data;           /* the encoded image */
+    size_t len;
+    ip_step steps[IP_MAX_STEPS]; /* the pipeline */
+    unsigned nsteps;
+    CLIENT *clnt;               /* for "call" */
+} job;
+
+/* The reference: the server's image code, in this process. */
+static void
+run_ref(job *j)
+{
+    ip_output out = { IP_FMT_AUTO, 0, FALSE };
+    ip_image_res res;
+
+    ops_process(&limits, j->data, j->len, j->steps, j->nsteps, &out, NULL, &res);
+    if (res.status != IP_OK)
+        die("ref: %s", res.ip_image_res_u.message);
+    ops_free_image_res(&res);
+}
+
+/* A plain decode and encode in the same format, with the server's encoder settings. */
+static void
+run_codec(job *j)
+{
+    const char *loader = vips_foreign_find_load_buffer(j->data, j->len);
+    int png = loader && strstr(loader, "Png") != NULL;
+    VipsImage *im = vips_image_new_from_buffer(j->data, j->len, "", "access",
+                                               VIPS_ACCESS_SEQUENTIAL, NULL);
+    void *obuf = NULL;
+    size_t olen;
+
+    if (!im || (png ? vips_pngsave_buffer(im, &obuf, &olen, "compression", 6, NULL)
+                    : vips_jpegsave_buffer(im, &obuf, &olen, "Q", 85, NULL)))
+        die("codec: %s", vips_error_buffer());
+    g_free(obuf);
+    g_object_unref(im);
+}
+
+/* One PROCESS call over the job's connection; dies on failure. */
 static void
 process_once(CLIENT *c, const char *data, size_t len, const ip_step *steps, unsigned n)
 {
@@ -254,33 +224,65 @@ process_once(CLIENT *c, const char *data, size_t len, const ip_step *steps, unsi
     xdr_free((xdrproc_t)xdr_ip_image_res, (char *)&res);
 }
 
-static int
-cmd_call(int argc, char **argv)
+static void
+run_call(job *j)
 {
-    ip_step steps[IP_MAX_STEPS];
-    unsigned nsteps;
-    double times[MAX_RUNS];
-    char why[256], *data;
-    size_t len;
-    int runs;
-    CLIENT *c;
+    process_once(j->clnt, j->data, j->len, j->steps, j->nsteps);
+}
 
-    if (argc != 5)
-        die("%s", "usage: bench call FILE STEPS RUNS");
-    if (proto_pipeline_parse(argv[3], steps, IP_MAX_STEPS, &nsteps, why, sizeof(why)))
+static void (*
+mode_fn(const char *name))(job *)
+{
+    if (strcmp(name, "ref") == 0)
+        return run_ref;
+    if (strcmp(name, "codec") == 0)
+        return run_codec;
+    if (strcmp(name, "call") == 0)
+        return run_call;
+    die("unknown mode '%s' (ref, codec, call)", name);
+    return NULL;
+}
+
+/*
+ * Times modes A and B on the same bytes, alternating A, B, A, B... so that
+ * both see the same machine (caches, clock, other load); one warm-up of
+ * each first.  Prints "MEDIAN_A MEDIAN_B" in seconds.
+ */
+static int
+cmd_compare(int argc, char **argv)
+{
+    void (*fa)(job *), (*fb)(job *);
+    double ta[MAX_RUNS], tb[MAX_RUNS];
+    char why[256];
+    job j;
+    int runs;
+
+    if (argc != 7)
+        die("%s", "usage: bench compare ref|codec|call ref|codec|call FILE STEPS RUNS");
+    memset(&j, 0, sizeof(j));
+    fa = mode_fn(argv[2]);
+    fb = mode_fn(argv[3]);
+    if (proto_pipeline_parse(argv[5], j.steps, IP_MAX_STEPS, &j.nsteps, why, sizeof(why)))
         die("bad steps: %s", why);
-    runs = runs_arg(argv[4]);
-    data = slurp(argv[2], &len);
-    c = connect_or_die();
+    runs = runs_arg(argv[6]);
+    j.data = slurp(argv[4], &j.len);
+    if (fa == run_call || fb == run_call)
+        j.clnt = connect_or_die();
     for (int i = -1; i < runs; i++) {
-        double t0 = now_s();
-        process_once(c, data, len, steps, nsteps);
-        if (i >= 0)
-            times[i] = now_s() - t0;
+        double t0 = now_s(), t1, t2;
+        fa(&j);
+        t1 = now_s();
+        fb(&j);
+        t2 = now_s();
+        if (i >= 0) {
+            ta[i] = t1 - t0;
+            tb[i] = t2 - t1;
+        }
     }
-    printf("%.6f\n", median(times, runs));
-    cli_disconnect(c);
-    free(data);
+    printf("%.6f %.6f\n", median(ta, runs), median(tb, runs));
+    if (j.clnt)
+        cli_disconnect(j.clnt);
+    free((char *)j.data);
     return 0;
 }
 
@@ -499,14 +501,14 @@ main(int argc, char **argv)
         const char *name;
         int (*fn)(int, char **);
     } cmds[] = {
-        { "gen", cmd_gen }, { "ref", cmd_ref }, { "codec", cmd_codec }, { "call", cmd_call },
+        { "gen", cmd_gen }, { "compare", cmd_compare },
         { "rate", cmd_rate }, { "null", cmd_null }, { "transfer", cmd_transfer },
         { "mixed", cmd_mixed },
     };
     const char *port = getenv("BENCH_PORT"), *prog = getenv("BENCH_PROG");
 
     if (argc < 2)
-        die("%s", "usage: bench gen|ref|codec|call|rate|null|transfer|mixed ... "
+        die("%s", "usage: bench gen|compare|rate|null|transfer|mixed ... "
                   "(RPC ones need BENCH_PORT and BENCH_PROG)");
     if (ops_init(argv[0]))
         die("%s", "cannot start libvips");

@@ -93,19 +93,16 @@ echo "reference: the server's own image code (ops_process) in this process, same
 echo
 printf '%-48s %11s %11s %-5s %7s %-7s %-15s %6s\n' "" measured reference unit ratio target verdict "peak MB"
 
-# 1. each operation over TCP against in-process, on the 9 MP JPEG
+# 1. each operation over TCP against in-process, on the 9 MP JPEG (alternated)
 for op in grayscale resize=100x100 rotate=127 blur=5 blur=5,grayscale; do
     peak_reset
-    m=$("$BENCH" call "$IMG/M.jpg" "$op" "$RUNS") || fail "call $op"
-    p=$(peak_mb)
-    r=$("$BENCH" ref "$IMG/M.jpg" "$op" "$RUNS") || fail "ref $op"
-    row "1. $op, $MP_M JPEG, TCP vs in-process" "$m" "$r" s le 1.10 "$p"
+    read -r m r < <("$BENCH" compare call ref "$IMG/M.jpg" "$op" "$RUNS") || fail "compare $op"
+    row "1. $op, $MP_M JPEG, TCP vs in-process" "$m" "$r" s le 1.10 "$(peak_mb)"
 done
 
-# 2. grayscale against a plain decode and encode (both in-process)
+# 2. grayscale against a plain decode and encode (both in-process, alternated)
 for ext in jpg png; do
-    g=$("$BENCH" ref "$IMG/M.$ext" grayscale "$RUNS") || fail "ref grayscale"
-    c=$("$BENCH" codec "$IMG/M.$ext" "$RUNS") || fail "codec"
+    read -r g c < <("$BENCH" compare ref codec "$IMG/M.$ext" grayscale "$RUNS") || fail "grayscale"
     row "2. grayscale vs decode+encode, $MP_M ${ext^^}" "$g" "$c" s le 1.00 "-"
 done
 
@@ -125,9 +122,9 @@ row "4. NULL calls/s, batched vs synchronous" "$batched" "$sync" 1/s ge 10.0 "$(
 
 # 5. memory: resize of the 100 MP JPEG; then mixed requests on the 1 MP JPEG
 peak_reset
-m=$("$BENCH" call "$IMG/L.jpg" resize=100x100 "$([ "$RUNS" -gt 3 ] && echo 3 || echo "$RUNS")") || fail "call 100 MP"
+read -r m r < <("$BENCH" compare call ref "$IMG/L.jpg" resize=100x100 "$([ "$RUNS" -gt 3 ] && echo 3 || echo "$RUNS")") ||
+    fail "compare 100 MP"
 p=$(peak_mb)
-r=$("$BENCH" ref "$IMG/L.jpg" resize=100x100 "$([ "$RUNS" -gt 3 ] && echo 3 || echo "$RUNS")") || fail "ref 100 MP"
 row "5. resize $MP_L JPEG, TCP vs in-process" "$m" "$r" s le 1.10 "$p"
 row "5. server peak memory, resize $MP_L JPEG" "$p" 250 MB le 1.00 "$p"
 "$BENCH" mixed "$IMG/S.jpg" "${MIXED[0]}" >/dev/null || fail "mixed"
