@@ -10,6 +10,8 @@
 
 #include "client.h"
 
+#define CLI_RECORD_BUFFER (256 * 1024) /* bytes buffered each way (TCP) */
+
 /* Straight to host:port, without asking rpcbind. */
 static CLIENT *
 connect_port(const cli_opts *o, char **why)
@@ -35,7 +37,9 @@ connect_port(const cli_opts *o, char **why)
         struct netbuf nb = { ai->ai_addrlen, ai->ai_addrlen, ai->ai_addr };
         if (!nc)
             continue;
-        clnt = clnt_tli_create(RPC_ANYFD, nc, &nb, o->program, IMGPROC_V1, 0, 0);
+        /* 256 KiB record buffers, libtirpc's largest (its default is 64 KiB). */
+        clnt = clnt_tli_create(RPC_ANYFD, nc, &nb, o->program, IMGPROC_V1,
+                               CLI_RECORD_BUFFER, CLI_RECORD_BUFFER);
         freenetconfigent(nc);
     }
     freeaddrinfo(res);
