@@ -305,6 +305,29 @@ operation_usable(const char *nickname)
     return ok;
 }
 
+/*
+ * Threads per pipeline.  libvips runs each evaluation on a pool of
+ * vips_concurrency_get() threads, read when the evaluation starts.  A lone
+ * request gets every core; when several run at once each gets its share,
+ * so that 4 requests on 2 cores run 4 threads, not 8 fighting over them.
+ */
+static int cores;               /* libvips' default concurrency: the hardware threads */
+static int evaluating;          /* pipelines being evaluated now (atomic) */
+
+static void
+eval_begin(void)
+{
+    int n = __atomic_add_fetch(&evaluating, 1, __ATOMIC_RELAXED);
+
+    vips_concurrency_set(cores / n > 1 ? cores / n : 1);
+}
+
+static void
+eval_end(void)
+{
+    __atomic_sub_fetch(&evaluating, 1, __ATOMIC_RELAXED);
+}
+
 int
 ops_init(const char *argv0)
 {
@@ -312,6 +335,7 @@ ops_init(const char *argv0)
 
     if (VIPS_INIT(argv0))
         return -1;
+    cores = vips_concurrency_get();
     /* Loaders not fuzzed for hostile input are refused outright. */
     vips_block_untrusted_set(TRUE);
     /* Every request is new bytes: an operation cache would only grow. */
@@ -529,6 +553,7 @@ ops_process(const ops_limits *lim, const void *buf, size_t len,
     ip_format ofmt;
     void *obuf = NULL;
     size_t olen = 0;
+    int rc;
 
     memset(res, 0, sizeof(*res));
     if (ops_validate(steps, nsteps, out, &err.status, err.msg, sizeof(err.msg)))
@@ -557,7 +582,10 @@ ops_process(const ops_limits *lim, const void *buf, size_t len,
         g_signal_connect(cur, "eval", G_CALLBACK(on_eval), (gpointer)watch);
     }
     /* Nothing has been decoded so far; this runs the whole pipeline. */
-    if (encode(cur, out, ofmt, &obuf, &olen)) {
+    eval_begin();
+    rc = encode(cur, out, ofmt, &obuf, &olen);
+    eval_end();
+    if (rc) {
         if (watch && vips_image_iskilled(cur))
             set_err(&err, IP_ESTATE, "stopped before the end");
         else
