@@ -7,7 +7,7 @@ BUILD     ?= build
 CC        ?= cc
 RPCGEN    ?= rpcgen
 
-PKGS      := libtirpc vips sqlite3 libcrypto
+PKGS      := libtirpc vips sqlite3 libcrypto libjpeg
 # Recursive (=) so that the flags are read when a recipe runs, after `make deps`.
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -104,7 +104,7 @@ $(BUILD)/tests/hostile: tests/hostile.c $(COMMON_OBJ) $(BUILD)/obj/gen/imgproc_c
 # The benchmark tool links the server's image code (the in-process reference)
 # and the client's transfer loops (the RPC side).
 $(BUILD)/obj/bench/bench.o: ALL_CFLAGS += -Iclient -Iserver
-$(BENCH_BIN): $(BUILD)/obj/bench/bench.o $(BUILD)/obj/server/ops.o \
+$(BENCH_BIN): $(BUILD)/obj/bench/bench.o $(BUILD)/obj/server/ops.o $(BUILD)/obj/server/luma.o \
               $(BUILD)/obj/client/taskio.o $(BUILD)/obj/client/conn.o $(BUILD)/obj/client/io.o \
               $(BUILD)/obj/gen/imgproc_clnt.o $(COMMON_OBJ)
 	@mkdir -p $(@D)

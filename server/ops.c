@@ -7,11 +7,13 @@
 
 #include <vips/vips.h>
 
+#include "luma.h"
 #include "ops.h"
 #include "proto.h"
 
 /* Scratch images one step may create; all are unreffed with the pipeline. */
 #define STEP_SLOTS 4
+#define JMSG 256                /* bytes of a decoder's message */
 
 /* Why a pipeline failed: the status for the caller and a message. */
 typedef struct ops_err {
@@ -80,11 +82,41 @@ step_grayscale(VipsImage *in, VipsImage **t, VipsImage **out,
 {
     VipsInterpretation target = in->BandFmt == VIPS_FORMAT_USHORT ?
         VIPS_INTERPRETATION_GREY16 : VIPS_INTERPRETATION_B_W;
+    VipsImage *luma, *rgb = in;
 
-    (void)t;
     (void)s;
-    if (vips_colourspace(in, out, target, NULL))
-        return set_vips_err(err, IP_EFORMAT, "grayscale");
+    /* 8-bit RGB: the luma of BT.601, as JPEG defines it (see luma.h), so a
+     * JPEG's fast path and every other format give the same gray.  Other
+     * images (16-bit, CMYK, Lab...) go through libvips' colour management. */
+    if (in->BandFmt != VIPS_FORMAT_UCHAR || in->Bands < 3 || in->Bands > 4 ||
+        in->Type != VIPS_INTERPRETATION_sRGB) {
+        if (vips_colourspace(in, out, target, NULL))
+            return set_vips_err(err, IP_EFORMAT, "grayscale");
+        return 0;
+    }
+    if (in->Bands > 3 && vips_extract_band(in, &t[0], 0, "n", 3, NULL))
+        return set_vips_err(err, IP_EINTERNAL, "grayscale");
+    if (in->Bands > 3)
+        rgb = t[0];
+    t[1] = vips_image_new_matrixv(3, 1, 0.299, 0.587, 0.114);
+    if (vips_recomb(rgb, &t[2], t[1], NULL) || vips_cast_uchar(t[2], &t[3], NULL))
+        return set_vips_err(err, IP_EINTERNAL, "grayscale");
+    luma = t[3];
+    if (in->Bands > 3) {
+        VipsImage *alpha;
+        if (vips_extract_band(in, &alpha, 3, NULL))
+            return set_vips_err(err, IP_EINTERNAL, "grayscale");
+        if (vips_bandjoin2(t[3], alpha, &t[2], NULL)) {
+            g_object_unref(alpha);
+            return set_vips_err(err, IP_EINTERNAL, "grayscale");
+        }
+        g_object_unref(alpha);
+        luma = t[2];
+    }
+    if (vips_copy(luma, out, "interpretation", VIPS_INTERPRETATION_B_W, NULL))
+        return set_vips_err(err, IP_EINTERNAL, "grayscale");
+    /* An RGB colour profile does not describe a gray image. */
+    vips_image_remove(*out, VIPS_META_ICC_NAME);
     return 0;
 }
 
@@ -538,6 +570,25 @@ on_eval(VipsImage *im, VipsProgress *progress, void *user)
         vips_image_set_kill(im, TRUE);
 }
 
+/* Copies what a gray result keeps of its source: EXIF, XMP, IPTC, resolution; not the ICC profile. */
+static void
+keep_metadata(VipsImage *from, VipsImage *to)
+{
+    static const char *const names[] = {
+        VIPS_META_EXIF_NAME, VIPS_META_XMP_NAME, VIPS_META_IPTC_NAME, VIPS_META_ORIENTATION,
+    };
+
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        GValue v = G_VALUE_INIT;
+        if (vips_image_get_typeof(from, names[i]) && vips_image_get(from, names[i], &v) == 0) {
+            vips_image_set(to, names[i], &v);
+            g_value_unset(&v);
+        }
+    }
+    to->Xres = from->Xres;
+    to->Yres = from->Yres;
+}
+
 void
 ops_process(const ops_limits *lim, const void *buf, size_t len,
             const ip_step *steps, unsigned nsteps, const ip_output *out,
@@ -553,6 +604,7 @@ ops_process(const ops_limits *lim, const void *buf, size_t len,
     ip_format ofmt;
     void *obuf = NULL;
     size_t olen = 0;
+    unsigned first = 0;
     int rc;
 
     memset(res, 0, sizeof(*res));
@@ -565,7 +617,22 @@ ops_process(const ops_limits *lim, const void *buf, size_t len,
     cur = t[0] = open_image(lim, buf, len, access, fmt, sizeof(fmt), &err);
     if (!cur)
         goto cleanup;
-    for (unsigned i = 0; i < nsteps; i++) {
+    /* A JPEG made gray first: decode its luma alone, the grayscale step done. */
+    if (steps[0].op == IP_OP_GRAYSCALE && strcmp(fmt, "jpeg") == 0 && cur->Bands == 3 &&
+        cur->BandFmt == VIPS_FORMAT_UCHAR) {
+        VipsImage **luma = &t[(nsteps + 1) * STEP_SLOTS];
+        int skipped;
+        char why[JMSG];
+        if ((*luma = luma_decode(buf, len, &skipped, why, sizeof(why))) != NULL) {
+            keep_metadata(cur, *luma);
+            cur = *luma;
+            first = 1;
+        } else if (!skipped) {
+            set_err(&err, IP_ECORRUPT, "cannot decode the image: %s", why);
+            goto cleanup;
+        }
+    }
+    for (unsigned i = first; i < nsteps; i++) {
         VipsImage **slots = t + 1 + i * STEP_SLOTS;
         VipsImage **next = &slots[STEP_SLOTS - 1];
         if (step_find(steps[i].op)->fn(cur, slots, next, &steps[i], &err))
