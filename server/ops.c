@@ -11,8 +11,9 @@
 #include "ops.h"
 #include "proto.h"
 
-/* Scratch images one step may create; all are unreffed with the pipeline. */
-#define STEP_SLOTS 4
+/* Scratch images one step may create (the last slot is its result); all are
+ * unreffed with the pipeline.  Grayscale needs 4, threshold grayscale's and 2. */
+#define STEP_SLOTS 8
 #define JMSG 256                /* bytes of a decoder's message */
 
 /* Why a pipeline failed: the status for the caller and a message. */
@@ -127,7 +128,7 @@ step_threshold(VipsImage *in, VipsImage **t, VipsImage **out,
     VipsImage *gray = in;
 
     if (in->Bands > 2 || in->Type != VIPS_INTERPRETATION_B_W) {
-        if (step_grayscale(in, NULL, &t[0], s, err))
+        if (step_grayscale(in, &t[2], &t[0], s, err))
             return -1;
         gray = t[0];
     }

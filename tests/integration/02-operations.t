@@ -44,6 +44,11 @@ read -r mean max far < <(gray_diff "$TMP/photo.jpg" "$TMP/gray-jpg.png")
 # pixels differ more from the luma of the clipped colours than the JPEG's own Y.
 awk -v m="$mean" -v f="$far" 'BEGIN { exit !(m < 0.6 && f < 1) }'
 ok $? "grayscale of a JPEG, from its luma channel, is BT.601 luma (mean difference $mean, $far% of pixels off by more than 2)"
+cli process --steps threshold=128 -f png "$TMP/photo.jpg" -o "$TMP/bw.png"
+ok $? "threshold of a colour image (gray first, inside the step)"
+vips hist_find "$TMP/bw.png" "$TMP/bw-hist.csv"
+is "$(hdr bands "$TMP/bw.png") $(tr '\t' '\n' <"$TMP/bw-hist.csv" | awk '$1 > 0 { n++ } END { print n }')" "1 2" \
+   "... gives one band of two levels, black and white"
 # A JPEG cut after its header: only the luma decoder sees the missing data.
 head -c "$(($(stat -c %s "$TMP/photo.jpg") * 6 / 10))" "$TMP/photo.jpg" >"$TMP/cut.jpg"
 cli grayscale "$TMP/cut.jpg" -o "$TMP/cut-gray.jpg" 2>"$TMP/err"
