@@ -1,4 +1,5 @@
 /* taskio.c - the loops behind task calls (chunked upload and fetch), shared by task, submit and batch. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,14 +35,32 @@ tio_inline_limit(CLIENT *clnt)
     return limit;
 }
 
+/* The file's own SHA-256, computed on a second thread while the chunks go out. */
+typedef struct own_hash {
+    const char *data;           /* the file */
+    uint64_t len;
+    char hex[65];               /* the result; "" if it failed */
+} own_hash;
+
+static void *
+own_hash_main(void *p)
+{
+    own_hash *h = p;
+
+    if (proto_sha256_hex(h->data, h->len, h->hex) < 0)
+        h->hex[0] = '\0';
+    return NULL;
+}
+
 int
 tio_upload(CLIENT *clnt, ip_task_id id, const char *data, uint64_t len, char *why,
            size_t whylen)
 {
     ip_task_info_res st;
+    own_hash mine = { data, len, "" };
+    pthread_t hasher;
+    int hashing, rc;
     uint64_t off;
-    char mine[65];
-    int rc;
 
     memset(&st, 0, sizeof(st));
     if (task_status_1(&id, &st, clnt) != RPC_SUCCESS)
@@ -59,7 +78,9 @@ tio_upload(CLIENT *clnt, ip_task_id id, const char *data, uint64_t len, char *wh
         return EXIT_FAILED;
     }
     xdr_free((xdrproc_t)xdr_ip_task_info_res, (char *)&st);
-    proto_sha256_hex(data, len, mine);
+    hashing = pthread_create(&hasher, NULL, own_hash_main, &mine) == 0;
+    if (!hashing)
+        own_hash_main(&mine);
     /* Resumes where the server is; a complete upload sends one chunk again to learn its hash. */
     if (off == len)
         off = len > IP_MAX_CHUNK ? len - IP_MAX_CHUNK : 0;
@@ -72,27 +93,35 @@ tio_upload(CLIENT *clnt, ip_task_id id, const char *data, uint64_t len, char *wh
         a.data.data_len = (u_int)n;
         a.data.data_val = (char *)data + off;
         memset(&r, 0, sizeof(r));
-        if (task_upload_1(&a, &r, clnt) != RPC_SUCCESS)
-            return tio_rpc_failed(clnt, why, whylen);
+        if (task_upload_1(&a, &r, clnt) != RPC_SUCCESS) {
+            rc = tio_rpc_failed(clnt, why, whylen);
+            break;
+        }
         if (r.status != IP_OK) {
             rc = tio_refused(r.status, r.ip_task_upload_res_u.message, why, whylen);
             xdr_free((xdrproc_t)xdr_ip_task_upload_res, (char *)&r);
-            return rc;
+            break;
         }
         off = r.ip_task_upload_res_u.uploaded.received;
         if (off >= len) {
+            if (hashing)
+                pthread_join(hasher, NULL);
+            hashing = 0;
             rc = EXIT_OK;
-            if (strcmp(r.ip_task_upload_res_u.uploaded.sha256, mine) != 0) {
+            if (strcmp(r.ip_task_upload_res_u.uploaded.sha256, mine.hex) != 0) {
                 snprintf(why, whylen, "the server's SHA-256 %s is not the file's %s",
-                         r.ip_task_upload_res_u.uploaded.sha256, mine);
+                         r.ip_task_upload_res_u.uploaded.sha256, mine.hex);
                 rc = EXIT_FAILED;
             } else
-                snprintf(why, whylen, "sha256 %s", mine);
+                snprintf(why, whylen, "sha256 %s", mine.hex);
             xdr_free((xdrproc_t)xdr_ip_task_upload_res, (char *)&r);
-            return rc;
+            break;
         }
         xdr_free((xdrproc_t)xdr_ip_task_upload_res, (char *)&r);
     }
+    if (hashing)
+        pthread_join(hasher, NULL);
+    return rc;
 }
 
 int

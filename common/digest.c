@@ -69,3 +69,50 @@ cleanup:
     free(buf);
     return rc;
 }
+
+struct proto_sha256 {
+    EVP_MD_CTX *ctx;            /* libcrypto's running state */
+};
+
+proto_sha256 *
+proto_sha256_new(void)
+{
+    proto_sha256 *h = malloc(sizeof(*h));
+
+    if (!h)
+        return NULL;
+    h->ctx = EVP_MD_CTX_new();
+    if (!h->ctx || !EVP_DigestInit_ex(h->ctx, EVP_sha256(), NULL)) {
+        EVP_MD_CTX_free(h->ctx);
+        free(h);
+        return NULL;
+    }
+    return h;
+}
+
+int
+proto_sha256_update(proto_sha256 *h, const void *data, size_t len)
+{
+    return EVP_DigestUpdate(h->ctx, data, len) ? 0 : -1;
+}
+
+int
+proto_sha256_final(proto_sha256 *h, char out[65])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned n = 0;
+
+    if (!EVP_DigestFinal_ex(h->ctx, md, &n))
+        return -1;
+    to_hex(md, n, out);
+    return 0;
+}
+
+void
+proto_sha256_free(proto_sha256 *h)
+{
+    if (!h)
+        return;
+    EVP_MD_CTX_free(h->ctx);
+    free(h);
+}

@@ -76,6 +76,12 @@ int proto_parse_uint(const char *s, unsigned long max, unsigned long *out);
 /* SHA-256 in lowercase hex (as sha256sum prints it), of a buffer or of a whole file.  0 or -1. */
 int proto_sha256_hex(const void *data, size_t len, char out[65]);
 int proto_sha256_fd(int fd, char out[65]);
+/* A SHA-256 computed piece by piece: new, update..., final (hex), free. */
+typedef struct proto_sha256 proto_sha256;
+proto_sha256 *proto_sha256_new(void);
+int proto_sha256_update(proto_sha256 *h, const void *data, size_t len);
+int proto_sha256_final(proto_sha256 *h, char out[65]);
+void proto_sha256_free(proto_sha256 *h);
 
 /* A malloc'ed printf; NULL when out of memory.  The caller frees it. */
 char *proto_strdupf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

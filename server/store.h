@@ -108,8 +108,12 @@ int store_move(store *st, uint64_t id, unsigned from_mask, ip_task_state to,
 int store_append(store *st, uint64_t id, uint64_t size, uint64_t offset, const void *data,
                  size_t len, uint64_t *received, ip_status *st_out, char **why);
 
-/* The upload is complete: fsync, name it the input, record its SHA-256 (hex into sha). */
-int store_upload_done(store *st, uint64_t id, char sha[65], char **why);
+/*
+ * The upload is complete: fsync, name it the input, record its SHA-256
+ * (hex into sha): known when the caller hashed the chunks as they came,
+ * else (NULL) read back from the file.
+ */
+int store_upload_done(store *st, uint64_t id, const char *known, char sha[65], char **why);
 /* Records the checksum; 0 or -1. */
 int store_set_sha(store *st, uint64_t id, const char *sha, char **why);
 

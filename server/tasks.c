@@ -20,6 +20,15 @@
 #define SWEEP_MAX_SLEEP 60      /* seconds the sweeper sleeps at most */
 #define STOP_WAIT 10            /* seconds CANCEL and DELETE wait for a worker to let go */
 
+#define UPLOAD_HASHES 64        /* uploads hashed as their chunks arrive, at most */
+
+/* An upload hashed chunk by chunk, so that its last chunk needs no read-back. */
+typedef struct upload_hash {
+    uint64_t id;                /* the task; 0 = a free slot */
+    uint64_t hashed;            /* bytes hashed, from the first */
+    proto_sha256 *sha;          /* the running digest */
+} upload_hash;
+
 /* One background thread and the task it runs. */
 typedef struct worker {
     pthread_t thread;           /* the thread */
@@ -42,6 +51,8 @@ struct tasks {
     unsigned nworkers;          /* threads started */
     pthread_t sweeper;          /* removes expired tasks */
     int sweeper_started;        /* sweeper was started */
+    upload_hash hashes[UPLOAD_HASHES]; /* uploads in progress (under lock) */
+    unsigned next_hash;         /* the slot taken next when none is free */
 };
 
 static double
@@ -100,6 +111,57 @@ worker_of(tasks *t, uint64_t id)
         if (t->workers[i].task_id == id)
             return &t->workers[i];
     return NULL;
+}
+
+/* ---- upload digests (under the lock) */
+
+static upload_hash *
+hash_find(tasks *t, uint64_t id)
+{
+    for (unsigned i = 0; i < UPLOAD_HASHES; i++)
+        if (t->hashes[i].id == id)
+            return &t->hashes[i];
+    return NULL;
+}
+
+static void
+hash_drop(upload_hash *h)
+{
+    if (!h)
+        return;
+    proto_sha256_free(h->sha);
+    memset(h, 0, sizeof(*h));
+}
+
+/*
+ * Hashes bytes [from, from + n) of task id's upload.  A digest starts with
+ * byte 0; when bytes arrive out of line (a restart lost the digest, or
+ * more than UPLOAD_HASHES uploads run at once) it is dropped, and the
+ * finished file is read back instead.
+ */
+static void
+hash_feed(tasks *t, uint64_t id, uint64_t from, const void *data, size_t n)
+{
+    upload_hash *h = hash_find(t, id);
+
+    if (!h && from == 0) {
+        h = hash_find(t, 0);
+        if (!h) {
+            h = &t->hashes[t->next_hash++ % UPLOAD_HASHES];
+            hash_drop(h);
+        }
+        h->sha = proto_sha256_new();
+        h->id = h->sha ? id : 0;
+        if (!h->sha)
+            return;
+    }
+    if (!h)
+        return;
+    if (h->hashed != from || proto_sha256_update(h->sha, data, n) < 0) {
+        hash_drop(h);
+        return;
+    }
+    h->hashed += n;
 }
 
 /* Reads task id for owner.  0, or -1 with f filled.  Under the lock. */
@@ -722,9 +784,18 @@ tasks_upload(tasks *t, const char *owner, const ip_task_upload_args *a,
             set_fail(&f, st, why);
         goto unlock;
     }
+    /* The bytes this chunk added to the file: [received, got). */
+    if (got > rec->received)
+        hash_feed(t, a->id, rec->received, a->data.data_val + (rec->received - a->offset),
+                  (size_t)(got - rec->received));
     rec->received = got;
     if (got == rec->size) {
-        if (store_upload_done(t->st, a->id, rec->sha256, &why)) {
+        upload_hash *h = hash_find(t, a->id);
+        char known[65] = "";
+        if (h && h->hashed == got && proto_sha256_final(h->sha, known) < 0)
+            known[0] = '\0';
+        hash_drop(h);
+        if (store_upload_done(t->st, a->id, known[0] ? known : NULL, rec->sha256, &why)) {
             store_fail(&f, why);
             goto unlock;
         }
@@ -1000,6 +1071,7 @@ tasks_delete(tasks *t, const char *owner, ip_task_id id, ip_task_res *res)
         store_fail(&f, why);
         goto unlock;
     }
+    hash_drop(hash_find(t, id));
     res->status = IP_OK;
     res->ip_task_res_u.state = rec->state;
     changed(t);
@@ -1340,6 +1412,8 @@ tasks_close(tasks *t)
     if (t->sweeper_started)
         pthread_join(t->sweeper, NULL);
     store_close(t->st);
+    for (unsigned i = 0; i < UPLOAD_HASHES; i++)
+        hash_drop(&t->hashes[i]);
     free(t->workers);
     pthread_cond_destroy(&t->work);
     pthread_cond_destroy(&t->sweep);
