@@ -6,11 +6,13 @@
  *
  * Timed figures are the median of RUNS runs after one warm-up run.
  */
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <vips/vips.h>
 
@@ -450,6 +452,42 @@ cmd_transfer(int argc, char **argv)
     return 0;
 }
 
+/*
+ * The disk's own speed for what an upload must do: write FILE's bytes to a
+ * new file in DIR, 1 MiB at a time, and fsync it.  Prints MB/s.
+ */
+static int
+cmd_disk(int argc, char **argv)
+{
+    char path[4096], *data;
+    size_t len, off = 0;
+    double t0;
+    int fd;
+
+    if (argc != 4)
+        die("%s", "usage: bench disk FILE DIR");
+    data = slurp(argv[2], &len);
+    snprintf(path, sizeof(path), "%s/bench-disk.tmp", argv[3]);
+    unlink(path);
+    t0 = now_s();
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        die("cannot create '%s'", path);
+    while (off < len) {
+        size_t n = len - off < IP_MAX_CHUNK ? len - off : IP_MAX_CHUNK;
+        if (proto_write_all(fd, data + off, n) < 0)
+            die("cannot write '%s'", path);
+        off += n;
+    }
+    if (fsync(fd) < 0)
+        die("cannot fsync '%s'", path);
+    printf("%.1f\n", len / (now_s() - t0) / 1e6);
+    close(fd);
+    unlink(path);
+    free(data);
+    return 0;
+}
+
 /* CALLS requests of every kind, one after another: for memory, not time. */
 static int
 cmd_mixed(int argc, char **argv)
@@ -503,12 +541,12 @@ main(int argc, char **argv)
     } cmds[] = {
         { "gen", cmd_gen }, { "compare", cmd_compare },
         { "rate", cmd_rate }, { "null", cmd_null }, { "transfer", cmd_transfer },
-        { "mixed", cmd_mixed },
+        { "mixed", cmd_mixed }, { "disk", cmd_disk },
     };
     const char *port = getenv("BENCH_PORT"), *prog = getenv("BENCH_PROG");
 
     if (argc < 2)
-        die("%s", "usage: bench gen|compare|rate|null|transfer|mixed ... "
+        die("%s", "usage: bench gen|compare|rate|null|transfer|mixed|disk ... "
                   "(RPC ones need BENCH_PORT and BENCH_PROG)");
     if (ops_init(argv[0]))
         die("%s", "cannot start libvips");

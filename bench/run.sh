@@ -139,6 +139,9 @@ read -r up down bytes < <("$BENCH" transfer "$XFER") || fail "transfer"
 [ "$bytes" -gt $((TRANSFER_MB * 900000)) ] || fail "the result was only $bytes bytes"
 row "6. upload $TRANSFER_MB MB in 1 MiB chunks (MB/s)" "$up" 500 MB/s ge 1.00 "$(peak_mb)"
 row "6. download $TRANSFER_MB MB in 1 MiB chunks (MB/s)" "$down" 500 MB/s ge 1.00 "$(peak_mb)"
+# What the disk allows: an upload is durable (fsync) before its last reply.
+disk=$("$BENCH" disk "$XFER" "$TMP/state") || fail "disk"
+row "6. upload vs the disk: write + fsync, same file" "$up" "$disk" MB/s ge - "-"
 
 echo
 echo "$ROWS rows, $MISSED missed"
