@@ -23,15 +23,6 @@
 #define MAX_RUNS 64
 #define MAX_CONNS 16
 
-static double
-now_s(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 static int
 by_value(const void *a, const void *b)
 {
@@ -271,11 +262,11 @@ cmd_compare(int argc, char **argv)
     if (fa == run_call || fb == run_call)
         j.clnt = connect_or_die();
     for (int i = -1; i < runs; i++) {
-        double t0 = now_s(), t1, t2;
+        double t0 = proto_seconds(), t1, t2;
         fa(&j);
-        t1 = now_s();
+        t1 = proto_seconds();
         fb(&j);
-        t2 = now_s();
+        t2 = proto_seconds();
         if (i >= 0) {
             ta[i] = t1 - t0;
             tb[i] = t2 - t1;
@@ -339,10 +330,10 @@ cmd_rate(int argc, char **argv)
         for (int i = 0; i < conns; i++)
             pthread_create(&th[i], NULL, rate_main, &j);
         pthread_barrier_wait(&j.ready);
-        t0 = now_s();
+        t0 = proto_seconds();
         for (int i = 0; i < conns; i++)
             pthread_join(th[i], NULL);
-        rates[r] = calls / (now_s() - t0);
+        rates[r] = calls / (proto_seconds() - t0);
         pthread_barrier_destroy(&j.ready);
     }
     printf("%.3f\n", median(rates, runs));
@@ -366,7 +357,7 @@ cmd_null(int argc, char **argv)
     runs = runs_arg(argv[4]);
     c = connect_or_die();
     for (int r = -1; r < runs; r++) {
-        double t0 = now_s();
+        double t0 = proto_seconds();
         for (int i = 0; i < calls; i++) {
             enum clnt_stat st = batched
                 ? clnt_call(c, NULL_BATCHED, (xdrproc_t)(void (*)(void))xdr_void, NULL, NULL,
@@ -379,7 +370,7 @@ cmd_null(int argc, char **argv)
         if (batched && ip_null_1(NULL, NULL, c) != RPC_SUCCESS)
             die("NULL: %s", cli_rpc_error(c));
         if (r >= 0)
-            rates[r] = calls / (now_s() - t0);
+            rates[r] = calls / (proto_seconds() - t0);
     }
     printf("%.0f\n", median(rates, runs));
     cli_disconnect(c);
@@ -420,10 +411,10 @@ cmd_transfer(int argc, char **argv)
     a.token = "";
     if (task_create_1(&a, &r, c) != RPC_SUCCESS || r.status != IP_OK)
         die("%s", "TASK_CREATE failed");
-    t0 = now_s();
+    t0 = proto_seconds();
     if (tio_upload(c, r.ip_task_create_res_u.created.id, data, len, why, sizeof(why)))
         die("upload: %s", why);
-    up = len / (now_s() - t0) / 1e6;
+    up = len / (proto_seconds() - t0) / 1e6;
     /* The task runs (flip) and its result comes back the same way. */
     w.id = r.ip_task_create_res_u.created.id;
     w.seen = IP_TASK_QUEUED;
@@ -440,10 +431,10 @@ cmd_transfer(int argc, char **argv)
     if (st.ip_task_info_res_u.info.state != IP_TASK_DONE)
         die("the task failed: %s", st.ip_task_info_res_u.info.error);
     xdr_free((xdrproc_t)xdr_ip_task_info_res, (char *)&st);
-    t0 = now_s();
+    t0 = proto_seconds();
     if (tio_fetch(c, w.id, &back, &got, &facts, why, sizeof(why)))
         die("download: %s", why);
-    down = got / (now_s() - t0) / 1e6;
+    down = got / (proto_seconds() - t0) / 1e6;
     printf("%.1f %.1f %llu\n", up, down, (unsigned long long)got);
     free(back);
     free(data);
@@ -469,7 +460,7 @@ cmd_disk(int argc, char **argv)
     data = slurp(argv[2], &len);
     snprintf(path, sizeof(path), "%s/bench-disk.tmp", argv[3]);
     unlink(path);
-    t0 = now_s();
+    t0 = proto_seconds();
     fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0)
         die("cannot create '%s'", path);
@@ -481,7 +472,7 @@ cmd_disk(int argc, char **argv)
     }
     if (fsync(fd) < 0)
         die("cannot fsync '%s'", path);
-    printf("%.1f\n", len / (now_s() - t0) / 1e6);
+    printf("%.1f\n", len / (proto_seconds() - t0) / 1e6);
     close(fd);
     unlink(path);
     free(data);

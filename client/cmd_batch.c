@@ -83,15 +83,6 @@ typedef struct run {
     uint64_t inline_limit;      /* larger images are uploaded in chunks */
 } run;
 
-static double
-now_s(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 static int
 stopping(run *r)
 {
@@ -468,7 +459,7 @@ submit_main(void *p)
     run *r = p;
     CLIENT *clnt = worker_connect(r);
     size_t *idx = calloc(r->b->batch_size, sizeof(*idx));
-    double t0 = now_s();
+    double t0 = proto_seconds();
 
     if (!clnt || !idx) {
         set_fatal(r, "%s", "out of memory");
@@ -508,7 +499,7 @@ submit_main(void *p)
 done:
     pthread_mutex_lock(&r->lock);
     r->submitted = 1;
-    r->submit_secs = now_s() - t0;
+    r->submit_secs = proto_seconds() - t0;
     pthread_cond_broadcast(&r->cond);
     pthread_mutex_unlock(&r->lock);
     free(idx);
@@ -638,7 +629,7 @@ static void
 draw_bar(run *r, double t0)
 {
     size_t k = r->ndone + r->nfailed, width = 30, fill = r->n ? k * width / r->n : width;
-    double secs = now_s() - t0, rate = secs > 0 ? (double)k / secs : 0;
+    double secs = proto_seconds() - t0, rate = secs > 0 ? (double)k / secs : 0;
     char bar[64], eta[32] = "--:--";
 
     for (size_t i = 0; i < width; i++)
@@ -1041,7 +1032,7 @@ cmd_batch(cli_opts *o, int argc, char **argv)
     sigaddset(&set, SIGUSR1);
     pthread_sigmask(SIG_BLOCK, &set, &old);
     r.main_thread = pthread_self();
-    t0 = now_s();
+    t0 = proto_seconds();
     for (unsigned i = 0; i < b.jobs + (b.sync ? 0 : 1); i++) {
         targs[i].r = &r;
         targs[i].fn = b.sync ? sync_main : i == 0 ? submit_main : fetch_main;
@@ -1063,7 +1054,7 @@ cmd_batch(cli_opts *o, int argc, char **argv)
     if (interrupted || r.fatal)
         cancelled = cancel_leftovers(&r);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
-    summary(&r, now_s() - t0, interrupted, cancelled);
+    summary(&r, proto_seconds() - t0, interrupted, cancelled);
     if (r.fatal)
         fprintf(stderr, "imgproc: %s\n", r.fatal_why);
     rc = r.fatal ? EXIT_RPC

@@ -87,6 +87,8 @@ void proto_sha256_free(proto_sha256 *h);
 char *proto_strdupf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* write() until all of data is written, through EINTR.  0 or -1 (errno). */
 int proto_write_all(int fd, const void *data, size_t len);
+/* Seconds on the monotonic clock: for measuring, not for dates. */
+double proto_seconds(void);
 
 /* Writes s as a JSON string literal, quotes included. */
 void proto_json_string(FILE *f, const char *s);

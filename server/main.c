@@ -1,6 +1,7 @@
 /* main.c - imgprocd: command line, start-up, signals and shutdown. */
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <netdb.h>
 #include <getopt.h>
 #include <signal.h>
@@ -284,6 +285,13 @@ main(int argc, char **argv)
     char *why = NULL;
     int rc;
 
+    /* glibc gives each thread its own heap ("arena", up to 8 per core); image
+     * buffers freed in one are not reused by another, so a server of many
+     * threads keeps growing.  Two arenas measured 100 MB instead of 119 after
+     * the 9 MP benchmarks, and a 100 MP resize peaked at 110 MB, not 149.
+     * MALLOC_ARENA_MAX in the environment still wins. */
+    if (!getenv("MALLOC_ARENA_MAX"))
+        mallopt(M_ARENA_MAX, 2);
     memset(&s, 0, sizeof(s));
     s.cfg.program = IMGPROC;
     s.cfg.use_rpcbind = 1;
