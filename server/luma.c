@@ -9,22 +9,25 @@
 
 #include "luma.h"
 
-#define LUMA_ROWS 16            /* scanlines asked of libjpeg at a time */
-
-/* libjpeg reports errors by calling error_exit, which must not return. */
-typedef struct luma_err {
-    struct jpeg_error_mgr pub;  /* libjpeg's part: first */
-    jmp_buf jump;               /* back to luma_decode */
+/* A JPEG being decoded, scanline by scanline, as the pipeline asks. */
+typedef struct luma_src {
+    struct jpeg_decompress_struct cinfo; /* libjpeg's state */
+    struct jpeg_error_mgr pub;  /* its error handler (ours below) */
+    jmp_buf jump;               /* where an error goes back to */
     char msg[JMSG_LENGTH_MAX];  /* what went wrong */
-} luma_err;
+    int failed;                 /* an error happened: every later request fails */
+    GMutex lock;                /* one reader of cinfo at a time */
+    unsigned char *row;         /* one scanline, for requests narrower than the image */
+} luma_src;
 
+/* libjpeg reports errors through error_exit, which must not return. */
 static void
 on_error(j_common_ptr c)
 {
-    luma_err *e = (luma_err *)c->err;
+    luma_src *src = c->client_data;
 
-    c->err->format_message(c, e->msg);
-    longjmp(e->jump, 1);
+    c->err->format_message(c, src->msg);
+    longjmp(src->jump, 1);
 }
 
 /* A warning (level -1) means damaged data: refused, as the server's loaders refuse it. */
@@ -36,69 +39,106 @@ on_message(j_common_ptr c, int level)
 }
 
 static void
-free_pixels(VipsImage *im, void *pixels)
+luma_free(luma_src *src)
+{
+    jpeg_destroy_decompress(&src->cinfo);
+    g_mutex_clear(&src->lock);
+    free(src->row);
+    g_free(src);
+}
+
+static void
+on_close(VipsImage *im, void *src)
 {
     (void)im;
-    free(pixels);
+    luma_free(src);
+}
+
+/* Fills region out with the next scanlines; the sequential wrapper asks in order. */
+static int
+luma_generate(VipsRegion *out, void *seq, void *a, void *b, gboolean *stop)
+{
+    luma_src *src = a;
+    const VipsRect *r = &out->valid;
+    int full = r->left == 0 && r->width == out->im->Xsize;
+    volatile int rc = -1;       /* volatile: set after setjmp, read after a longjmp */
+
+    (void)seq;
+    (void)b;
+    (void)stop;
+    g_mutex_lock(&src->lock);
+    if (src->failed)
+        goto done;
+    if (setjmp(src->jump)) {
+        src->failed = 1;
+        goto done;
+    }
+    for (int y = r->top; y < VIPS_RECT_BOTTOM(r); y++) {
+        JSAMPROW row = full ? (JSAMPROW)VIPS_REGION_ADDR(out, 0, y) : src->row;
+        if ((JDIMENSION)y != src->cinfo.output_scanline) {
+            snprintf(src->msg, sizeof(src->msg), "line %d asked for after line %u", y,
+                     src->cinfo.output_scanline);
+            src->failed = 1;
+            goto done;
+        }
+        jpeg_read_scanlines(&src->cinfo, &row, 1);
+        if (!full)
+            memcpy(VIPS_REGION_ADDR(out, r->left, y), src->row + r->left, (size_t)r->width);
+    }
+    rc = 0;
+done:
+    if (rc)
+        vips_error("libjpeg", "%s", src->msg);
+    g_mutex_unlock(&src->lock);
+    return rc;
 }
 
 VipsImage *
-luma_decode(const void *buf, size_t len, int *skipped, char *why, size_t whylen)
+luma_open(const void *buf, size_t len, int *skipped, char *why, size_t whylen)
 {
-    struct jpeg_decompress_struct cinfo;
-    luma_err err;
-    unsigned char *volatile pixels = NULL;
-    VipsImage *im;
-    size_t w, h;
+    luma_src *src = g_new0(luma_src, 1);
+    VipsImage *im, *seq = NULL;
 
     *skipped = 0;
     why[0] = '\0';
-    memset(&cinfo, 0, sizeof(cinfo));
-    cinfo.err = jpeg_std_error(&err.pub);
-    err.pub.error_exit = on_error;
-    err.pub.emit_message = on_message;
-    if (setjmp(err.jump)) {
-        snprintf(why, whylen, "%s", err.msg);
-        jpeg_destroy_decompress(&cinfo);
-        free(pixels);
+    g_mutex_init(&src->lock);
+    src->cinfo.err = jpeg_std_error(&src->pub);
+    src->pub.error_exit = on_error;
+    src->pub.emit_message = on_message;
+    src->cinfo.client_data = src;
+    if (setjmp(src->jump)) {
+        snprintf(why, whylen, "%s", src->msg);
+        luma_free(src);
         return NULL;
     }
-    jpeg_create_decompress(&cinfo);
-    jpeg_mem_src(&cinfo, buf, (unsigned long)len);
-    jpeg_read_header(&cinfo, TRUE);
+    jpeg_create_decompress(&src->cinfo);
+    src->cinfo.client_data = src;
+    jpeg_mem_src(&src->cinfo, buf, (unsigned long)len);
+    jpeg_read_header(&src->cinfo, TRUE);
     /* Only YCbCr has a luma channel to take alone; CMYK and others go the long way. */
-    if (cinfo.jpeg_color_space != JCS_YCbCr || cinfo.num_components != 3) {
-        jpeg_destroy_decompress(&cinfo);
+    if (src->cinfo.jpeg_color_space != JCS_YCbCr || src->cinfo.num_components != 3) {
+        luma_free(src);
         *skipped = 1;
         return NULL;
     }
-    cinfo.out_color_space = JCS_GRAYSCALE;
-    jpeg_start_decompress(&cinfo);
-    w = cinfo.output_width;
-    h = cinfo.output_height;
-    pixels = malloc(w * h > 0 ? w * h : 1);
-    if (!pixels) {
-        snprintf(why, whylen, "out of memory for %zux%zu pixels", w, h);
-        jpeg_destroy_decompress(&cinfo);
+    src->cinfo.out_color_space = JCS_GRAYSCALE;
+    jpeg_start_decompress(&src->cinfo);
+    src->row = malloc(src->cinfo.output_width);
+    if (!src->row) {
+        snprintf(why, whylen, "%s", "out of memory");
+        luma_free(src);
         return NULL;
     }
-    while (cinfo.output_scanline < h) {
-        JSAMPROW rows[LUMA_ROWS];
-        size_t n = h - cinfo.output_scanline < LUMA_ROWS ? h - cinfo.output_scanline : LUMA_ROWS;
-        for (size_t i = 0; i < n; i++)
-            rows[i] = pixels + (cinfo.output_scanline + i) * w;
-        jpeg_read_scanlines(&cinfo, rows, (JDIMENSION)n);
-    }
-    jpeg_finish_decompress(&cinfo);
-    jpeg_destroy_decompress(&cinfo);
-    im = vips_image_new_from_memory(pixels, w * h, (int)w, (int)h, 1, VIPS_FORMAT_UCHAR);
-    if (!im) {
-        snprintf(why, whylen, "%s", "cannot wrap the pixels");
-        free(pixels);
-        return NULL;
-    }
-    /* The pixels live as long as the image. */
-    g_signal_connect(im, "postclose", G_CALLBACK(free_pixels), pixels);
-    im->Type = VIPS_INTERPRETATION_B_W;
-    return im;
+    im = vips_image_new();
+    vips_image_init_fields(im, (int)src->cinfo.output_width, (int)src->cinfo.output_height, 1,
+                           VIPS_FORMAT_UCHAR, VIPS_CODING_NONE, VIPS_INTERPRETATION_B_W,
+                           1.0, 1.0);
+    vips_image_pipelinev(im, VIPS_DEMAND_STYLE_THINSTRIP, NULL);
+    /* From here the image owns src. */
+    g_signal_connect(im, "close", G_CALLBACK(on_close), src);
+    if (vips_image_generate(im, NULL, luma_generate, NULL, src, NULL) ||
+        vips_sequential(im, &seq, "tile_height", 16, NULL))
+        snprintf(why, whylen, "%s", vips_error_buffer());
+    g_object_unref(im);
+    return seq;
 }

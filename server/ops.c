@@ -618,16 +618,17 @@ ops_process(const ops_limits *lim, const void *buf, size_t len,
     cur = t[0] = open_image(lim, buf, len, access, fmt, sizeof(fmt), &err);
     if (!cur)
         goto cleanup;
-    /* A JPEG made gray first: decode its luma alone, the grayscale step done. */
-    if (steps[0].op == IP_OP_GRAYSCALE && strcmp(fmt, "jpeg") == 0 && cur->Bands == 3 &&
-        cur->BandFmt == VIPS_FORMAT_UCHAR) {
+    /* A JPEG made gray first (grayscale, or threshold, which works on gray):
+     * decode its luma alone.  Grayscale is then done; threshold still runs. */
+    if ((steps[0].op == IP_OP_GRAYSCALE || steps[0].op == IP_OP_THRESHOLD) &&
+        strcmp(fmt, "jpeg") == 0 && cur->Bands == 3 && cur->BandFmt == VIPS_FORMAT_UCHAR) {
         VipsImage **luma = &t[(nsteps + 1) * STEP_SLOTS];
         int skipped;
         char why[JMSG];
-        if ((*luma = luma_decode(buf, len, &skipped, why, sizeof(why))) != NULL) {
+        if ((*luma = luma_open(buf, len, &skipped, why, sizeof(why))) != NULL) {
             keep_metadata(cur, *luma);
             cur = *luma;
-            first = 1;
+            first = steps[0].op == IP_OP_GRAYSCALE;
         } else if (!skipped) {
             set_err(&err, IP_ECORRUPT, "cannot decode the image: %s", why);
             goto cleanup;
