@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include <jpeglib.h>
+#include <jerror.h>
 #include <vips/vips.h>
 
 #include "luma.h"
@@ -30,11 +31,15 @@ on_error(j_common_ptr c)
     longjmp(src->jump, 1);
 }
 
-/* A warning (level -1) means damaged data: refused, as the server's loaders refuse it. */
+/*
+ * Warnings (level -1) that mean missing data, a truncated file or a cut
+ * segment, are refused, as the server's loaders (fail_on "error") refuse
+ * truncation; harmless ones (extraneous bytes before a marker) are not.
+ */
 static void
 on_message(j_common_ptr c, int level)
 {
-    if (level < 0)
+    if (level < 0 && (c->err->msg_code == JWRN_JPEG_EOF || c->err->msg_code == JWRN_HIT_MARKER))
         on_error(c);
 }
 

@@ -15,8 +15,8 @@
  *
  * NULL with *skipped set when the JPEG is not YCbCr (use the general path),
  * or NULL with why filled when its header is damaged.  Damage found later
- * fails the pipeline with libjpeg's message; libjpeg's warnings count as
- * errors, as they do for the server's loaders.
+ * fails the pipeline with libjpeg's message; a truncated file counts as
+ * damage, as it does for the server's loaders.
  */
 VipsImage *luma_open(const void *buf, size_t len, int *skipped, char *why, size_t whylen);
 
