@@ -756,28 +756,53 @@ add_dir(const char *dir, char ***paths, size_t *n, size_t *cap)
     return 0;
 }
 
-/* Two inputs whose results would have the same name: refused before anything is sent. */
+/* An input's output name, and where the input is in the list. */
+typedef struct out_name {
+    char *name;                 /* OUTDIR/stem.ext (malloc'ed) */
+    size_t index;               /* the item */
+} out_name;
+
+static int
+by_out_name(const void *a, const void *b)
+{
+    const out_name *x = a, *y = b;
+    int c = strcmp(x->name, y->name);
+
+    return c ? c : (x->index > y->index) - (x->index < y->index);
+}
+
+/*
+ * Two inputs whose results would have the same name: refused before
+ * anything is sent.  Sorted, so equal names are neighbours: n log n, not
+ * n squared, for a folder of many thousand files.
+ */
 static int
 check_names(run *r)
 {
-    char **names = calloc(r->n + 1, sizeof(*names));
+    out_name *names = calloc(r->n + 1, sizeof(*names));
     int rc = 0;
 
     if (!names)
         return -1;
-    for (size_t i = 0; i < r->n; i++) {
+    for (size_t i = 0; i < r->n && rc == 0; i++) {
         ip_format f = r->b->spec.have_format ? r->b->spec.output.format
                                              : proto_format_from_path(r->items[i].path);
-        names[i] = dest_path(r->b->out, r->items[i].path, f);
-        for (size_t j = 0; names[i] && j < i && rc == 0; j++)
-            if (names[j] && strcmp(names[i], names[j]) == 0) {
-                fprintf(stderr, "imgproc: '%s' and '%s' would both be written to '%s'\n",
-                        r->items[j].path, r->items[i].path, names[i]);
-                rc = -1;
-            }
+        names[i].name = dest_path(r->b->out, r->items[i].path, f);
+        names[i].index = i;
+        if (!names[i].name)
+            rc = -1;
     }
+    if (rc == 0)
+        qsort(names, r->n, sizeof(*names), by_out_name);
+    for (size_t i = 1; i < r->n && rc == 0; i++)
+        if (strcmp(names[i - 1].name, names[i].name) == 0) {
+            fprintf(stderr, "imgproc: '%s' and '%s' would both be written to '%s'\n",
+                    r->items[names[i - 1].index].path, r->items[names[i].index].path,
+                    names[i].name);
+            rc = -1;
+        }
     for (size_t i = 0; i < r->n; i++)
-        free(names[i]);
+        free(names[i].name);
     free(names);
     return rc;
 }
