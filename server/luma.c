@@ -98,8 +98,36 @@ done:
     return rc;
 }
 
+/* Decodes every scanline into a memory image: any later step may read any row. */
+static VipsImage *
+luma_decode_all(luma_src *src, char *why, size_t whylen)
+{
+    struct jpeg_decompress_struct *c = &src->cinfo;
+    VipsImage *volatile im = vips_image_new_memory();
+
+    vips_image_init_fields(im, (int)c->output_width, (int)c->output_height, 1,
+                           VIPS_FORMAT_UCHAR, VIPS_CODING_NONE, VIPS_INTERPRETATION_B_W,
+                           1.0, 1.0);
+    if (vips_image_write_prepare(im)) {
+        snprintf(why, whylen, "%s", vips_error_buffer());
+        vips_error_clear();
+        g_object_unref(im);
+        return NULL;
+    }
+    if (setjmp(src->jump)) {
+        snprintf(why, whylen, "%s", src->msg);
+        g_object_unref(im);
+        return NULL;
+    }
+    while (c->output_scanline < c->output_height) {
+        JSAMPROW row = VIPS_IMAGE_ADDR(im, 0, c->output_scanline);
+        jpeg_read_scanlines(c, &row, 1);
+    }
+    return im;
+}
+
 VipsImage *
-luma_open(const void *buf, size_t len, int *skipped, char *why, size_t whylen)
+luma_open(const void *buf, size_t len, int stream, int *skipped, char *why, size_t whylen)
 {
     luma_src *src = g_new0(luma_src, 1);
     VipsImage *im, *seq = NULL;
@@ -128,6 +156,11 @@ luma_open(const void *buf, size_t len, int *skipped, char *why, size_t whylen)
     }
     src->cinfo.out_color_space = JCS_GRAYSCALE;
     jpeg_start_decompress(&src->cinfo);
+    if (!stream) {
+        im = luma_decode_all(src, why, whylen);
+        luma_free(src);
+        return im;
+    }
     src->row = malloc(src->cinfo.output_width);
     if (!src->row) {
         snprintf(why, whylen, "%s", "out of memory");

@@ -25,11 +25,18 @@ typedef struct ops_err {
 typedef int (*step_fn)(VipsImage *in, VipsImage **t, VipsImage **out,
                        const ip_step *s, ops_err *err);
 
+/* How a step reads its input, so the decoder before it can be chosen. */
+typedef enum step_access {
+    STEP_ROWS,                  /* output row y needs input row y alone, read once */
+    STEP_SEQUENTIAL,            /* top to bottom, a window of rows at a time */
+    STEP_RANDOM                 /* rows in any order */
+} step_access;
+
 /* One row per operation: adding an operation is a row and a function. */
 typedef struct step_entry {
     ip_op op;                   /* protocol number */
     step_fn fn;                 /* does it */
-    int sequential;             /* works on a top-to-bottom decode (no random access) */
+    step_access access;         /* how it reads its input */
 } step_entry;
 
 static int
@@ -294,16 +301,16 @@ step_autorot(VipsImage *in, VipsImage **t, VipsImage **out,
 }
 
 static const step_entry steps_table[] = {
-    { IP_OP_GRAYSCALE, step_grayscale, 1 },
-    { IP_OP_RESIZE, step_resize, 1 },
-    { IP_OP_ROTATE, step_rotate, 0 },
-    { IP_OP_BLUR, step_blur, 1 },
-    { IP_OP_THRESHOLD, step_threshold, 1 },
-    { IP_OP_CROP, step_crop, 1 },
-    { IP_OP_FLIP, step_flip, 0 },
-    { IP_OP_FLOP, step_flip, 1 },
-    { IP_OP_SHARPEN, step_sharpen, 1 },
-    { IP_OP_AUTOROT, step_autorot, 0 },
+    { IP_OP_GRAYSCALE, step_grayscale, STEP_ROWS },
+    { IP_OP_RESIZE, step_resize, STEP_SEQUENTIAL },
+    { IP_OP_ROTATE, step_rotate, STEP_RANDOM },
+    { IP_OP_BLUR, step_blur, STEP_SEQUENTIAL },
+    { IP_OP_THRESHOLD, step_threshold, STEP_ROWS },
+    { IP_OP_CROP, step_crop, STEP_SEQUENTIAL },
+    { IP_OP_FLIP, step_flip, STEP_RANDOM },
+    { IP_OP_FLOP, step_flip, STEP_ROWS },
+    { IP_OP_SHARPEN, step_sharpen, STEP_SEQUENTIAL },
+    { IP_OP_AUTOROT, step_autorot, STEP_RANDOM },
 };
 
 static const step_entry *
@@ -497,29 +504,86 @@ auto_format(const char *in_fmt)
     return IP_FMT_PNG;
 }
 
+/*
+ * A format without alpha (JPEG) gets the image flattened on white, as
+ * imgproc.x documents: what a transparent logo looks like on a page.  *out
+ * is a new reference (im itself when nothing needs doing).
+ */
 static int
-encode(VipsImage *im, const ip_output *o, ip_format fmt, void **buf, size_t *len)
+flatten_for(VipsImage *im, ip_format fmt, VipsImage **out)
+{
+    double white = 255.0 * channel_scale(im);   /* full scale: 255, 65535... */
+    double bg[4];
+    VipsArrayDouble *arr;
+    int n = im->Bands - 1, rc;
+
+    if (fmt != IP_FMT_JPEG || !vips_image_hasalpha(im) || n > 4) {
+        g_object_ref(im);
+        *out = im;
+        return 0;
+    }
+    for (int i = 0; i < n; i++)
+        bg[i] = im->Type == VIPS_INTERPRETATION_CMYK ? 0.0 : white;  /* no ink is white */
+    arr = vips_array_double_new(bg, n);
+    rc = vips_flatten(im, out, "background", arr, "max_alpha", white, NULL);
+    vips_area_unref(VIPS_AREA(arr));
+    return rc;
+}
+
+static int
+encode(VipsImage *in, const ip_output *o, ip_format fmt, void **buf, size_t *len)
 {
     int strip = o->strip ? TRUE : FALSE;
+    VipsImage *im;
+    int rc;
 
+    if (flatten_for(in, fmt, &im))
+        return -1;
     switch (fmt) {
     case IP_FMT_JPEG:
-        return vips_jpegsave_buffer(im, buf, len, "Q", o->quality ? o->quality : 85,
-                                    "strip", strip, NULL);
+        rc = vips_jpegsave_buffer(im, buf, len, "Q", o->quality ? o->quality : 85,
+                                  "strip", strip, NULL);
+        break;
     case IP_FMT_PNG:
-        return vips_pngsave_buffer(im, buf, len, "strip", strip, "compression", 6, NULL);
+        rc = vips_pngsave_buffer(im, buf, len, "strip", strip, "compression", 6, NULL);
+        break;
     case IP_FMT_WEBP:
-        return vips_webpsave_buffer(im, buf, len, "Q", o->quality ? o->quality : 80,
-                                    "strip", strip, NULL);
+        rc = vips_webpsave_buffer(im, buf, len, "Q", o->quality ? o->quality : 80,
+                                  "strip", strip, NULL);
+        break;
     case IP_FMT_TIFF:
-        return vips_tiffsave_buffer(im, buf, len, "strip", strip, "compression",
-                                    VIPS_FOREIGN_TIFF_COMPRESSION_DEFLATE, NULL);
+        rc = vips_tiffsave_buffer(im, buf, len, "strip", strip, "compression",
+                                  VIPS_FOREIGN_TIFF_COMPRESSION_DEFLATE, NULL);
+        break;
     case IP_FMT_GIF:
-        return vips_gifsave_buffer(im, buf, len, "strip", strip, NULL);
+        rc = vips_gifsave_buffer(im, buf, len, "strip", strip, NULL);
+        break;
     default:
         vips_error("imgprocd", "no encoder for format %d", (int)fmt);
-        return -1;
+        rc = -1;
+        break;
     }
+    g_object_unref(im);
+    return rc;
+}
+
+/*
+ * What the encoded result holds, read back from its header: the format may
+ * have dropped a band (JPEG keeps no alpha) or changed them (GIF).  Only the
+ * header is parsed.
+ */
+static int
+result_facts(const void *buf, size_t len, ip_image_ok *ok, ops_err *err)
+{
+    VipsImage *im = vips_image_new_from_buffer(buf, len, "", NULL);
+
+    if (!im)
+        return set_vips_err(err, IP_EINTERNAL, "cannot read back the encoded result");
+    ok->width = (u_int)im->Xsize;
+    ok->height = (u_int)im->Ysize;
+    ok->bands = (u_int)im->Bands;
+    g_object_unref(im);
+    return 0;
 }
 
 static void
@@ -606,26 +670,34 @@ ops_process(const ops_limits *lim, const void *buf, size_t len,
     void *obuf = NULL;
     size_t olen = 0;
     unsigned first = 0;
+    int rows_only = 1;          /* every step maps row y to row y */
     int rc;
 
     memset(res, 0, sizeof(*res));
     if (ops_validate(steps, nsteps, out, &err.status, err.msg, sizeof(err.msg)))
         goto cleanup;
-    for (unsigned i = 0; i < nsteps; i++)
-        if (!step_find(steps[i].op)->sequential)
+    for (unsigned i = 0; i < nsteps; i++) {
+        step_access a = step_find(steps[i].op)->access;
+        if (a == STEP_RANDOM)
             access = VIPS_ACCESS_RANDOM;
+        if (a != STEP_ROWS)
+            rows_only = 0;
+    }
 
     cur = t[0] = open_image(lim, buf, len, access, fmt, sizeof(fmt), &err);
     if (!cur)
         goto cleanup;
     /* A JPEG made gray first (grayscale, or threshold, which works on gray):
-     * decode its luma alone.  Grayscale is then done; threshold still runs. */
+     * decode its luma alone.  Grayscale is then done; threshold still runs.
+     * The luma is streamed only when every step reads row by row; any other
+     * step (resize, rotate...) may ask for rows out of order, so it gets the
+     * whole channel decoded into memory first. */
     if ((steps[0].op == IP_OP_GRAYSCALE || steps[0].op == IP_OP_THRESHOLD) &&
         strcmp(fmt, "jpeg") == 0 && cur->Bands == 3 && cur->BandFmt == VIPS_FORMAT_UCHAR) {
         VipsImage **luma = &t[(nsteps + 1) * STEP_SLOTS];
         int skipped;
         char why[JMSG];
-        if ((*luma = luma_open(buf, len, &skipped, why, sizeof(why))) != NULL) {
+        if ((*luma = luma_open(buf, len, rows_only, &skipped, why, sizeof(why))) != NULL) {
             keep_metadata(cur, *luma);
             cur = *luma;
             first = steps[0].op == IP_OP_GRAYSCALE;
@@ -667,13 +739,14 @@ ops_process(const ops_limits *lim, const void *buf, size_t len,
                 olen, (unsigned long long)lim->max_result_bytes);
         goto cleanup;
     }
+    if (result_facts(obuf, olen, &res->ip_image_res_u.ok, &err)) {
+        g_free(obuf);
+        goto cleanup;
+    }
     res->status = IP_OK;
     res->ip_image_res_u.ok.image.ip_image_val = obuf;
     res->ip_image_res_u.ok.image.ip_image_len = (u_int)olen;
     res->ip_image_res_u.ok.format = ofmt;
-    res->ip_image_res_u.ok.width = (u_int)cur->Xsize;
-    res->ip_image_res_u.ok.height = (u_int)cur->Ysize;
-    res->ip_image_res_u.ok.bands = (u_int)cur->Bands;
 
 cleanup:
     if (err.status != IP_OK)
