@@ -7,7 +7,7 @@ BUILD     ?= build
 CC        ?= cc
 RPCGEN    ?= rpcgen
 
-PKGS      := libtirpc vips sqlite3 libcrypto libjpeg
+PKGS      := libtirpc vips sqlite3 libcrypto
 # Recursive (=) so that the flags are read when a recipe runs, after `make deps`.
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -40,20 +40,24 @@ SERVER_OBJ := $(call obj,$(SERVER_SRC))
 CLIENT_OBJ := $(call obj,$(CLIENT_SRC)) $(BUILD)/obj/gen/imgproc_clnt.o
 UNIT_BIN   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 BENCH_BIN  := $(BUILD)/bench/bench
-TEST_BIN   := $(UNIT_BIN) $(BUILD)/tests/hostile $(BENCH_BIN)
+CORPUS_DIFF := $(BUILD)/tests/corpus-diff
+TEST_BIN   := $(UNIT_BIN) $(BUILD)/tests/hostile $(BENCH_BIN) $(CORPUS_DIFF)
 
 SERVER_BIN := $(BUILD)/imgprocd
 CLIENT_BIN := $(BUILD)/imgproc
 
 .PHONY: all deps check unit integration demo install uninstall clean help \
-        check-asan check-valgrind bench
+        check-asan check-valgrind bench corpus check-corpus
 
 all: $(SERVER_BIN) $(CLIENT_BIN)
 
 help:
 	@echo "make              build $(SERVER_BIN) and $(CLIENT_BIN)"
 	@echo "make deps         install the Debian packages needed (as root)"
-	@echo "make check        unit and integration tests (starts rpcbind if needed)"
+	@echo "make check        unit and integration tests (starts rpcbind if needed), the"
+	@echo "                  differential suite on the real-image corpus included"
+	@echo "make check-corpus the differential suite's larger matrix (about 10 minutes)"
+	@echo "make corpus       fetch the real-image corpus (once; cached in ~/.cache/imgproc)"
 	@echo "make demo         every operation on a sample image, end to end"
 	@echo "make bench        benchmarks: the server against in-process libvips, one table"
 	@echo "make check-asan   the tests against an ASan/UBSan build"
@@ -101,10 +105,15 @@ $(BUILD)/tests/hostile: tests/hostile.c $(COMMON_OBJ) $(BUILD)/obj/gen/imgproc_c
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(CLIENT_LIBS)
 
+# The differential suite's reference: plain libvips, none of our code.
+$(CORPUS_DIFF): tests/corpus/diff.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(shell pkg-config --libs vips) -lm
+
 # The benchmark tool links the server's image code (the in-process reference)
 # and the client's transfer loops (the RPC side).
 $(BUILD)/obj/bench/bench.o: ALL_CFLAGS += -Iclient -Iserver
-$(BENCH_BIN): $(BUILD)/obj/bench/bench.o $(BUILD)/obj/server/ops.o $(BUILD)/obj/server/luma.o \
+$(BENCH_BIN): $(BUILD)/obj/bench/bench.o $(BUILD)/obj/server/ops.o \
               $(BUILD)/obj/client/taskio.o $(BUILD)/obj/client/conn.o $(BUILD)/obj/client/io.o \
               $(BUILD)/obj/gen/imgproc_clnt.o $(COMMON_OBJ)
 	@mkdir -p $(@D)
@@ -115,9 +124,18 @@ bench: deps
 	BUILD=$(BUILD) bash bench/run.sh
 
 # ---- tests: every test prints TAP; prove runs them and prints the verdict
-check: deps
+check: deps corpus
 	@$(MAKE) --no-print-directory all $(TEST_BIN)
 	BUILD=$(BUILD) prove -f $(UNIT_BIN) tests/integration/*.t
+
+# The real-image corpus of the differential suite: fetched once from Debian
+# packages, cached outside the tree ($$IMGPROC_CORPUS or ~/.cache/imgproc/corpus).
+corpus: deps
+	@bash tests/corpus/fetch.sh --quiet >/dev/null
+
+check-corpus: deps corpus
+	@$(MAKE) --no-print-directory all $(CORPUS_DIFF)
+	BUILD=$(BUILD) CORPUS_FULL=1 prove -v tests/integration/10-corpus.t
 
 unit: all $(UNIT_BIN)
 	prove -v $(UNIT_BIN)

@@ -2,7 +2,7 @@
 # Installs the Debian packages imgproc needs to build, test and demo, when missing.
 # As root it runs apt-get; otherwise it prints the command to run.
 set -e
-PKGS="build-essential pkg-config libtirpc-dev rpcsvc-proto rpcbind libvips-dev libjpeg-dev libvips-tools libcmocka-dev libsqlite3-dev sqlite3 libssl-dev perl"
+PKGS="build-essential pkg-config libtirpc-dev rpcsvc-proto rpcbind libvips-dev libvips-tools libcmocka-dev libsqlite3-dev sqlite3 libssl-dev perl libimage-exiftool-perl"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

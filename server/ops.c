@@ -7,14 +7,12 @@
 
 #include <vips/vips.h>
 
-#include "luma.h"
 #include "ops.h"
 #include "proto.h"
 
 /* Scratch images one step may create (the last slot is its result); all are
- * unreffed with the pipeline.  Grayscale needs 4, threshold grayscale's and 2. */
-#define STEP_SLOTS 8
-#define JMSG 256                /* bytes of a decoder's message */
+ * unreffed with the pipeline.  Grayscale needs 7, threshold those and 3. */
+#define STEP_SLOTS 12
 
 /* Why a pipeline failed: the status for the caller and a message. */
 typedef struct ops_err {
@@ -25,18 +23,11 @@ typedef struct ops_err {
 typedef int (*step_fn)(VipsImage *in, VipsImage **t, VipsImage **out,
                        const ip_step *s, ops_err *err);
 
-/* How a step reads its input, so the decoder before it can be chosen. */
-typedef enum step_access {
-    STEP_ROWS,                  /* output row y needs input row y alone, read once */
-    STEP_SEQUENTIAL,            /* top to bottom, a window of rows at a time */
-    STEP_RANDOM                 /* rows in any order */
-} step_access;
-
 /* One row per operation: adding an operation is a row and a function. */
 typedef struct step_entry {
     ip_op op;                   /* protocol number */
     step_fn fn;                 /* does it */
-    step_access access;         /* how it reads its input */
+    int sequential;             /* works on a top-to-bottom decode (no random access) */
 } step_entry;
 
 static int
@@ -93,9 +84,9 @@ step_grayscale(VipsImage *in, VipsImage **t, VipsImage **out,
     VipsImage *luma, *rgb = in;
 
     (void)s;
-    /* 8-bit RGB: the luma of BT.601, as JPEG defines it (see luma.h), so a
-     * JPEG's fast path and every other format give the same gray.  Other
-     * images (16-bit, CMYK, Lab...) go through libvips' colour management. */
+    /* 8-bit RGB: the luma of BT.601, as JPEG defines it, weighed on the
+     * decoded colours whatever the format.  Other images (16-bit, CMYK,
+     * Lab...) go through libvips' colour management. */
     if (in->BandFmt != VIPS_FORMAT_UCHAR || in->Bands < 3 || in->Bands > 4 ||
         in->Type != VIPS_INTERPRETATION_sRGB) {
         if (vips_colourspace(in, out, target, NULL))
@@ -107,19 +98,17 @@ step_grayscale(VipsImage *in, VipsImage **t, VipsImage **out,
     if (in->Bands > 3)
         rgb = t[0];
     t[1] = vips_image_new_matrixv(3, 1, 0.299, 0.587, 0.114);
-    if (vips_recomb(rgb, &t[2], t[1], NULL) || vips_cast_uchar(t[2], &t[3], NULL))
+    /* Rounded to the nearest level: a cast alone would truncate, and every
+     * gray would come out half a level dark. */
+    if (vips_recomb(rgb, &t[2], t[1], NULL) ||
+        vips_round(t[2], &t[3], VIPS_OPERATION_ROUND_RINT, NULL) ||
+        vips_cast_uchar(t[3], &t[4], NULL))
         return set_vips_err(err, IP_EINTERNAL, "grayscale");
-    luma = t[3];
+    luma = t[4];
     if (in->Bands > 3) {
-        VipsImage *alpha;
-        if (vips_extract_band(in, &alpha, 3, NULL))
+        if (vips_extract_band(in, &t[5], 3, NULL) || vips_bandjoin2(t[4], t[5], &t[6], NULL))
             return set_vips_err(err, IP_EINTERNAL, "grayscale");
-        if (vips_bandjoin2(t[3], alpha, &t[2], NULL)) {
-            g_object_unref(alpha);
-            return set_vips_err(err, IP_EINTERNAL, "grayscale");
-        }
-        g_object_unref(alpha);
-        luma = t[2];
+        luma = t[6];
     }
     if (vips_copy(luma, out, "interpretation", VIPS_INTERPRETATION_B_W, NULL))
         return set_vips_err(err, IP_EINTERNAL, "grayscale");
@@ -135,13 +124,16 @@ step_threshold(VipsImage *in, VipsImage **t, VipsImage **out,
     VipsImage *gray = in;
 
     if (in->Bands > 2 || in->Type != VIPS_INTERPRETATION_B_W) {
-        if (step_grayscale(in, &t[2], &t[0], s, err))
+        if (step_grayscale(in, &t[2], &t[0], s, err))   /* t[2..8] */
             return -1;
         gray = t[0];
     }
-    /* Luminance only: any alpha is dropped in a black-and-white image. */
+    /* Luminance only: any alpha is dropped in a black-and-white image.  The
+     * comparison gives 8-bit 0 or 255 whatever the input's depth; say so, or
+     * a 16-bit input's label would make the encoder treat it as 16-bit. */
     if (vips_extract_band(gray, &t[1], 0, NULL) ||
-        vips_moreeq_const1(t[1], out, s->ip_step_u.level * channel_scale(gray), NULL))
+        vips_moreeq_const1(t[1], &t[9], s->ip_step_u.level * channel_scale(gray), NULL) ||
+        vips_copy(t[9], out, "interpretation", VIPS_INTERPRETATION_B_W, NULL))
         return set_vips_err(err, IP_EINTERNAL, "threshold");
     return 0;
 }
@@ -301,16 +293,16 @@ step_autorot(VipsImage *in, VipsImage **t, VipsImage **out,
 }
 
 static const step_entry steps_table[] = {
-    { IP_OP_GRAYSCALE, step_grayscale, STEP_ROWS },
-    { IP_OP_RESIZE, step_resize, STEP_SEQUENTIAL },
-    { IP_OP_ROTATE, step_rotate, STEP_RANDOM },
-    { IP_OP_BLUR, step_blur, STEP_SEQUENTIAL },
-    { IP_OP_THRESHOLD, step_threshold, STEP_ROWS },
-    { IP_OP_CROP, step_crop, STEP_SEQUENTIAL },
-    { IP_OP_FLIP, step_flip, STEP_RANDOM },
-    { IP_OP_FLOP, step_flip, STEP_ROWS },
-    { IP_OP_SHARPEN, step_sharpen, STEP_SEQUENTIAL },
-    { IP_OP_AUTOROT, step_autorot, STEP_RANDOM },
+    { IP_OP_GRAYSCALE, step_grayscale, 1 },
+    { IP_OP_RESIZE, step_resize, 1 },
+    { IP_OP_ROTATE, step_rotate, 0 },
+    { IP_OP_BLUR, step_blur, 1 },
+    { IP_OP_THRESHOLD, step_threshold, 1 },
+    { IP_OP_CROP, step_crop, 1 },
+    { IP_OP_FLIP, step_flip, 0 },
+    { IP_OP_FLOP, step_flip, 1 },
+    { IP_OP_SHARPEN, step_sharpen, 1 },
+    { IP_OP_AUTOROT, step_autorot, 0 },
 };
 
 static const step_entry *
@@ -635,25 +627,6 @@ on_eval(VipsImage *im, VipsProgress *progress, void *user)
         vips_image_set_kill(im, TRUE);
 }
 
-/* Copies what a gray result keeps of its source: EXIF, XMP, IPTC, resolution; not the ICC profile. */
-static void
-keep_metadata(VipsImage *from, VipsImage *to)
-{
-    static const char *const names[] = {
-        VIPS_META_EXIF_NAME, VIPS_META_XMP_NAME, VIPS_META_IPTC_NAME, VIPS_META_ORIENTATION,
-    };
-
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        GValue v = G_VALUE_INIT;
-        if (vips_image_get_typeof(from, names[i]) && vips_image_get(from, names[i], &v) == 0) {
-            vips_image_set(to, names[i], &v);
-            g_value_unset(&v);
-        }
-    }
-    to->Xres = from->Xres;
-    to->Yres = from->Yres;
-}
-
 void
 ops_process(const ops_limits *lim, const void *buf, size_t len,
             const ip_step *steps, unsigned nsteps, const ip_output *out,
@@ -661,7 +634,7 @@ ops_process(const ops_limits *lim, const void *buf, size_t len,
 {
     VipsObject *ctx = VIPS_OBJECT(vips_image_new());
     VipsImage **t = (VipsImage **)vips_object_local_array(ctx,
-                                                         (nsteps + 1) * STEP_SLOTS + 1);
+                                                         nsteps * STEP_SLOTS + 1);
     VipsAccess access = VIPS_ACCESS_SEQUENTIAL;
     VipsImage *cur;
     ops_err err = { IP_OK, "" };
@@ -669,44 +642,19 @@ ops_process(const ops_limits *lim, const void *buf, size_t len,
     ip_format ofmt;
     void *obuf = NULL;
     size_t olen = 0;
-    unsigned first = 0;
-    int rows_only = 1;          /* every step maps row y to row y */
     int rc;
 
     memset(res, 0, sizeof(*res));
     if (ops_validate(steps, nsteps, out, &err.status, err.msg, sizeof(err.msg)))
         goto cleanup;
-    for (unsigned i = 0; i < nsteps; i++) {
-        step_access a = step_find(steps[i].op)->access;
-        if (a == STEP_RANDOM)
+    for (unsigned i = 0; i < nsteps; i++)
+        if (!step_find(steps[i].op)->sequential)
             access = VIPS_ACCESS_RANDOM;
-        if (a != STEP_ROWS)
-            rows_only = 0;
-    }
 
     cur = t[0] = open_image(lim, buf, len, access, fmt, sizeof(fmt), &err);
     if (!cur)
         goto cleanup;
-    /* A JPEG made gray first (grayscale, or threshold, which works on gray):
-     * decode its luma alone.  Grayscale is then done; threshold still runs.
-     * The luma is streamed only when every step reads row by row; any other
-     * step (resize, rotate...) may ask for rows out of order, so it gets the
-     * whole channel decoded into memory first. */
-    if ((steps[0].op == IP_OP_GRAYSCALE || steps[0].op == IP_OP_THRESHOLD) &&
-        strcmp(fmt, "jpeg") == 0 && cur->Bands == 3 && cur->BandFmt == VIPS_FORMAT_UCHAR) {
-        VipsImage **luma = &t[(nsteps + 1) * STEP_SLOTS];
-        int skipped;
-        char why[JMSG];
-        if ((*luma = luma_open(buf, len, rows_only, &skipped, why, sizeof(why))) != NULL) {
-            keep_metadata(cur, *luma);
-            cur = *luma;
-            first = steps[0].op == IP_OP_GRAYSCALE;
-        } else if (!skipped) {
-            set_err(&err, IP_ECORRUPT, "cannot decode the image: %s", why);
-            goto cleanup;
-        }
-    }
-    for (unsigned i = first; i < nsteps; i++) {
+    for (unsigned i = 0; i < nsteps; i++) {
         VipsImage **slots = t + 1 + i * STEP_SLOTS;
         VipsImage **next = &slots[STEP_SLOTS - 1];
         if (step_find(steps[i].op)->fn(cur, slots, next, &steps[i], &err))
