@@ -5,14 +5,12 @@
 # The server runs one thread per connection, so N connections use up to N
 # cores; past the number of cores, more connections only wait in line.
 . "$(dirname "$0")/common.sh"
-img=$(sample) || { echo "cannot make a sample image"; exit 1; }
 N=${LAB_IMAGES:-24}
 
 say "1. a folder of $N photos"
-mkdir -p "$WORK/photos"
-vips resize "$img" "$WORK/big.jpg" 2 >/dev/null     # a larger photo: more work per call
-for i in $(seq -w 1 "$N"); do cp "$WORK/big.jpg" "$WORK/photos/photo$i.jpg"; done
-run vipsheader "$WORK/photos/photo01.jpg"
+photos "$WORK/photos" "$N" || { echo "cannot make the photos"; exit 1; }
+first=$(ls "$WORK/photos" | head -1)
+run vipsheader "$WORK/photos/$first"
 echo "cores on this machine: $(nproc)"
 
 say "2. black and white (threshold at mid-grey) with 1, 2 and 4 connections"
@@ -30,7 +28,7 @@ echo
 echo "Question: why is 4 connections no faster than 2 on a 2-core machine?"
 
 say "3. the results"
-out="$WORK/bw1/photo01.png"
+out="$WORK/bw1/${first%.*}.png"
 run vipsheader "$out"
 vips hist_find "$out" "$WORK/hist.csv"
 # Only two grey levels may be used: 0 (black) and 255 (white).

@@ -1,6 +1,8 @@
 # common.sh - shared by the lab scripts: where the client is, which server, checks.
 # Settings (environment): IMGPROC (the client), IMGPROC_HOST, PROG (program number),
-# IMGPROC_IMAGE (a sample image; one is made with libvips' tools when unset).
+# IMGPROC_IMAGE (a sample image; one is made with libvips' tools when unset),
+# IMGPROC_PHOTOS (a folder of real photographs, JPEG; e.g. the corpus that
+# tests/corpus/fetch.sh builds; when unset, copies of the sample stand in).
 here=$(cd "$(dirname "$0")" && pwd)
 IMGPROC=${IMGPROC:-$(command -v imgproc || echo "$here/../build/imgproc")}
 HOST=${IMGPROC_HOST:-localhost}
@@ -21,5 +23,26 @@ sample() {
     vips gaussnoise "$WORK/n.v" 800 600 --mean 128 --sigma 40 >/dev/null &&
     vips bandjoin "$WORK/n.v $WORK/n.v $WORK/n.v" "$WORK/c.v" &&
     vips copy "$WORK/c.v" "$WORK/sample.jpg" --interpretation srgb && echo "$WORK/sample.jpg"
+}
+photos() {  # photos DIR N: N photographs in DIR, real ones when IMGPROC_PHOTOS says where
+    local dir=$1 n=$2 i=0 src
+    mkdir -p "$dir"
+    if [ -n "$IMGPROC_PHOTOS" ]; then
+        set -- "$IMGPROC_PHOTOS"/*.jpg
+        [ -e "$1" ] || { echo "no .jpg files in $IMGPROC_PHOTOS" >&2; return 1; }
+        while [ "$i" -lt "$n" ]; do
+            for src in "$@"; do
+                [ "$i" -lt "$n" ] || break
+                i=$((i + 1))
+                cp "$src" "$dir/photo$(printf %02d "$i")-$(basename "$src")"
+            done
+        done
+        return 0
+    fi
+    vips resize "$(sample)" "$WORK/big.jpg" 2 >/dev/null || return 1   # more work per call
+    while [ "$i" -lt "$n" ]; do
+        i=$((i + 1))
+        cp "$WORK/big.jpg" "$dir/photo$(printf %02d "$i").jpg"
+    done
 }
 finish() { [ "$FAILED" -eq 0 ] && echo "all checks passed" || echo "some checks FAILED"; exit "$FAILED"; }

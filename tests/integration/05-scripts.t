@@ -13,6 +13,28 @@ for s in "$TOP"/scripts/0*.sh; do
     [ $rc -eq 0 ] || sed 's/^/# /' "$TMP/out"
     grep -q "^FAIL" "$TMP/out"; is "$?" 1 "$(basename "$s") printed no FAIL"
 done
+
+# The same labs on real photographs from the corpus (tests/corpus/fetch.sh):
+# a colour photograph for the single-image labs, a folder of real JPEGs
+# (photographs and artwork, 0.1 to 9 megapixels, gray and colour) for lab 5.
+CORPUS=${IMGPROC_CORPUS:-${XDG_CACHE_HOME:-$HOME/.cache}/imgproc/corpus}
+if [ -f "$CORPUS/MANIFEST.txt" ]; then
+    mkdir -p "$TMP/photos"
+    for f in jpeg-photo-storm jpeg-photo-ladybird jpeg-gray-photo jpeg-9mp-art \
+             jpeg-progressive-photo jpeg-camera-orient-6 jpeg-small-photo; do
+        ln -s "$CORPUS/$f.jpg" "$TMP/photos/$f.jpg"
+    done
+    for s in "$TOP"/scripts/0*.sh; do
+        IMGPROC="$IMGPROC" PROG=$PROG IMGPROC_STATE="$TMP/state" LAB_IMAGES=14 \
+            IMGPROC_IMAGE="$CORPUS/jpeg-photo-ladybird.jpg" IMGPROC_PHOTOS="$TMP/photos" \
+            bash "$s" >"$TMP/out" 2>&1
+        rc=$?
+        ok $rc "$(basename "$s") passes its own checks on real photographs"
+        [ $rc -eq 0 ] || sed 's/^/# /' "$TMP/out"
+    done
+else
+    ok 1 "the real-photo corpus is missing: run 'make corpus' (needs network once)"
+fi
 stop_server
 # A script must fail when the service is not there.
 IMGPROC="$IMGPROC" PROG=$PROG bash "$TOP/scripts/01-discovery.sh" >/dev/null 2>&1
