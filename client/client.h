@@ -87,6 +87,15 @@ int cli_read_file(const char *path, size_t max, char **data, size_t *len,
 int cli_write_file(const char *path, const void *data, size_t len,
                    char *why, size_t whylen);
 int cli_is_dir(const char *path);
+/* DIR/NAME, without a doubled slash when DIR ends in one (malloc'ed, NULL if out of memory). */
+char *cli_path_join(const char *dir, const char *name);
+/*
+ * Where the result of input goes in folder dir: DIR/STEM.EXT, the input's
+ * name with its extension replaced by ext, or kept whole when ext is NULL
+ * (malloc'ed, NULL if out of memory).  Every command that writes into a
+ * folder names its files this way.
+ */
+char *cli_output_path(const char *dir, const char *input, const char *ext);
 
 /* Subcommands. */
 int cmd_ping(cli_opts *o, int argc, char **argv);

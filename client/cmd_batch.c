@@ -1,7 +1,6 @@
 /* cmd_batch.c - imgproc batch: files and folders through the server, as batched tasks or parallel PROCESS calls. */
 #include <dirent.h>
 #include <errno.h>
-#include <libgen.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
@@ -149,24 +148,6 @@ fail_item(run *r, item *it, ip_status st, const char *fmt, const char *a, const 
     finish(r, it, IT_FAILED);
 }
 
-/* OUTDIR/stem.ext for the result of path in format fmt (malloc'ed). */
-static char *
-dest_path(const char *dir, const char *path, ip_format fmt)
-{
-    char *copy = strdup(path), *base, *dot, *out = NULL;
-    const char *ext = proto_format_ext(fmt);
-
-    if (!copy)
-        return NULL;
-    base = basename(copy);
-    dot = strrchr(base, '.');
-    if (ext && dot && dot != base)
-        *dot = '\0';
-    if (asprintf(&out, ext ? "%s/%s.%s" : "%s/%s", dir, base, ext ? ext : "") < 0)
-        out = NULL;
-    free(copy);
-    return out;
-}
 
 /* Writes a result and records what it is; the item is then done, or failed. */
 static void
@@ -175,7 +156,7 @@ write_result(run *r, item *it, const char *data, size_t len, ip_format fmt, unsi
 {
     char why[256];
 
-    it->dest = dest_path(r->b->out, it->path, fmt);
+    it->dest = cli_output_path(r->b->out, it->path, proto_format_ext(fmt));
     if (!it->dest) {
         fail_item(r, it, IP_OK, "%s%s", "out of memory", "");
         return;
@@ -735,7 +716,7 @@ add_dir(const char *dir, char ***paths, size_t *n, size_t *cap)
         struct stat st;
         if (e->d_name[0] == '.')
             continue;
-        if (asprintf(&path, "%s/%s", dir, e->d_name) < 0)
+        if (!(path = cli_path_join(dir, e->d_name)))
             break;
         if (stat(path, &st) < 0 || !S_ISREG(st.st_mode)) {
             free(path);
@@ -787,7 +768,7 @@ check_names(run *r)
     for (size_t i = 0; i < r->n && rc == 0; i++) {
         ip_format f = r->b->spec.have_format ? r->b->spec.output.format
                                              : proto_format_from_path(r->items[i].path);
-        names[i].name = dest_path(r->b->out, r->items[i].path, f);
+        names[i].name = cli_output_path(r->b->out, r->items[i].path, proto_format_ext(f));
         names[i].index = i;
         if (!names[i].name)
             rc = -1;

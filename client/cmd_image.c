@@ -1,5 +1,4 @@
 /* cmd_image.c - grayscale, resize, rotate, blur and process: send images, write results. */
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -305,26 +304,6 @@ call(CLIENT *clnt, const image_job *job, ip_image *im, ip_image_res *res)
     }
 }
 
-/* OUT/name-with-the-result's-extension, malloc'ed. */
-static char *
-output_path(const image_job *job, const char *input, ip_format fmt)
-{
-    char *copy = strdup(input);
-    char *base = basename(copy);
-    char *dot = strrchr(base, '.');
-    const char *ext = proto_format_ext(fmt);
-    char *path = NULL;
-
-    if (dot && dot != base)
-        *dot = '\0';
-    if (asprintf(&path, "%s%s%s.%s", job->out,
-                 job->out[strlen(job->out) - 1] == '/' ? "" : "/", base,
-                 ext ? ext : "out") < 0)
-        path = NULL;
-    free(copy);
-    return path;
-}
-
 /* One input: 0 done, EXIT_FAILED for this file only, EXIT_RPC to give up. */
 static int
 one(const cli_opts *o, CLIENT *clnt, const image_job *job, const char *path)
@@ -358,7 +337,8 @@ one(const cli_opts *o, CLIENT *clnt, const image_job *job, const char *path)
         rc = EXIT_FAILED;
     } else {
         const ip_image_ok *ok = &res.ip_image_res_u.ok;
-        char *dest = job->out_is_dir ? output_path(job, path, ok->format) : strdup(job->out);
+        char *dest = job->out_is_dir ?
+            cli_output_path(job->out, path, proto_format_ext(ok->format)) : strdup(job->out);
         if (!dest || cli_write_file(dest, ok->image.ip_image_val, ok->image.ip_image_len,
                                     why, sizeof(why))) {
             fprintf(stderr, "imgproc: cannot write '%s': %s\n", dest ? dest : job->out,

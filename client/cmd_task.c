@@ -1,5 +1,4 @@
 /* cmd_task.c - imgproc task ... and imgproc submit: durable background tasks over RPC. */
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -731,25 +730,6 @@ cmd_task(cli_opts *o, int argc, char **argv)
 
 /* ------------------------------------------------------------ submit */
 
-/* OUT/name-with-the-result's-extension, malloc'ed. */
-static char *
-result_path(const char *dir, const char *input, ip_format fmt)
-{
-    char *copy = strdup(input), *base, *dot, *path = NULL;
-    const char *ext = proto_format_ext(fmt);
-
-    if (!copy)
-        return NULL;
-    base = basename(copy);
-    dot = strrchr(base, '.');
-    if (dot && dot != base)
-        *dot = '\0';
-    if (asprintf(&path, "%s/%s.%s", dir, base, ext ? ext : "out") < 0)
-        path = NULL;
-    free(copy);
-    return path;
-}
-
 int
 cmd_submit(cli_opts *o, int argc, char **argv)
 {
@@ -827,7 +807,8 @@ cmd_submit(cli_opts *o, int argc, char **argv)
             goto cleanup;
         }
         if (w == EXIT_OK && r.ip_task_info_res_u.info.state == IP_TASK_DONE) {
-            dest = result_path(t.out, path, r.ip_task_info_res_u.info.result_format);
+            ip_format f = r.ip_task_info_res_u.info.result_format;
+            dest = cli_output_path(t.out, path, proto_format_ext(f));
             w = dest ? fetch(o, clnt, ids[i], dest, NULL) : EXIT_FAILED;
         } else if (w == EXIT_OK) {
             const ip_task_info *ti = &r.ip_task_info_res_u.info;

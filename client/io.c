@@ -18,6 +18,33 @@ cli_is_dir(const char *path)
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+char *
+cli_path_join(const char *dir, const char *name)
+{
+    size_t n = strlen(dir);
+    char *path = NULL;
+
+    if (asprintf(&path, "%s%s%s", dir, n && dir[n - 1] == '/' ? "" : "/", name) < 0)
+        return NULL;
+    return path;
+}
+
+char *
+cli_output_path(const char *dir, const char *input, const char *ext)
+{
+    const char *slash = strrchr(input, '/');
+    const char *base = slash ? slash + 1 : input;
+    const char *dot = strrchr(base, '.');
+    size_t stem = ext && dot && dot != base ? (size_t)(dot - base) : strlen(base);
+    char *name = NULL, *path;
+
+    if (asprintf(&name, ext ? "%.*s.%s" : "%.*s", (int)stem, base, ext) < 0)
+        return NULL;
+    path = cli_path_join(dir, name);
+    free(name);
+    return path;
+}
+
 int
 cli_read_file(const char *path, size_t max, char **data, size_t *len,
               char *why, size_t whylen)

@@ -473,8 +473,12 @@ open_image(const ops_limits *lim, const void *buf, size_t len, VipsAccess access
         set_err(err, IP_EFORMAT, "%s images are not accepted by this server", fmt);
         return NULL;
     }
+    /* A JPEG whose frame header claims more rows than its data holds only
+     * warns (libjpeg fills the rest with gray): refuse JPEG warnings too, as
+     * sharp does by default.  No JPEG of the real-image corpus warns. */
     im = vips_image_new_from_buffer(buf, len, "", "access", access,
-                                    "fail_on", VIPS_FAIL_ON_ERROR, NULL);
+                                    "fail_on", strcmp(fmt, "jpeg") == 0 ?
+                                    VIPS_FAIL_ON_WARNING : VIPS_FAIL_ON_ERROR, NULL);
     if (!im) {
         set_vips_err(err, IP_ECORRUPT, "cannot read the image header");
         return NULL;
