@@ -36,7 +36,24 @@ typedef struct proc_entry {
     handler_fn handler;         /* fills the result */
     void (*free_res)(void *res); /* releases it; NULL = xdr_free(xdr_res) */
     int batched;                /* a batched call: never replied to */
+    int udp;                    /* served over UDP: cheap and bounded (see below) */
 } proc_entry;
+
+/*
+ * Any result of imgproc.x that is not ok: the status, then the default arm's
+ * message.  Every result union has that shape, so this encodes a refusal for
+ * any procedure.
+ */
+typedef struct refusal {
+    ip_status status;           /* never IP_OK */
+    char *message;              /* why, for people */
+} refusal;
+
+static bool_t
+xdr_refusal(XDR *x, refusal *r)
+{
+    return xdr_ip_status(x, &r->status) && xdr_string(x, &r->message, IP_MAX_MESSAGE);
+}
 
 /* Casting through a no-argument function type keeps -Wcast-function-type quiet. */
 #define XDR(fn) ((xdrproc_t)(void (*)(void))(fn))
@@ -331,45 +348,53 @@ free_image_res(void *res)
     ops_free_image_res(res);
 }
 
+/*
+ * UDP has one serving thread, and its clients retransmit: a slow call there
+ * stops every UDP caller and runs again for each retransmission.  So UDP
+ * serves only the cheap, bounded procedures (the udp column); image work,
+ * transfers, and cancel and delete (which wait for a worker) answer
+ * invalid-argument with a message naming TCP.  A retransmitted call gets the
+ * cached reply (libtirpc's duplicate request cache, net.c).
+ */
 static const proc_entry procs[] = {
-    { IP_NULL, "NULL", XDR(xdr_void), 0, XDR(xdr_void), 0, h_null, NULL, 0 },
+    { IP_NULL, "NULL", XDR(xdr_void), 0, XDR(xdr_void), 0, h_null, NULL, 0, 1 },
     { SERVER_INFO, "SERVER_INFO", XDR(xdr_void), 0, XDR(xdr_ip_server_info_res),
-      sizeof(ip_server_info_res), h_server_info, NULL, 0 },
+      sizeof(ip_server_info_res), h_server_info, NULL, 0, 1 },
     { IMAGE_INFO, "IMAGE_INFO", XDR(xdr_ip_image), sizeof(ip_image),
-      XDR(xdr_ip_info_res), sizeof(ip_info_res), h_image_info, NULL, 0 },
+      XDR(xdr_ip_info_res), sizeof(ip_info_res), h_image_info, NULL, 0, 0 },
     { GRAYSCALE, "GRAYSCALE", XDR(xdr_ip_grayscale_args), sizeof(ip_grayscale_args),
-      XDR(xdr_ip_image_res), sizeof(ip_image_res), h_grayscale, free_image_res, 0 },
+      XDR(xdr_ip_image_res), sizeof(ip_image_res), h_grayscale, free_image_res, 0, 0 },
     { RESIZE, "RESIZE", XDR(xdr_ip_resize_args), sizeof(ip_resize_args),
-      XDR(xdr_ip_image_res), sizeof(ip_image_res), h_resize, free_image_res, 0 },
+      XDR(xdr_ip_image_res), sizeof(ip_image_res), h_resize, free_image_res, 0, 0 },
     { ROTATE, "ROTATE", XDR(xdr_ip_rotate_args), sizeof(ip_rotate_args),
-      XDR(xdr_ip_image_res), sizeof(ip_image_res), h_rotate, free_image_res, 0 },
+      XDR(xdr_ip_image_res), sizeof(ip_image_res), h_rotate, free_image_res, 0, 0 },
     { BLUR, "BLUR", XDR(xdr_ip_blur_args), sizeof(ip_blur_args),
-      XDR(xdr_ip_image_res), sizeof(ip_image_res), h_blur, free_image_res, 0 },
+      XDR(xdr_ip_image_res), sizeof(ip_image_res), h_blur, free_image_res, 0, 0 },
     { PROCESS, "PROCESS", XDR(xdr_ip_process_args), sizeof(ip_process_args),
-      XDR(xdr_ip_image_res), sizeof(ip_image_res), h_process, free_image_res, 0 },
+      XDR(xdr_ip_image_res), sizeof(ip_image_res), h_process, free_image_res, 0, 0 },
     { TASK_CREATE, "TASK_CREATE", XDR(xdr_ip_task_create_args), sizeof(ip_task_create_args),
-      XDR(xdr_ip_task_create_res), sizeof(ip_task_create_res), h_task_create, NULL, 0 },
+      XDR(xdr_ip_task_create_res), sizeof(ip_task_create_res), h_task_create, NULL, 0, 0 },
     { TASK_UPLOAD, "TASK_UPLOAD", XDR(xdr_ip_task_upload_args), sizeof(ip_task_upload_args),
-      XDR(xdr_ip_task_upload_res), sizeof(ip_task_upload_res), h_task_upload, NULL, 0 },
+      XDR(xdr_ip_task_upload_res), sizeof(ip_task_upload_res), h_task_upload, NULL, 0, 0 },
     { TASK_START, "TASK_START", XDR(xdr_ip_task_id), sizeof(ip_task_id),
-      XDR(xdr_ip_task_res), sizeof(ip_task_res), h_task_start, NULL, 0 },
+      XDR(xdr_ip_task_res), sizeof(ip_task_res), h_task_start, NULL, 0, 1 },
     { TASK_STATUS, "TASK_STATUS", XDR(xdr_ip_task_id), sizeof(ip_task_id),
-      XDR(xdr_ip_task_info_res), sizeof(ip_task_info_res), h_task_status, NULL, 0 },
+      XDR(xdr_ip_task_info_res), sizeof(ip_task_info_res), h_task_status, NULL, 0, 1 },
     { TASK_WAIT, "TASK_WAIT", XDR(xdr_ip_task_wait_args), sizeof(ip_task_wait_args),
-      XDR(xdr_ip_task_info_res), sizeof(ip_task_info_res), h_task_wait, NULL, 0 },
+      XDR(xdr_ip_task_info_res), sizeof(ip_task_info_res), h_task_wait, NULL, 0, 1 },
     { TASK_RESULT, "TASK_RESULT", XDR(xdr_ip_task_result_args), sizeof(ip_task_result_args),
-      XDR(xdr_ip_task_result_res), sizeof(ip_task_result_res), h_task_result, NULL, 0 },
+      XDR(xdr_ip_task_result_res), sizeof(ip_task_result_res), h_task_result, NULL, 0, 0 },
     { TASK_CANCEL, "TASK_CANCEL", XDR(xdr_ip_task_id), sizeof(ip_task_id),
-      XDR(xdr_ip_task_res), sizeof(ip_task_res), h_task_cancel, NULL, 0 },
+      XDR(xdr_ip_task_res), sizeof(ip_task_res), h_task_cancel, NULL, 0, 0 },
     { TASK_DELETE, "TASK_DELETE", XDR(xdr_ip_task_id), sizeof(ip_task_id),
-      XDR(xdr_ip_task_res), sizeof(ip_task_res), h_task_delete, NULL, 0 },
+      XDR(xdr_ip_task_res), sizeof(ip_task_res), h_task_delete, NULL, 0, 0 },
     { TASK_LIST, "TASK_LIST", XDR(xdr_ip_task_list_args), sizeof(ip_task_list_args),
-      XDR(xdr_ip_task_list_res), sizeof(ip_task_list_res), h_task_list, NULL, 0 },
+      XDR(xdr_ip_task_list_res), sizeof(ip_task_list_res), h_task_list, NULL, 0, 1 },
     { TASK_SUBMIT, "TASK_SUBMIT", XDR(xdr_ip_task_create_args), sizeof(ip_task_create_args),
-      XDR(xdr_void), 0, h_task_submit, NULL, 1 },
+      XDR(xdr_void), 0, h_task_submit, NULL, 1, 1 },
     { TASK_COLLECT, "TASK_COLLECT", XDR(xdr_void), 0, XDR(xdr_ip_batch_res),
-      sizeof(ip_batch_res), h_task_collect, NULL, 0 },
-    { NULL_BATCHED, "NULL_BATCHED", XDR(xdr_void), 0, XDR(xdr_void), 0, h_null, NULL, 1 },
+      sizeof(ip_batch_res), h_task_collect, NULL, 0, 1 },
+    { NULL_BATCHED, "NULL_BATCHED", XDR(xdr_void), 0, XDR(xdr_void), 0, h_null, NULL, 1, 1 },
 };
 
 static const proc_entry *
@@ -479,6 +504,17 @@ dispatch_call(srv *s, struct svc_req *req, SVCXPRT *xprt, int stream, tasks_batc
     if (!p) {
         svcerr_noproc(xprt);
         log_call(s, xprt, "?", &log, "no-such-procedure", now_ms() - t0);
+        return;
+    }
+    if (!stream && !p->udp) {
+        char text[IP_MAX_MESSAGE];
+        refusal r = { IP_EINVAL, text };
+        snprintf(text, sizeof(text), "%s is served over TCP only (UDP carries small, quick "
+                 "calls: NULL, SERVER_INFO and the task queries); use TCP, the default",
+                 p->name);
+        if (!p->batched)
+            svc_sendreply(xprt, XDR(xdr_refusal), (caddr_t)&r);
+        log_call(s, xprt, p->name, &log, "tcp-only", now_ms() - t0);
         return;
     }
     memset(&arg, 0, sizeof(arg));

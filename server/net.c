@@ -275,6 +275,8 @@ wait_readable(struct pollfd *pf, int n)
     }
 }
 
+#define UDP_REPLY_CACHE 256         /* UDP replies kept for retransmitted calls */
+
 static void *
 udp_main(void *p)
 {
@@ -353,6 +355,10 @@ net_run(srv *s)
             fprintf(stderr, "imgprocd: cannot serve UDP on %s\n", l->netid);
             return -1;
         }
+        /* A client retransmits a UDP call whose reply it has not seen yet:
+         * answer the copy from the cache instead of running the call again. */
+        if (!svc_dg_enablecache(l->xprt, UDP_REPLY_CACHE))
+            fprintf(stderr, "imgprocd: no duplicate request cache on %s\n", l->netid);
     }
     if (pthread_create(&s->udp_thread, NULL, udp_main, s) != 0)
         return -1;

@@ -1,7 +1,8 @@
 /*
  * hostile.c - a test client that sends what the real client never would:
  * unknown steps, NaN angles, zero widths, over-long pipelines, unknown
- * procedures, raw garbage records, and batches no honest client would send.
+ * procedures, raw garbage records, batches no honest client would send, and
+ * image calls and retransmissions over UDP.
  * Prints the outcome on one line.
  *
  * usage: hostile PORT PROGRAM CASE [FILE]
@@ -287,6 +288,105 @@ batch_case(CLIENT *c, int port, rpcprog_t prog, const ip_image *im, const char *
     return 0;
 }
 
+/* Sends one UDP datagram holding a call of proc with xid; the reply's status, or -1. */
+static int
+udp_call(int fd, const struct sockaddr_in *to, rpcprog_t prog, rpcproc_t proc, u_int xid,
+         xdrproc_t xargs, void *args)
+{
+    char buf[8800], in[8800];
+    struct rpc_msg call, reply;
+    ip_task_res res;
+    XDR x;
+    ssize_t n;
+    int st = -1;
+
+    memset(&call, 0, sizeof(call));
+    call.rm_xid = xid;
+    call.rm_direction = CALL;
+    call.rm_call.cb_rpcvers = RPC_MSG_VERSION;
+    call.rm_call.cb_prog = prog;
+    call.rm_call.cb_vers = IMGPROC_V1;
+    call.rm_call.cb_proc = proc;
+    call.rm_call.cb_cred = _null_auth;
+    call.rm_call.cb_verf = _null_auth;
+    xdrmem_create(&x, buf, sizeof(buf), XDR_ENCODE);
+    if (!xdr_callmsg(&x, &call) || !xargs(&x, args))
+        return -1;
+    if (sendto(fd, buf, xdr_getpos(&x), 0, (const struct sockaddr *)to, sizeof(*to)) < 0)
+        return -1;
+    xdr_destroy(&x);
+    if ((n = recv(fd, in, sizeof(in), 0)) <= 0)
+        return -1;
+    memset(&reply, 0, sizeof(reply));
+    memset(&res, 0, sizeof(res));
+    reply.acpted_rply.ar_results.where = (caddr_t)&res;
+    reply.acpted_rply.ar_results.proc = (xdrproc_t)xdr_ip_task_res;
+    xdrmem_create(&x, in, (u_int)n, XDR_DECODE);
+    if (xdr_replymsg(&x, &reply) && reply.rm_xid == xid &&
+        reply.rm_reply.rp_stat == MSG_ACCEPTED && reply.acpted_rply.ar_stat == SUCCESS)
+        st = res.status;
+    xdr_destroy(&x);
+    xdr_free((xdrproc_t)xdr_ip_task_res, (char *)&res);
+    return st;
+}
+
+/*
+ * UDP cases: an image procedure over UDP; the same TASK_START datagram
+ * (same xid) sent twice, as a client's retransmission would.
+ */
+static int
+udp_case(int port, rpcprog_t prog, const ip_image *im, const char *what)
+{
+    if (strcmp(what, "udp-image") == 0) {
+        CLIENT *u = clnt_create("127.0.0.1", prog, IMGPROC_V1, "udp");
+        ip_grayscale_args a = { *im, { IP_FMT_PNG, 0, FALSE } };
+        ip_image_res res;
+        if (!u) {
+            printf("connect: %s\n", clnt_spcreateerror(""));
+            return 1;
+        }
+        memset(&res, 0, sizeof(res));
+        report(u, grayscale_1(&a, &res, u), &res);
+        clnt_destroy(u);
+        return 0;
+    }
+    if (strcmp(what, "udp-retransmit") == 0) {
+        CLIENT *c = connect_to(port, prog);
+        struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+        struct timeval tv = { 5, 0 };
+        ip_task_create_args a;
+        ip_task_create_res r;
+        ip_task_id id;
+        int fd, first, second;
+
+        memset(&a, 0, sizeof(a));
+        memset(&r, 0, sizeof(r));
+        a.source.kind = IP_SOURCE_INLINE;
+        a.source.ip_task_source_u.image = *im;
+        a.spec.steps.steps_len = 1;
+        a.spec.steps.steps_val = &(ip_step){ .op = IP_OP_FLIP };
+        a.token = "";
+        a.hold = TRUE;
+        if (task_create_1(&a, &r, c) != RPC_SUCCESS || r.status != IP_OK) {
+            printf("create failed\n");
+            return 1;
+        }
+        id = r.ip_task_create_res_u.created.id;
+        inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
+        fd = socket(AF_INET, SOCK_DGRAM, 0);
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        first = udp_call(fd, &to, prog, TASK_START, 0x5eed, (xdrproc_t)xdr_ip_task_id, &id);
+        second = udp_call(fd, &to, prog, TASK_START, 0x5eed, (xdrproc_t)xdr_ip_task_id, &id);
+        printf("%s %s\n", first < 0 ? "no-reply" : proto_status_name((ip_status)first),
+               second < 0 ? "no-reply" : proto_status_name((ip_status)second));
+        close(fd);
+        clnt_destroy(c);
+        return 0;
+    }
+    fprintf(stderr, "hostile: unknown case '%s'\n", what);
+    return 2;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -317,6 +417,8 @@ main(int argc, char **argv)
         im.ip_image_val = buf;
         fclose(f);
     }
+    if (strncmp(what, "udp-", 4) == 0)
+        return udp_case(port, prog, &im, what);
     c = connect_to(port, prog);
     memset(&res, 0, sizeof(res));
     if (strcmp(what, "unknown-step") == 0) {

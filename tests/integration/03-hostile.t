@@ -70,6 +70,14 @@ is "$("$HOSTILE" $PORT $PROG batch-abandon "$TMP/photo.jpg")" \
    "a batch never collected is not stored: sent again, its items are new"
 like "$("$HOSTILE" $PORT $PROG batch-udp)" "invalid-argument: a batch lives on a TCP connection*" \
      "TASK_COLLECT over UDP is refused (and TASK_SUBMIT over UDP ignored)"
+# UDP: one serving thread, retransmitting clients.  Image work is TCP only;
+# a retransmitted call is answered from the reply cache, not run twice.
+vips black "$TMP/tiny.v" 8 8 && vips pngsave "$TMP/tiny.v" "$TMP/tiny.png"
+like "$("$HOSTILE" $PORT $PROG udp-image "$TMP/tiny.png")" \
+     "invalid-argument: GRAYSCALE is served over TCP only*use TCP*" \
+     "an image procedure over UDP is refused, naming TCP"
+is "$("$HOSTILE" $PORT $PROG udp-retransmit "$TMP/tiny.png")" "ok ok" \
+   "a TASK_START sent twice over UDP with one xid gets the same reply twice (run once)"
 like "$("$HOSTILE" $PORT $PROG no-such-proc)" "rpc: RPC: Procedure unavailable" "an unknown procedure"
 like "$("$HOSTILE" $PORT $PROG garbage)" "sent * bytes" "a garbage record and a lying 2 GB fragment"
 
