@@ -1105,6 +1105,13 @@ tasks_list(tasks *t, const char *owner, const ip_task_list_args *a, ip_task_list
         set_fail(&f, IP_EINVAL, proto_strdupf("states 0x%x names no such state", a->states));
         goto done;
     }
+    /* Ids are SQLite's signed 64-bit rowids: none lies past INT64_MAX, and a
+     * larger `after` must not wrap to a negative one (the first page again). */
+    if (a->after > INT64_MAX) {
+        page->tasks.tasks_val = calloc(1, sizeof(ip_task_info));
+        res->status = IP_OK;
+        goto done;
+    }
     pthread_mutex_lock(&t->lock);
     n = store_list(t->st, owner, a->states, a->after, recs, (int)limit, &more, &why);
     if (n < 0)

@@ -156,6 +156,19 @@ task_case(CLIENT *c, const char *what)
         memset(&r, 0, sizeof(r));
         enum clnt_stat st = task_list_1(&a, &r, c);
         say(c, st, r.status, r.ip_task_list_res_u.message);
+    } else if (strcmp(what, "task-list-after-huge") == 0) {
+        /* After an id no task can have (2^63, negative as a signed 64-bit
+         * number): an empty page, not the first one again. */
+        ip_task_list_args a = { 0, 1ULL << 63, 10 };
+        ip_task_list_res r;
+        upload_task(c, 10);
+        memset(&r, 0, sizeof(r));
+        if (task_list_1(&a, &r, c) != RPC_SUCCESS || r.status != IP_OK)
+            printf("list failed\n");
+        else
+            printf("%u tasks, more %d\n", r.ip_task_list_res_u.page.tasks.tasks_len,
+                   r.ip_task_list_res_u.page.more);
+        xdr_free((xdrproc_t)xdr_ip_task_list_res, (char *)&r);
     } else {
         fprintf(stderr, "hostile: unknown case '%s'\n", what);
         return 2;

@@ -55,6 +55,8 @@ like "$("$HOSTILE" $PORT $PROG task-huge-declared)" "too-large: the image is 461
 like "$("$HOSTILE" $PORT $PROG task-upload-gap)" "invalid-argument: chunk at offset 50, but the server holds 0 bytes*" "an upload chunk past a gap"
 like "$("$HOSTILE" $PORT $PROG task-upload-past-end)" "invalid-argument: the chunk ends at byte 20, past the declared size 10" "an upload chunk past the declared size"
 like "$("$HOSTILE" $PORT $PROG task-result-count)" "invalid-argument: count 16777216; a chunk is at most 1048576 bytes" "a result chunk over 1 MiB"
+is "$("$HOSTILE" $PORT $PROG task-list-after-huge)" "0 tasks, more 0" \
+   "a list after id 2^63 is empty (not read as a negative number)"
 like "$("$HOSTILE" $PORT $PROG task-list-states)" "invalid-argument: states 0xffffffff names no such state" "a list filter with unknown states"
 # Batches (TASK_SUBMIT is never replied to; TASK_COLLECT reports).
 is "$("$HOSTILE" $PORT $PROG batch-no-token "$TMP/photo.jpg")" \
