@@ -1,5 +1,6 @@
 /* dispatch.c - the procedure table: decode the arguments, run the handler, reply, log. */
 #include <netdb.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,7 +22,20 @@ typedef struct call_ctx {
     const char *owner;          /* "uid@machine" (AUTH_SYS) or "anonymous" */
     int stream;                 /* TCP (1) or UDP (0): UDP calls must not block */
     tasks_batch *batch;         /* the connection's batch (TCP only, else NULL) */
+    int fd;                     /* the caller's connection (TCP), else -1 */
 } call_ctx;
+
+/* Why a synchronous call's work was stopped. */
+enum { STOP_NONE, STOP_TIME, STOP_GONE, STOP_SHUTDOWN };
+
+/* Watches a synchronous call's image work: its time budget, its caller, shutdown. */
+typedef struct call_watch {
+    srv *s;                     /* the server (settings, stop pipe) */
+    double deadline;            /* proto_seconds() by which the work must be done */
+    int fd;                     /* the caller's connection, or -1 */
+    long long next_look_ms;     /* when to look at the sockets again (atomic) */
+    int reason;                 /* STOP_*, once stopped (atomic) */
+} call_watch;
 
 typedef void (*handler_fn)(srv *s, const call_ctx *c, void *arg, void *res, call_log *log);
 
@@ -71,10 +85,79 @@ image_allowed(srv *s, const ip_image *im, ip_status *st, char **msg)
     return 1;
 }
 
-static void
-run_pipeline(srv *s, const ip_image *im, const ip_step *steps, unsigned n,
-             const ip_output *out, ip_image_res *res, call_log *log)
+/* Is fd readable (or hung up) right now? */
+static int
+ready_now(int fd, short events)
 {
+    struct pollfd pf = { fd, events, 0 };
+
+    return fd >= 0 && poll(&pf, 1, 0) > 0 && pf.revents != 0;
+}
+
+/*
+ * libvips' progress, from its threads: stop past the deadline, when the
+ * caller has hung up (nobody would read the reply), or at shutdown.  The
+ * sockets are looked at every 50 ms at most.
+ */
+static int
+on_call_progress(void *ctx, int percent)
+{
+    call_watch *w = ctx;
+    double now = proto_seconds();
+    long long ms = (long long)(now * 1e3);
+    long long next = __atomic_load_n(&w->next_look_ms, __ATOMIC_RELAXED);
+    int why = STOP_NONE;
+
+    (void)percent;
+    if (now > w->deadline)
+        why = STOP_TIME;
+    else if (ms >= next &&
+             __atomic_compare_exchange_n(&w->next_look_ms, &next, ms + 50, 0,
+                                         __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+        if (ready_now(w->fd, POLLRDHUP))
+            why = STOP_GONE;
+        else if (ready_now(w->s->stop_pipe[0], POLLIN))
+            why = STOP_SHUTDOWN;
+    }
+    if (why != STOP_NONE)
+        __atomic_store_n(&w->reason, why, __ATOMIC_RELAXED);
+    return why != STOP_NONE;
+}
+
+static int
+on_call_stopped(void *ctx, ip_status *st, char *msg, size_t len)
+{
+    call_watch *w = ctx;
+
+    switch (__atomic_load_n(&w->reason, __ATOMIC_RELAXED)) {
+    case STOP_TIME:
+        *st = IP_ETOOBIG;
+        snprintf(msg, len, "stopped after %u s: the work exceeds this server's budget for "
+                 "a call (--max-request-seconds %u); a task may run for %u s",
+                 w->s->cfg.max_request_seconds, w->s->cfg.max_request_seconds,
+                 w->s->tcfg.max_task_seconds);
+        break;
+    case STOP_GONE:
+        *st = IP_ESTATE;
+        snprintf(msg, len, "stopped: the caller hung up");
+        break;
+    case STOP_SHUTDOWN:
+        *st = IP_EBUSY;
+        snprintf(msg, len, "stopped: the server is shutting down; call again later");
+        break;
+    default:
+        return 0;
+    }
+    return 1;
+}
+
+static void
+run_pipeline(srv *s, const call_ctx *c, const ip_image *im, const ip_step *steps,
+             unsigned n, const ip_output *out, ip_image_res *res, call_log *log)
+{
+    call_watch w = { s, proto_seconds() + s->cfg.max_request_seconds, c->fd, 0, STOP_NONE };
+    ops_watch watch = { on_call_progress, on_call_stopped, &w };
+
     log->in_bytes = im->ip_image_len;
     memset(res, 0, sizeof(*res));
     if (n > s->cfg.max_steps) {
@@ -85,7 +168,7 @@ run_pipeline(srv *s, const ip_image *im, const ip_step *steps, unsigned n,
         res->status = IP_EINVAL;
         res->ip_image_res_u.message = proto_strdupf("the pipeline has no steps");
     } else if (image_allowed(s, im, &res->status, &res->ip_image_res_u.message)) {
-        ops_process(&s->limits, im->ip_image_val, im->ip_image_len, steps, n, out, NULL, res);
+        ops_process(&s->limits, im->ip_image_val, im->ip_image_len, steps, n, out, &watch, res);
     }
     log->status = res->status;
     if (res->status == IP_OK)
@@ -189,50 +272,45 @@ h_image_info(srv *s, const call_ctx *c, void *arg, void *resp, call_log *log)
 static void
 h_grayscale(srv *s, const call_ctx *c, void *arg, void *res, call_log *log)
 {
-    (void)c;
     ip_grayscale_args *a = arg;
     ip_step step = { .op = IP_OP_GRAYSCALE };
 
-    run_pipeline(s, &a->image, &step, 1, &a->output, res, log);
+    run_pipeline(s, c, &a->image, &step, 1, &a->output, res, log);
 }
 
 static void
 h_resize(srv *s, const call_ctx *c, void *arg, void *res, call_log *log)
 {
-    (void)c;
     ip_resize_args *a = arg;
     ip_step step = { .op = IP_OP_RESIZE, .ip_step_u.resize = a->params };
 
-    run_pipeline(s, &a->image, &step, 1, &a->output, res, log);
+    run_pipeline(s, c, &a->image, &step, 1, &a->output, res, log);
 }
 
 static void
 h_rotate(srv *s, const call_ctx *c, void *arg, void *res, call_log *log)
 {
-    (void)c;
     ip_rotate_args *a = arg;
     ip_step step = { .op = IP_OP_ROTATE, .ip_step_u.rotate = a->params };
 
-    run_pipeline(s, &a->image, &step, 1, &a->output, res, log);
+    run_pipeline(s, c, &a->image, &step, 1, &a->output, res, log);
 }
 
 static void
 h_blur(srv *s, const call_ctx *c, void *arg, void *res, call_log *log)
 {
-    (void)c;
     ip_blur_args *a = arg;
     ip_step step = { .op = IP_OP_BLUR, .ip_step_u.sigma = a->sigma };
 
-    run_pipeline(s, &a->image, &step, 1, &a->output, res, log);
+    run_pipeline(s, c, &a->image, &step, 1, &a->output, res, log);
 }
 
 static void
 h_process(srv *s, const call_ctx *c, void *arg, void *res, call_log *log)
 {
-    (void)c;
     ip_process_args *a = arg;
 
-    run_pipeline(s, &a->image, a->steps.steps_val, a->steps.steps_len,
+    run_pipeline(s, c, &a->image, a->steps.steps_val, a->steps.steps_len,
                  &a->output, res, log);
 }
 
@@ -497,7 +575,7 @@ dispatch_call(srv *s, struct svc_req *req, SVCXPRT *xprt, int stream, tasks_batc
         ip_batch_res batch;
     } res;
     char owner[IP_MAX_NAME + 1];
-    call_ctx ctx = { owner, stream, batch };
+    call_ctx ctx = { owner, stream, batch, stream ? xprt->xp_fd : -1 };
     call_log log = { 0, 0, IP_OK };
     double t0 = now_ms();
 

@@ -32,6 +32,8 @@ usage(FILE *f)
 "  --max-steps N          longest pipeline (default %d)\n"
 "  --max-connections N    TCP connections served at once (default 64)\n"
 "  --idle-timeout S       close a TCP connection silent for S seconds (default 300)\n"
+"  --max-request-seconds S  stop a synchronous call's image work after S seconds\n"
+"                         (too-large), or when its caller hangs up (default 60)\n"
 "\n"
 "Tasks (TASK_* procedures):\n"
 "  --state-dir DIR        task database and images (default /var/lib/imgprocd for\n"
@@ -41,6 +43,7 @@ usage(FILE *f)
 "  --max-tasks N          tasks kept at most, in any state (default 100000)\n"
 "  --result-ttl S         keep finished tasks S seconds (default 86400)\n"
 "  --max-upload-bytes N   largest image a task may upload (default 1G)\n"
+"  --max-task-seconds S   stop a task's pipeline after S seconds; it fails (default 900)\n"
 "  -v, --verbose          log one line per request to stderr\n"
 "  -h, --help             this help\n"
 "  -V, --version          print the version\n"
@@ -98,7 +101,7 @@ parse_args(srv *s, int argc, char **argv)
 {
     enum { O_PROGRAM = 256, O_PORT, O_LISTEN, O_NORPCBIND, O_MAXREQ, O_MAXPX,
            O_MAXSTEPS, O_MAXCONN, O_IDLE, O_STATEDIR, O_WORKERS, O_QUEUE, O_MAXTASKS,
-           O_TTL, O_MAXUPLOAD };
+           O_TTL, O_MAXUPLOAD, O_MAXREQSEC, O_MAXTASKSEC };
     static const struct option opts[] = {
         { "program", required_argument, NULL, O_PROGRAM },
         { "port", required_argument, NULL, O_PORT },
@@ -115,6 +118,8 @@ parse_args(srv *s, int argc, char **argv)
         { "max-tasks", required_argument, NULL, O_MAXTASKS },
         { "result-ttl", required_argument, NULL, O_TTL },
         { "max-upload-bytes", required_argument, NULL, O_MAXUPLOAD },
+        { "max-request-seconds", required_argument, NULL, O_MAXREQSEC },
+        { "max-task-seconds", required_argument, NULL, O_MAXTASKSEC },
         { "verbose", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
@@ -166,6 +171,16 @@ parse_args(srv *s, int argc, char **argv)
             if (parse_size(optarg, 10000, &v))
                 return bad_value("--max-connections", optarg);
             c->max_connections = (unsigned)v;
+            break;
+        case O_MAXREQSEC:
+            if (parse_size(optarg, 86400, &v) || v == 0)
+                return bad_value("--max-request-seconds (1..86400)", optarg);
+            c->max_request_seconds = (unsigned)v;
+            break;
+        case O_MAXTASKSEC:
+            if (parse_size(optarg, 7 * 86400, &v) || v == 0)
+                return bad_value("--max-task-seconds (1..604800)", optarg);
+            tc->max_task_seconds = (unsigned)v;
             break;
         case O_IDLE:
             if (parse_size(optarg, 86400, &v))
@@ -300,9 +315,11 @@ main(int argc, char **argv)
     s.cfg.max_steps = IP_MAX_STEPS;
     s.cfg.max_connections = 64;
     s.cfg.idle_seconds = 300;
+    s.cfg.max_request_seconds = 60;
     s.tcfg.max_queued = 1000;
     s.tcfg.max_tasks = 100000;
     s.tcfg.result_ttl = 86400;
+    s.tcfg.max_task_seconds = 900;
     s.tcfg.max_upload_bytes = 1ULL << 30;
     if ((rc = parse_args(&s, argc, argv)) != 0)
         return rc;

@@ -679,8 +679,10 @@ ops_process(const ops_limits *lim, const void *buf, size_t len,
     rc = encode(cur, out, ofmt, &obuf, &olen);
     eval_end();
     if (rc) {
-        if (watch && vips_image_iskilled(cur))
-            set_err(&err, IP_ESTATE, "stopped before the end");
+        /* libvips' own error ("killed for image ...") says nothing useful:
+         * the watch knows why it stopped the work. */
+        if (watch && watch->why(watch->ctx, &err.status, err.msg, sizeof(err.msg)))
+            vips_error_clear();
         else
             set_vips_err(&err, IP_ECORRUPT, "cannot decode or process the image");
         goto cleanup;

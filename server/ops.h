@@ -12,11 +12,15 @@ typedef struct ops_limits {
 } ops_limits;
 
 /*
- * Watches a long operation: progress() is called now and then with the
- * percentage done; when it returns nonzero the operation stops and fails.
+ * Watches a long operation: progress() is called now and then, from any of
+ * libvips' threads, with the percentage done; when it returns nonzero the
+ * evaluation is killed and the operation fails.  When it fails, why() is
+ * asked whether the watch stopped it: it returns 1 and fills the status and
+ * message, or 0 (the failure was the image's).
  */
 typedef struct ops_watch {
     int (*progress)(void *ctx, int percent); /* reports, and says whether to stop */
+    int (*why)(void *ctx, ip_status *st, char *msg, size_t len); /* did it stop, and why */
     void *ctx;                  /* passed back */
 } ops_watch;
 

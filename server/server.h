@@ -25,6 +25,7 @@ typedef struct srv_config {
     unsigned max_steps;                 /* longest pipeline */
     unsigned max_connections;           /* TCP connections served at once */
     unsigned idle_seconds;              /* close a silent TCP connection after this */
+    unsigned max_request_seconds;       /* a synchronous call's work is stopped after this */
     int verbose;                        /* log one line per request */
 } srv_config;
 

@@ -36,6 +36,8 @@ typedef struct worker {
     uint64_t task_id;           /* task being run, 0 when idle (under lock) */
     int progress;               /* percent done (atomic) */
     int cancel;                 /* stop the task being run (atomic) */
+    double deadline;            /* proto_seconds() by which the task must be done */
+    int stopped;                /* why on_progress stopped the pipeline, STOP_* (atomic) */
 } worker;
 
 struct tasks {
@@ -1150,14 +1152,46 @@ tasks_load(tasks *t, unsigned *queued, unsigned *running)
 
 /* ------------------------------------------------------------- workers */
 
+/* Why a worker stopped its task's pipeline. */
+enum { STOP_NONE, STOP_ASKED, STOP_TIME };
+
 static int
 on_progress(void *ctx, int percent)
 {
     worker *w = ctx;
+    int why = STOP_NONE;
 
     __atomic_store_n(&w->progress, percent, __ATOMIC_RELAXED);
-    return __atomic_load_n(&w->cancel, __ATOMIC_RELAXED) ||
-           __atomic_load_n(&w->t->stopping, __ATOMIC_RELAXED);
+    if (__atomic_load_n(&w->cancel, __ATOMIC_RELAXED) ||
+        __atomic_load_n(&w->t->stopping, __ATOMIC_RELAXED))
+        why = STOP_ASKED;
+    else if (proto_seconds() > w->deadline)
+        why = STOP_TIME;
+    if (why != STOP_NONE)
+        __atomic_store_n(&w->stopped, why, __ATOMIC_RELAXED);
+    return why != STOP_NONE;
+}
+
+/* A task over its time budget fails for good; a cancel or a shutdown is not a failure. */
+static int
+on_stopped(void *ctx, ip_status *st, char *msg, size_t len)
+{
+    worker *w = ctx;
+
+    switch (__atomic_load_n(&w->stopped, __ATOMIC_RELAXED)) {
+    case STOP_ASKED:
+        *st = IP_ESTATE;
+        snprintf(msg, len, "stopped before the end");
+        return 1;
+    case STOP_TIME:
+        *st = IP_ETOOBIG;
+        snprintf(msg, len, "stopped after %u s: the work exceeds this server's budget for "
+                 "a task (--max-task-seconds %u)", w->t->cfg.max_task_seconds,
+                 w->t->cfg.max_task_seconds);
+        return 1;
+    default:
+        return 0;
+    }
 }
 
 /*
@@ -1169,7 +1203,7 @@ on_progress(void *ctx, int percent)
 static int
 run_task(tasks *t, worker *w, store_task *rec, char *temp, size_t templen)
 {
-    ops_watch watch = { on_progress, w };
+    ops_watch watch = { on_progress, on_stopped, w };
     ip_task_spec spec;
     ip_image_res res;
     char path[4096];
@@ -1199,6 +1233,8 @@ run_task(tasks *t, worker *w, store_task *rec, char *temp, size_t templen)
         goto cleanup;
     }
     xdr_destroy(&x);
+    w->deadline = proto_seconds() + t->cfg.max_task_seconds;
+    __atomic_store_n(&w->stopped, STOP_NONE, __ATOMIC_RELAXED);
     ops_process(&t->lim, map, rec->size, spec.steps.steps_val, spec.steps.steps_len,
                 &spec.output, &watch, &res);
     if (res.status != IP_OK) {

@@ -86,6 +86,18 @@ start_server() {
     esac
 }
 
+# wait_log PATTERN [SECONDS]: blocks until the server's log has a line matching
+# the extended regular expression (default: 60 s at most); 0 if it came.
+wait_log() {
+    local rc
+    coproc LOGTAIL { exec tail -n +1 -f "$TMP/server.log"; }
+    timeout "${2:-60}" grep -m1 -qE -- "$1" <&"${LOGTAIL[0]}"
+    rc=$?
+    kill "$LOGTAIL_PID" 2>/dev/null
+    wait "$LOGTAIL_PID" 2>/dev/null
+    return $rc
+}
+
 # kill_server: SIGKILL, as a crash would; no clean-up happens.
 kill_server() {
     kill -KILL "$SERVER_PID"

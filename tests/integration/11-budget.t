@@ -1,0 +1,65 @@
+#!/bin/bash
+# Bounded work: one small request cannot burn the CPU for hours.  A blur of
+# sigma 1000 on a 12000x12000 single-colour PNG (a few hundred KB, under the
+# pixel limit) would run for tens of CPU-minutes; the server stops it at its
+# time budget, when its caller hangs up, and at shutdown.
+PORT=47111
+PROG=1061000011
+. "$(dirname "$0")/../lib.sh"
+
+field() {   # field NAME < json
+    python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"
+}
+calls_in_progress() {
+    cli info --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["load"]["calls_in_progress"])'
+}
+
+ensure_rpcbind
+vips black "$TMP/flat.v" 12000 12000 && vips pngsave "$TMP/flat.v" "$TMP/bomb.png" ||
+    bail "cannot make the test image"
+rm -f "$TMP/flat.v"
+start_server --max-request-seconds 2 --max-task-seconds 2 --workers 1
+
+# 1. A synchronous call over its budget: too-large, with the reason.
+cli blur --sigma 1000 "$TMP/bomb.png" -o "$TMP/x.png" 2>"$TMP/err"
+is "$?" 1 "a blur over the call budget fails"
+like "$(cat "$TMP/err")" "*too-large: stopped after 2 s*--max-request-seconds 2*" \
+     "... as too-large, naming the budget"
+like "$(cli ping)" "ok:*" "the server answers afterwards"
+
+# 2. A caller that gives up: its work is stopped, not finished for nobody.
+#    The client waits 1 s and hangs up; the server logs the call as stopped.
+cli --timeout 1 blur --sigma 1000 "$TMP/bomb.png" -o "$TMP/x.png" 2>/dev/null
+is "$?" 3 "a client that gives up after 1 s exits 3"
+wait_log "BLUR .* wrong-state"
+ok $? "the server stopped the abandoned blur (logged as stopped, not done)"
+is "$(calls_in_progress)" 1 "... and nothing else runs (the 1 is this info call)"
+
+# 3. A task over its budget fails for good, with the reason.
+id=$(cli task create --steps blur=1000 "$TMP/bomb.png")
+ok $? "a task with the same blur is accepted"
+cli task wait "$id" >/dev/null
+cli --json task status "$id" >"$TMP/st.json"
+is "$(field state <"$TMP/st.json")" "failed" "it fails at its budget"
+is "$(field error_status <"$TMP/st.json")" "too-large" "... as too-large"
+like "$(field error <"$TMP/st.json")" "*--max-task-seconds 2*" "... naming the budget"
+stop_server
+is "$STOP_STATUS" 0 "the server stops cleanly"
+
+# 4. SIGTERM with a long call running: the call is stopped, the server exits.
+start_server --max-request-seconds 3600
+cli blur --sigma 1000 "$TMP/bomb.png" -o "$TMP/x.png" 2>"$TMP/err" &
+client=$!
+# Wait until the call is being worked on (info counts itself too).
+until [ "$(calls_in_progress)" = 2 ]; do :; done
+pid=$SERVER_PID
+# A watchdog, not a synchronisation: a server that never stops is killed.
+( exec >/dev/null 2>&1; sleep 120; kill -KILL "$pid" ) &
+watchdog=$!
+stop_server
+is "$STOP_STATUS" 0 "SIGTERM during an hour-long blur: the server stops, exit 0"
+pkill -P "$watchdog"; kill "$watchdog" 2>/dev/null
+wait "$client"
+is "$?" 1 "the call in progress gets a reply"
+like "$(cat "$TMP/err")" "*busy: stopped: the server is shutting down*" "... saying the server is shutting down"
+done_testing
