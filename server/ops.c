@@ -187,7 +187,7 @@ step_rotate(VipsImage *in, VipsImage **t, VipsImage **out,
     const ip_colour *c = &s->ip_step_u.rotate.background;
     double a = fmod(s->ip_step_u.rotate.angle, 360.0);
     VipsImage *cur = in;
-    double bg[4];
+    double bg[8];
     double k;
     int n;
 
@@ -209,15 +209,21 @@ step_rotate(VipsImage *in, VipsImage **t, VipsImage **out,
     n = 0;
     if (cur->Bands <= 2)
         bg[n++] = k * (0.2126 * c->r + 0.7152 * c->g + 0.0722 * c->b);
-    else {
+    else if (cur->Type == VIPS_INTERPRETATION_CMYK) {
+        /* Ink: the colour's complement in C, M and Y, no black. */
+        bg[n++] = k * (255 - c->r);
+        bg[n++] = k * (255 - c->g);
+        bg[n++] = k * (255 - c->b);
+        bg[n++] = 0;
+    } else {
         bg[n++] = k * c->r;
         bg[n++] = k * c->g;
         bg[n++] = k * c->b;
     }
+    while (n < cur->Bands - (vips_image_hasalpha(cur) ? 1 : 0) && n < 7)
+        bg[n++] = 0;        /* any other band: nothing */
     if (vips_image_hasalpha(cur))
         bg[n++] = k * c->a;
-    while (n < cur->Bands && n < 4)
-        bg[n++] = 0;        /* extra bands (CMYK's K) get no ink */
     {
         VipsArrayDouble *arr = vips_array_double_new(bg, n);
         int rc = vips_rotate(cur, out, a, "background", arr, NULL);

@@ -139,11 +139,12 @@ ref_grayscale(VipsImage *in, VipsImage **out)
         in->Bands < 3)
         return vips_colourspace(in, out, in->BandFmt == VIPS_FORMAT_USHORT ?
                                 VIPS_INTERPRETATION_GREY16 : VIPS_INTERPRETATION_B_W, NULL);
-    /* Each gray level is the weighed sum rounded to the nearest integer. */
+    /* Each gray level is the weighed sum rounded to the nearest integer
+     * (ties to even). */
     t[0] = vips_image_new_matrixv(3, 1, 0.299, 0.587, 0.114);
     if (vips_extract_band(in, &t[1], 0, "n", 3, NULL) ||
         vips_recomb(t[1], &t[2], t[0], NULL) ||
-        vips_linear1(t[2], &t[4], 1.0, 0.5, NULL) ||
+        vips_round(t[2], &t[4], VIPS_OPERATION_ROUND_RINT, NULL) ||
         vips_cast(t[4], &t[3], VIPS_FORMAT_UCHAR, NULL))
         goto done;
     g_object_unref(t[4]);
@@ -237,15 +238,21 @@ ref_step(VipsImage *in, const rstep *s, VipsImage **out, int *invalid)
                 return -1;
             src = alpha;
         }
+        /* imgproc.x: gray images get the colour's luminance, CMYK its
+         * complement as ink (no black); alpha comes last. */
         if (src->Bands <= 2)
             bg[n++] = k * (0.2126 * s->bg[0] + 0.7152 * s->bg[1] + 0.0722 * s->bg[2]);
-        else
+        else if (src->Type == VIPS_INTERPRETATION_CMYK) {
+            for (int i = 0; i < 3; i++)
+                bg[n++] = k * (255 - s->bg[i]);
+            bg[n++] = 0;
+        } else
             for (int i = 0; i < 3; i++)
                 bg[n++] = k * s->bg[i];
+        while (n < src->Bands - (vips_image_hasalpha(src) ? 1 : 0) && n < MAXBANDS - 1)
+            bg[n++] = 0;
         if (vips_image_hasalpha(src))
             bg[n++] = k * s->bg[3];
-        while (n < src->Bands && n < MAXBANDS)
-            bg[n++] = 0;
         arr = vips_array_double_new(bg, n);
         rc = vips_rotate(src, out, a, "background", arr, NULL);
         vips_area_unref(VIPS_AREA(arr));
