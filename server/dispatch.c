@@ -114,10 +114,11 @@ on_call_progress(void *ctx, int percent)
     else if (ms >= next &&
              __atomic_compare_exchange_n(&w->next_look_ms, &next, ms + 50, 0,
                                          __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
-        if (ready_now(w->fd, POLLRDHUP))
-            why = STOP_GONE;
-        else if (ready_now(w->s->stop_pipe[0], POLLIN))
+        /* Shutdown first: it also shuts the sockets' reading side down. */
+        if (ready_now(w->s->stop_pipe[0], POLLIN))
             why = STOP_SHUTDOWN;
+        else if (ready_now(w->fd, POLLRDHUP))
+            why = STOP_GONE;
     }
     if (why != STOP_NONE)
         __atomic_store_n(&w->reason, why, __ATOMIC_RELAXED);

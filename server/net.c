@@ -35,7 +35,26 @@
 typedef struct conn {
     srv *s;                     /* the server */
     int fd;                     /* the accepted socket */
+    struct conn *prev, *next;   /* in s->conns, until the socket is closed (under lock) */
 } conn;
+
+/* Takes c out of s->conns, before its socket is closed: the fd number may be
+ * reused at once, and shutdown must never touch another file. */
+static void
+conn_unlink(conn *c)
+{
+    srv *s = c->s;
+
+    pthread_mutex_lock(&s->lock);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+    pthread_mutex_unlock(&s->lock);
+}
 
 static int
 fail(char **why, const char *fmt, const char *arg, int err)
@@ -223,10 +242,12 @@ conn_main(void *p)
     tasks_batch *batch = tasks_batch_new();
 
     if (!xprt) {
+        conn_unlink(c);
         close(c->fd);
         goto done;
     }
     if (!batch) {
+        conn_unlink(c);
         SVC_DESTROY(xprt);
         goto done;
     }
@@ -251,6 +272,7 @@ conn_main(void *p)
             break;
     }
     /* Closes the fd too. */
+    conn_unlink(c);
     SVC_DESTROY(xprt);
 done:
     tasks_batch_free(s->tasks, batch);
@@ -306,6 +328,12 @@ start_conn(srv *s, int fd)
     pthread_t tid;
     conn *c;
 
+    if (!(c = calloc(1, sizeof(*c)))) {
+        close(fd);
+        return;
+    }
+    c->s = s;
+    c->fd = fd;
     pthread_mutex_lock(&s->lock);
     if (s->nconn >= s->cfg.max_connections) {
         pthread_mutex_unlock(&s->lock);
@@ -313,25 +341,26 @@ start_conn(srv *s, int fd)
             fprintf(stderr, "imgprocd: refusing a connection: %u connections is the limit\n",
                     s->cfg.max_connections);
         close(fd);
+        free(c);
         return;
     }
     s->nconn++;
+    c->next = s->conns;
+    if (s->conns)
+        s->conns->prev = c;
+    s->conns = c;
     pthread_mutex_unlock(&s->lock);
 
-    c = malloc(sizeof(*c));
-    if (c) {
-        c->s = s;
-        c->fd = fd;
-        pthread_attr_init(&attr);
-        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        if (pthread_create(&tid, &attr, conn_main, c) == 0) {
-            pthread_attr_destroy(&attr);
-            return;
-        }
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&tid, &attr, conn_main, c) == 0) {
         pthread_attr_destroy(&attr);
-        free(c);
+        return;
     }
+    pthread_attr_destroy(&attr);
+    conn_unlink(c);
     close(fd);
+    free(c);
     pthread_mutex_lock(&s->lock);
     s->nconn--;
     pthread_mutex_unlock(&s->lock);
@@ -381,17 +410,34 @@ net_run(srv *s)
         }
     }
 
-    /* Stopping: connection threads see the stop pipe and finish their call;
-     * calls waiting on a task are woken first. */
+    /*
+     * Stopping.  Calls waiting on a task are woken; image work sees the stop
+     * pipe and is killed (dispatch.c); idle connection threads see it and
+     * leave.  A thread inside a call may still be reading its arguments (a
+     * slow or stalled sender: libtirpc waits 35 s per read): shutting its
+     * socket's reading side down ends that read at once, and a reply can
+     * still go out.  Everything the threads use
+     * is freed only after the last one has gone, however long that takes.
+     */
     tasks_stopping(s->tasks);
     pthread_join(s->udp_thread, NULL);
     s->udp_running = 0;
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    deadline.tv_sec += 10;
     pthread_mutex_lock(&s->lock);
-    while (s->nconn > 0)
+    {
+        unsigned nopen = 0;
+        for (conn *c = s->conns; c; c = c->next, nopen++)
+            shutdown(c->fd, SHUT_RD);    /* reads end; a reply can still go out */
+        if (nopen && s->cfg.verbose)
+            fprintf(stderr, "imgprocd: stopping: shut %u connection%s down\n", nopen,
+                    nopen == 1 ? "" : "s");
+    }
+    while (s->nconn > 0) {
+        clock_gettime(CLOCK_REALTIME, &deadline);
+        deadline.tv_sec += 10;
         if (pthread_cond_timedwait(&s->idle, &s->lock, &deadline) == ETIMEDOUT)
-            break;
+            fprintf(stderr, "imgprocd: stopping: still waiting for %u connection%s\n",
+                    s->nconn, s->nconn == 1 ? "" : "s");
+    }
     pthread_mutex_unlock(&s->lock);
     return 0;
 }

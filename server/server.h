@@ -49,6 +49,7 @@ typedef struct srv {
     pthread_mutex_t lock;                   /* guards nconn */
     pthread_cond_t idle;                    /* signalled when nconn drops */
     unsigned nconn;                         /* live TCP connection threads */
+    struct conn *conns;                     /* their sockets, for shutdown (under lock) */
     unsigned in_progress;                   /* calls being handled (atomic) */
     unsigned long long served;              /* calls answered (atomic) */
     pthread_t udp_thread;                   /* serves every UDP socket */

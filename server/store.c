@@ -236,13 +236,17 @@ store_write_temp(const store *st, const void *data, size_t len, int sync, char *
 
     snprintf(path, pathlen, "%s/tmp/XXXXXX", st->dir);
     fd = mkostemp(path, O_CLOEXEC);
-    if (fd < 0)
+    if (fd < 0) {
+        path[0] = '\0';        /* no file: nothing for the caller to rename or remove */
         return fail(why, "cannot create a file in '%s/tmp': %s", st->dir, strerror(errno));
+    }
     if (proto_write_all(fd, data, len) || (sync && fsync(fd))) {
         int e = errno;
         close(fd);
         unlink(path);
-        return fail(why, "cannot write '%s': %s", path, strerror(e));
+        fail(why, "cannot write '%s': %s", path, strerror(e));
+        path[0] = '\0';        /* removed: the caller must not rename it */
+        return -1;
     }
     close(fd);
     return 0;

@@ -62,7 +62,8 @@ void store_path(const store *st, store_file f, uint64_t id, char *buf, size_t le
 
 /*
  * Writes data to a new temporary file in the state folder, fsynced when
- * sync is set; its path goes into path.  0, or -1 with *why.  Needs no lock.
+ * sync is set; its path goes into path.  0, or -1 with *why and path empty
+ * (nothing is left behind).  Needs no lock.
  */
 int store_write_temp(const store *st, const void *data, size_t len, int sync, char *path,
                      size_t pathlen, char **why);

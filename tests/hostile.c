@@ -400,6 +400,42 @@ udp_case(int port, rpcprog_t prog, const ip_image *im, const char *what)
     return 2;
 }
 
+/*
+ * A call that stalls inside its record: the record mark promises 1 MiB, a
+ * valid call header and the start of its arguments follow, then nothing.  Prints "sent", then "closed" once the
+ * server closes the connection.
+ */
+static int
+stalled_call(int port, rpcprog_t prog)
+{
+    struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+    /* Record mark (last fragment, 1 MiB), then a TASK_CREATE call header
+     * (xid, CALL, RPC 2, program, version 1, procedure 8, no credentials),
+     * then the first words of its arguments. */
+    uint32_t head[] = { htonl(0x80000000u | (1u << 20)), htonl(0x5747), 0, htonl(2),
+                        htonl((uint32_t)prog), htonl(IMGPROC_V1), htonl(TASK_CREATE),
+                        0, 0, 0, 0, 0, htonl(1u << 19) };
+    char buf[64];
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    inet_pton(AF_INET, "127.0.0.1", &sin.sin_addr);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0) {
+        printf("connect failed\n");
+        return 1;
+    }
+    if (write(fd, head, sizeof(head)) != (ssize_t)sizeof(head)) {
+        printf("write failed\n");
+        return 1;
+    }
+    printf("sent\n");
+    fflush(stdout);
+    while (read(fd, buf, sizeof(buf)) > 0)
+        ;
+    printf("closed\n");
+    close(fd);
+    return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -419,6 +455,8 @@ main(int argc, char **argv)
     what = argv[3];
     if (strcmp(what, "garbage") == 0)
         return garbage(port);
+    if (strcmp(what, "stalled-call") == 0)
+        return stalled_call(port, prog);
     if (argc > 4) {
         FILE *f = fopen(argv[4], "rb");
         static char buf[1 << 22];

@@ -51,7 +51,7 @@ start_server --max-request-seconds 3600
 cli blur --sigma 1000 "$TMP/bomb.png" -o "$TMP/x.png" 2>"$TMP/err" &
 client=$!
 # Wait until the call is being worked on (info counts itself too).
-until [ "$(calls_in_progress)" = 2 ]; do :; done
+for i in $(seq 1000); do [ "$(calls_in_progress)" = 2 ] && break; done
 pid=$SERVER_PID
 # A watchdog, not a synchronisation: a server that never stops is killed.
 ( exec >/dev/null 2>&1; sleep 120; kill -KILL "$pid" ) &
@@ -62,4 +62,21 @@ pkill -P "$watchdog"; kill "$watchdog" 2>/dev/null
 wait "$client"
 is "$?" 1 "the call in progress gets a reply"
 like "$(cat "$TMP/err")" "*busy: stopped: the server is shutting down*" "... saying the server is shutting down"
+
+# 5. SIGTERM with a connection stalled inside a call's record (libtirpc would
+#    wait 35 s per read): its socket is shut down, its thread leaves, and only
+#    then is anything freed (an ASan build sees any use after free).
+start_server
+"$HOSTILE" $PORT $PROG stalled-call >"$TMP/stalled" &
+stalled=$!
+connections() {
+    cli info --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["load"]["connections"])'
+}
+for i in $(seq 1000); do [ "$(connections)" = 2 ] && break; done
+stop_server
+is "$STOP_STATUS" 0 "SIGTERM with a call stalled mid-record: the server stops, exit 0"
+grep -q "stopping: shut 1 connection down" "$TMP/server.log"
+ok $? "... after shutting the stalled connection down"
+wait "$stalled"
+is "$(tr '\n' ' ' <"$TMP/stalled")" "sent closed " "... which the stalled client sees closed"
 done_testing
