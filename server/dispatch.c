@@ -545,7 +545,8 @@ log_call(srv *s, SVCXPRT *xprt, const char *name, const call_log *log,
 }
 
 void
-dispatch_call(srv *s, struct svc_req *req, SVCXPRT *xprt, int stream, tasks_batch *batch)
+dispatch_call(srv *s, struct svc_req *req, SVCXPRT *xprt, int stream, tasks_batch *batch,
+              int *working)
 {
     const proc_entry *p = proc_find(req->rq_proc);
     /* Arguments and results live here, on this thread's stack (rpcgen -M style). */
@@ -610,6 +611,8 @@ dispatch_call(srv *s, struct svc_req *req, SVCXPRT *xprt, int stream, tasks_batc
         return;
     }
     __atomic_add_fetch(&s->in_progress, 1, __ATOMIC_RELAXED);
+    if (working)
+        __atomic_store_n(working, 1, __ATOMIC_RELAXED);
     caller_identity(req, owner, sizeof(owner));
     p->handler(s, &ctx, &arg, &res, &log);
     /* Every result in imgproc.x is a union on ip_status: its first field. */
@@ -630,4 +633,6 @@ dispatch_call(srv *s, struct svc_req *req, SVCXPRT *xprt, int stream, tasks_batc
     else if (p->res_size)
         xdr_free(p->xdr_res, (char *)&res);
     svc_freeargs(xprt, p->xdr_arg, (caddr_t)&arg);
+    if (working)
+        __atomic_store_n(working, 0, __ATOMIC_RELAXED);
 }

@@ -36,7 +36,43 @@ typedef struct conn {
     srv *s;                     /* the server */
     int fd;                     /* the accepted socket */
     struct conn *prev, *next;   /* in s->conns, until the socket is closed (under lock) */
+    int working;                /* a call's arguments are in, its reply not yet out (atomic) */
+    long long active_ms;        /* accepted, or its last record served (atomic) */
+    int evicted;                /* shut down to make room (under lock) */
 } conn;
+
+static long long
+mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+/*
+ * The table is full: shut down the connection that has been quiet longest
+ * and is not working on a call (idle, or stalled while sending one), as
+ * nginx and HAProxy do, so that idle or slow connections cannot lock
+ * everyone out.  Its thread sees the socket end and leaves.  1 if one was
+ * found.  Called under s->lock.
+ */
+static int
+evict_quietest(srv *s)
+{
+    conn *victim = NULL;
+
+    for (conn *c = s->conns; c; c = c->next)
+        if (!c->evicted && !__atomic_load_n(&c->working, __ATOMIC_RELAXED) &&
+            (!victim || __atomic_load_n(&c->active_ms, __ATOMIC_RELAXED) <
+                        __atomic_load_n(&victim->active_ms, __ATOMIC_RELAXED)))
+            victim = c;
+    if (!victim)
+        return 0;
+    victim->evicted = 1;
+    shutdown(victim->fd, SHUT_RDWR);
+    return 1;
+}
 
 /* Takes c out of s->conns, before its socket is closed: the fd number may be
  * reused at once, and shutdown must never touch another file. */
@@ -173,7 +209,7 @@ net_unregister(srv *s)
 
 /* Receives one call on xprt and dispatches it. */
 static void
-serve_one(srv *s, SVCXPRT *xprt, int stream, tasks_batch *batch)
+serve_one(srv *s, SVCXPRT *xprt, int stream, tasks_batch *batch, int *working)
 {
     struct rpc_msg msg;
     struct svc_req req;
@@ -204,7 +240,7 @@ serve_one(srv *s, SVCXPRT *xprt, int stream, tasks_batch *batch)
         svcerr_progvers(xprt, IMGPROC_V1, IMGPROC_V1);
         return;
     }
-    dispatch_call(s, &req, xprt, stream, batch);
+    dispatch_call(s, &req, xprt, stream, batch, working);
 }
 
 /*
@@ -265,11 +301,12 @@ conn_main(void *p)
             break;
         /* A record may hold several calls (batching): take them all. */
         do {
-            serve_one(s, xprt, 1, batch);
+            serve_one(s, xprt, 1, batch, &c->working);
             st = SVC_STAT(xprt);
         } while (st == XPRT_MOREREQS);
         if (st == XPRT_DIED)
             break;
+        __atomic_store_n(&c->active_ms, mono_ms(), __ATOMIC_RELAXED);
     }
     /* Closes the fd too. */
     conn_unlink(c);
@@ -316,7 +353,7 @@ udp_main(void *p)
     while (wait_readable(pf, n) == 0)
         for (int i = 0; i < n; i++)
             if (pf[i].revents & POLLIN)
-                serve_one(s, xprts[i], 0, NULL);
+                serve_one(s, xprts[i], 0, NULL, NULL);
     ops_thread_done();
     return NULL;
 }
@@ -334,8 +371,13 @@ start_conn(srv *s, int fd)
     }
     c->s = s;
     c->fd = fd;
+    c->active_ms = mono_ms();
     pthread_mutex_lock(&s->lock);
-    if (s->nconn >= s->cfg.max_connections) {
+    if (s->nconn >= s->cfg.max_connections && evict_quietest(s)) {
+        if (s->cfg.verbose)
+            fprintf(stderr, "imgprocd: %u connections is the limit: closed the quietest\n",
+                    s->cfg.max_connections);
+    } else if (s->nconn >= s->cfg.max_connections) {
         pthread_mutex_unlock(&s->lock);
         if (s->cfg.verbose)
             fprintf(stderr, "imgprocd: refusing a connection: %u connections is the limit\n",

@@ -64,7 +64,9 @@ int net_run(srv *s);
 void net_close(srv *s);
 
 /* dispatch.c: one decoded call -> its handler -> one reply. */
-/* batch is the TCP connection's batch (TASK_SUBMIT), NULL on UDP. */
-void dispatch_call(srv *s, struct svc_req *req, SVCXPRT *xprt, int stream, tasks_batch *batch);
+/* batch is the TCP connection's batch (TASK_SUBMIT), NULL on UDP.  *working,
+ * when given, is 1 while a call is worked on (arguments in, reply not out). */
+void dispatch_call(srv *s, struct svc_req *req, SVCXPRT *xprt, int stream, tasks_batch *batch,
+                   int *working);
 
 #endif

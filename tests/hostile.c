@@ -436,6 +436,40 @@ stalled_call(int port, rpcprog_t prog)
     return 0;
 }
 
+/*
+ * Opens n connections and holds them: "idle" ones say nothing, "stalled"
+ * ones start a call and stop in the middle of its record.  Prints "held N"
+ * (the connections the server had not closed yet), then waits for stdin to
+ * close.
+ */
+static int
+hold(int port, rpcprog_t prog, int n, int stalled)
+{
+    struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+    uint32_t head[] = { htonl(0x80000000u | (1u << 20)), htonl(0x5748), 0, htonl(2),
+                        htonl((uint32_t)prog), htonl(IMGPROC_V1), htonl(TASK_CREATE),
+                        0, 0, 0, 0, 0, htonl(1u << 19) };
+    char c;
+    int held = 0;
+
+    inet_pton(AF_INET, "127.0.0.1", &sin.sin_addr);
+    for (int i = 0; i < n; i++) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        if (fd < 0 || connect(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0) {
+            printf("connect %d failed\n", i);
+            return 1;
+        }
+        if (stalled && write(fd, head, sizeof(head)) != (ssize_t)sizeof(head))
+            continue;
+        held++;
+    }
+    printf("held %d\n", held);
+    fflush(stdout);
+    while (read(0, &c, 1) > 0)
+        ;
+    return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -457,6 +491,8 @@ main(int argc, char **argv)
         return garbage(port);
     if (strcmp(what, "stalled-call") == 0)
         return stalled_call(port, prog);
+    if (strcmp(what, "hold-idle") == 0 || strcmp(what, "hold-stalled") == 0)
+        return hold(port, prog, 300, strcmp(what, "hold-stalled") == 0);
     if (argc > 4) {
         FILE *f = fopen(argv[4], "rb");
         static char buf[1 << 22];
