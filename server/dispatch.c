@@ -69,6 +69,33 @@ xdr_refusal(XDR *x, refusal *r)
     return xdr_ip_status(x, &r->status) && xdr_string(x, &r->message, IP_MAX_MESSAGE);
 }
 
+/*
+ * TASK_CREATE's and TASK_SUBMIT's argument, decoded field by field in the
+ * order of ip_task_create_args in imgproc.x, with the token read as counted
+ * bytes.  A C string ends at a NUL byte, so "a\0x" and "a\0y" would name one
+ * task: a NUL in a token becomes 0x01, which the task code refuses with
+ * "the token holds control characters".  Encoding and freeing are the
+ * generated routine's.
+ */
+static bool_t
+xdr_task_create_args_strict(XDR *x, ip_task_create_args *a)
+{
+    u_int len;
+
+    if (x->x_op != XDR_DECODE)
+        return xdr_ip_task_create_args(x, a);
+    if (!xdr_ip_task_source(x, &a->source) || !xdr_ip_task_spec(x, &a->spec) ||
+        !xdr_u_int(x, &len) || len > IP_MAX_TOKEN || !(a->token = malloc((size_t)len + 1)))
+        return FALSE;
+    if (!xdr_opaque(x, a->token, len))
+        return FALSE;
+    a->token[len] = '\0';
+    for (u_int i = 0; i < len; i++)
+        if (a->token[i] == '\0')
+            a->token[i] = 0x01;
+    return xdr_bool(x, &a->hold);
+}
+
 /* Casting through a no-argument function type keeps -Wcast-function-type quiet. */
 #define XDR(fn) ((xdrproc_t)(void (*)(void))(fn))
 
@@ -451,7 +478,7 @@ static const proc_entry procs[] = {
       XDR(xdr_ip_image_res), sizeof(ip_image_res), h_blur, free_image_res, 0, 0 },
     { PROCESS, "PROCESS", XDR(xdr_ip_process_args), sizeof(ip_process_args),
       XDR(xdr_ip_image_res), sizeof(ip_image_res), h_process, free_image_res, 0, 0 },
-    { TASK_CREATE, "TASK_CREATE", XDR(xdr_ip_task_create_args), sizeof(ip_task_create_args),
+    { TASK_CREATE, "TASK_CREATE", XDR(xdr_task_create_args_strict), sizeof(ip_task_create_args),
       XDR(xdr_ip_task_create_res), sizeof(ip_task_create_res), h_task_create, NULL, 0, 0 },
     { TASK_UPLOAD, "TASK_UPLOAD", XDR(xdr_ip_task_upload_args), sizeof(ip_task_upload_args),
       XDR(xdr_ip_task_upload_res), sizeof(ip_task_upload_res), h_task_upload, NULL, 0, 0 },
@@ -469,7 +496,7 @@ static const proc_entry procs[] = {
       XDR(xdr_ip_task_res), sizeof(ip_task_res), h_task_delete, NULL, 0, 0 },
     { TASK_LIST, "TASK_LIST", XDR(xdr_ip_task_list_args), sizeof(ip_task_list_args),
       XDR(xdr_ip_task_list_res), sizeof(ip_task_list_res), h_task_list, NULL, 0, 1 },
-    { TASK_SUBMIT, "TASK_SUBMIT", XDR(xdr_ip_task_create_args), sizeof(ip_task_create_args),
+    { TASK_SUBMIT, "TASK_SUBMIT", XDR(xdr_task_create_args_strict), sizeof(ip_task_create_args),
       XDR(xdr_void), 0, h_task_submit, NULL, 1, 1 },
     { TASK_COLLECT, "TASK_COLLECT", XDR(xdr_void), 0, XDR(xdr_ip_batch_res),
       sizeof(ip_batch_res), h_task_collect, NULL, 0, 1 },

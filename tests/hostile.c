@@ -187,6 +187,26 @@ xdr_bad_source(XDR *x, void *p)
     return xdr_u_int(x, &kind);
 }
 
+/* TASK_CREATE's argument with the token "nul\0byte" (the generated encoder stops at a NUL). */
+static const ip_image *nul_image;
+static bool_t
+xdr_nul_token(XDR *x, void *p)
+{
+    ip_task_create_args a;
+    char token[] = "nul\0byte";
+    u_int len = sizeof(token) - 1;
+    bool_t hold = TRUE;
+
+    (void)p;
+    memset(&a, 0, sizeof(a));
+    a.source.kind = IP_SOURCE_INLINE;
+    a.source.ip_task_source_u.image = *nul_image;
+    a.spec.steps.steps_len = 1;
+    a.spec.steps.steps_val = &(ip_step){ .op = IP_OP_FLIP };
+    return xdr_ip_task_source(x, &a.source) && xdr_ip_task_spec(x, &a.spec) &&
+           xdr_u_int(x, &len) && xdr_opaque(x, token, len) && xdr_bool(x, &hold);
+}
+
 /* A batched TASK_SUBMIT of image im with token (no reply expected). */
 static void
 submit(CLIENT *c, const ip_image *im, const char *token)
@@ -253,6 +273,16 @@ batch_case(CLIENT *c, int port, rpcprog_t prog, const ip_image *im, const char *
         clnt_call(c, TASK_SUBMIT, (xdrproc_t)xdr_bad_source, NULL, NULL, NULL, zero);
         submit(c, im, "third");
         collect(c);
+    } else if (strcmp(what, "create-nul-token") == 0) {
+        /* The same bytes through TASK_CREATE: refused with a status. */
+        struct timeval tv = { 30, 0 };
+        ip_task_create_res r;
+        memset(&r, 0, sizeof(r));
+        nul_image = im;
+        enum clnt_stat st = clnt_call(c, TASK_CREATE, (xdrproc_t)xdr_nul_token, NULL,
+                                      (xdrproc_t)xdr_ip_task_create_res, (char *)&r, tv);
+        say(c, st, r.status, r.ip_task_create_res_u.message);
+        xdr_free((xdrproc_t)xdr_ip_task_create_res, (char *)&r);
     } else if (strcmp(what, "batch-overflow") == 0) {
         for (int i = 0; i <= IP_MAX_BATCH; i++)
             submit(c, im, "");
@@ -536,7 +566,7 @@ main(int argc, char **argv)
         report(c, process_1(&a, &res, c), &res);
     } else if (strncmp(what, "task-", 5) == 0) {
         return task_case(c, what);
-    } else if (strncmp(what, "batch-", 6) == 0) {
+    } else if (strncmp(what, "batch-", 6) == 0 || strcmp(what, "create-nul-token") == 0) {
         return batch_case(c, port, prog, &im, what);
     } else if (strcmp(what, "no-such-proc") == 0) {
         struct timeval tv = { 10, 0 };

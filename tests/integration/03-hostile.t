@@ -70,6 +70,9 @@ is "$("$HOSTILE" $PORT $PROG batch-overflow "$TMP/photo.jpg")" \
 is "$("$HOSTILE" $PORT $PROG batch-abandon "$TMP/photo.jpg")" \
    "3 outcomes (3 created, 0 existing, 0 refused), 0 skipped" \
    "a batch never collected is not stored: sent again, its items are new"
+like "$("$HOSTILE" $PORT $PROG create-nul-token "$TMP/photo.jpg")" \
+     "invalid-argument: the token holds control characters" \
+     "a token with a NUL byte is refused (C would cut it, and two tokens would name one task)"
 like "$("$HOSTILE" $PORT $PROG batch-udp)" "invalid-argument: a batch lives on a TCP connection*" \
      "TASK_COLLECT over UDP is refused (and TASK_SUBMIT over UDP ignored)"
 # UDP: one serving thread, retransmitting clients.  Image work is TCP only;
