@@ -146,10 +146,12 @@ check-asan:
 	    SANITIZE='-fsanitize=address,undefined -fno-sanitize-recover=all' check
 
 # VIPS_NOVECTOR: valgrind cannot follow the SIMD code libvips generates at run time (orc).
-# The differential suite runs on four small real images there (all of it would take hours).
+# The differential suite runs on four small real images there (all of it would take hours),
+# and the work budgets are an hour: everything runs 20 to 50 times slower.
 check-valgrind: deps
 	@$(MAKE) --no-print-directory all $(TEST_BIN)
 	VIPS_NOVECTOR=1 BUILD=$(BUILD) IMGPROCD_WRAPPER='valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --suppressions=tests/valgrind.supp' \
+	    IMGPROCD_FLAGS='--max-request-seconds 3600 --max-task-seconds 3600' \
 	    CORPUS_ONLY='tiff-video-frame|png-palette-alpha-photo|jpeg-camera-orient-6|gif-animated' \
 	    CORPUS_SKIP='blur=1000|sharpen=100' \
 	    prove -v -f tests/integration/*.t

@@ -71,11 +71,13 @@ ensure_rpcbind() {
 }
 
 # start_server [imgprocd options...]: a private server; waits for its ready line.
+# IMGPROCD_FLAGS (from the Makefile) come first, so a test's own options win.
 start_server() {
     rm -f "$TMP/ready"
     mkfifo "$TMP/ready"
     # shellcheck disable=SC2086
-    $IMGPROCD_WRAPPER "$IMGPROCD" --program "$PROG" --port "$PORT" --state-dir "$TMP/state" -v "$@" \
+    $IMGPROCD_WRAPPER "$IMGPROCD" --program "$PROG" --port "$PORT" --state-dir "$TMP/state" -v \
+        $IMGPROCD_FLAGS "$@" \
         >"$TMP/ready" 2>>"$TMP/server.log" &
     SERVER_PID=$!
     # Blocks until the server prints its ready line (or exits: EOF).
