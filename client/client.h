@@ -91,7 +91,8 @@ int cli_is_dir(const char *path);
 char *cli_path_join(const char *dir, const char *name);
 /*
  * Where the result of input goes in folder dir: DIR/STEM.EXT, the input's
- * name with its extension replaced by ext, or kept whole when ext is NULL
+ * name with its extension replaced by ext, or with ".out" added when ext is
+ * NULL (a format this client does not know: never the input's own name)
  * (malloc'ed, NULL if out of memory).  Every command that writes into a
  * folder names its files this way.
  */

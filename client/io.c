@@ -38,7 +38,7 @@ cli_output_path(const char *dir, const char *input, const char *ext)
     size_t stem = ext && dot && dot != base ? (size_t)(dot - base) : strlen(base);
     char *name = NULL, *path;
 
-    if (asprintf(&name, ext ? "%.*s.%s" : "%.*s", (int)stem, base, ext) < 0)
+    if (asprintf(&name, "%.*s.%s", (int)stem, base, ext ? ext : "out") < 0)
         return NULL;
     path = cli_path_join(dir, name);
     free(name);

@@ -85,8 +85,8 @@ xdr_task_create_args_strict(XDR *x, ip_task_create_args *a)
     if (x->x_op != XDR_DECODE)
         return xdr_ip_task_create_args(x, a);
     if (!xdr_ip_task_source(x, &a->source) || !xdr_ip_task_spec(x, &a->spec) ||
-        !xdr_u_int(x, &len) || len > IP_MAX_TOKEN || !(a->token = malloc((size_t)len + 1)))
-        return FALSE;
+        !xdr_u_int(x, &len) || len > IP_MAX_TOKEN || !(a->token = calloc(1, (size_t)len + 1)))
+        return FALSE;   /* zeroed: a record cut short still frees as a string */
     if (!xdr_opaque(x, a->token, len))
         return FALSE;
     a->token[len] = '\0';

@@ -26,6 +26,7 @@
 
 #define NET_RECORD_BUFFER (256 * 1024) /* bytes buffered each way per TCP connection */
 #define NET_SPIN_NS 50000              /* look for the next call this long before sleeping */
+#define NET_SEND_TIMEOUT 60            /* seconds a reply may sit unread before the connection dies */
 
 #ifndef RQCRED_SIZE
 #define RQCRED_SIZE 400         /* libtirpc's room for decoded credentials */
@@ -447,6 +448,12 @@ net_run(srv *s)
              * delayed ACK, up to 40 ms a call. */
             if (fd >= 0)
                 setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 }, sizeof(int));
+            /* A reply nobody reads must not hold a thread (and a slot, and
+             * shutdown) forever: a write that moves nothing for this long
+             * fails, and the connection dies. */
+            if (fd >= 0)
+                setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO,
+                           &(struct timeval){ NET_SEND_TIMEOUT, 0 }, sizeof(struct timeval));
             if (fd >= 0)
                 start_conn(s, fd);
         }
@@ -476,9 +483,14 @@ net_run(srv *s)
     while (s->nconn > 0) {
         clock_gettime(CLOCK_REALTIME, &deadline);
         deadline.tv_sec += 10;
-        if (pthread_cond_timedwait(&s->idle, &s->lock, &deadline) == ETIMEDOUT)
-            fprintf(stderr, "imgprocd: stopping: still waiting for %u connection%s\n",
-                    s->nconn, s->nconn == 1 ? "" : "s");
+        if (pthread_cond_timedwait(&s->idle, &s->lock, &deadline) != ETIMEDOUT)
+            continue;
+        /* Still there after 10 s: perhaps writing a reply nobody reads.
+         * Shut the writing side down too: the write fails at once. */
+        fprintf(stderr, "imgprocd: stopping: still waiting for %u connection%s; closing\n",
+                s->nconn, s->nconn == 1 ? "" : "s");
+        for (conn *c = s->conns; c; c = c->next)
+            shutdown(c->fd, SHUT_RDWR);
     }
     pthread_mutex_unlock(&s->lock);
     return 0;

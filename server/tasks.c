@@ -1238,8 +1238,8 @@ run_task(tasks *t, worker *w, store_task *rec, char *temp, size_t templen)
     ops_process(&t->lim, map, rec->size, spec.steps.steps_val, spec.steps.steps_len,
                 &spec.output, &watch, &res);
     if (res.status != IP_OK) {
-        stopped = __atomic_load_n(&w->cancel, __ATOMIC_RELAXED) ||
-                  __atomic_load_n(&t->stopping, __ATOMIC_RELAXED);
+        /* Asked to stop (cancel, delete, shutdown), not over its budget. */
+        stopped = __atomic_load_n(&w->stopped, __ATOMIC_RELAXED) == STOP_ASKED;
         rec->error_status = res.status;
         snprintf(rec->error, sizeof(rec->error), "%s", res.ip_image_res_u.message);
         goto cleanup;
