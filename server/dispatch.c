@@ -136,16 +136,18 @@ on_call_progress(void *ctx, int percent)
     int why = STOP_NONE;
 
     (void)percent;
-    if (now > w->deadline)
-        why = STOP_TIME;
-    else if (ms >= next &&
-             __atomic_compare_exchange_n(&w->next_look_ms, &next, ms + 50, 0,
-                                         __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
-        /* Shutdown first: it also shuts the sockets' reading side down. */
+    /* Past the deadline the sockets are looked at too, so that the reason
+     * given is the first that holds: shutdown (which also shuts the sockets'
+     * reading side down), then a caller gone, then time. */
+    if (now > w->deadline ||
+        (ms >= next && __atomic_compare_exchange_n(&w->next_look_ms, &next, ms + 50, 0,
+                                                   __ATOMIC_RELAXED, __ATOMIC_RELAXED))) {
         if (ready_now(w->s->stop_pipe[0], POLLIN))
             why = STOP_SHUTDOWN;
         else if (ready_now(w->fd, POLLRDHUP))
             why = STOP_GONE;
+        else if (now > w->deadline)
+            why = STOP_TIME;
     }
     if (why != STOP_NONE)
         __atomic_store_n(&w->reason, why, __ATOMIC_RELAXED);
