@@ -431,30 +431,40 @@ udp_case(int port, rpcprog_t prog, const ip_image *im, const char *what)
 }
 
 /*
- * A call that stalls inside its record: the record mark promises 1 MiB, a
- * valid call header and the start of its arguments follow, then nothing.  Prints "sent", then "closed" once the
- * server closes the connection.
+ * A new connection to the server; when stall is set, a call that stops in
+ * the middle of its record: the record mark promises 1 MiB, then a valid
+ * TASK_CREATE call header (xid, CALL, RPC 2, program, version 1, procedure
+ * 8, no credentials) and the first words of its arguments, then nothing.
+ * The socket, or -1.
  */
 static int
-stalled_call(int port, rpcprog_t prog)
+open_conn(int port, rpcprog_t prog, int stall)
 {
     struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
-    /* Record mark (last fragment, 1 MiB), then a TASK_CREATE call header
-     * (xid, CALL, RPC 2, program, version 1, procedure 8, no credentials),
-     * then the first words of its arguments. */
     uint32_t head[] = { htonl(0x80000000u | (1u << 20)), htonl(0x5747), 0, htonl(2),
                         htonl((uint32_t)prog), htonl(IMGPROC_V1), htonl(TASK_CREATE),
                         0, 0, 0, 0, 0, htonl(1u << 19) };
-    char buf[64];
     int fd = socket(AF_INET, SOCK_STREAM, 0);
 
     inet_pton(AF_INET, "127.0.0.1", &sin.sin_addr);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0) {
-        printf("connect failed\n");
-        return 1;
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0 ||
+        (stall && write(fd, head, sizeof(head)) != (ssize_t)sizeof(head))) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
     }
-    if (write(fd, head, sizeof(head)) != (ssize_t)sizeof(head)) {
-        printf("write failed\n");
+    return fd;
+}
+
+/* One stalled call: prints "sent", then "closed" once the server closes it. */
+static int
+stalled_call(int port, rpcprog_t prog)
+{
+    char buf[64];
+    int fd = open_conn(port, prog, 1);
+
+    if (fd < 0) {
+        printf("connect failed\n");
         return 1;
     }
     printf("sent\n");
@@ -468,31 +478,18 @@ stalled_call(int port, rpcprog_t prog)
 
 /*
  * Opens n connections and holds them: "idle" ones say nothing, "stalled"
- * ones start a call and stop in the middle of its record.  Prints "held N"
- * (the connections the server had not closed yet), then waits for stdin to
- * close.
+ * ones stop in the middle of a call.  Prints "held N", then waits for stdin
+ * to close.
  */
 static int
 hold(int port, rpcprog_t prog, int n, int stalled)
 {
-    struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
-    uint32_t head[] = { htonl(0x80000000u | (1u << 20)), htonl(0x5748), 0, htonl(2),
-                        htonl((uint32_t)prog), htonl(IMGPROC_V1), htonl(TASK_CREATE),
-                        0, 0, 0, 0, 0, htonl(1u << 19) };
     char c;
     int held = 0;
 
-    inet_pton(AF_INET, "127.0.0.1", &sin.sin_addr);
-    for (int i = 0; i < n; i++) {
-        int fd = socket(AF_INET, SOCK_STREAM, 0);
-        if (fd < 0 || connect(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0) {
-            printf("connect %d failed\n", i);
-            return 1;
-        }
-        if (stalled && write(fd, head, sizeof(head)) != (ssize_t)sizeof(head))
-            continue;
-        held++;
-    }
+    for (int i = 0; i < n; i++)
+        if (open_conn(port, prog, stalled) >= 0)
+            held++;
     printf("held %d\n", held);
     fflush(stdout);
     while (read(0, &c, 1) > 0)

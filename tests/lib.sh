@@ -122,6 +122,11 @@ cli() {
     "$IMGPROC" --program "$PROG" "$@"
 }
 
+# field NAME < JSON: one top-level field of a JSON object (task status, info...).
+field() {
+    python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"
+}
+
 # Image facts from libvips' own tools, independent of our code.
 hdr() {     # hdr FIELD FILE
     vipsheader -f "$1" "$2"

@@ -49,8 +49,10 @@ mkdir -p "$NEW" "$WORK/deb" "$WORK/x"
 # plasma-workspace-wallpapers: a grayscale photograph (Grey), a small preview
 # (Path), an RGBA portrait (Kay).  ukui-wallpapers: a 9 MP JPEG (artwork).
 # lomiri-wallpapers-16.04: a 16 MP photograph.  gdk-pixbuf-tests: a 13 MP
-# photograph, a camera photo with EXIF orientation 6, an animated GIF
-# (artwork, 45 frames).  argyll-doc: a progressive JPEG (product photo).
+# photograph, a camera photo tagged with EXIF orientation 6 (its pixels are
+# stored upright, to test the tag: autorot, like libvips' own, lays it on its
+# side; the derived orient-1..8 set below is the one that comes back
+# upright), an animated GIF (artwork, 45 frames).  argyll-doc: a progressive JPEG (product photo).
 # allegro5-doc: a palette PNG with transparency (photo).  golang-golang-x-
 # image-dev: a lossy WebP with alpha (photo), 8- and 16-bit TIFFs (a video
 # frame).  imagemagick-6-doc: a 16-bit PNG (artwork).

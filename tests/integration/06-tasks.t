@@ -12,9 +12,6 @@ start_server --workers 1 --queue-size 2 --max-request-bytes 2M
 make_photo "$TMP/photo.png" 640 480
 vips copy "$TMP/photo.png" "$TMP/photo.jpg[Q=90]"
 
-field() {   # field NAME < json: one field of a task's JSON
-    python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"
-}
 info() {    # info SECTION FIELD: one figure of SERVER_INFO
     cli info --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]][sys.argv[2]])' "$1" "$2"
 }

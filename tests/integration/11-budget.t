@@ -7,9 +7,6 @@ PORT=47111
 PROG=1061000011
 . "$(dirname "$0")/../lib.sh"
 
-field() {   # field NAME < json
-    python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"
-}
 calls_in_progress() {
     cli info --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["load"]["calls_in_progress"])'
 }

@@ -6,10 +6,6 @@ PORT=47112
 PROG=1061000012
 . "$(dirname "$0")/../lib.sh"
 
-field() {   # field NAME < json
-    python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"
-}
-
 [ "$(id -u)" -eq 0 ] || { echo "1..0 # SKIP mounting a small tmpfs needs root"; exit 0; }
 ensure_rpcbind
 mkdir -p "$TMP/small"
