@@ -209,8 +209,8 @@ net_unregister(srv *s)
 }
 
 /* Receives one call on xprt and dispatches it. */
-static void
-serve_one(srv *s, SVCXPRT *xprt, int stream, tasks_batch *batch, int *working)
+void
+net_serve_one(srv *s, SVCXPRT *xprt, int stream, tasks_batch *batch, int *working)
 {
     struct rpc_msg msg;
     struct svc_req req;
@@ -302,7 +302,7 @@ conn_main(void *p)
             break;
         /* A record may hold several calls (batching): take them all. */
         do {
-            serve_one(s, xprt, 1, batch, &c->working);
+            net_serve_one(s, xprt, 1, batch, &c->working);
             st = SVC_STAT(xprt);
         } while (st == XPRT_MOREREQS);
         if (st == XPRT_DIED)
@@ -354,7 +354,7 @@ udp_main(void *p)
     while (wait_readable(pf, n) == 0)
         for (int i = 0; i < n; i++)
             if (pf[i].revents & POLLIN)
-                serve_one(s, xprts[i], 0, NULL, NULL);
+                net_net_serve_one(s, xprts[i], 0, NULL, NULL);
     ops_thread_done();
     return NULL;
 }

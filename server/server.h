@@ -62,6 +62,13 @@ int net_register(srv *s, char **why);
 void net_unregister(srv *s);
 int net_run(srv *s);
 void net_close(srv *s);
+/* Receives one call on xprt (TCP when stream) and answers it: what the
+ * connection threads do, and what the fuzz harness drives. */
+void net_serve_one(srv *s, SVCXPRT *xprt, int stream, tasks_batch *batch, int *working);
+
+/* config.c: the defaults, and the settings that follow from the flags. */
+void srv_defaults(srv *s);
+void srv_settle(srv *s);
 
 /* dispatch.c: one decoded call -> its handler -> one reply. */
 /* batch is the TCP connection's batch (TASK_SUBMIT), NULL on UDP.  *working,
