@@ -354,7 +354,7 @@ udp_main(void *p)
     while (wait_readable(pf, n) == 0)
         for (int i = 0; i < n; i++)
             if (pf[i].revents & POLLIN)
-                net_net_serve_one(s, xprts[i], 0, NULL, NULL);
+                net_serve_one(s, xprts[i], 0, NULL, NULL);
     ops_thread_done();
     return NULL;
 }
