@@ -5,7 +5,7 @@
 
 #include "server.h"
 
-/* Every setting at its default, before the command line is read. */
+/* Every setting at its default, before the command line is read; the locks ready. */
 void
 srv_defaults(srv *s)
 {
@@ -15,7 +15,10 @@ srv_defaults(srv *s)
     s->cfg.max_request_bytes = IP_MAX_IMAGE;
     s->cfg.max_pixels = 150000000;
     s->cfg.max_steps = IP_MAX_STEPS;
+    s->cfg.max_inflight_bytes = 512ULL << 20;
     s->cfg.max_connections = 64;
+    s->cfg.max_per_address = 16;
+    s->cfg.min_receive_rate = 16384;
     s->cfg.idle_seconds = 300;
     s->cfg.max_request_seconds = 60;
     s->tcfg.max_queued = 1000;
@@ -23,6 +26,9 @@ srv_defaults(srv *s)
     s->tcfg.result_ttl = 86400;
     s->tcfg.max_task_seconds = 900;
     s->tcfg.max_upload_bytes = 1ULL << 30;
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_cond_init(&s->idle, NULL);
+    pthread_cond_init(&s->budget, NULL);
 }
 
 /* The settings that follow from others, once the command line is read. */

@@ -99,19 +99,6 @@ xdr_task_create_args_strict(XDR *x, ip_task_create_args *a)
 /* Casting through a no-argument function type keeps -Wcast-function-type quiet. */
 #define XDR(fn) ((xdrproc_t)(void (*)(void))(fn))
 
-/* Is the image within the request limit?  Otherwise fill the failure in. */
-static int
-image_allowed(srv *s, const ip_image *im, ip_status *st, char **msg)
-{
-    if (im->ip_image_len > s->cfg.max_request_bytes) {
-        *st = IP_ETOOBIG;
-        *msg = proto_strdupf("the image is %u bytes; this server accepts at most %llu",
-                      im->ip_image_len, (unsigned long long)s->cfg.max_request_bytes);
-        return 0;
-    }
-    return 1;
-}
-
 /* Is fd readable (or hung up) right now? */
 static int
 ready_now(int fd, short events)
@@ -119,6 +106,183 @@ ready_now(int fd, short events)
     struct pollfd pf = { fd, events, 0 };
 
     return fd >= 0 && poll(&pf, 1, 0) > 0 && pf.revents != 0;
+}
+
+/*
+ * The bytes a call carries, counted before they are read.
+ *
+ * An image arrives as XDR counted bytes: a length, then the bytes.  The
+ * generated decoder takes the length, asks malloc for that much (address
+ * space, not memory: no page is touched yet) and reads the bytes into it.
+ * The decoder is given this stream in front of the transport's, which sees
+ * the count when the bytes are asked for and before one is read: over
+ * --max-request-bytes the call is refused, and a large one first takes its
+ * share of --max-inflight-bytes, the one budget for the image bytes of every
+ * call being received or worked on, waiting for room up to
+ * BUDGET_WAIT_SECONDS.  A stalled sender therefore holds only the pages it
+ * sent, and all callers together hold at most the budget.
+ */
+#define BUDGET_MIN_BYTES 65536      /* smaller arguments (names, steps, tokens) are not counted */
+#define BUDGET_WAIT_SECONDS 10      /* then the call is refused as busy */
+
+typedef struct arg_guard {
+    XDR x;                      /* what the generated decoder reads */
+    XDR *in;                    /* the transport's stream */
+    srv *s;                     /* limits, budget */
+    xdrproc_t decode;           /* the argument's generated decoder */
+    void *arg;                  /* where it decodes to */
+    int *working;               /* the connection's "in a call" flag, or NULL */
+    uint64_t held;              /* bytes of the budget this call holds */
+    ip_status status;           /* IP_OK, or why the call was refused */
+    char message[IP_MAX_MESSAGE];
+} arg_guard;
+
+/* Takes n bytes of the budget for g's call: 1, or 0 with g's refusal filled in. */
+static int
+budget_take(arg_guard *g, u_int n)
+{
+    srv *s = g->s;
+    double until = proto_seconds() + BUDGET_WAIT_SECONDS;
+    int ok;
+
+    /* Waiting here is not a slow sender's fault (net.c measures senders). */
+    if (g->working)
+        __atomic_store_n(g->working, 1, __ATOMIC_RELAXED);
+    pthread_mutex_lock(&s->lock);
+    while (s->inflight + n > s->cfg.max_inflight_bytes && proto_seconds() < until &&
+           !ready_now(s->stop_pipe[0], POLLIN)) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 1;         /* looks at the clock and the stop pipe each second */
+        pthread_cond_timedwait(&s->budget, &s->lock, &ts);
+    }
+    ok = s->inflight + n <= s->cfg.max_inflight_bytes;
+    if (ok) {
+        s->inflight += n;
+        g->held += n;
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (g->working)
+        __atomic_store_n(g->working, 0, __ATOMIC_RELAXED);
+    if (!ok) {
+        g->status = IP_EBUSY;
+        snprintf(g->message, sizeof(g->message), "the server is receiving or working on "
+                 "as many image bytes as it holds at once (--max-inflight-bytes %llu): "
+                 "call again later", (unsigned long long)s->cfg.max_inflight_bytes);
+    }
+    return ok;
+}
+
+/* Gives back what g's call held of the budget. */
+static void
+budget_give(arg_guard *g)
+{
+    if (!g->held)
+        return;
+    pthread_mutex_lock(&g->s->lock);
+    g->s->inflight -= g->held;
+    pthread_cond_broadcast(&g->s->budget);
+    pthread_mutex_unlock(&g->s->lock);
+    g->held = 0;
+}
+
+static bool_t
+guard_getlong(XDR *x, long *v)
+{
+    arg_guard *g = x->x_private;
+
+    return XDR_GETLONG(g->in, v);
+}
+
+static bool_t
+guard_getbytes(XDR *x, char *p, u_int n)
+{
+    arg_guard *g = x->x_private;
+
+    if (n > g->s->cfg.max_request_bytes) {
+        g->status = IP_ETOOBIG;
+        snprintf(g->message, sizeof(g->message), "the call carries %u bytes; this server "
+                 "accepts at most %llu (--max-request-bytes)", n,
+                 (unsigned long long)g->s->cfg.max_request_bytes);
+        return FALSE;
+    }
+    if (n >= BUDGET_MIN_BYTES && !budget_take(g, n))
+        return FALSE;
+    return XDR_GETBYTES(g->in, p, n);
+}
+
+static u_int
+guard_getpostn(XDR *x)
+{
+    arg_guard *g = x->x_private;
+
+    return XDR_GETPOS(g->in);
+}
+
+static bool_t
+guard_no_put(XDR *x, const long *v)
+{
+    (void)x;
+    (void)v;
+    return FALSE;
+}
+
+static bool_t
+guard_no_putbytes(XDR *x, const char *p, u_int n)
+{
+    (void)x;
+    (void)p;
+    (void)n;
+    return FALSE;
+}
+
+static bool_t
+guard_no_setpostn(XDR *x, u_int pos)
+{
+    (void)x;
+    (void)pos;
+    return FALSE;
+}
+
+/* No direct access to the buffer: the decoder then reads field by field, through us. */
+static int32_t *
+guard_no_inline(XDR *x, u_int n)
+{
+    (void)x;
+    (void)n;
+    return NULL;
+}
+
+static void
+guard_destroy(XDR *x)
+{
+    (void)x;
+}
+
+static bool_t
+guard_control(XDR *x, int req, void *info)
+{
+    arg_guard *g = x->x_private;
+
+    return g->in->x_ops->x_control ? g->in->x_ops->x_control(g->in, req, info) : FALSE;
+}
+
+static const struct xdr_ops guard_ops = {
+    guard_getlong, guard_no_put, guard_getbytes, guard_no_putbytes, guard_getpostn,
+    guard_no_setpostn, guard_no_inline, guard_destroy, guard_control,
+};
+
+/* svc_getargs' decoder: the argument's own, reading through the guard. */
+static bool_t
+xdr_guarded(XDR *in, arg_guard *g)
+{
+    if (in->x_op != XDR_DECODE)
+        return FALSE;
+    g->in = in;
+    g->x.x_op = XDR_DECODE;
+    g->x.x_ops = &guard_ops;
+    g->x.x_private = g;
+    return g->decode(&g->x, g->arg);
 }
 
 /*
@@ -197,7 +361,7 @@ run_pipeline(srv *s, const call_ctx *c, const ip_image *im, const ip_step *steps
     } else if (n == 0) {
         res->status = IP_EINVAL;
         res->ip_image_res_u.message = proto_strdupf("the pipeline has no steps");
-    } else if (image_allowed(s, im, &res->status, &res->ip_image_res_u.message)) {
+    } else {    /* its size was checked as it was decoded (xdr_guarded) */
         ops_process(&s->limits, im->ip_image_val, im->ip_image_len, steps, n, out, &watch, res);
     }
     log->status = res->status;
@@ -294,8 +458,7 @@ h_image_info(srv *s, const call_ctx *c, void *arg, void *resp, call_log *log)
 
     log->in_bytes = im->ip_image_len;
     memset(res, 0, sizeof(*res));
-    if (image_allowed(s, im, &res->status, &res->ip_info_res_u.message))
-        ops_info(&s->limits, im->ip_image_val, im->ip_image_len, res);
+    ops_info(&s->limits, im->ip_image_val, im->ip_image_len, res);
     log->status = res->status;
 }
 
@@ -608,6 +771,7 @@ dispatch_call(srv *s, struct svc_req *req, SVCXPRT *xprt, int stream, tasks_batc
     char owner[IP_MAX_NAME + 1];
     call_ctx ctx = { owner, stream, batch, stream ? xprt->xp_fd : -1 };
     call_log log = { 0, 0, IP_OK };
+    arg_guard guard;
     double t0 = now_ms();
 
     if (!p) {
@@ -628,15 +792,31 @@ dispatch_call(srv *s, struct svc_req *req, SVCXPRT *xprt, int stream, tasks_batc
     }
     memset(&arg, 0, sizeof(arg));
     memset(&res, 0, sizeof(res));
-    if (!svc_getargs(xprt, p->xdr_arg, (caddr_t)&arg)) {
-        /* Malformed or over an XDR bound: a garbage-arguments reply, except
-         * to a batched call, which the batch's report counts as skipped. */
-        if (!p->batched)
+    guard.s = s;
+    guard.decode = p->xdr_arg;
+    guard.arg = &arg;
+    guard.working = working;
+    guard.held = 0;
+    guard.status = IP_OK;
+    if (!svc_getargs(xprt, XDR(xdr_guarded), (caddr_t)&guard)) {
+        /* Over a size limit or the budget: a refusal saying so.  Otherwise
+         * malformed: a garbage-arguments reply.  A batched call gets neither;
+         * the batch's report counts it as skipped.  What is left of the
+         * record is read and dropped before the next call. */
+        refusal r = { guard.status, guard.message };
+        if (p->batched) {
+            if (batch)
+                tasks_batch_skip(batch);
+        } else if (guard.status != IP_OK) {
+            svc_sendreply(xprt, XDR(xdr_refusal), (caddr_t)&r);
+        } else {
             svcerr_decode(xprt);
-        else if (batch)
-            tasks_batch_skip(batch);
+        }
         svc_freeargs(xprt, p->xdr_arg, (caddr_t)&arg);
-        log_call(s, xprt, p->name, &log, "garbage-args", now_ms() - t0);
+        budget_give(&guard);
+        log.status = guard.status;
+        log_call(s, xprt, p->name, &log, guard.status != IP_OK ? NULL : "garbage-args",
+                 now_ms() - t0);
         return;
     }
     __atomic_add_fetch(&s->in_progress, 1, __ATOMIC_RELAXED);
@@ -662,6 +842,7 @@ dispatch_call(srv *s, struct svc_req *req, SVCXPRT *xprt, int stream, tasks_batc
     else if (p->res_size)
         xdr_free(p->xdr_res, (char *)&res);
     svc_freeargs(xprt, p->xdr_arg, (caddr_t)&arg);
+    budget_give(&guard);
     if (working)
         __atomic_store_n(working, 0, __ATOMIC_RELAXED);
 }

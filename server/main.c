@@ -30,7 +30,15 @@ usage(FILE *f)
 "  --max-request-bytes N  largest input image in bytes; K, M, G suffixes (default 64M)\n"
 "  --max-pixels N         largest width x height of any image (default 150M)\n"
 "  --max-steps N          longest pipeline (default %d)\n"
-"  --max-connections N    TCP connections served at once (default 64)\n"
+"  --max-connections N    TCP connections served at once (default 64); when full,\n"
+"                         the quietest connection not in a call is closed\n"
+"  --max-connections-per-address N  ... from one address, an IPv6 /64 counting as\n"
+"                         one (default 16; 0 = no cap)\n"
+"  --max-inflight-bytes N image bytes of all calls being received or worked on;\n"
+"                         beyond it a call waits up to 10 s, then is refused as busy\n"
+"                         (default 512M)\n"
+"  --min-receive-rate N   a call must arrive at N bytes/s or more, measured over\n"
+"                         10 s, or its connection is closed (default 16K; 0 = off)\n"
 "  --idle-timeout S       close a TCP connection silent for S seconds (default 300)\n"
 "  --max-request-seconds S  stop a synchronous call's image work after S seconds\n"
 "                         (too-large), or when its caller hangs up (default 60)\n"
@@ -101,7 +109,8 @@ parse_args(srv *s, int argc, char **argv)
 {
     enum { O_PROGRAM = 256, O_PORT, O_LISTEN, O_NORPCBIND, O_MAXREQ, O_MAXPX,
            O_MAXSTEPS, O_MAXCONN, O_IDLE, O_STATEDIR, O_WORKERS, O_QUEUE, O_MAXTASKS,
-           O_TTL, O_MAXUPLOAD, O_MAXREQSEC, O_MAXTASKSEC };
+           O_TTL, O_MAXUPLOAD, O_MAXREQSEC, O_MAXTASKSEC, O_INFLIGHT, O_PERADDR,
+           O_MINRATE };
     static const struct option opts[] = {
         { "program", required_argument, NULL, O_PROGRAM },
         { "port", required_argument, NULL, O_PORT },
@@ -111,6 +120,9 @@ parse_args(srv *s, int argc, char **argv)
         { "max-pixels", required_argument, NULL, O_MAXPX },
         { "max-steps", required_argument, NULL, O_MAXSTEPS },
         { "max-connections", required_argument, NULL, O_MAXCONN },
+        { "max-connections-per-address", required_argument, NULL, O_PERADDR },
+        { "max-inflight-bytes", required_argument, NULL, O_INFLIGHT },
+        { "min-receive-rate", required_argument, NULL, O_MINRATE },
         { "idle-timeout", required_argument, NULL, O_IDLE },
         { "state-dir", required_argument, NULL, O_STATEDIR },
         { "workers", required_argument, NULL, O_WORKERS },
@@ -171,6 +183,21 @@ parse_args(srv *s, int argc, char **argv)
             if (parse_size(optarg, 10000, &v))
                 return bad_value("--max-connections", optarg);
             c->max_connections = (unsigned)v;
+            break;
+        case O_PERADDR:
+            if (strcmp(optarg, "0") != 0 && parse_size(optarg, 10000, &v))
+                return bad_value("--max-connections-per-address (0 = no cap)", optarg);
+            c->max_per_address = strcmp(optarg, "0") == 0 ? 0 : (unsigned)v;
+            break;
+        case O_INFLIGHT:
+            if (parse_size(optarg, 1ULL << 40, &v))
+                return bad_value("--max-inflight-bytes", optarg);
+            c->max_inflight_bytes = v;
+            break;
+        case O_MINRATE:
+            if (strcmp(optarg, "0") != 0 && parse_size(optarg, 1ULL << 30, &v))
+                return bad_value("--min-receive-rate (0 = off)", optarg);
+            c->min_receive_rate = strcmp(optarg, "0") == 0 ? 0 : (unsigned)v;
             break;
         case O_MAXREQSEC:
             if (parse_size(optarg, 86400, &v) || v == 0)
@@ -234,6 +261,12 @@ parse_args(srv *s, int argc, char **argv)
     if (optind < argc) {
         fprintf(stderr, "imgprocd: unexpected argument '%s'\n", argv[optind]);
         usage(stderr);
+        return 2;
+    }
+    if (c->max_inflight_bytes < c->max_request_bytes) {
+        fprintf(stderr, "imgprocd: --max-inflight-bytes (%llu) must hold at least one call "
+                "of --max-request-bytes (%llu)\n", (unsigned long long)c->max_inflight_bytes,
+                (unsigned long long)c->max_request_bytes);
         return 2;
     }
     if (c->program < 0x20000000 || c->program > 0x3FFFFFFF)
@@ -325,8 +358,6 @@ main(int argc, char **argv)
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    pthread_mutex_init(&s.lock, NULL);
-    pthread_cond_init(&s.idle, NULL);
 
     if (ops_init(argv[0])) {
         fprintf(stderr, "imgprocd: cannot start libvips\n");

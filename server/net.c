@@ -10,8 +10,9 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
+#include <linux/tcp.h>          /* struct tcp_info with tcpi_bytes_received */
 #include <poll.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,7 @@
 #define NET_RECORD_BUFFER (256 * 1024) /* bytes buffered each way per TCP connection */
 #define NET_SPIN_NS 50000              /* look for the next call this long before sleeping */
 #define NET_SEND_TIMEOUT 60            /* seconds a reply may sit unread before the connection dies */
+#define NET_RATE_WINDOW_MS 10000       /* a call being received is measured over this */
 
 #ifndef RQCRED_SIZE
 #define RQCRED_SIZE 400         /* libtirpc's room for decoded credentials */
@@ -37,9 +39,15 @@ typedef struct conn {
     srv *s;                     /* the server */
     int fd;                     /* the accepted socket */
     struct conn *prev, *next;   /* in s->conns, until the socket is closed (under lock) */
-    int working;                /* a call's arguments are in, its reply not yet out (atomic) */
+    struct sockaddr_storage peer; /* who connected */
+    int working;                /* in a call, or waiting for the byte budget (atomic) */
+    int receiving;              /* reading a record: a call's arguments (atomic) */
     long long active_ms;        /* accepted, or its last record served (atomic) */
-    int evicted;                /* shut down to make room (under lock) */
+    int evicted;                /* shut down (under lock) */
+    long long start_ms;         /* its record began (atomic, with start_bytes) */
+    int64_t start_bytes;        /* bytes the socket had received then, -1 = unknown */
+    long long mark_ms;          /* receiving measured since, 0 = not (under lock) */
+    uint64_t mark_bytes;        /* bytes the socket had received then */
 } conn;
 
 static long long
@@ -51,28 +59,133 @@ mono_ms(void)
     return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
 }
 
+/* Do a and b count as one address: IPv4 all 32 bits, IPv6 its /64 (one site's). */
+static int
+same_address(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+    if (a->ss_family != b->ss_family)
+        return 0;
+    if (a->ss_family == AF_INET)
+        return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
+               ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+    if (a->ss_family == AF_INET6)
+        return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+                      &((const struct sockaddr_in6 *)b)->sin6_addr, 8) == 0;
+    return 1;
+}
+
 /*
- * The table is full: shut down the connection that has been quiet longest
- * and is not working on a call (idle, or stalled while sending one), as
- * nginx and HAProxy do, so that idle or slow connections cannot lock
- * everyone out.  Its thread sees the socket end and leaves.  1 if one was
- * found.  Called under s->lock.
+ * Bytes the kernel has received on fd's connection (TCP_INFO, Linux 4.1
+ * and later); -1 when it cannot say, and then nothing is measured.
+ */
+static int64_t
+bytes_received(int fd)
+{
+    struct tcp_info ti;
+    socklen_t len = sizeof(ti);
+
+    memset(&ti, 0, sizeof(ti));
+    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0 ||
+        len < offsetof(struct tcp_info, tcpi_bytes_received) + sizeof(ti.tcpi_bytes_received))
+        return -1;
+    return (int64_t)ti.tcpi_bytes_received;
+}
+
+/*
+ * Is c bringing its call slower than --min-receive-rate, counted from the
+ * start of its record?  A stalled sender is at once; a fair one never.
  */
 static int
-evict_quietest(srv *s)
+sending_slowly(const srv *s, conn *c)
+{
+    long long ms = mono_ms() - __atomic_load_n(&c->start_ms, __ATOMIC_RELAXED);
+    int64_t from = __atomic_load_n(&c->start_bytes, __ATOMIC_RELAXED), now;
+
+    if (!s->cfg.min_receive_rate || from < 0 || (now = bytes_received(c->fd)) < 0)
+        return 0;
+    return (uint64_t)(now - from) * 1000 < (uint64_t)s->cfg.min_receive_rate * (uint64_t)(ms > 0 ? ms : 1);
+}
+
+/*
+ * Shuts down the connection that has been quiet longest and is neither in
+ * a call nor bringing one at a fair rate (idle, or sending slower than
+ * --min-receive-rate), among all of them or, when from is given, among those
+ * from its address: as nginx and HAProxy do, so that idle or slow
+ * connections cannot lock everyone out.  Its thread sees the socket end and
+ * leaves.  1 if one was found.  Called under s->lock.
+ */
+static int
+evict_quietest(srv *s, const struct sockaddr_storage *from)
 {
     conn *victim = NULL;
 
     for (conn *c = s->conns; c; c = c->next)
         if (!c->evicted && !__atomic_load_n(&c->working, __ATOMIC_RELAXED) &&
+            (!__atomic_load_n(&c->receiving, __ATOMIC_RELAXED) || sending_slowly(s, c)) &&
+            (!from || same_address(&c->peer, from)) &&
             (!victim || __atomic_load_n(&c->active_ms, __ATOMIC_RELAXED) <
                         __atomic_load_n(&victim->active_ms, __ATOMIC_RELAXED)))
             victim = c;
     if (!victim)
         return 0;
     victim->evicted = 1;
+    s->nclosing++;
     shutdown(victim->fd, SHUT_RDWR);
     return 1;
+}
+
+/* Connections open from addr's address.  Called under s->lock. */
+static unsigned
+count_from(srv *s, const struct sockaddr_storage *addr)
+{
+    unsigned n = 0;
+
+    for (conn *c = s->conns; c; c = c->next)
+        if (!c->evicted && same_address(&c->peer, addr))
+            n++;
+    return n;
+}
+
+/*
+ * The accept loop's look, once a second, at the connections reading a
+ * call: one that brought less than --min-receive-rate bytes a second over
+ * the last NET_RATE_WINDOW_MS is closed.  libtirpc gives a read inside a
+ * record 35 s, so a sender of a byte every few seconds would otherwise hold
+ * its thread, its slot and its share of the byte budget for ever.  Time in a
+ * call, or waiting for the budget, is not counted.
+ */
+static void
+close_slow_senders(srv *s)
+{
+    long long now = mono_ms();
+
+    pthread_mutex_lock(&s->lock);
+    for (conn *c = s->conns; c; c = c->next) {
+        int64_t got;
+        if (c->evicted || !__atomic_load_n(&c->receiving, __ATOMIC_RELAXED) ||
+            __atomic_load_n(&c->working, __ATOMIC_RELAXED) || (got = bytes_received(c->fd)) < 0) {
+            c->mark_ms = 0;
+            continue;
+        }
+        if (c->mark_ms == 0) {
+            c->mark_ms = now;
+            c->mark_bytes = (uint64_t)got;
+        } else if (now - c->mark_ms >= NET_RATE_WINDOW_MS) {
+            uint64_t rate = ((uint64_t)got - c->mark_bytes) * 1000 / (uint64_t)(now - c->mark_ms);
+            if (rate < s->cfg.min_receive_rate) {
+                c->evicted = 1;
+                s->nclosing++;
+                shutdown(c->fd, SHUT_RDWR);
+                if (s->cfg.verbose)
+                    fprintf(stderr, "imgprocd: closed a connection sending a call at %llu "
+                            "bytes/s (--min-receive-rate %u)\n", (unsigned long long)rate,
+                            s->cfg.min_receive_rate);
+            }
+            c->mark_ms = now;
+            c->mark_bytes = (uint64_t)got;
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
 }
 
 /* Takes c out of s->conns, before its socket is closed: the fd number may be
@@ -300,11 +413,18 @@ conn_main(void *p)
             continue;
         if (n <= 0 || pf[1].revents)
             break;
-        /* A record may hold several calls (batching): take them all. */
+        /* A record may hold several calls (batching): take them all.  Where
+         * it began is kept for evict_quietest (one getsockopt, about 1 us). */
+        if (s->cfg.min_receive_rate) {
+            __atomic_store_n(&c->start_bytes, bytes_received(c->fd), __ATOMIC_RELAXED);
+            __atomic_store_n(&c->start_ms, mono_ms(), __ATOMIC_RELAXED);
+        }
+        __atomic_store_n(&c->receiving, 1, __ATOMIC_RELAXED);
         do {
             net_serve_one(s, xprt, 1, batch, &c->working);
             st = SVC_STAT(xprt);
         } while (st == XPRT_MOREREQS);
+        __atomic_store_n(&c->receiving, 0, __ATOMIC_RELAXED);
         if (st == XPRT_DIED)
             break;
         __atomic_store_n(&c->active_ms, mono_ms(), __ATOMIC_RELAXED);
@@ -317,6 +437,8 @@ done:
     ops_thread_done();
     pthread_mutex_lock(&s->lock);
     s->nconn--;
+    if (c->evicted)
+        s->nclosing--;
     pthread_cond_broadcast(&s->idle);
     pthread_mutex_unlock(&s->lock);
     free(c);
@@ -360,7 +482,7 @@ udp_main(void *p)
 }
 
 static void
-start_conn(srv *s, int fd)
+start_conn(srv *s, int fd, const struct sockaddr_storage *peer)
 {
     pthread_attr_t attr;
     pthread_t tid;
@@ -372,13 +494,32 @@ start_conn(srv *s, int fd)
     }
     c->s = s;
     c->fd = fd;
+    c->peer = *peer;
     c->active_ms = mono_ms();
+    c->start_bytes = -1;
     pthread_mutex_lock(&s->lock);
-    if (s->nconn >= s->cfg.max_connections && evict_quietest(s)) {
+    /* One address may not hold more than its share: its own quietest
+     * connection makes room, or, all of them in calls, the new one goes. */
+    if (s->cfg.max_per_address && count_from(s, peer) >= s->cfg.max_per_address) {
+        if (!evict_quietest(s, peer)) {
+            pthread_mutex_unlock(&s->lock);
+            if (s->cfg.verbose)
+                fprintf(stderr, "imgprocd: refusing a connection: %u from one address is "
+                        "the limit, all in calls\n", s->cfg.max_per_address);
+            close(fd);
+            free(c);
+            return;
+        }
+        if (s->cfg.verbose)
+            fprintf(stderr, "imgprocd: %u connections from one address is the limit: "
+                    "closed its quietest\n", s->cfg.max_per_address);
+    }
+    /* Connections already shut down are on their way out: not counted. */
+    if (s->nconn - s->nclosing >= s->cfg.max_connections && evict_quietest(s, NULL)) {
         if (s->cfg.verbose)
             fprintf(stderr, "imgprocd: %u connections is the limit: closed the quietest\n",
                     s->cfg.max_connections);
-    } else if (s->nconn >= s->cfg.max_connections) {
+    } else if (s->nconn - s->nclosing >= s->cfg.max_connections) {
         pthread_mutex_unlock(&s->lock);
         if (s->cfg.verbose)
             fprintf(stderr, "imgprocd: refusing a connection: %u connections is the limit\n",
@@ -415,6 +556,7 @@ net_run(srv *s)
     struct pollfd pf[SRV_MAX_LISTEN * 2 + 1];
     int n = 0;
     struct timespec deadline;
+    long long next_look_ms = 0;
 
     for (int i = 0; i < s->nlisteners; i++) {
         srv_listener *l = &s->listeners[i];
@@ -437,12 +579,26 @@ net_run(srv *s)
     s->udp_running = 1;
     pf[n] = (struct pollfd){ s->stop_pipe[0], POLLIN, 0 };
 
-    while (wait_readable(pf, n) == 0) {
-        for (int i = 0; i < n; i++) {
+    for (;;) {
+        long long now;
+        int r = poll(pf, (nfds_t)n + 1, s->cfg.min_receive_rate ? 1000 : -1);
+
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0 || pf[n].revents)
+            break;
+        if (s->cfg.min_receive_rate && (now = mono_ms()) >= next_look_ms) {
+            close_slow_senders(s);
+            next_look_ms = now + 1000;
+        }
+        for (int i = 0; r > 0 && i < n; i++) {
+            struct sockaddr_storage peer;
+            socklen_t plen = sizeof(peer);
             int fd;
             if (!(pf[i].revents & POLLIN))
                 continue;
-            fd = accept4(pf[i].fd, NULL, NULL, SOCK_CLOEXEC);
+            memset(&peer, 0, sizeof(peer));
+            fd = accept4(pf[i].fd, (struct sockaddr *)&peer, &plen, SOCK_CLOEXEC);
             /* libtirpc writes a record in pieces (record mark, fragments);
              * with Nagle's algorithm the last piece waits for the peer's
              * delayed ACK, up to 40 ms a call. */
@@ -455,7 +611,7 @@ net_run(srv *s)
                 setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO,
                            &(struct timeval){ NET_SEND_TIMEOUT, 0 }, sizeof(struct timeval));
             if (fd >= 0)
-                start_conn(s, fd);
+                start_conn(s, fd, &peer);
         }
     }
 

@@ -21,9 +21,12 @@ typedef struct srv_config {
     const char *listen[SRV_MAX_LISTEN]; /* addresses to serve on */
     int nlisten;                        /* entries used in listen[] */
     uint64_t max_request_bytes;         /* largest encoded input */
+    uint64_t max_inflight_bytes;        /* image bytes of all calls being received or run */
     uint64_t max_pixels;                /* largest width x height */
     unsigned max_steps;                 /* longest pipeline */
     unsigned max_connections;           /* TCP connections served at once */
+    unsigned max_per_address;           /* ... from one address (IPv6: one /64), 0 = no cap */
+    unsigned min_receive_rate;          /* bytes/s a call being received must keep up */
     unsigned idle_seconds;              /* close a silent TCP connection after this */
     unsigned max_request_seconds;       /* a synchronous call's work is stopped after this */
     int verbose;                        /* log one line per request */
@@ -46,9 +49,12 @@ typedef struct srv {
     srv_listener listeners[SRV_MAX_LISTEN * 2]; /* TCP and UDP sockets */
     int nlisteners;                         /* entries used */
     int stop_pipe[2];                       /* written once to stop every loop */
-    pthread_mutex_t lock;                   /* guards nconn */
+    pthread_mutex_t lock;                   /* guards nconn, conns, inflight */
     pthread_cond_t idle;                    /* signalled when nconn drops */
+    pthread_cond_t budget;                  /* signalled when inflight drops */
+    uint64_t inflight;                      /* image bytes held by calls (under lock) */
     unsigned nconn;                         /* live TCP connection threads */
+    unsigned nclosing;                      /* ... of them shut down, on their way out */
     struct conn *conns;                     /* their sockets, for shutdown (under lock) */
     unsigned in_progress;                   /* calls being handled (atomic) */
     unsigned long long served;              /* calls answered (atomic) */

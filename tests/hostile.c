@@ -2,13 +2,17 @@
  * hostile.c - a test client that sends what the real client never would:
  * unknown steps, NaN angles, zero widths, over-long pipelines, unknown
  * procedures, raw garbage records, batches no honest client would send, and
- * image calls and retransmissions over UDP.
- * Prints the outcome on one line.
+ * image calls and retransmissions over UDP, floods of connections, calls
+ * that arrive a byte at a time or never finish, and junk by the megabyte.
+ * Prints the outcome on one line.  $HOSTILE_SOURCE (say 127.0.0.2) is the
+ * address its raw connections come from.
  *
- * usage: hostile PORT PROGRAM CASE [FILE]
+ * usage: hostile PORT PROGRAM CASE [ARG...]
  */
 #include <arpa/inet.h>
 #include <math.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -430,30 +434,225 @@ udp_case(int port, rpcprog_t prog, const ip_image *im, const char *what)
     return 2;
 }
 
+/* A TCP connection to the server from $HOSTILE_SOURCE, if set: the socket, or -1. */
+static int
+tcp_connect(int port)
+{
+    struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+    struct sockaddr_in src = { .sin_family = AF_INET };
+    const char *from = getenv("HOSTILE_SOURCE");
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    inet_pton(AF_INET, "127.0.0.1", &sin.sin_addr);
+    if (fd >= 0 && from && inet_pton(AF_INET, from, &src.sin_addr) == 1 &&
+        bind(fd, (struct sockaddr *)&src, sizeof(src)) < 0) {
+        close(fd);
+        return -1;
+    }
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/*
+ * Writes the start of a call of proc whose record promises reclen bytes:
+ * record mark, header (xid, CALL, RPC 2, program, version 1, no
+ * credentials), then the words in args[0..nargs-1].  0, or -1.
+ */
+static int
+send_call_head(int fd, rpcprog_t prog, rpcproc_t proc, uint32_t reclen,
+               const uint32_t *args, int nargs)
+{
+    uint32_t head[32] = { htonl(0x80000000u | reclen), htonl(0x5747), 0, htonl(2),
+                          htonl((uint32_t)prog), htonl(IMGPROC_V1), htonl((uint32_t)proc),
+                          0, 0, 0, 0 };
+    int n = 11;
+
+    for (int i = 0; i < nargs && n < 32; i++)
+        head[n++] = htonl(args[i]);
+    return write(fd, head, (size_t)n * 4) == (ssize_t)n * 4 ? 0 : -1;
+}
+
 /*
  * A new connection to the server; when stall is set, a call that stops in
  * the middle of its record: the record mark promises 1 MiB, then a valid
- * TASK_CREATE call header (xid, CALL, RPC 2, program, version 1, procedure
- * 8, no credentials) and the first words of its arguments, then nothing.
- * The socket, or -1.
+ * TASK_CREATE call header and the first words of its arguments, then
+ * nothing.  The socket, or -1.
  */
 static int
 open_conn(int port, rpcprog_t prog, int stall)
 {
-    struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
-    uint32_t head[] = { htonl(0x80000000u | (1u << 20)), htonl(0x5747), 0, htonl(2),
-                        htonl((uint32_t)prog), htonl(IMGPROC_V1), htonl(TASK_CREATE),
-                        0, 0, 0, 0, 0, htonl(1u << 19) };
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    uint32_t args[] = { 0, 1u << 19 };
+    int fd = tcp_connect(port);
 
-    inet_pton(AF_INET, "127.0.0.1", &sin.sin_addr);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0 ||
-        (stall && write(fd, head, sizeof(head)) != (ssize_t)sizeof(head))) {
-        if (fd >= 0)
-            close(fd);
+    if (fd >= 0 && stall && send_call_head(fd, prog, TASK_CREATE, 1u << 20, args, 2) < 0) {
+        close(fd);
         return -1;
     }
     return fd;
+}
+
+/*
+ * A GRAYSCALE call promising an image of declared bytes, of which sent
+ * arrive; then nothing.  Prints "sent", holds the connection until stdin
+ * closes, then prints whether the server had closed it.
+ */
+static int
+stall_bytes(int port, rpcprog_t prog, uint32_t declared, uint32_t sent)
+{
+    static char zeros[65536];
+    uint32_t args[] = { declared };
+    int fd = tcp_connect(port);
+    char c;
+
+    if (fd < 0 || send_call_head(fd, prog, GRAYSCALE, 48 + declared + 12, args, 1) < 0) {
+        printf("connect failed\n");
+        return 1;
+    }
+    for (uint32_t done = 0; done < sent;) {
+        size_t n = sent - done < sizeof(zeros) ? sent - done : sizeof(zeros);
+        ssize_t w = write(fd, zeros, n);
+        if (w <= 0) {
+            printf("closed while sending\n");
+            return 1;
+        }
+        done += (uint32_t)w;
+    }
+    printf("sent\n");
+    fflush(stdout);
+    while (read(0, &c, 1) > 0)
+        ;
+    {
+        struct pollfd pf = { fd, POLLIN, 0 };
+        printf("%s\n", poll(&pf, 1, 0) > 0 && read(fd, &c, 1) <= 0 ? "closed" : "open");
+    }
+    close(fd);
+    return 0;
+}
+
+/*
+ * A GRAYSCALE call of 1 MiB sent one byte a second.  Prints "closed after
+ * N bytes" once the server closes the connection, or "open after N bytes"
+ * after two minutes.
+ */
+static int
+trickle(int port, rpcprog_t prog)
+{
+    uint32_t args[] = { 1u << 20 };
+    int fd = tcp_connect(port);
+    int n = 0;
+
+    if (fd < 0 || send_call_head(fd, prog, GRAYSCALE, (1u << 20) + 60, args, 1) < 0) {
+        printf("connect failed\n");
+        return 1;
+    }
+    for (; n < 120; n++) {
+        struct pollfd pf = { fd, POLLIN, 0 };
+        char c;
+        /* The pace of the trickle: a byte, then a second's wait for the server to react. */
+        if (poll(&pf, 1, 1000) > 0 || write(fd, "", 1) != 1) {
+            if (read(fd, &c, 1) <= 0)
+                break;
+        }
+    }
+    printf("%s after %d bytes\n", n < 120 ? "closed" : "open", n);
+    close(fd);
+    return 0;
+}
+
+/*
+ * n connections with an RPC client each, a NULL call on each: prints "held
+ * K" (K answered), then on a line from stdin calls NULL on each again and
+ * prints "alive K".
+ */
+static int
+hold_null(int port, rpcprog_t prog, int n)
+{
+    struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+    struct netbuf nb = { sizeof(sin), sizeof(sin), &sin };
+    struct timeval tv = { 5, 0 };
+    CLIENT *c[64];
+    char line[16];
+    int held = 0, alive = 0;
+
+    inet_pton(AF_INET, "127.0.0.1", &sin.sin_addr);
+    if (n > 64)
+        n = 64;
+    for (int i = 0; i < n; i++) {
+        int fd = tcp_connect(port);
+        c[i] = fd >= 0 ? clnt_vc_create(fd, &nb, prog, IMGPROC_V1, 0, 0) : NULL;
+        if (c[i] && ip_null_1(NULL, NULL, c[i]) == RPC_SUCCESS)
+            held++;
+    }
+    printf("held %d\n", held);
+    fflush(stdout);
+    if (!fgets(line, sizeof(line), stdin))
+        return 1;
+    for (int i = 0; i < n; i++)
+        if (c[i]) {
+            clnt_control(c[i], CLSET_TIMEOUT, (char *)&tv);
+            if (ip_null_1(NULL, NULL, c[i]) == RPC_SUCCESS)
+                alive++;
+        }
+    printf("alive %d\n", alive);
+    return 0;
+}
+
+/* junk_calls: n callers at once, each a GRAYSCALE call of one shared junk image. */
+typedef struct junk_call {
+    int port;
+    rpcprog_t prog;
+    ip_image im;
+    char line[256];             /* "status: message" */
+} junk_call;
+
+static void *
+junk_main(void *p)
+{
+    junk_call *j = p;
+    CLIENT *c = connect_to(j->port, j->prog);
+    ip_grayscale_args a = { j->im, { IP_FMT_AUTO, 0, FALSE } };
+    ip_image_res res;
+    enum clnt_stat st;
+
+    memset(&res, 0, sizeof(res));
+    st = grayscale_1(&a, &res, c);
+    if (st != RPC_SUCCESS)
+        snprintf(j->line, sizeof(j->line), "rpc: %s", clnt_sperrno(st));
+    else if (res.status == IP_OK)
+        snprintf(j->line, sizeof(j->line), "ok");
+    else
+        snprintf(j->line, sizeof(j->line), "%s: %s", proto_status_name(res.status),
+                 res.ip_image_res_u.message);
+    xdr_free((xdrproc_t)xdr_ip_image_res, (char *)&res);
+    clnt_destroy(c);
+    return NULL;
+}
+
+/* n GRAYSCALE calls at once of bytes of zeros each: prints each outcome, in order. */
+static int
+junk_calls(int port, rpcprog_t prog, int n, uint32_t bytes)
+{
+    junk_call *j = calloc((size_t)n, sizeof(*j));
+    pthread_t *t = calloc((size_t)n, sizeof(*t));
+    char *junk = calloc(1, bytes);
+
+    if (!j || !t || !junk)
+        return 1;
+    for (int i = 0; i < n; i++) {
+        j[i] = (junk_call){ port, prog, { bytes, junk }, "" };
+        pthread_create(&t[i], NULL, junk_main, &j[i]);
+    }
+    for (int i = 0; i < n; i++) {
+        pthread_join(t[i], NULL);
+        printf("%s\n", j[i].line);
+    }
+    free(junk);
+    free(t);
+    free(j);
+    return 0;
 }
 
 /* One stalled call: prints "sent", then "closed" once the server closes it. */
@@ -478,22 +677,33 @@ stalled_call(int port, rpcprog_t prog)
 
 /*
  * Opens n connections and holds them: "idle" ones say nothing, "stalled"
- * ones stop in the middle of a call.  Prints "held N", then waits for stdin
- * to close.
+ * ones stop in the middle of a call, "trickle" ones then send a byte a
+ * second each.  Prints "held N", then keeps on until stdin closes.
  */
 static int
-hold(int port, rpcprog_t prog, int n, int stalled)
+hold(int port, rpcprog_t prog, int n, const char *how)
 {
-    char c;
-    int held = 0;
+    int *fds = calloc((size_t)n, sizeof(int));
+    int held = 0, trickle = strcmp(how, "trickle") == 0;
 
     for (int i = 0; i < n; i++)
-        if (open_conn(port, prog, stalled) >= 0)
+        if ((fds[i] = open_conn(port, prog, strcmp(how, "idle") != 0)) >= 0)
             held++;
     printf("held %d\n", held);
     fflush(stdout);
-    while (read(0, &c, 1) > 0)
-        ;
+    for (;;) {
+        struct pollfd pf = { 0, POLLIN, 0 };
+        char c;
+        /* The trickle's pace: a byte on each, then a second's wait on stdin. */
+        if (poll(&pf, 1, trickle ? 1000 : -1) > 0 && read(0, &c, 1) <= 0)
+            break;
+        for (int i = 0; trickle && i < n; i++)
+            if (fds[i] >= 0 && send(fds[i], "", 1, MSG_NOSIGNAL) != 1) {
+                close(fds[i]);
+                fds[i] = -1;
+            }
+    }
+    free(fds);
     return 0;
 }
 
@@ -518,8 +728,18 @@ main(int argc, char **argv)
         return garbage(port);
     if (strcmp(what, "stalled-call") == 0)
         return stalled_call(port, prog);
-    if (strcmp(what, "hold-idle") == 0 || strcmp(what, "hold-stalled") == 0)
-        return hold(port, prog, 300, strcmp(what, "hold-stalled") == 0);
+    if (strcmp(what, "hold-idle") == 0 || strcmp(what, "hold-stalled") == 0 ||
+        strcmp(what, "hold-trickle") == 0)
+        return hold(port, prog, 300, what + 5);
+    if (strcmp(what, "hold-null") == 0 && argc > 4)
+        return hold_null(port, prog, atoi(argv[4]));
+    if (strcmp(what, "trickle") == 0)
+        return trickle(port, prog);
+    if (strcmp(what, "stall-bytes") == 0 && argc > 5)
+        return stall_bytes(port, prog, (uint32_t)strtoul(argv[4], NULL, 0),
+                           (uint32_t)strtoul(argv[5], NULL, 0));
+    if (strcmp(what, "junk-calls") == 0 && argc > 5)
+        return junk_calls(port, prog, atoi(argv[4]), (uint32_t)strtoul(argv[5], NULL, 0));
     if (argc > 4) {
         FILE *f = fopen(argv[4], "rb");
         static char buf[1 << 22];
