@@ -47,7 +47,7 @@ SERVER_BIN := $(BUILD)/imgprocd
 CLIENT_BIN := $(BUILD)/imgproc
 
 .PHONY: all deps check unit integration demo install uninstall clean help \
-        check-asan check-valgrind bench corpus check-corpus
+        check-asan check-valgrind bench corpus check-corpus check-stress
 
 all: $(SERVER_BIN) $(CLIENT_BIN)
 
@@ -61,6 +61,7 @@ help:
 	@echo "make demo         every operation on a sample image, end to end"
 	@echo "make bench        benchmarks: the server against in-process libvips, one table"
 	@echo "make check-asan   the tests against an ASan/UBSan build"
+	@echo "make check-stress the hostile-caller attacks at full size, with their figures"
 	@echo "make check-valgrind  the tests with the server under valgrind"
 	@echo "make install      to \$$(DESTDIR)\$$(PREFIX) (PREFIX=$(PREFIX))"
 	@echo "make clean"
@@ -136,6 +137,11 @@ corpus: deps
 check-corpus: deps corpus
 	@$(MAKE) --no-print-directory all $(CORPUS_DIFF)
 	BUILD=$(BUILD) CORPUS_FULL=1 prove -v tests/integration/10-corpus.t
+
+# The attacks of the hostile-caller tests at full size; prints the figures.
+check-stress: deps
+	@$(MAKE) --no-print-directory all $(BUILD)/tests/hostile
+	BUILD=$(BUILD) prove -v tests/stress/*.t
 
 unit: all $(UNIT_BIN)
 	prove -v $(UNIT_BIN)

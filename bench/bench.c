@@ -147,7 +147,7 @@ fail:
 
 /* ---------------------------------------------------------------- one run */
 
-static ops_limits limits = { 150000000, IP_MAX_IMAGE };
+static ops_limits limits = { 150000000, IP_MAX_IMAGE, OPS_MAX_BLUR_WORK };
 static cli_opts rpc_opts;
 
 static CLIENT *

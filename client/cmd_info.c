@@ -123,6 +123,12 @@ print_info_json(const ip_server_info *si)
            si->limits.max_connections, (unsigned long long)si->limits.max_upload_bytes,
            si->limits.workers, si->limits.max_queued, si->limits.max_tasks,
            si->limits.result_ttl);
+    printf("  \"guard\": {\"max_connections_per_address\": %u, \"min_receive_rate\": %u, "
+           "\"max_inflight_bytes\": %llu, \"max_request_seconds\": %u, "
+           "\"max_task_seconds\": %u, \"max_blur_work\": %u},\n",
+           si->guard.max_per_address, si->guard.min_receive_rate,
+           (unsigned long long)si->guard.max_inflight_bytes, si->guard.max_request_seconds,
+           si->guard.max_task_seconds, si->guard.max_blur_work);
     printf("  \"load\": {\"connections\": %u, \"calls_in_progress\": %u, "
            "\"calls_served\": %llu, \"tasks_queued\": %u, \"tasks_running\": %u}\n}\n",
            si->load.connections, si->load.calls_in_progress,
@@ -157,6 +163,12 @@ print_info_text(const ip_server_info *si)
            "uploads up to %llu bytes\n", si->limits.workers, si->limits.max_queued,
            si->limits.max_tasks, si->limits.result_ttl,
            (unsigned long long)si->limits.max_upload_bytes);
+    printf("per caller: %u connections per address, calls arrive at %u bytes/s or more, "
+           "%llu image bytes in flight in all; work stops after %u s (a call), %u s (a task); "
+           "blur: sigma x megapixels <= %u\n",
+           si->guard.max_per_address, si->guard.min_receive_rate,
+           (unsigned long long)si->guard.max_inflight_bytes, si->guard.max_request_seconds,
+           si->guard.max_task_seconds, si->guard.max_blur_work);
     printf("load: %u connections, %u calls in progress, %llu served, %u tasks queued, "
            "%u running\n", si->load.connections, si->load.calls_in_progress,
            (unsigned long long)si->load.calls_served, si->load.tasks_queued,

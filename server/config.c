@@ -21,6 +21,7 @@ srv_defaults(srv *s)
     s->cfg.min_receive_rate = 16384;
     s->cfg.idle_seconds = 300;
     s->cfg.max_request_seconds = 60;
+    s->cfg.max_blur_work = OPS_MAX_BLUR_WORK;
     s->tcfg.max_queued = 1000;
     s->tcfg.max_tasks = 100000;
     s->tcfg.result_ttl = 86400;
@@ -37,6 +38,7 @@ srv_settle(srv *s)
 {
     s->limits.max_pixels = s->cfg.max_pixels;
     s->limits.max_result_bytes = IP_MAX_IMAGE;
+    s->limits.max_blur_work = s->cfg.max_blur_work;
     if (!s->tcfg.workers) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         s->tcfg.workers = n > 0 ? (unsigned)n : 1;

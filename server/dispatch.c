@@ -440,6 +440,12 @@ h_server_info(srv *s, const call_ctx *c, void *arg, void *resp, call_log *log)
     info->limits.max_queued = s->tcfg.max_queued;
     info->limits.max_tasks = s->tcfg.max_tasks;
     info->limits.result_ttl = s->tcfg.result_ttl;
+    info->guard.max_per_address = s->cfg.max_per_address;
+    info->guard.min_receive_rate = s->cfg.min_receive_rate;
+    info->guard.max_inflight_bytes = s->cfg.max_inflight_bytes;
+    info->guard.max_request_seconds = s->cfg.max_request_seconds;
+    info->guard.max_task_seconds = s->tcfg.max_task_seconds;
+    info->guard.max_blur_work = s->cfg.max_blur_work;
     tasks_load(s->tasks, &info->load.tasks_queued, &info->load.tasks_running);
     pthread_mutex_lock(&s->lock);
     info->load.connections = s->nconn;

@@ -42,6 +42,8 @@ usage(FILE *f)
 "  --idle-timeout S       close a TCP connection silent for S seconds (default 300)\n"
 "  --max-request-seconds S  stop a synchronous call's image work after S seconds\n"
 "                         (too-large), or when its caller hangs up (default 60)\n"
+"  --max-blur-work N      refuse a blur whose sigma x the image's megapixels is\n"
+"                         over N (too-large; default 2000: sigma 220 on 9 MP)\n"
 "\n"
 "Tasks (TASK_* procedures):\n"
 "  --state-dir DIR        task database and images (default /var/lib/imgprocd for\n"
@@ -110,7 +112,7 @@ parse_args(srv *s, int argc, char **argv)
     enum { O_PROGRAM = 256, O_PORT, O_LISTEN, O_NORPCBIND, O_MAXREQ, O_MAXPX,
            O_MAXSTEPS, O_MAXCONN, O_IDLE, O_STATEDIR, O_WORKERS, O_QUEUE, O_MAXTASKS,
            O_TTL, O_MAXUPLOAD, O_MAXREQSEC, O_MAXTASKSEC, O_INFLIGHT, O_PERADDR,
-           O_MINRATE };
+           O_MINRATE, O_BLURWORK };
     static const struct option opts[] = {
         { "program", required_argument, NULL, O_PROGRAM },
         { "port", required_argument, NULL, O_PORT },
@@ -123,6 +125,7 @@ parse_args(srv *s, int argc, char **argv)
         { "max-connections-per-address", required_argument, NULL, O_PERADDR },
         { "max-inflight-bytes", required_argument, NULL, O_INFLIGHT },
         { "min-receive-rate", required_argument, NULL, O_MINRATE },
+        { "max-blur-work", required_argument, NULL, O_BLURWORK },
         { "idle-timeout", required_argument, NULL, O_IDLE },
         { "state-dir", required_argument, NULL, O_STATEDIR },
         { "workers", required_argument, NULL, O_WORKERS },
@@ -198,6 +201,11 @@ parse_args(srv *s, int argc, char **argv)
             if (strcmp(optarg, "0") != 0 && parse_size(optarg, 1ULL << 30, &v))
                 return bad_value("--min-receive-rate (0 = off)", optarg);
             c->min_receive_rate = strcmp(optarg, "0") == 0 ? 0 : (unsigned)v;
+            break;
+        case O_BLURWORK:
+            if (parse_size(optarg, 100000000, &v))
+                return bad_value("--max-blur-work", optarg);
+            c->max_blur_work = (unsigned)v;
             break;
         case O_MAXREQSEC:
             if (parse_size(optarg, 86400, &v) || v == 0)

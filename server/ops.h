@@ -9,7 +9,10 @@
 typedef struct ops_limits {
     uint64_t max_pixels;        /* width x height of any input, intermediate or output */
     uint64_t max_result_bytes;  /* largest encoded result */
+    unsigned max_blur_work;     /* a blur's sigma x its input's megapixels, at most */
 } ops_limits;
+
+#define OPS_MAX_BLUR_WORK 2000  /* max_blur_work's default: sigma 220 on a 9 MP photo */
 
 /*
  * Watches a long operation: progress() is called now and then, from any of

@@ -29,6 +29,7 @@ typedef struct srv_config {
     unsigned min_receive_rate;          /* bytes/s a call being received must keep up */
     unsigned idle_seconds;              /* close a silent TCP connection after this */
     unsigned max_request_seconds;       /* a synchronous call's work is stopped after this */
+    unsigned max_blur_work;             /* a blur's sigma x megapixels at most */
     int verbose;                        /* log one line per request */
 } srv_config;
 

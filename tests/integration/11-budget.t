@@ -1,8 +1,9 @@
 #!/bin/bash
 # Bounded work: one small request cannot burn the CPU for hours.  A blur of
 # sigma 1000 on a 12000x12000 single-colour PNG (a few hundred KB, under the
-# pixel limit) would run for tens of CPU-minutes; the server stops it at its
-# time budget, when its caller hangs up, and at shutdown.
+# pixel limit) would run for tens of CPU-minutes.  The server refuses it at
+# once (--max-blur-work: sigma x megapixels), and with that limit lifted,
+# stops it at its time budget, when its caller hangs up, and at shutdown.
 PORT=47111
 PROG=1061000011
 . "$(dirname "$0")/../lib.sh"
@@ -15,7 +16,19 @@ ensure_rpcbind
 vips black "$TMP/flat.v" 12000 12000 && vips pngsave "$TMP/flat.v" "$TMP/bomb.png" ||
     bail "cannot make the test image"
 rm -f "$TMP/flat.v"
-start_server --max-request-seconds 2 --max-task-seconds 2 --workers 1
+# 0. The work limit: refused at once, saying how large a sigma this image allows.
+start_server
+cli blur --sigma 1000 "$TMP/bomb.png" -o "$TMP/x.png" 2>"$TMP/err"
+is "$?" 1 "a blur of sigma 1000 on 144 MP fails"
+like "$(cat "$TMP/err")" "*too-large: blur: sigma 1000 on a 12000x12000 image is more work than this server does (sigma x megapixels at most 2000: here sigma 13.9 at most)*" \
+     "... as too-large at once, saying the limit and the largest sigma for this image"
+cli --json info >"$TMP/info.json"
+is "$(python3 -c 'import json,sys; g=json.load(sys.stdin)["guard"]; print(g["max_blur_work"], g["max_request_seconds"], g["max_task_seconds"], g["max_connections_per_address"], g["min_receive_rate"], g["max_inflight_bytes"])' <"$TMP/info.json")" \
+   "2000 60 900 16 16384 536870912" "info reports the limits on one caller"
+stop_server
+
+# The rest lifts the work limit: the bomb then meets the time budgets.
+start_server --max-request-seconds 2 --max-task-seconds 2 --workers 1 --max-blur-work 100000000
 
 # 1. A synchronous call over its budget: too-large, with the reason.
 cli blur --sigma 1000 "$TMP/bomb.png" -o "$TMP/x.png" 2>"$TMP/err"
@@ -44,7 +57,7 @@ stop_server
 is "$STOP_STATUS" 0 "the server stops cleanly"
 
 # 4. SIGTERM with a long call running: the call is stopped, the server exits.
-start_server --max-request-seconds 3600
+start_server --max-request-seconds 3600 --max-blur-work 100000000
 cli blur --sigma 1000 "$TMP/bomb.png" -o "$TMP/x.png" 2>"$TMP/err" &
 client=$!
 # Wait until the call is being worked on (info counts itself too).
@@ -76,4 +89,30 @@ grep -q "stopping: shut 1 connection down" "$TMP/server.log"
 ok $? "... after shutting the stalled connection down"
 wait "$stalled"
 is "$(tr '\n' ' ' <"$TMP/stalled")" "sent closed " "... which the stalled client sees closed"
+
+# 6. SIGTERM under load: 4 clients creating tasks, image calls, 60 MB
+#    uploads and a stalled call, all at once.  The server stops cleanly
+#    (ASan sees any use after free), and every task it acknowledged is there
+#    after a restart.
+make_photo "$TMP/photo.jpg" 640 480
+start_server --workers 1
+for c in 1 2 3 4; do
+    ( for i in $(seq 200); do cli task create --steps blur=3 "$TMP/photo.jpg" 2>/dev/null || break; done >"$TMP/ids.$c" ) &
+done
+for c in 1 2; do
+    ( for i in $(seq 200); do cli resize --width 300 "$TMP/photo.jpg" -o "$TMP/r$c.jpg" 2>/dev/null || break; done ) &
+done
+"$HOSTILE" $PORT $PROG junk-calls 4 60000000 >/dev/null 2>&1 &
+"$HOSTILE" $PORT $PROG stalled-call >/dev/null 2>&1 &
+# Until 20 tasks are acknowledged (polling a file, not sleeping).
+for i in $(seq 100000); do [ "$(cat "$TMP"/ids.* | wc -l)" -ge 20 ] && break; done
+stop_server
+is "$STOP_STATUS" 0 "SIGTERM under load: the server stops, exit 0"
+wait
+cat "$TMP"/ids.* >"$TMP/acked"
+start_server --workers 1
+missing=0
+while read -r id; do cli task status "$id" >/dev/null 2>&1 || missing=$((missing + 1)); done <"$TMP/acked"
+is "$missing" 0 "... and all $(wc -l <"$TMP/acked") tasks it acknowledged are there after a restart"
+stop_server
 done_testing
