@@ -214,6 +214,17 @@ fail(char **why, const char *fmt, const char *arg, int err)
     return -1;
 }
 
+/* "127.0.0.1 port 111", "::1 port 111": a socket address for messages. */
+static void
+addr_text(const struct sockaddr *sa, socklen_t len, char *buf, size_t size)
+{
+    char host[NI_MAXHOST] = "?", port[NI_MAXSERV] = "?";
+
+    getnameinfo(sa, len, host, sizeof(host), port, sizeof(port),
+                NI_NUMERICHOST | NI_NUMERICSERV);
+    snprintf(buf, size, "%s port %s", host, port);
+}
+
 static int
 open_socket(srv *s, const struct addrinfo *ai, int stream, char **why)
 {
@@ -229,11 +240,13 @@ open_socket(srv *s, const struct addrinfo *ai, int stream, char **why)
     if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 ||
         (stream && listen(fd, 128) < 0)) {
         int err = errno;
-        char host[NI_MAXHOST] = "?";
-        getnameinfo(ai->ai_addr, ai->ai_addrlen, host, sizeof(host), NULL, 0,
-                    NI_NUMERICHOST);
+        char where[NI_MAXHOST + 32];
+        addr_text(ai->ai_addr, ai->ai_addrlen, where, sizeof(where));
         close(fd);
-        return fail(why, "cannot listen on %s: %s", host, err);
+        if (asprintf(why, "cannot listen on %s (%s): %s", where, stream ? "TCP" : "UDP",
+                     strerror(err)) < 0)
+            *why = NULL;
+        return -1;
     }
     l->fd = fd;
     l->stream = stream;
@@ -282,11 +295,94 @@ net_listen(srv *s, char **why)
     return 0;
 }
 
+/*
+ * Where rpcbind says prog, version 1, is served over nc: 1 with the address
+ * in *ss, or 0 when it has no entry.
+ */
+static int
+registered_at(rpcprog_t prog, const struct netconfig *nc, struct sockaddr_storage *ss,
+              socklen_t *sl)
+{
+    struct netbuf nb = { sizeof(*ss), 0, ss };  /* maxlen, len, buf */
+
+    memset(ss, 0, sizeof(*ss));
+    if (!rpcb_getaddr(prog, IMGPROC_V1, nc, &nb, nc->nc_protofmly[4] == '6' ? "::1" : "127.0.0.1"))
+        return 0;
+    *sl = nb.len;
+    return 1;
+}
+
+/* Does a server answer a NULL call of prog at ss over nc, within 3 s? */
+static int
+answers(rpcprog_t prog, const struct netconfig *nc, struct sockaddr_storage *ss, socklen_t sl)
+{
+    struct netbuf nb = { sl, sl, ss };
+    struct timeval tv = { 3, 0 };
+    CLIENT *c = clnt_tli_create(RPC_ANYFD, nc, &nb, prog, IMGPROC_V1, 0, 0);
+    int ok;
+
+    if (!c)
+        return 0;
+    ok = clnt_call(c, NULLPROC, (xdrproc_t)(void (*)(void))xdr_void, NULL,
+                   (xdrproc_t)(void (*)(void))xdr_void, NULL, tv) ==
+         RPC_SUCCESS;
+    clnt_destroy(c);
+    return ok;
+}
+
+/* Is ss (from rpcbind) the address l is bound to? */
+static int
+is_ours(const srv_listener *l, const struct sockaddr_storage *ss)
+{
+    struct sockaddr_storage mine;
+    socklen_t sl = sizeof(mine);
+
+    if (getsockname(l->fd, (struct sockaddr *)&mine, &sl) < 0 || mine.ss_family != ss->ss_family)
+        return 0;
+    if (ss->ss_family == AF_INET)
+        return memcmp(&((struct sockaddr_in *)&mine)->sin_addr,
+                      &((const struct sockaddr_in *)ss)->sin_addr, 4) == 0 &&
+               ((struct sockaddr_in *)&mine)->sin_port == ((const struct sockaddr_in *)ss)->sin_port;
+    return memcmp(&((struct sockaddr_in6 *)&mine)->sin6_addr,
+                  &((const struct sockaddr_in6 *)ss)->sin6_addr, 16) == 0 &&
+           ((struct sockaddr_in6 *)&mine)->sin6_port == ((const struct sockaddr_in6 *)ss)->sin6_port;
+}
+
+/*
+ * Registers every listener with rpcbind.  A live server already holding
+ * the program is never displaced: if what rpcbind names answers a NULL
+ * call, we refuse to start.  An entry nobody answers at (a server that died
+ * without unregistering) is replaced, and the log says so.
+ */
 int
 net_register(srv *s, char **why)
 {
-    /* Entries left by an earlier run that died without cleaning up. */
-    rpcb_unset(s->cfg.program, IMGPROC_V1, NULL);
+    for (int i = 0; i < s->nlisteners; i++) {
+        struct netconfig *nc = getnetconfigent(s->listeners[i].netid);
+        struct sockaddr_storage ss;
+        socklen_t sl;
+        char where[NI_MAXHOST + 32];
+
+        if (!nc)
+            continue;
+        if (registered_at(s->cfg.program, nc, &ss, &sl)) {
+            addr_text((struct sockaddr *)&ss, sl, where, sizeof(where));
+            if (answers(s->cfg.program, nc, &ss, sl)) {
+                if (asprintf(why, "program 0x%lX version %d is already served over %s at %s "
+                             "by a live server; stop it, or start this one with another "
+                             "--program", (unsigned long)s->cfg.program, IMGPROC_V1,
+                             nc->nc_netid, where) < 0)
+                    *why = NULL;
+                freenetconfigent(nc);
+                return -1;
+            }
+            fprintf(stderr, "imgprocd: replacing a stale rpcbind entry: program 0x%lX "
+                    "version %d over %s at %s (nobody answers there)\n",
+                    (unsigned long)s->cfg.program, IMGPROC_V1, nc->nc_netid, where);
+            rpcb_unset(s->cfg.program, IMGPROC_V1, nc);
+        }
+        freenetconfigent(nc);
+    }
     for (int i = 0; i < s->nlisteners; i++) {
         srv_listener *l = &s->listeners[i];
         struct netconfig *nc = getnetconfigent(l->netid);
@@ -311,14 +407,28 @@ net_register(srv *s, char **why)
                 *why = NULL;
             return -1;
         }
+        l->registered = 1;
     }
     return 0;
 }
 
+/* Unsets the entries that are still ours: another server's are left alone. */
 void
 net_unregister(srv *s)
 {
-    rpcb_unset(s->cfg.program, IMGPROC_V1, NULL);
+    for (int i = 0; i < s->nlisteners; i++) {
+        srv_listener *l = &s->listeners[i];
+        struct netconfig *nc;
+        struct sockaddr_storage ss;
+        socklen_t sl;
+
+        if (!l->registered || !(nc = getnetconfigent(l->netid)))
+            continue;
+        if (registered_at(s->cfg.program, nc, &ss, &sl) && is_ours(l, &ss))
+            rpcb_unset(s->cfg.program, IMGPROC_V1, nc);
+        l->registered = 0;
+        freenetconfigent(nc);
+    }
 }
 
 /* Receives one call on xprt and dispatches it. */

@@ -39,6 +39,7 @@ typedef struct srv_listener {
     int stream;                 /* TCP (1) or UDP (0) */
     const char *netid;          /* "tcp", "tcp6", "udp", "udp6" */
     SVCXPRT *xprt;              /* UDP only: its transport */
+    int registered;             /* rpcb_set for it succeeded */
 } srv_listener;
 
 /* The running server: passed to every function that needs state. */

@@ -49,6 +49,39 @@ rpcinfo -p 127.0.0.1 | awk -v p=$PROG '$1 == p' | grep -q . ; is "$?" 1 "and unr
 "$IMGPROC" --program $PROG --timeout 5 ping 2>"$TMP/err"; is "$?" 3 "an unreachable server exits 3"
 like "$(cat "$TMP/err")" "imgproc: cannot reach localhost: *" "with a one-line reason"
 
+# Registration manners.  A second server on a live server's program refuses
+# to start and leaves the first one's entries alone.
+listed_ports() { rpcinfo -p 127.0.0.1 | awk -v p=$PROG '$1 == p { print $4 }' | sort -u | tr '\n' ' '; }
+start_server
+# (timeout: a server that wrongly starts would serve for ever)
+timeout 60 "$IMGPROCD" --program $PROG --port $((PORT + 50)) --state-dir "$TMP/state2" >/dev/null 2>"$TMP/err"
+is "$?" 1 "a second server on the same program exits 1"
+like "$(cat "$TMP/err")" "imgprocd: program 0x3F3D9341 version 1 is already served over tcp at 127.0.0.1 port $PORT by a live server;*--program" \
+     "... naming the program, version and address"
+is "$(listed_ports)" "$PORT " "... and rpcbind still lists the live server"
+like "$(cli ping)" "ok:*" "... which still answers through rpcbind"
+"$IMGPROCD" --program $((PROG + 1)) --port $PORT --state-dir "$TMP/state2" >/dev/null 2>"$TMP/err"
+is "$?-$(cat "$TMP/err")" "1-imgprocd: cannot listen on 127.0.0.1 port $PORT (TCP): Address already in use" \
+   "a port in use: the address, port and reason"
+# A server that died without unregistering leaves stale entries: replaced.
+kill_server
+is "$(listed_ports)" "$PORT " "a server killed with SIGKILL leaves its entries"
+PORT=$((PORT + 50)) start_server
+like "$(grep -c "replacing a stale rpcbind entry: program 0x3F3D9341 version 1 over tcp at 127.0.0.1 port $PORT (nobody answers there)" "$TMP/server.log")" 1 \
+     "the next server replaces them, and the log says so"
+is "$(listed_ports)" "$((PORT + 50)) " "... rpcbind lists the new one"
+# At exit a server unsets only its own entries: here another server took
+# the program over (the entries were deleted by hand, as an operator would).
+rpcinfo -d $PROG 1
+OLD_PID=$SERVER_PID
+SERVER_PID=
+start_server --state-dir "$TMP/state3"
+is "$(listed_ports)" "$PORT " "another server registers once the entries are deleted"
+kill -TERM "$OLD_PID"; wait "$OLD_PID"
+is "$?-$(listed_ports)" "0-$PORT " "the first one stops and leaves the other's entries alone"
+like "$(cli ping)" "ok:*" "... which still answers through rpcbind"
+stop_server
+
 # Without rpcbind: not registered, reachable on its port.
 start_server --no-rpcbind
 rpcinfo -p 127.0.0.1 | awk -v p=$PROG '$1 == p' | grep -q . ; is "$?" 1 "--no-rpcbind does not register"
