@@ -32,7 +32,7 @@ const char cli_global_help[] =
 "Options for every command:\n"
 "  -H, --host HOST        server (default $IMGPROC_HOST or localhost)\n"
 "  -p, --port PORT        connect to PORT directly instead of asking rpcbind\n"
-"      --program N        RPC program number (default 0x20494D47)\n"
+"      --program N        RPC program number (default $IMGPROC_PROGRAM or 0x20494D47)\n"
 "  -T, --transport tcp|udp  (default tcp; images need tcp)\n"
 "      --timeout S        seconds to wait for a reply (default 120)\n"
 "      --json             machine-readable output (info, identify, task, submit)\n"
@@ -184,6 +184,11 @@ main(int argc, char **argv)
     o.host = getenv("IMGPROC_HOST") && *getenv("IMGPROC_HOST") ?
              getenv("IMGPROC_HOST") : "localhost";
     o.program = IMGPROC;
+    if (getenv("IMGPROC_PROGRAM") && *getenv("IMGPROC_PROGRAM") &&
+        cli_global_option(&o, CLI_O_PROGRAM, getenv("IMGPROC_PROGRAM")) < 0) {
+        fprintf(stderr, "imgproc: (the program number came from $IMGPROC_PROGRAM)\n");
+        return EXIT_USAGE;
+    }
     o.proto = "tcp";
     o.timeout = 120;
     o.auth = "sys";

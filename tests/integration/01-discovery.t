@@ -17,6 +17,12 @@ like "$(cli ping)" "ok: program 0x3F3D9341 version 1 on localhost over tcp*" "pi
 like "$(cli -T udp ping)" "ok:*over udp*" "ping over UDP"
 like "$(cli -H ::1 -p $PORT ping)" "ok:*" "ping ::1 on a fixed port without rpcbind"
 like "$(IMGPROC_HOST=127.0.0.1 cli ping)" "ok:*on 127.0.0.1*" "IMGPROC_HOST picks the host"
+like "$(IMGPROC_PROGRAM=$PROG "$IMGPROC" ping)" "ok: program 0x3F3D9341 *" "IMGPROC_PROGRAM picks the program"
+like "$(IMGPROC_PROGRAM=$PROG "$IMGPROC" --program 0x20494D47 --timeout 5 ping 2>&1)" "imgproc: cannot reach*" \
+     "... and --program overrides it"
+IMGPROC_PROGRAM=bogus "$IMGPROC" ping 2>"$TMP/err"
+is "$?-$(tr '\n' ' ' <"$TMP/err")" "2-imgproc: invalid program number 'bogus' imgproc: (the program number came from \$IMGPROC_PROGRAM) " \
+   "a bad IMGPROC_PROGRAM is a usage error that says where it came from"
 
 cli info --json >"$TMP/info.json"; ok $? "info --json"
 python3 - "$TMP/info.json" <<'PY'
