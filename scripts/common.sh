@@ -1,12 +1,19 @@
 # common.sh - shared by the lab scripts: where the client is, which server, checks.
-# Settings (environment): IMGPROC (the client), IMGPROC_HOST, PROG (program number),
+# Settings (environment): IMGPROC (the client), IMGPROC_HOST, PROG or IMGPROC_PROGRAM
+# (program number, decimal or hex),
 # IMGPROC_IMAGE (a sample image; one is made with libvips' tools when unset),
 # IMGPROC_PHOTOS (a folder of real photographs, JPEG; e.g. the corpus that
 # tests/corpus/fetch.sh builds; when unset, copies of the sample stand in).
 here=$(cd "$(dirname "$0")" && pwd)
 IMGPROC=${IMGPROC:-$(command -v imgproc || echo "$here/../build/imgproc")}
 HOST=${IMGPROC_HOST:-localhost}
-PROG=${PROG:-$((0x20494D47))}
+# The program number, from $PROG or $IMGPROC_PROGRAM (what the client reads), in
+# decimal or 0x hex as imgprocd prints it; kept in decimal, which rpcinfo needs.
+PROG=${PROG:-${IMGPROC_PROGRAM:-0x20494D47}}
+case $PROG in
+0[xX][0-9a-fA-F]*|[0-9]*) PROG=$((PROG)) ;;
+*) echo "not a program number: '$PROG' (decimal, or hex such as 0x20494D47)" >&2; exit 2 ;;
+esac
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/imgproc-lab.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 FAILED=0

@@ -6,8 +6,11 @@ PROG=1061000005
 
 ensure_rpcbind
 start_server
+# The program number as imgprocd prints it (hex), through the client's variable:
+# rpcinfo takes decimal only, so the scripts must convert it.
 for s in "$TOP"/scripts/0*.sh; do
-    IMGPROC="$IMGPROC" PROG=$PROG IMGPROC_STATE="$TMP/state" bash "$s" >"$TMP/out" 2>&1
+    IMGPROC="$IMGPROC" IMGPROC_PROGRAM=$(printf 0x%X $PROG) IMGPROC_STATE="$TMP/state" \
+        bash "$s" >"$TMP/out" 2>&1
     rc=$?
     ok $rc "$(basename "$s") passes its own checks"
     [ $rc -eq 0 ] || sed 's/^/# /' "$TMP/out"
