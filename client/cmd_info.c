@@ -84,7 +84,7 @@ json_names(const char *key, ip_name *names, u_int n)
 }
 
 static void
-print_info_json(const ip_server_info *si)
+print_info_json(const ip_server_info *si, const ip_guard_limits *g)
 {
     printf("{\n  \"server_version\": ");
     proto_json_string(stdout, si->server_version);
@@ -123,12 +123,15 @@ print_info_json(const ip_server_info *si)
            si->limits.max_connections, (unsigned long long)si->limits.max_upload_bytes,
            si->limits.workers, si->limits.max_queued, si->limits.max_tasks,
            si->limits.result_ttl);
-    printf("  \"guard\": {\"max_connections_per_address\": %u, \"min_receive_rate\": %u, "
-           "\"max_inflight_bytes\": %llu, \"max_request_seconds\": %u, "
-           "\"max_task_seconds\": %u, \"max_blur_work\": %u},\n",
-           si->guard.max_per_address, si->guard.min_receive_rate,
-           (unsigned long long)si->guard.max_inflight_bytes, si->guard.max_request_seconds,
-           si->guard.max_task_seconds, si->guard.max_blur_work);
+    if (g->max_inflight_bytes == 0)     /* a server older than ip_guard_limits */
+        printf("  \"guard\": null,\n");
+    else
+        printf("  \"guard\": {\"max_connections_per_address\": %u, \"min_receive_rate\": %u, "
+               "\"max_inflight_bytes\": %llu, \"max_request_seconds\": %u, "
+               "\"max_task_seconds\": %u, \"max_blur_work\": %u, \"inflight_bytes\": %llu},\n",
+               g->max_per_address, g->min_receive_rate,
+               (unsigned long long)g->max_inflight_bytes, g->max_request_seconds,
+               g->max_task_seconds, g->max_blur_work, (unsigned long long)g->inflight_bytes);
     printf("  \"load\": {\"connections\": %u, \"calls_in_progress\": %u, "
            "\"calls_served\": %llu, \"tasks_queued\": %u, \"tasks_running\": %u}\n}\n",
            si->load.connections, si->load.calls_in_progress,
@@ -137,7 +140,7 @@ print_info_json(const ip_server_info *si)
 }
 
 static void
-print_info_text(const ip_server_info *si)
+print_info_text(const ip_server_info *si, const ip_guard_limits *g)
 {
     printf("imgprocd %s with libvips %s\n\noperations (for --steps):\n",
            si->server_version, si->vips_version);
@@ -163,12 +166,16 @@ print_info_text(const ip_server_info *si)
            "uploads up to %llu bytes\n", si->limits.workers, si->limits.max_queued,
            si->limits.max_tasks, si->limits.result_ttl,
            (unsigned long long)si->limits.max_upload_bytes);
-    printf("per caller: %u connections per address, calls arrive at %u bytes/s or more, "
-           "%llu image bytes in flight in all; work stops after %u s (a call), %u s (a task); "
-           "blur: sigma x megapixels <= %u\n",
-           si->guard.max_per_address, si->guard.min_receive_rate,
-           (unsigned long long)si->guard.max_inflight_bytes, si->guard.max_request_seconds,
-           si->guard.max_task_seconds, si->guard.max_blur_work);
+    if (g->max_inflight_bytes == 0)     /* a server older than ip_guard_limits */
+        printf("per caller: not reported by this server\n");
+    else
+        printf("per caller: %u connections per address (0: no cap), calls arriving at %u "
+               "bytes/s or more,\n  %llu image bytes in flight in all (%llu now); work stops "
+               "after %u s (a call), %u s (a task);\n  blur: sigma x megapixels <= %u\n",
+               g->max_per_address, g->min_receive_rate,
+               (unsigned long long)g->max_inflight_bytes,
+               (unsigned long long)g->inflight_bytes, g->max_request_seconds,
+               g->max_task_seconds, g->max_blur_work);
     printf("load: %u connections, %u calls in progress, %llu served, %u tasks queued, "
            "%u running\n", si->load.connections, si->load.calls_in_progress,
            (unsigned long long)si->load.calls_served, si->load.tasks_queued,
@@ -191,7 +198,7 @@ cmd_info(cli_opts *o, int argc, char **argv)
     if (!(clnt = cli_connect_or_say(o)))
         return EXIT_RPC;
     memset(&res, 0, sizeof(res));
-    if (server_info_1(NULL, &res, clnt) != RPC_SUCCESS) {
+    if (proto_server_info(clnt, &res, (struct timeval){ 25, 0 }) != RPC_SUCCESS) {
         rpc_failed(clnt, "info");
         cli_disconnect(clnt);
         return EXIT_RPC;
@@ -202,9 +209,9 @@ cmd_info(cli_opts *o, int argc, char **argv)
                 res.ip_server_info_res_u.message);
         rc = EXIT_FAILED;
     } else if (o->json)
-        print_info_json(&res.ip_server_info_res_u.info);
+        print_info_json(&res.ip_server_info_res_u.info.info, &res.ip_server_info_res_u.info.guard);
     else
-        print_info_text(&res.ip_server_info_res_u.info);
+        print_info_text(&res.ip_server_info_res_u.info.info, &res.ip_server_info_res_u.info.guard);
     xdr_free((xdrproc_t)xdr_ip_server_info_res, (char *)&res);
     cli_disconnect(clnt);
     return rc;

@@ -28,9 +28,9 @@ tio_inline_limit(CLIENT *clnt)
     ip_server_info_res r;
 
     memset(&r, 0, sizeof(r));
-    if (server_info_1(NULL, &r, clnt) == RPC_SUCCESS && r.status == IP_OK &&
-        r.ip_server_info_res_u.info.limits.max_request_bytes < limit)
-        limit = r.ip_server_info_res_u.info.limits.max_request_bytes;
+    if (proto_server_info(clnt, &r, (struct timeval){ 25, 0 }) == RPC_SUCCESS &&
+        r.status == IP_OK && r.ip_server_info_res_u.info.info.limits.max_request_bytes < limit)
+        limit = r.ip_server_info_res_u.info.info.limits.max_request_bytes;
     xdr_free((xdrproc_t)xdr_ip_server_info_res, (char *)&r);
     return limit;
 }

@@ -90,6 +90,10 @@ int proto_write_all(int fd, const void *data, size_t len);
 /* Seconds on the monotonic clock: for measuring, not for dates. */
 double proto_seconds(void);
 
+/* SERVER_INFO, from any imgprocd: fields an older server lacks are left zero
+ * (its guard limits).  xdr_free(xdr_ip_server_info_res) releases res. */
+enum clnt_stat proto_server_info(CLIENT *c, ip_server_info_res *res, struct timeval timeout);
+
 /* Writes s as a JSON string literal, quotes included. */
 void proto_json_string(FILE *f, const char *s);
 

@@ -115,15 +115,22 @@ ready_now(int fd, short events)
  * generated decoder takes the length, asks malloc for that much (address
  * space, not memory: no page is touched yet) and reads the bytes into it.
  * The decoder is given this stream in front of the transport's, which sees
- * the count when the bytes are asked for and before one is read: over
- * --max-request-bytes the call is refused, and a large one first takes its
- * share of --max-inflight-bytes, the one budget for the image bytes of every
- * call being received or worked on, waiting for room up to
- * BUDGET_WAIT_SECONDS.  A stalled sender therefore holds only the pages it
- * sent, and all callers together hold at most the budget.
+ * the count when the bytes are asked for and before one is read:
+ *   - over the call's cap (--max-request-bytes; a TASK_UPLOAD chunk's is
+ *     IP_MAX_CHUNK) the call is refused as too-large;
+ *   - a large one first takes its share of --max-inflight-bytes, the one
+ *     budget for the image bytes of every call being received or worked on,
+ *     of which the calls from one address may hold a quarter.  Over TCP it
+ *     waits for room up to BUDGET_WAIT_SECONDS; over UDP (one thread for
+ *     every caller) it never waits.  Then it is refused as busy.
+ * The budget is taken for the whole count at once: taken piece by piece as
+ * bytes arrive, calls that each hold part and wait for the rest would
+ * deadlock the budget.  A sender too slow to deserve its share is closed by
+ * net.c (--min-receive-rate).
  */
 #define BUDGET_MIN_BYTES 65536      /* smaller arguments (names, steps, tokens) are not counted */
 #define BUDGET_WAIT_SECONDS 10      /* then the call is refused as busy */
+#define BUDGET_SHARES 4             /* one address may hold 1/BUDGET_SHARES of the budget */
 
 typedef struct arg_guard {
     XDR x;                      /* what the generated decoder reads */
@@ -131,46 +138,125 @@ typedef struct arg_guard {
     srv *s;                     /* limits, budget */
     xdrproc_t decode;           /* the argument's generated decoder */
     void *arg;                  /* where it decodes to */
-    int *working;               /* the connection's "in a call" flag, or NULL */
+    uint64_t max_bytes;         /* the largest counted-bytes field allowed */
+    conn_activity *act;         /* the TCP connection's activity, or NULL (UDP) */
+    unsigned char key[9];       /* the caller's address, as budget_share keys it */
+    budget_share *share;        /* the caller's address's share, while held */
     uint64_t held;              /* bytes of the budget this call holds */
     ip_status status;           /* IP_OK, or why the call was refused */
     char message[IP_MAX_MESSAGE];
 } arg_guard;
+
+/* The caller's address as a budget_share key: IPv4 whole, IPv6 its /64. */
+static void
+caller_key(SVCXPRT *xprt, unsigned char key[9])
+{
+    struct netbuf *nb = svc_getrpccaller(xprt);
+    const struct sockaddr *sa = nb && nb->buf ? nb->buf : NULL;
+
+    memset(key, 0, 9);
+    if (sa && sa->sa_family == AF_INET) {
+        key[0] = 4;
+        memcpy(key + 1, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+    } else if (sa && sa->sa_family == AF_INET6) {
+        key[0] = 6;
+        memcpy(key + 1, &((const struct sockaddr_in6 *)sa)->sin6_addr, 8);
+    }
+}
+
+/* The share of key's address, made if missing; NULL when out of memory.  Under s->lock. */
+static budget_share *
+share_of(srv *s, const unsigned char key[9])
+{
+    budget_share *sh;
+
+    for (sh = s->shares; sh; sh = sh->next)
+        if (memcmp(sh->key, key, 9) == 0)
+            return sh;
+    if (!(sh = calloc(1, sizeof(*sh))))
+        return NULL;
+    memcpy(sh->key, key, 9);
+    sh->next = s->shares;
+    s->shares = sh;
+    return sh;
+}
+
+/* Drops sh when it holds nothing.  Under s->lock. */
+static void
+share_drop_empty(srv *s, budget_share *sh)
+{
+    if (sh->bytes)
+        return;
+    for (budget_share **p = &s->shares; *p; p = &(*p)->next)
+        if (*p == sh) {
+            *p = sh->next;
+            free(sh);
+            return;
+        }
+}
 
 /* Takes n bytes of the budget for g's call: 1, or 0 with g's refusal filled in. */
 static int
 budget_take(arg_guard *g, u_int n)
 {
     srv *s = g->s;
-    double until = proto_seconds() + BUDGET_WAIT_SECONDS;
-    int ok;
+    uint64_t all = s->cfg.max_inflight_bytes, per = all / BUDGET_SHARES;
+    double until = proto_seconds() + (g->act ? BUDGET_WAIT_SECONDS : 0);
+    int fits = 0, stopping = 0, waited = 0;
+    budget_share *sh;
 
+    if (per < s->cfg.max_request_bytes)
+        per = s->cfg.max_request_bytes;     /* one call of the largest size always fits */
     /* Waiting here is not a slow sender's fault (net.c measures senders). */
-    if (g->working)
-        __atomic_store_n(g->working, 1, __ATOMIC_RELAXED);
+    if (g->act)
+        __atomic_store_n(&g->act->working, 1, __ATOMIC_RELAXED);
     pthread_mutex_lock(&s->lock);
-    while (s->inflight + n > s->cfg.max_inflight_bytes && proto_seconds() < until &&
-           !ready_now(s->stop_pipe[0], POLLIN)) {
+    /* The share is looked up afresh after every wait: while we wait, the
+     * calls holding it may give it back, and an empty share is freed. */
+    while ((sh = share_of(s, g->key))) {
         struct timespec ts;
+        fits = s->inflight + n <= all && sh->bytes + n <= per;
+        if (fits || proto_seconds() >= until || (stopping = ready_now(s->stop_pipe[0], POLLIN)))
+            break;
+        share_drop_empty(s, sh);
         clock_gettime(CLOCK_REALTIME, &ts);
         ts.tv_sec += 1;         /* looks at the clock and the stop pipe each second */
         pthread_cond_timedwait(&s->budget, &s->lock, &ts);
+        waited = 1;
     }
-    ok = s->inflight + n <= s->cfg.max_inflight_bytes;
-    if (ok) {
+    if (!sh) {
+        fits = 0;
+        g->status = IP_EINTERNAL;
+        snprintf(g->message, sizeof(g->message), "out of memory");
+    } else if (fits) {
         s->inflight += n;
+        sh->bytes += n;
         g->held += n;
-    }
-    pthread_mutex_unlock(&s->lock);
-    if (g->working)
-        __atomic_store_n(g->working, 0, __ATOMIC_RELAXED);
-    if (!ok) {
+        g->share = sh;
+    } else if (stopping) {
         g->status = IP_EBUSY;
-        snprintf(g->message, sizeof(g->message), "the server is receiving or working on "
-                 "as many image bytes as it holds at once (--max-inflight-bytes %llu): "
-                 "call again later", (unsigned long long)s->cfg.max_inflight_bytes);
+        snprintf(g->message, sizeof(g->message), "the server is shutting down; call again later");
+    } else {
+        g->status = IP_EBUSY;
+        if (sh->bytes + n > per)
+            snprintf(g->message, sizeof(g->message), "calls from your address hold %llu "
+                     "image bytes, their share (a quarter of --max-inflight-bytes %llu): "
+                     "call again later", (unsigned long long)sh->bytes,
+                     (unsigned long long)all);
+        else
+            snprintf(g->message, sizeof(g->message), "the server is receiving or working "
+                     "on as many image bytes as it holds at once (--max-inflight-bytes "
+                     "%llu): call again later", (unsigned long long)all);
     }
-    return ok;
+    if (sh)
+        share_drop_empty(s, sh);
+    pthread_mutex_unlock(&s->lock);
+    if (g->act) {
+        __atomic_store_n(&g->act->working, 0, __ATOMIC_RELAXED);
+        if (waited)
+            net_measure_from_now(s, g->act);
+    }
+    return fits;
 }
 
 /* Gives back what g's call held of the budget. */
@@ -181,9 +267,12 @@ budget_give(arg_guard *g)
         return;
     pthread_mutex_lock(&g->s->lock);
     g->s->inflight -= g->held;
+    g->share->bytes -= g->held;
+    share_drop_empty(g->s, g->share);
     pthread_cond_broadcast(&g->s->budget);
     pthread_mutex_unlock(&g->s->lock);
     g->held = 0;
+    g->share = NULL;
 }
 
 static bool_t
@@ -199,11 +288,11 @@ guard_getbytes(XDR *x, char *p, u_int n)
 {
     arg_guard *g = x->x_private;
 
-    if (n > g->s->cfg.max_request_bytes) {
+    if (n > g->max_bytes) {
         g->status = IP_ETOOBIG;
         snprintf(g->message, sizeof(g->message), "the call carries %u bytes; this server "
-                 "accepts at most %llu (--max-request-bytes)", n,
-                 (unsigned long long)g->s->cfg.max_request_bytes);
+                 "accepts at most %llu%s", n, (unsigned long long)g->max_bytes,
+                 g->max_bytes == g->s->cfg.max_request_bytes ? " (--max-request-bytes)" : "");
         return FALSE;
     }
     if (n >= BUDGET_MIN_BYTES && !budget_take(g, n))
@@ -415,7 +504,8 @@ static void
 h_server_info(srv *s, const call_ctx *c, void *arg, void *resp, call_log *log)
 {
     ip_server_info_res *res = resp;
-    ip_server_info *info = &res->ip_server_info_res_u.info;
+    ip_server_info *info = &res->ip_server_info_res_u.info.info;
+    ip_guard_limits *guard = &res->ip_server_info_res_u.info.guard;
 
     (void)c;
     (void)arg;
@@ -440,12 +530,15 @@ h_server_info(srv *s, const call_ctx *c, void *arg, void *resp, call_log *log)
     info->limits.max_queued = s->tcfg.max_queued;
     info->limits.max_tasks = s->tcfg.max_tasks;
     info->limits.result_ttl = s->tcfg.result_ttl;
-    info->guard.max_per_address = s->cfg.max_per_address;
-    info->guard.min_receive_rate = s->cfg.min_receive_rate;
-    info->guard.max_inflight_bytes = s->cfg.max_inflight_bytes;
-    info->guard.max_request_seconds = s->cfg.max_request_seconds;
-    info->guard.max_task_seconds = s->tcfg.max_task_seconds;
-    info->guard.max_blur_work = s->cfg.max_blur_work;
+    guard->max_per_address = s->cfg.max_per_address;
+    guard->min_receive_rate = s->cfg.min_receive_rate;
+    guard->max_inflight_bytes = s->cfg.max_inflight_bytes;
+    guard->max_request_seconds = s->cfg.max_request_seconds;
+    guard->max_task_seconds = s->tcfg.max_task_seconds;
+    guard->max_blur_work = s->cfg.max_blur_work;
+    pthread_mutex_lock(&s->lock);
+    guard->inflight_bytes = s->inflight;
+    pthread_mutex_unlock(&s->lock);
     tasks_load(s->tasks, &info->load.tasks_queued, &info->load.tasks_running);
     pthread_mutex_lock(&s->lock);
     info->load.connections = s->nconn;
@@ -668,7 +761,7 @@ static const proc_entry procs[] = {
     { TASK_LIST, "TASK_LIST", XDR(xdr_ip_task_list_args), sizeof(ip_task_list_args),
       XDR(xdr_ip_task_list_res), sizeof(ip_task_list_res), h_task_list, NULL, 0, 1 },
     { TASK_SUBMIT, "TASK_SUBMIT", XDR(xdr_task_create_args_strict), sizeof(ip_task_create_args),
-      XDR(xdr_void), 0, h_task_submit, NULL, 1, 1 },
+      XDR(xdr_void), 0, h_task_submit, NULL, 1, 0 },
     { TASK_COLLECT, "TASK_COLLECT", XDR(xdr_void), 0, XDR(xdr_ip_batch_res),
       sizeof(ip_batch_res), h_task_collect, NULL, 0, 1 },
     { NULL_BATCHED, "NULL_BATCHED", XDR(xdr_void), 0, XDR(xdr_void), 0, h_null, NULL, 1, 1 },
@@ -744,7 +837,7 @@ log_call(srv *s, SVCXPRT *xprt, const char *name, const call_log *log,
 
 void
 dispatch_call(srv *s, struct svc_req *req, SVCXPRT *xprt, int stream, tasks_batch *batch,
-              int *working)
+              conn_activity *act)
 {
     const proc_entry *p = proc_find(req->rq_proc);
     /* Arguments and results live here, on this thread's stack (rpcgen -M style). */
@@ -801,7 +894,11 @@ dispatch_call(srv *s, struct svc_req *req, SVCXPRT *xprt, int stream, tasks_batc
     guard.s = s;
     guard.decode = p->xdr_arg;
     guard.arg = &arg;
-    guard.working = working;
+    /* A TASK_UPLOAD chunk is bounded by imgproc.x (IP_MAX_CHUNK), not by the flag. */
+    guard.max_bytes = p->proc == TASK_UPLOAD ? IP_MAX_CHUNK : s->cfg.max_request_bytes;
+    guard.act = act;
+    caller_key(xprt, guard.key);
+    guard.share = NULL;
     guard.held = 0;
     guard.status = IP_OK;
     if (!svc_getargs(xprt, XDR(xdr_guarded), (caddr_t)&guard)) {
@@ -826,8 +923,8 @@ dispatch_call(srv *s, struct svc_req *req, SVCXPRT *xprt, int stream, tasks_batc
         return;
     }
     __atomic_add_fetch(&s->in_progress, 1, __ATOMIC_RELAXED);
-    if (working)
-        __atomic_store_n(working, 1, __ATOMIC_RELAXED);
+    if (act)
+        __atomic_store_n(&act->working, 1, __ATOMIC_RELAXED);
     caller_identity(req, owner, sizeof(owner));
     p->handler(s, &ctx, &arg, &res, &log);
     /* Every result in imgproc.x is a union on ip_status: its first field. */
@@ -849,6 +946,6 @@ dispatch_call(srv *s, struct svc_req *req, SVCXPRT *xprt, int stream, tasks_batc
         xdr_free(p->xdr_res, (char *)&res);
     svc_freeargs(xprt, p->xdr_arg, (caddr_t)&arg);
     budget_give(&guard);
-    if (working)
-        __atomic_store_n(working, 0, __ATOMIC_RELAXED);
+    if (act)
+        __atomic_store_n(&act->working, 0, __ATOMIC_RELAXED);
 }

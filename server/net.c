@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -40,12 +41,10 @@ typedef struct conn {
     int fd;                     /* the accepted socket */
     struct conn *prev, *next;   /* in s->conns, until the socket is closed (under lock) */
     struct sockaddr_storage peer; /* who connected */
-    int working;                /* in a call, or waiting for the byte budget (atomic) */
-    int receiving;              /* reading a record: a call's arguments (atomic) */
+    conn_activity act;          /* in a call, receiving one, measured since (see server.h) */
+    int64_t end_bytes;          /* bytes the socket had received when its last record ended */
     long long active_ms;        /* accepted, or its last record served (atomic) */
     int evicted;                /* shut down (under lock) */
-    long long start_ms;         /* its record began (atomic, with start_bytes) */
-    int64_t start_bytes;        /* bytes the socket had received then, -1 = unknown */
     long long mark_ms;          /* receiving measured since, 0 = not (under lock) */
     uint64_t mark_bytes;        /* bytes the socket had received then */
 } conn;
@@ -92,18 +91,41 @@ bytes_received(int fd)
 }
 
 /*
- * Is c bringing its call slower than --min-receive-rate, counted from the
- * start of its record?  A stalled sender is at once; a fair one never.
+ * Is c bringing its call slower than --min-receive-rate, measured from when
+ * its record began to arrive (or its last call or wait for the budget
+ * ended), counting the bytes that woke it?  A stalled sender is within
+ * milliseconds; a fair one never.  Called under s->lock.
  */
 static int
 sending_slowly(const srv *s, conn *c)
 {
-    long long ms = mono_ms() - __atomic_load_n(&c->start_ms, __ATOMIC_RELAXED);
-    int64_t from = __atomic_load_n(&c->start_bytes, __ATOMIC_RELAXED), now;
+    long long ms = mono_ms() - c->act.since_ms;
+    int64_t now;
 
-    if (!s->cfg.min_receive_rate || from < 0 || (now = bytes_received(c->fd)) < 0)
+    if (!s->cfg.min_receive_rate || c->act.since_bytes < 0 || (now = bytes_received(c->fd)) < 0)
         return 0;
-    return (uint64_t)(now - from) * 1000 < (uint64_t)s->cfg.min_receive_rate * (uint64_t)(ms > 0 ? ms : 1);
+    return (uint64_t)(now - c->act.since_bytes) * 1000 <
+           (uint64_t)s->cfg.min_receive_rate * (uint64_t)(ms > 0 ? ms : 0);
+}
+
+void
+net_measure_from_now(srv *s, conn_activity *act)
+{
+    int64_t got = bytes_received(act->fd);
+
+    pthread_mutex_lock(&s->lock);
+    act->since_ms = mono_ms();
+    act->since_bytes = got;
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* Has a call arrived on fd that its thread has not begun to read? */
+static int
+call_waiting(int fd)
+{
+    int n = 0;
+
+    return ioctl(fd, FIONREAD, &n) == 0 && n > 0;
 }
 
 /*
@@ -120,8 +142,9 @@ evict_quietest(srv *s, const struct sockaddr_storage *from)
     conn *victim = NULL;
 
     for (conn *c = s->conns; c; c = c->next)
-        if (!c->evicted && !__atomic_load_n(&c->working, __ATOMIC_RELAXED) &&
-            (!__atomic_load_n(&c->receiving, __ATOMIC_RELAXED) || sending_slowly(s, c)) &&
+        if (!c->evicted && !__atomic_load_n(&c->act.working, __ATOMIC_RELAXED) &&
+            (__atomic_load_n(&c->act.receiving, __ATOMIC_RELAXED) ? sending_slowly(s, c)
+                                                                  : !call_waiting(c->fd)) &&
             (!from || same_address(&c->peer, from)) &&
             (!victim || __atomic_load_n(&c->active_ms, __ATOMIC_RELAXED) <
                         __atomic_load_n(&victim->active_ms, __ATOMIC_RELAXED)))
@@ -158,12 +181,15 @@ static void
 close_slow_senders(srv *s)
 {
     long long now = mono_ms();
+    uint64_t slowest = UINT64_MAX;
+    unsigned closed = 0;
 
     pthread_mutex_lock(&s->lock);
     for (conn *c = s->conns; c; c = c->next) {
         int64_t got;
-        if (c->evicted || !__atomic_load_n(&c->receiving, __ATOMIC_RELAXED) ||
-            __atomic_load_n(&c->working, __ATOMIC_RELAXED) || (got = bytes_received(c->fd)) < 0) {
+        if (c->evicted || !__atomic_load_n(&c->act.receiving, __ATOMIC_RELAXED) ||
+            __atomic_load_n(&c->act.working, __ATOMIC_RELAXED) ||
+            (got = bytes_received(c->fd)) < 0) {
             c->mark_ms = 0;
             continue;
         }
@@ -176,16 +202,20 @@ close_slow_senders(srv *s)
                 c->evicted = 1;
                 s->nclosing++;
                 shutdown(c->fd, SHUT_RDWR);
-                if (s->cfg.verbose)
-                    fprintf(stderr, "imgprocd: closed a connection sending a call at %llu "
-                            "bytes/s (--min-receive-rate %u)\n", (unsigned long long)rate,
-                            s->cfg.min_receive_rate);
+                closed++;
+                if (rate < slowest)
+                    slowest = rate;
             }
             c->mark_ms = now;
             c->mark_bytes = (uint64_t)got;
         }
     }
     pthread_mutex_unlock(&s->lock);
+    /* Logged outside the lock: a stalled log must not stall every thread. */
+    if (closed && s->cfg.verbose)
+        fprintf(stderr, "imgprocd: closed %u connection%s sending a call at %llu bytes/s or "
+                "less (--min-receive-rate %u)\n", closed, closed == 1 ? "" : "s",
+                (unsigned long long)slowest, s->cfg.min_receive_rate);
 }
 
 /* Takes c out of s->conns, before its socket is closed: the fd number may be
@@ -433,7 +463,7 @@ net_unregister(srv *s)
 
 /* Receives one call on xprt and dispatches it. */
 void
-net_serve_one(srv *s, SVCXPRT *xprt, int stream, tasks_batch *batch, int *working)
+net_serve_one(srv *s, SVCXPRT *xprt, int stream, tasks_batch *batch, conn_activity *act)
 {
     struct rpc_msg msg;
     struct svc_req req;
@@ -464,7 +494,7 @@ net_serve_one(srv *s, SVCXPRT *xprt, int stream, tasks_batch *batch, int *workin
         svcerr_progvers(xprt, IMGPROC_V1, IMGPROC_V1);
         return;
     }
-    dispatch_call(s, &req, xprt, stream, batch, working);
+    dispatch_call(s, &req, xprt, stream, batch, act);
 }
 
 /*
@@ -523,21 +553,27 @@ conn_main(void *p)
             continue;
         if (n <= 0 || pf[1].revents)
             break;
-        /* A record may hold several calls (batching): take them all.  Where
-         * it began is kept for evict_quietest (one getsockopt, about 1 us). */
-        if (s->cfg.min_receive_rate) {
-            __atomic_store_n(&c->start_bytes, bytes_received(c->fd), __ATOMIC_RELAXED);
-            __atomic_store_n(&c->start_ms, mono_ms(), __ATOMIC_RELAXED);
-        }
-        __atomic_store_n(&c->receiving, 1, __ATOMIC_RELAXED);
+        /* A record may hold several calls (batching): take them all.  The
+         * sender is measured from now, counting the bytes that woke us. */
+        pthread_mutex_lock(&s->lock);
+        c->act.since_ms = mono_ms();
+        c->act.since_bytes = c->end_bytes;
+        pthread_mutex_unlock(&s->lock);
+        __atomic_store_n(&c->act.receiving, 1, __ATOMIC_RELAXED);
         do {
-            net_serve_one(s, xprt, 1, batch, &c->working);
+            net_serve_one(s, xprt, 1, batch, &c->act);
             st = SVC_STAT(xprt);
+            if (st == XPRT_MOREREQS && s->cfg.min_receive_rate)
+                net_measure_from_now(s, &c->act);
         } while (st == XPRT_MOREREQS);
-        __atomic_store_n(&c->receiving, 0, __ATOMIC_RELAXED);
+        /* Marked active before it stops receiving: never the quietest just
+         * after a call. */
+        __atomic_store_n(&c->active_ms, mono_ms(), __ATOMIC_RELAXED);
+        if (s->cfg.min_receive_rate)
+            c->end_bytes = bytes_received(c->fd);   /* about 1 us */
+        __atomic_store_n(&c->act.receiving, 0, __ATOMIC_RELAXED);
         if (st == XPRT_DIED)
             break;
-        __atomic_store_n(&c->active_ms, mono_ms(), __ATOMIC_RELAXED);
     }
     /* Closes the fd too. */
     conn_unlink(c);
@@ -606,7 +642,9 @@ start_conn(srv *s, int fd, const struct sockaddr_storage *peer)
     c->fd = fd;
     c->peer = *peer;
     c->active_ms = mono_ms();
-    c->start_bytes = -1;
+    c->act.fd = fd;
+    c->act.since_bytes = -1;
+    c->end_bytes = 0;           /* a new connection has received nothing yet */
     pthread_mutex_lock(&s->lock);
     /* One address may not hold more than its share: its own quietest
      * connection makes room, or, all of them in calls, the new one goes. */

@@ -42,6 +42,25 @@ typedef struct srv_listener {
     int registered;             /* rpcb_set for it succeeded */
 } srv_listener;
 
+/*
+ * What a TCP connection is doing, shared by its thread, the call it serves
+ * and the accept loop, which measures senders (net.c).
+ */
+typedef struct conn_activity {
+    int fd;                     /* the connection */
+    int working;                /* in a call, or waiting for the byte budget (atomic) */
+    int receiving;              /* reading a record (atomic) */
+    long long since_ms;         /* the sender is measured from here (under s->lock) */
+    int64_t since_bytes;        /* bytes the socket had received then, -1 = unknown */
+} conn_activity;
+
+/* Bytes of the budget held by the calls from one address (IPv6: one /64). */
+typedef struct budget_share {
+    struct budget_share *next;
+    unsigned char key[9];       /* family, then 4 (IPv4) or 8 (IPv6 /64) address bytes */
+    uint64_t bytes;
+} budget_share;
+
 /* The running server: passed to every function that needs state. */
 typedef struct srv {
     srv_config cfg;                         /* settings */
@@ -55,6 +74,7 @@ typedef struct srv {
     pthread_cond_t idle;                    /* signalled when nconn drops */
     pthread_cond_t budget;                  /* signalled when inflight drops */
     uint64_t inflight;                      /* image bytes held by calls (under lock) */
+    budget_share *shares;                   /* ... by address, those holding any (under lock) */
     unsigned nconn;                         /* live TCP connection threads */
     unsigned nclosing;                      /* ... of them shut down, on their way out */
     struct conn *conns;                     /* their sockets, for shutdown (under lock) */
@@ -72,16 +92,19 @@ int net_run(srv *s);
 void net_close(srv *s);
 /* Receives one call on xprt (TCP when stream) and answers it: what the
  * connection threads do, and what the fuzz harness drives. */
-void net_serve_one(srv *s, SVCXPRT *xprt, int stream, tasks_batch *batch, int *working);
+void net_serve_one(srv *s, SVCXPRT *xprt, int stream, tasks_batch *batch, conn_activity *act);
+/* The sender on act's connection is measured afresh from now (after a call, a wait). */
+void net_measure_from_now(srv *s, conn_activity *act);
 
 /* config.c: the defaults, and the settings that follow from the flags. */
 void srv_defaults(srv *s);
 void srv_settle(srv *s);
 
 /* dispatch.c: one decoded call -> its handler -> one reply. */
-/* batch is the TCP connection's batch (TASK_SUBMIT), NULL on UDP.  *working,
- * when given, is 1 while a call is worked on (arguments in, reply not out). */
+/* batch is the TCP connection's batch (TASK_SUBMIT), NULL on UDP.  act, the
+ * TCP connection's activity (NULL on UDP), says "working" while a call is
+ * worked on (arguments in, reply not out) or waits for the byte budget. */
 void dispatch_call(srv *s, struct svc_req *req, SVCXPRT *xprt, int stream, tasks_batch *batch,
-                   int *working);
+                   conn_activity *act);
 
 #endif

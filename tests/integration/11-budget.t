@@ -106,6 +106,7 @@ done
 "$HOSTILE" $PORT $PROG stalled-call >/dev/null 2>&1 &
 # Until 20 tasks are acknowledged (polling a file, not sleeping).
 for i in $(seq 100000); do [ "$(cat "$TMP"/ids.* | wc -l)" -ge 20 ] && break; done
+ok "$([ "$(cat "$TMP"/ids.* | wc -l)" -ge 20 ]; echo $?)" "20 tasks were acknowledged before the SIGTERM"
 stop_server
 is "$STOP_STATUS" 0 "SIGTERM under load: the server stops, exit 0"
 wait

@@ -75,6 +75,7 @@ figure "bomb without the work limit, client gone after 2 s: server CPU $(awk -v 
 cli --timeout 30 blur --sigma 1000 "$TMP/bomb.png" -o "$TMP/x.png" 2>/dev/null &
 bomb=$!
 for i in $(seq 1000); do [ "$(in_progress)" = 2 ] && break; done
+is "$(in_progress)" 2 "a blur bomb runs over TCP (info counts itself too)"
 vips black "$TMP/tiny.v" 8 8 && vips pngsave "$TMP/tiny.v" "$TMP/tiny.png"
 like "$("$HOSTILE" $PORT $PROG udp-image "$TMP/tiny.png")" "invalid-argument:*use TCP*" \
      "an image call over UDP is refused at once, naming TCP"
