@@ -979,6 +979,8 @@ cmd_batch(cli_opts *o, int argc, char **argv)
     rc = parse(o, &b, argc, argv);
     if (rc >= 0)
         return rc;
+    if (cli_require_tcp(o, "batch"))
+        return EXIT_USAGE;
     for (int i = optind; i < argc; i++) {
         if (cli_is_dir(argv[i])) {
             if (add_dir(argv[i], &paths, &npaths, &cap) < 0)

@@ -721,6 +721,16 @@ cmd_task(cli_opts *o, int argc, char **argv)
         fprintf(stderr, "usage: %s\n", cmd->synopsis);
         return EXIT_USAGE;
     }
+    /* Images, and calls that wait for a worker, are TCP only on the server. */
+    {
+        static const char *const tcp_only[] = { "create", "upload", "result", "cancel",
+                                                "delete" };
+        char what[32];
+        snprintf(what, sizeof(what), "task %s", cmd->name);
+        for (size_t i = 0; i < sizeof(tcp_only) / sizeof(tcp_only[0]); i++)
+            if (strcmp(cmd->name, tcp_only[i]) == 0 && cli_require_tcp(o, what))
+                return EXIT_USAGE;
+    }
     if (!(clnt = cli_connect_or_say(o)))
         return EXIT_RPC;
     rc = cmd->fn(o, clnt, &t, argv + optind, argc - optind);
@@ -768,6 +778,8 @@ cmd_submit(cli_opts *o, int argc, char **argv)
             return EXIT_FAILED;
         }
     }
+    if (cli_require_tcp(o, "submit"))
+        return EXIT_USAGE;
     if (!(clnt = cli_connect_or_say(o)))
         return EXIT_RPC;
     ids = calloc((size_t)n, sizeof(*ids));

@@ -15,6 +15,15 @@ like "$(rpcinfo -u 127.0.0.1 $PROG 1)" "*ready and waiting*" "rpcinfo -u calls N
 like "$(rpcinfo -T tcp6 ::1 $PROG 1)" "*ready and waiting*" "rpcinfo over tcp6 to ::1"
 like "$(cli ping)" "ok: program 0x3F3D9341 version 1 on localhost over tcp*" "ping over TCP via rpcbind"
 like "$(cli -T udp ping)" "ok:*over udp*" "ping over UDP"
+# Image calls over UDP: refused before sending, saying why and what to use.
+vips black "$TMP/b.v" 64 64 && vips pngsave "$TMP/b.v" "$TMP/b.png"
+for cmd in "grayscale" "process --steps flip" "identify" "submit --steps flip" \
+           "batch --steps flip -o $TMP/bo" "task create --steps flip"; do
+    # shellcheck disable=SC2086
+    cli -T udp $cmd "$TMP/b.png" >/dev/null 2>"$TMP/err"
+    is "$?-$(grep -c "goes over TCP only.*8800 bytes at most.*TCP, the default, carries any size" "$TMP/err")" "2-1" \
+       "imgproc -T udp ${cmd%% *} is refused before sending, naming the limit and TCP"
+done
 like "$(cli -H ::1 -p $PORT ping)" "ok:*" "ping ::1 on a fixed port without rpcbind"
 like "$(IMGPROC_HOST=127.0.0.1 cli ping)" "ok:*on 127.0.0.1*" "IMGPROC_HOST picks the host"
 like "$(IMGPROC_PROGRAM=$PROG "$IMGPROC" ping)" "ok: program 0x3F3D9341 *" "IMGPROC_PROGRAM picks the program"
@@ -54,6 +63,10 @@ is "$STOP_STATUS" 0 "SIGTERM stops the server cleanly"
 rpcinfo -p 127.0.0.1 | awk -v p=$PROG '$1 == p' | grep -q . ; is "$?" 1 "and unregisters it from rpcbind"
 "$IMGPROC" --program $PROG --timeout 5 ping 2>"$TMP/err"; is "$?" 3 "an unreachable server exits 3"
 like "$(cat "$TMP/err")" "imgproc: cannot reach localhost: *" "with a one-line reason"
+"$IMGPROC" --program $PROG -p $((PORT + 90)) ping 2>"$TMP/err"
+like "$(cat "$TMP/err")" "imgproc: cannot reach localhost port $((PORT + 90)): RPC: *" \
+     "a fixed port that nobody serves: the reason after one separator"
+grep -q ': :' "$TMP/err"; is "$?" 1 "... never a doubled one"
 
 # Registration manners.  A second server on a live server's program refuses
 # to start and leaves the first one's entries alone.
