@@ -892,10 +892,8 @@ parse(cli_opts *o, batch_opts *b, int argc, char **argv)
         fprintf(stderr, "imgproc: --sync makes no tasks: --no-batch and --keep do not apply\n");
         return EXIT_USAGE;
     }
-    if (strcmp(o->proto, "tcp") != 0) {
-        fprintf(stderr, "imgproc: batch needs TCP: images and batches do not fit UDP\n");
+    if (cli_require_tcp(o, "batch"))
         return EXIT_USAGE;
-    }
     return -1;
 }
 
@@ -979,8 +977,6 @@ cmd_batch(cli_opts *o, int argc, char **argv)
     rc = parse(o, &b, argc, argv);
     if (rc >= 0)
         return rc;
-    if (cli_require_tcp(o, "batch"))
-        return EXIT_USAGE;
     for (int i = optind; i < argc; i++) {
         if (cli_is_dir(argv[i])) {
             if (add_dir(argv[i], &paths, &npaths, &cap) < 0)
