@@ -41,10 +41,7 @@ typedef struct task_cmd {
 } task_cmd;
 
 static const char task_help_text[] =
-"      --token T          your name for the task: creating it again returns the same task\n"
-"      --upload           (task create) declare the size only; send the image with\n"
-"                         'task upload'.  Without it, images over 16 MiB (or over what\n"
-"                         the server takes in one call) are uploaded in 1 MiB chunks\n";
+"      --token T          your name for the task: creating it again returns the same task\n";
 
 /* ------------------------------------------------------------ helpers */
 
@@ -578,9 +575,14 @@ task_help(FILE *f)
         fprintf(f, "  %s\n", task_cmds[i].synopsis);
     fprintf(f, "\nCreate:\n%s%s"
                "      --hold             stay CREATED until 'task start'\n"
+               "      --upload           create the task without its image and print its\n"
+               "                         id; send the image later with 'task upload ID FILE'.\n"
+               "                         Without it, images over 16 MiB (or over what the\n"
+               "                         server takes in one call) go up in 1 MiB chunks at once\n"
                "Wait (until the task is done, failed or cancelled; exit 0 only when done):\n"
                "      --for S            give up after S seconds\n"
-               "      --once             return after the first change of state\n"
+               "      --while STATE      wait only as long as the task is in STATE (say\n"
+               "                         queued: until it starts); exit 0 once it has left it\n"
                "Result:\n"
                "  -o FILE                where to write it (- for stdout)\n"
                "List:\n"

@@ -58,6 +58,28 @@ cli resize --help >"$TMP/help"; is "$?" 0 "--help exits 0"
 grep -q -- "--fit inside|cover|fill" "$TMP/help"; ok $? "--help on a subcommand shows its options"
 like "$("$IMGPROC" --version)" "imgproc 0.1.0" "--version"
 
+# Help that matches the program: every flag a command's --help shows is one
+# it takes (task: each subcommand's synopsis line), and those it takes are shown.
+accepts() {     # accepts COMMAND... FLAG: 0 unless the command rejects the flag itself
+    ! "$IMGPROC" "$@" </dev/null 2>&1 | grep -qE "unrecognized option|does not take|unknown option"
+}
+bad=""
+for c in grayscale resize rotate blur process identify info ping submit batch; do
+    for f in $("$IMGPROC" $c --help | grep -oE -- "--[a-z][a-z-]+" | sort -u); do
+        accepts $c $f || bad="$bad $c:$f"
+    done
+done
+while read -r sub flags; do
+    for f in $flags; do accepts task $sub $f || bad="$bad task-$sub:$f"; done
+done < <("$IMGPROC" task --help | sed -n 's/^  imgproc task \([a-z]*\) \(.*\)/\1 \2/p' |
+         while read -r sub rest; do echo "$sub $(echo "$rest" | grep -oE -- "--[a-z][a-z-]+" | tr '\n' ' ')"; done)
+is "$bad" "" "every flag the help shows is accepted by its command"
+for f in --for --while; do
+    "$IMGPROC" task --help | grep -q -- "^ *$f " ; ok $? "task --help explains $f"
+done
+"$IMGPROC" task --help | grep -q -- "--once"; is "$?" 1 "task --help shows no --once (there is none)"
+"$IMGPROC" submit --help | grep -q -- "--upload"; is "$?" 1 "submit --help shows no --upload (submit does not take it)"
+
 stop_server
 is "$STOP_STATUS" 0 "SIGTERM stops the server cleanly"
 rpcinfo -p 127.0.0.1 | awk -v p=$PROG '$1 == p' | grep -q . ; is "$?" 1 "and unregisters it from rpcbind"
