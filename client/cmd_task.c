@@ -1,4 +1,5 @@
 /* cmd_task.c - imgproc task ... and imgproc submit: durable background tasks over RPC. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -772,14 +773,10 @@ cmd_submit(cli_opts *o, int argc, char **argv)
         fprintf(stderr, "imgproc: --token names one task; give one FILE\n");
         return EXIT_USAGE;
     }
-    if (t.out || t.wait) {
-        if (!t.out)
-            t.out = ".";
-        if (!cli_is_dir(t.out) && mkdir(t.out, 0777) < 0) {
-            fprintf(stderr, "imgproc: cannot create folder '%s': %m\n", t.out);
-            return EXIT_FAILED;
-        }
-    }
+    /* The folder is made when the first result is there to go in it, so a
+     * pattern that matched nothing leaves no empty folder behind. */
+    if (t.wait && !t.out)
+        t.out = ".";
     if (cli_require_tcp(o, "submit"))
         return EXIT_USAGE;
     if (!(clnt = cli_connect_or_say(o)))
@@ -822,8 +819,13 @@ cmd_submit(cli_opts *o, int argc, char **argv)
         }
         if (w == EXIT_OK && r.ip_task_info_res_u.info.state == IP_TASK_DONE) {
             ip_format f = r.ip_task_info_res_u.info.result_format;
-            dest = cli_output_path(t.out, path, proto_format_ext(f));
-            w = dest ? fetch(o, clnt, ids[i], dest, NULL) : EXIT_FAILED;
+            if (!cli_is_dir(t.out) && mkdir(t.out, 0777) < 0 && errno != EEXIST) {
+                fprintf(stderr, "imgproc: cannot create folder '%s': %m\n", t.out);
+                w = EXIT_FAILED;
+            } else {
+                dest = cli_output_path(t.out, path, proto_format_ext(f));
+                w = dest ? fetch(o, clnt, ids[i], dest, NULL) : EXIT_FAILED;
+            }
         } else if (w == EXIT_OK) {
             const ip_task_info *ti = &r.ip_task_info_res_u.info;
             fprintf(stderr, "imgproc: '%s' (task %llu) %s: %s%s%s\n", path,
