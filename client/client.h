@@ -77,6 +77,9 @@ ip_task_spec cli_task_spec(const cli_spec *sp);
 /* Connects as o says.  NULL with a message in *why (caller frees). */
 CLIENT *cli_connect(const cli_opts *o, char **why);
 void cli_disconnect(CLIENT *clnt);
+/* 0, or -1 having said that what (a command) cannot go over UDP, which o asks for. */
+int cli_require_tcp(const cli_opts *o, const char *what);
+
 /* cli_connect, printing the reason on failure (the CLI's top level only). */
 CLIENT *cli_connect_or_say(const cli_opts *o);
 

@@ -892,10 +892,8 @@ parse(cli_opts *o, batch_opts *b, int argc, char **argv)
         fprintf(stderr, "imgproc: --sync makes no tasks: --no-batch and --keep do not apply\n");
         return EXIT_USAGE;
     }
-    if (strcmp(o->proto, "tcp") != 0) {
-        fprintf(stderr, "imgproc: batch needs TCP: images and batches do not fit UDP\n");
+    if (cli_require_tcp(o, "batch"))
         return EXIT_USAGE;
-    }
     return -1;
 }
 

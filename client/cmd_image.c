@@ -323,10 +323,8 @@ one(const cli_opts *o, CLIENT *clnt, const image_job *job, const char *path)
     im.ip_image_len = (u_int)len;
     memset(&res, 0, sizeof(res));
     if (call(clnt, job, &im, &res) != RPC_SUCCESS) {
-        const char *e = clnt_sperror(clnt, "");
-        while (*e == ':' || *e == ' ')
-            e++;
-        fprintf(stderr, "imgproc: cannot %s '%s': %s\n", job->cmd->verb, path, e);
+        fprintf(stderr, "imgproc: cannot %s '%s': %s\n", job->cmd->verb, path,
+                cli_rpc_error(clnt));
         free(data);
         return EXIT_RPC;
     }
@@ -365,6 +363,8 @@ cmd_image(cli_opts *o, int argc, char **argv)
     job.cmd = find_cmd(argv[0]);
     if ((rc = parse(o, &job, argc, argv)) >= 0)
         return rc;
+    if (cli_require_tcp(o, argv[0]))
+        return EXIT_USAGE;
     if (!(clnt = cli_connect_or_say(o)))
         return EXIT_RPC;
     rc = EXIT_OK;

@@ -37,10 +37,7 @@ parse_common(cli_opts *o, int argc, char **argv, const char *synopsis)
 static void
 rpc_failed(CLIENT *clnt, const char *what)
 {
-    const char *e = clnt_sperror(clnt, "");
-    while (*e == ':' || *e == ' ')
-        e++;
-    fprintf(stderr, "imgproc: %s failed: %s\n", what, e);
+    fprintf(stderr, "imgproc: %s failed: %s\n", what, cli_rpc_error(clnt));
 }
 
 int
@@ -255,6 +252,8 @@ cmd_identify(cli_opts *o, int argc, char **argv)
         fprintf(stderr, "imgproc: identify needs at least one FILE\n");
         return EXIT_USAGE;
     }
+    if (cli_require_tcp(o, "identify"))
+        return EXIT_USAGE;
     if (!(clnt = cli_connect_or_say(o)))
         return EXIT_RPC;
     rc = EXIT_OK;

@@ -1,4 +1,5 @@
 /* cmd_task.c - imgproc task ... and imgproc submit: durable background tasks over RPC. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,10 +42,7 @@ typedef struct task_cmd {
 } task_cmd;
 
 static const char task_help_text[] =
-"      --token T          your name for the task: creating it again returns the same task\n"
-"      --upload           (task create) declare the size only; send the image with\n"
-"                         'task upload'.  Without it, images over 16 MiB (or over what\n"
-"                         the server takes in one call) are uploaded in 1 MiB chunks\n";
+"      --token T          your name for the task: creating it again returns the same task\n";
 
 /* ------------------------------------------------------------ helpers */
 
@@ -578,9 +576,14 @@ task_help(FILE *f)
         fprintf(f, "  %s\n", task_cmds[i].synopsis);
     fprintf(f, "\nCreate:\n%s%s"
                "      --hold             stay CREATED until 'task start'\n"
+               "      --upload           create the task without its image and print its\n"
+               "                         id; send the image later with 'task upload ID FILE'.\n"
+               "                         Without it, images over 16 MiB (or over what the\n"
+               "                         server takes in one call) go up in 1 MiB chunks at once\n"
                "Wait (until the task is done, failed or cancelled; exit 0 only when done):\n"
                "      --for S            give up after S seconds\n"
-               "      --once             return after the first change of state\n"
+               "      --while STATE      wait only as long as the task is in STATE (say\n"
+               "                         queued: until it starts); exit 0 once it has left it\n"
                "Result:\n"
                "  -o FILE                where to write it (- for stdout)\n"
                "List:\n"
@@ -721,6 +724,16 @@ cmd_task(cli_opts *o, int argc, char **argv)
         fprintf(stderr, "usage: %s\n", cmd->synopsis);
         return EXIT_USAGE;
     }
+    /* Images, and calls that wait for a worker, are TCP only on the server. */
+    {
+        static const char *const tcp_only[] = { "create", "upload", "result", "cancel",
+                                                "delete" };
+        char what[32];
+        snprintf(what, sizeof(what), "task %s", cmd->name);
+        for (size_t i = 0; i < sizeof(tcp_only) / sizeof(tcp_only[0]); i++)
+            if (strcmp(cmd->name, tcp_only[i]) == 0 && cli_require_tcp(o, what))
+                return EXIT_USAGE;
+    }
     if (!(clnt = cli_connect_or_say(o)))
         return EXIT_RPC;
     rc = cmd->fn(o, clnt, &t, argv + optind, argc - optind);
@@ -760,14 +773,12 @@ cmd_submit(cli_opts *o, int argc, char **argv)
         fprintf(stderr, "imgproc: --token names one task; give one FILE\n");
         return EXIT_USAGE;
     }
-    if (t.out || t.wait) {
-        if (!t.out)
-            t.out = ".";
-        if (!cli_is_dir(t.out) && mkdir(t.out, 0777) < 0) {
-            fprintf(stderr, "imgproc: cannot create folder '%s': %m\n", t.out);
-            return EXIT_FAILED;
-        }
-    }
+    /* The folder is made when the first result is there to go in it, so a
+     * pattern that matched nothing leaves no empty folder behind. */
+    if (t.wait && !t.out)
+        t.out = ".";
+    if (cli_require_tcp(o, "submit"))
+        return EXIT_USAGE;
     if (!(clnt = cli_connect_or_say(o)))
         return EXIT_RPC;
     ids = calloc((size_t)n, sizeof(*ids));
@@ -808,8 +819,13 @@ cmd_submit(cli_opts *o, int argc, char **argv)
         }
         if (w == EXIT_OK && r.ip_task_info_res_u.info.state == IP_TASK_DONE) {
             ip_format f = r.ip_task_info_res_u.info.result_format;
-            dest = cli_output_path(t.out, path, proto_format_ext(f));
-            w = dest ? fetch(o, clnt, ids[i], dest, NULL) : EXIT_FAILED;
+            if (!cli_is_dir(t.out) && mkdir(t.out, 0777) < 0 && errno != EEXIST) {
+                fprintf(stderr, "imgproc: cannot create folder '%s': %m\n", t.out);
+                w = EXIT_FAILED;
+            } else {
+                dest = cli_output_path(t.out, path, proto_format_ext(f));
+                w = dest ? fetch(o, clnt, ids[i], dest, NULL) : EXIT_FAILED;
+            }
         } else if (w == EXIT_OK) {
             const ip_task_info *ti = &r.ip_task_info_res_u.info;
             fprintf(stderr, "imgproc: '%s' (task %llu) %s: %s%s%s\n", path,

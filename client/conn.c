@@ -12,6 +12,17 @@
 
 #define CLI_RECORD_BUFFER (256 * 1024) /* bytes buffered each way (TCP) */
 
+/* Why the last client handle could not be made, without libtirpc's leading ": ". */
+static const char *
+create_error(void)
+{
+    const char *e = clnt_spcreateerror("");
+
+    while (*e == ':' || *e == ' ')
+        e++;
+    return e;
+}
+
 /* Straight to host:port, without asking rpcbind. */
 static CLIENT *
 connect_port(const cli_opts *o, char **why)
@@ -44,7 +55,7 @@ connect_port(const cli_opts *o, char **why)
     }
     freeaddrinfo(res);
     if (!clnt && asprintf(why, "cannot reach %s port %d: %s", o->host, o->port,
-                          clnt_spcreateerror("")) < 0)
+                          create_error()) < 0)
         *why = NULL;
     return clnt;
 }
@@ -82,14 +93,8 @@ cli_connect(const cli_opts *o, char **why)
         clnt = connect_port(o, why);
     else {
         clnt = clnt_create_timed(o->host, o->program, IMGPROC_V1, o->proto, &tv);
-        if (!clnt) {
-            const char *e = clnt_spcreateerror("");
-            /* clnt_spcreateerror starts with ": "; skip it. */
-            while (*e == ':' || *e == ' ')
-                e++;
-            if (asprintf(why, "cannot reach %s: %s", o->host, e) < 0)
-                *why = NULL;
-        }
+        if (!clnt && asprintf(why, "cannot reach %s: %s", o->host, create_error()) < 0)
+            *why = NULL;
     }
     if (!clnt)
         return NULL;
@@ -120,6 +125,17 @@ cli_connect_or_say(const cli_opts *o)
         free(why);
     }
     return clnt;
+}
+
+int
+cli_require_tcp(const cli_opts *o, const char *what)
+{
+    if (strcmp(o->proto, "udp") != 0)
+        return 0;
+    fprintf(stderr, "imgproc: %s goes over TCP only: over UDP imgprocd serves ping, info "
+            "and the task queries, and a datagram holds %d bytes at most; drop -T udp "
+            "(TCP, the default, carries any size)\n", what, UDPMSGSIZE);
+    return -1;
 }
 
 const char *

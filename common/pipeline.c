@@ -265,7 +265,8 @@ proto_pipeline_parse(const char *text, ip_step *steps, unsigned max,
         return fail(why, len, "out of memory");
     while (*text && (part = strsep(&rest, ","))) {
         if (!*part) {
-            fail(why, len, "empty step after step %u", n);
+            fail(why, len, "an empty step (at character %zu of '%s'): two commas in a row, "
+                 "or one at an end", (size_t)(part - copy) + 1, text);
             goto cleanup;
         }
         if (n == max) {
@@ -273,8 +274,17 @@ proto_pipeline_parse(const char *text, ip_step *steps, unsigned max,
             goto cleanup;
         }
         /* Syntax only: ranges are the server's to judge (SERVER_INFO lists them). */
-        if (parse_step(part, &steps[n], why, len))
+        if (parse_step(part, &steps[n], why, len)) {
+            /* Where it went wrong (parse_step cut part up: the text says it
+             * whole), and the likeliest cause: another separator. */
+            size_t at = (size_t)(part - copy), used = strlen(why);
+            int step_len = (int)strcspn(text + at, ",");
+            snprintf(why + used, len - used, " (step %u, '%.*s', at character %zu of '%s')%s",
+                     n + 1, step_len, text + at, at + 1, text,
+                     strpbrk(text + at, ";| \t+") && strpbrk(text + at, ";| \t+") < text + at + step_len
+                         ? "; steps are separated by commas, as in 'blur=5,grayscale'" : "");
             goto cleanup;
+        }
         n++;
     }
     if (n == 0) {

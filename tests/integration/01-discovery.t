@@ -15,6 +15,15 @@ like "$(rpcinfo -u 127.0.0.1 $PROG 1)" "*ready and waiting*" "rpcinfo -u calls N
 like "$(rpcinfo -T tcp6 ::1 $PROG 1)" "*ready and waiting*" "rpcinfo over tcp6 to ::1"
 like "$(cli ping)" "ok: program 0x3F3D9341 version 1 on localhost over tcp*" "ping over TCP via rpcbind"
 like "$(cli -T udp ping)" "ok:*over udp*" "ping over UDP"
+# Image calls over UDP: refused before sending, saying why and what to use.
+vips black "$TMP/b.v" 64 64 && vips pngsave "$TMP/b.v" "$TMP/b.png"
+for cmd in "grayscale" "process --steps flip" "identify" "submit --steps flip" \
+           "batch --steps flip -o $TMP/bo" "task create --steps flip"; do
+    # shellcheck disable=SC2086
+    cli -T udp $cmd "$TMP/b.png" >/dev/null 2>"$TMP/err"
+    is "$?-$(grep -c "goes over TCP only.*8800 bytes at most.*TCP, the default, carries any size" "$TMP/err")" "2-1" \
+       "imgproc -T udp ${cmd%% *} is refused before sending, naming the limit and TCP"
+done
 like "$(cli -H ::1 -p $PORT ping)" "ok:*" "ping ::1 on a fixed port without rpcbind"
 like "$(IMGPROC_HOST=127.0.0.1 cli ping)" "ok:*on 127.0.0.1*" "IMGPROC_HOST picks the host"
 like "$(IMGPROC_PROGRAM=$PROG "$IMGPROC" ping)" "ok: program 0x3F3D9341 *" "IMGPROC_PROGRAM picks the program"
@@ -49,11 +58,37 @@ cli resize --help >"$TMP/help"; is "$?" 0 "--help exits 0"
 grep -q -- "--fit inside|cover|fill" "$TMP/help"; ok $? "--help on a subcommand shows its options"
 like "$("$IMGPROC" --version)" "imgproc 0.1.0" "--version"
 
+# Help that matches the program: every flag a command's --help shows is one
+# it takes (task: each subcommand's synopsis line), and those it takes are shown.
+accepts() {     # accepts COMMAND... FLAG: 0 unless the command rejects the flag itself
+    ! "$IMGPROC" "$@" </dev/null 2>&1 | grep -qE "unrecognized option|does not take|unknown option"
+}
+bad=""
+for c in grayscale resize rotate blur process identify info ping submit batch; do
+    for f in $("$IMGPROC" $c --help | grep -oE -- "--[a-z][a-z-]+" | sort -u); do
+        accepts $c $f || bad="$bad $c:$f"
+    done
+done
+while read -r sub flags; do
+    for f in $flags; do accepts task $sub $f || bad="$bad task-$sub:$f"; done
+done < <("$IMGPROC" task --help | sed -n 's/^  imgproc task \([a-z]*\) \(.*\)/\1 \2/p' |
+         while read -r sub rest; do echo "$sub $(echo "$rest" | grep -oE -- "--[a-z][a-z-]+" | tr '\n' ' ')"; done)
+is "$bad" "" "every flag the help shows is accepted by its command"
+for f in --for --while; do
+    "$IMGPROC" task --help | grep -q -- "^ *$f " ; ok $? "task --help explains $f"
+done
+"$IMGPROC" task --help | grep -q -- "--once"; is "$?" 1 "task --help shows no --once (there is none)"
+"$IMGPROC" submit --help | grep -q -- "--upload"; is "$?" 1 "submit --help shows no --upload (submit does not take it)"
+
 stop_server
 is "$STOP_STATUS" 0 "SIGTERM stops the server cleanly"
 rpcinfo -p 127.0.0.1 | awk -v p=$PROG '$1 == p' | grep -q . ; is "$?" 1 "and unregisters it from rpcbind"
 "$IMGPROC" --program $PROG --timeout 5 ping 2>"$TMP/err"; is "$?" 3 "an unreachable server exits 3"
 like "$(cat "$TMP/err")" "imgproc: cannot reach localhost: *" "with a one-line reason"
+"$IMGPROC" --program $PROG -p $((PORT + 90)) ping 2>"$TMP/err"
+like "$(cat "$TMP/err")" "imgproc: cannot reach localhost port $((PORT + 90)): RPC: *" \
+     "a fixed port that nobody serves: the reason after one separator"
+grep -q ': :' "$TMP/err"; is "$?" 1 "... never a doubled one"
 
 # Registration manners.  A second server on a live server's program refuses
 # to start and leaves the first one's entries alone.

@@ -90,7 +90,14 @@ like "$("$HOSTILE" $PORT $PROG garbage)" "sent * bytes" "a garbage record and a 
 cli blur --sigma abc "$TMP/photo.jpg" -o "$TMP/x.jpg" 2>"$TMP/err"; is "$?" 2 "a non-numeric sigma is a usage error"
 like "$(cat "$TMP/err")" "imgproc: invalid sigma 'abc'" "with a one-line message"
 cli process --steps 'wobble=3' "$TMP/photo.jpg" -o "$TMP/x.jpg" 2>"$TMP/err"; is "$?" 2 "an unknown step name is a usage error"
-like "$(cat "$TMP/err")" "imgproc: invalid --steps: unknown step 'wobble'" "naming the step"
+like "$(cat "$TMP/err")" "imgproc: invalid --steps: unknown step 'wobble' (step 1, 'wobble=3', at character 1 of 'wobble=3')" "naming the step and where it is"
+cli process --steps 'blur=5;grayscale' "$TMP/photo.jpg" -o "$TMP/x.jpg" 2>"$TMP/err"
+is "$?" 2 "steps joined by ';' are a usage error"
+like "$(cat "$TMP/err")" "imgproc: invalid --steps: *(step 1, 'blur=5;grayscale', at character 1 of 'blur=5;grayscale'); steps are separated by commas, as in 'blur=5,grayscale'" \
+     "... that shows the step and says steps are separated by commas"
+cli process --steps 'flip,,grayscale' "$TMP/photo.jpg" -o "$TMP/x.jpg" 2>"$TMP/err"
+like "$(cat "$TMP/err")" "imgproc: invalid --steps: an empty step (at character 6 of 'flip,,grayscale'): two commas in a row, or one at an end" \
+     "an empty step says where"
 cli rotate --sigma 3 "$TMP/photo.jpg" -o "$TMP/x.jpg" 2>/dev/null; is "$?" 2 "an option of another command"
 cli grayscale "$TMP/missing.jpg" -o "$TMP/x.jpg" 2>"$TMP/err"; is "$?" 1 "a missing file"
 like "$(cat "$TMP/err")" "imgproc: cannot read '*missing.jpg': No such file or directory" "is named with the system's reason"

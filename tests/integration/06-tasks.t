@@ -164,6 +164,8 @@ is "$?" 1 "submit with one broken file exits 1"
 is "$(ls "$TMP/subout" | tr '\n' ' ')" "a.jpg b.png " "the good results are written, named after their inputs"
 is "$(hdr width "$TMP/subout/a.jpg")x$(hdr height "$TMP/subout/a.jpg")" "100x75" "a submitted result is right"
 like "$(cat "$TMP/err")" "*trunc.jpg*failed: corrupt-image*" "the broken one is named with its reason"
+cli submit --steps flip -o "$TMP/nothing-out" "$TMP/in/"nothing*.png 2>"$TMP/err"
+is "$?-$([ -e "$TMP/nothing-out" ]; echo $?)" "1-1" "a pattern that matched nothing fails and leaves no empty folder"
 stop_server
 is "$STOP_STATUS" 0 "server stopped cleanly"
 
