@@ -218,6 +218,29 @@ close_slow_senders(srv *s)
                 (unsigned long long)slowest, s->cfg.min_receive_rate);
 }
 
+/*
+ * Brings the table, and every address, back to their limits once the
+ * connections let in over them (start_conn) can be judged.  Called from the
+ * accept loop once a second.
+ */
+static void
+trim_overflow(srv *s)
+{
+    pthread_mutex_lock(&s->lock);
+    if (!s->overflowed) {
+        pthread_mutex_unlock(&s->lock);
+        return;
+    }
+    s->overflowed = 0;
+    while (s->nconn - s->nclosing > s->cfg.max_connections && evict_quietest(s, NULL))
+        ;
+    for (conn *c = s->conns; s->cfg.max_per_address && c; c = c->next)
+        while (!c->evicted && count_from(s, &c->peer) > s->cfg.max_per_address &&
+               evict_quietest(s, &c->peer))
+            ;
+    pthread_mutex_unlock(&s->lock);
+}
+
 /* Takes c out of s->conns, before its socket is closed: the fd number may be
  * reused at once, and shutdown must never touch another file. */
 static void
@@ -647,34 +670,43 @@ start_conn(srv *s, int fd, const struct sockaddr_storage *peer)
     c->end_bytes = 0;           /* a new connection has received nothing yet */
     pthread_mutex_lock(&s->lock);
     /* One address may not hold more than its share: its own quietest
-     * connection makes room, or, all of them in calls, the new one goes. */
+     * connection makes room; with none to close, it may hold up to twice
+     * its share until the next look (trim_overflow), then the new one goes. */
     if (s->cfg.max_per_address && count_from(s, peer) >= s->cfg.max_per_address) {
-        if (!evict_quietest(s, peer)) {
+        int evicted = evict_quietest(s, peer);
+        s->overflowed |= !evicted;
+        if (!evicted && count_from(s, peer) >= 2 * s->cfg.max_per_address) {
             pthread_mutex_unlock(&s->lock);
             if (s->cfg.verbose)
                 fprintf(stderr, "imgprocd: refusing a connection: %u from one address is "
-                        "the limit, all in calls\n", s->cfg.max_per_address);
+                        "the limit, and none can be closed\n", s->cfg.max_per_address);
             close(fd);
             free(c);
             return;
         }
-        if (s->cfg.verbose)
+        if (evicted && s->cfg.verbose)
             fprintf(stderr, "imgprocd: %u connections from one address is the limit: "
                     "closed its quietest\n", s->cfg.max_per_address);
     }
-    /* Connections already shut down are on their way out: not counted. */
+    /* Connections already shut down are on their way out: not counted.
+     * With no connection to close (all in calls, or senders too new to
+     * judge: a flood's last connections are milliseconds old), the table
+     * holds up to twice its size until the next look (trim_overflow). */
     if (s->nconn - s->nclosing >= s->cfg.max_connections && evict_quietest(s, NULL)) {
         if (s->cfg.verbose)
             fprintf(stderr, "imgprocd: %u connections is the limit: closed the quietest\n",
                     s->cfg.max_connections);
     } else if (s->nconn - s->nclosing >= s->cfg.max_connections) {
-        pthread_mutex_unlock(&s->lock);
-        if (s->cfg.verbose)
-            fprintf(stderr, "imgprocd: refusing a connection: %u connections is the limit\n",
-                    s->cfg.max_connections);
-        close(fd);
-        free(c);
-        return;
+        s->overflowed = 1;
+        if (s->nconn - s->nclosing >= 2 * s->cfg.max_connections) {
+            pthread_mutex_unlock(&s->lock);
+            if (s->cfg.verbose)
+                fprintf(stderr, "imgprocd: refusing a connection: %u connections is the "
+                        "limit, and none can be closed\n", s->cfg.max_connections);
+            close(fd);
+            free(c);
+            return;
+        }
     }
     s->nconn++;
     c->next = s->conns;
@@ -729,14 +761,16 @@ net_run(srv *s)
 
     for (;;) {
         long long now;
-        int r = poll(pf, (nfds_t)n + 1, s->cfg.min_receive_rate ? 1000 : -1);
+        int r = poll(pf, (nfds_t)n + 1, 1000);
 
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0 || pf[n].revents)
             break;
-        if (s->cfg.min_receive_rate && (now = mono_ms()) >= next_look_ms) {
-            close_slow_senders(s);
+        if ((now = mono_ms()) >= next_look_ms) {
+            if (s->cfg.min_receive_rate)
+                close_slow_senders(s);
+            trim_overflow(s);
             next_look_ms = now + 1000;
         }
         for (int i = 0; r > 0 && i < n; i++) {

@@ -77,6 +77,7 @@ typedef struct srv {
     budget_share *shares;                   /* ... by address, those holding any (under lock) */
     unsigned nconn;                         /* live TCP connection threads */
     unsigned nclosing;                      /* ... of them shut down, on their way out */
+    int overflowed;                         /* let in over a limit since the last trim */
     struct conn *conns;                     /* their sockets, for shutdown (under lock) */
     unsigned in_progress;                   /* calls being handled (atomic) */
     unsigned long long served;              /* calls answered (atomic) */
