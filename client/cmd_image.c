@@ -37,6 +37,7 @@ static const char output_help[] =
 "Output:\n"
 "  -o, --output OUT       a file, a folder (for many inputs), or - for stdout;\n"
 "                         without -o a single result goes to stdout when it is not a terminal\n"
+"                         (an input FILE of - is read from standard input)\n"
 "  -f, --format F         jpeg, png, webp, tiff, gif (default: from OUT's extension,\n"
 "                         else the input's format)\n"
 "  -q, --quality Q        1..100 for jpeg and webp\n"

@@ -757,7 +757,8 @@ cmd_submit(cli_opts *o, int argc, char **argv)
         printf("usage: imgproc submit --steps S [-f F] [-q Q] [--strip] [--wait] "
                "[-o DIR] FILE...\n\nCreates a task per file (uploading large ones in chunks), "
                "and prints their ids.\nWith --wait or -o it waits for them and writes each "
-               "result into DIR\n(default: the current folder) named after its input.\n\n"
+               "result into DIR\n(default: the current folder) named after its input; -o - writes "
+               "one result\nto standard output.  A FILE of - is standard input.\n\n"
                "%s%s\n%s", cli_spec_help, task_help_text, cli_global_help);
         return EXIT_OK;
     }
@@ -771,6 +772,11 @@ cmd_submit(cli_opts *o, int argc, char **argv)
     }
     if (t.token && n > 1) {
         fprintf(stderr, "imgproc: --token names one task; give one FILE\n");
+        return EXIT_USAGE;
+    }
+    if (t.out && strcmp(t.out, "-") == 0 && (n > 1 || o->json)) {
+        fprintf(stderr, "imgproc: -o - writes one result to standard output: give one FILE, "
+                "and no --json\n");
         return EXIT_USAGE;
     }
     /* The folder is made when the first result is there to go in it, so a
@@ -819,7 +825,8 @@ cmd_submit(cli_opts *o, int argc, char **argv)
         }
         if (w == EXIT_OK && r.ip_task_info_res_u.info.state == IP_TASK_DONE) {
             ip_format f = r.ip_task_info_res_u.info.result_format;
-            if (!cli_is_dir(t.out) && mkdir(t.out, 0777) < 0 && errno != EEXIST) {
+            if (strcmp(t.out, "-") != 0 && !cli_is_dir(t.out) && mkdir(t.out, 0777) < 0 &&
+                errno != EEXIST) {
                 fprintf(stderr, "imgproc: cannot create folder '%s': %m\n", t.out);
                 w = EXIT_FAILED;
             } else {
@@ -840,7 +847,7 @@ cmd_submit(cli_opts *o, int argc, char **argv)
             printf(", \"id\": %llu, \"output\": ", (unsigned long long)ids[i]);
             proto_json_string(stdout, w == EXIT_OK && dest ? dest : "");
             printf(", \"ok\": %s}", w == EXIT_OK ? "true" : "false");
-        } else if (w == EXIT_OK && dest && !o->verbose)
+        } else if (w == EXIT_OK && dest && !o->verbose && strcmp(dest, "-") != 0)
             printf("%s -> %s\n", path, dest);
         if (w == EXIT_RPC) {
             free(dest);

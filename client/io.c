@@ -32,12 +32,16 @@ cli_path_join(const char *dir, const char *name)
 char *
 cli_output_path(const char *dir, const char *input, const char *ext)
 {
-    const char *slash = strrchr(input, '/');
-    const char *base = slash ? slash + 1 : input;
+    /* An image from standard input is named stdin.png (say) in a folder. */
+    const char *in = strcmp(input, "-") == 0 ? "stdin" : input;
+    const char *slash = strrchr(in, '/');
+    const char *base = slash ? slash + 1 : in;
     const char *dot = strrchr(base, '.');
     size_t stem = ext && dot && dot != base ? (size_t)(dot - base) : strlen(base);
     char *name = NULL, *path;
 
+    if (strcmp(dir, "-") == 0)
+        return strdup("-");     /* standard output */
     if (asprintf(&name, "%.*s.%s", (int)stem, base, ext ? ext : "out") < 0)
         return NULL;
     path = cli_path_join(dir, name);
@@ -45,15 +49,69 @@ cli_output_path(const char *dir, const char *input, const char *ext)
     return path;
 }
 
+/* Standard input to its end, at most max bytes: as cli_read_file. */
+static int
+read_stdin(size_t max, char **data, size_t *len, char *why, size_t whylen)
+{
+    size_t cap = 1 << 16, got = 0;
+    char *buf = malloc(cap);
+
+    for (;;) {
+        ssize_t n;
+        if (!buf) {
+            snprintf(why, whylen, "out of memory");
+            return -1;
+        }
+        if (got == cap) {
+            char *bigger = cap > max ? NULL : realloc(buf, cap * 2);
+            if (!bigger) {
+                snprintf(why, whylen, cap > max ? "more than one call carries (%zu bytes)"
+                                                : "out of memory", max);
+                free(buf);
+                return -1;
+            }
+            buf = bigger;
+            cap *= 2;
+        }
+        n = read(STDIN_FILENO, buf + got, cap - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            snprintf(why, whylen, "%s", strerror(errno));
+            free(buf);
+            return -1;
+        }
+        if (n == 0)
+            break;
+        got += (size_t)n;
+    }
+    if (got > max) {
+        snprintf(why, whylen, "%zu bytes is more than one call carries (%zu)", got, max);
+        free(buf);
+        return -1;
+    }
+    if (got == 0) {
+        snprintf(why, whylen, "standard input is empty");
+        free(buf);
+        return -1;
+    }
+    *data = buf;
+    *len = got;
+    return 0;
+}
+
 int
 cli_read_file(const char *path, size_t max, char **data, size_t *len,
               char *why, size_t whylen)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd;
     struct stat st;
     char *buf = NULL;
     size_t got = 0;
 
+    if (strcmp(path, "-") == 0)
+        return read_stdin(max, data, len, why, whylen);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         snprintf(why, whylen, "%s", strerror(errno));
         return -1;

@@ -132,6 +132,21 @@ is "$?" 1 "many inputs with one bad: exit 1"
 is "$(ls "$TMP/outdir" | tr '\n' ' ')" "a.jpg b.png " "the good ones are written into the folder"
 like "$(cat "$TMP/err")" "imgproc: cannot convert '*/c.jpg': unsupported-format: *" "the bad one is named with its reason"
 
+# Pipes: - reads the image from standard input, -o - writes the result to
+# standard output, for the single calls, process and submit.
+cat "$TMP/photo.jpg" | cli grayscale - -o - >"$TMP/piped.jpg"
+is "$?-$(hdr bands "$TMP/piped.jpg")-$(hdr width "$TMP/piped.jpg")" "0-1-$(hdr width "$TMP/photo.jpg")" \
+   "cat a.jpg | imgproc grayscale - -o - > b.jpg"
+cli process --steps 'resize=64x64,flip' -f png - -o - <"$TMP/photo.jpg" >"$TMP/piped.png"
+is "$?-$(hdr width "$TMP/piped.png")-$(hdr vips-loader "$TMP/piped.png")" \
+   "0-64-pngload" "process from standard input to standard output"
+cli submit --steps flip -o - - <"$TMP/photo.jpg" >"$TMP/piped-task.jpg"
+is "$?-$(hdr width "$TMP/piped-task.jpg")" "0-$(hdr width "$TMP/photo.jpg")" "submit - -o -: a task from stdin, its result to stdout"
+cli submit --steps flip -o "$TMP/pipedir" - <"$TMP/photo.jpg" >/dev/null
+ok $? "submit - -o DIR names the result after stdin"
+[ -f "$TMP/pipedir/stdin.jpg" ]; ok $? "... stdin.jpg"
+cli grayscale - -o - </dev/null >/dev/null 2>"$TMP/err"
+is "$?-$(cat "$TMP/err")" "1-imgproc: cannot read '-': standard input is empty" "an empty standard input is an error that says so"
 stop_server
 is "$STOP_STATUS" 0 "server stopped cleanly"
 done_testing
