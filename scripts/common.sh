@@ -14,12 +14,28 @@ case $PROG in
 0[xX][0-9a-fA-F]*|[0-9]*) PROG=$((PROG)) ;;
 *) echo "not a program number: '$PROG' (decimal, or hex such as 0x20494D47)" >&2; exit 2 ;;
 esac
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/imgproc-lab.XXXXXX")
-trap 'rm -rf "$WORK"' EXIT
+# What a lab makes stays in its own folder after it ends, to be opened and
+# looked at ($IMGPROC_LAB_DIR, default $TMPDIR/imgproc-lab, then the lab's
+# name); the next run starts it afresh, and --clean removes it.
+WORK=${IMGPROC_LAB_DIR:-${TMPDIR:-/tmp}/imgproc-lab}/$(basename "$0" .sh)
+if [ "${1:-}" = --clean ]; then
+    rm -rf "$WORK" && echo "removed $WORK"
+    exit 0
+fi
+rm -rf "$WORK" && mkdir -p "$WORK" || { echo "cannot make $WORK" >&2; exit 1; }
 FAILED=0
 
 say() { printf '\n== %s\n' "$*"; }
-run() { printf '$ %s\n' "$*"; "$@"; }
+# run COMMAND...: shows the command exactly as it runs, ready to paste (ip
+# stands for the client with this lab's host and program), then runs it.
+run() {
+    local words=("$@")
+    [ "$1" = ip ] && words=("$IMGPROC" -H "$HOST" --program "$PROG" "${@:2}")
+    printf '$'
+    printf ' %q' "${words[@]}"
+    printf '\n'
+    "$@"
+}
 check() {   # check DESCRIPTION COMMAND...: prints PASS or FAIL
     local what=$1; shift
     if "$@"; then echo "PASS: $what"; else echo "FAIL: $what"; FAILED=1; fi
@@ -29,7 +45,8 @@ sample() {
     if [ -n "$IMGPROC_IMAGE" ]; then echo "$IMGPROC_IMAGE"; return; fi
     vips gaussnoise "$WORK/n.v" 800 600 --mean 128 --sigma 40 >/dev/null &&
     vips bandjoin "$WORK/n.v $WORK/n.v $WORK/n.v" "$WORK/c.v" &&
-    vips copy "$WORK/c.v" "$WORK/sample.jpg" --interpretation srgb && echo "$WORK/sample.jpg"
+    vips copy "$WORK/c.v" "$WORK/sample.jpg" --interpretation srgb && rm -f "$WORK/n.v" "$WORK/c.v" &&
+        echo "$WORK/sample.jpg"
 }
 photos() {  # photos DIR N: N photographs in DIR, real ones when IMGPROC_PHOTOS says where
     local dir=$1 n=$2 i=0 src
@@ -52,4 +69,9 @@ photos() {  # photos DIR N: N photographs in DIR, real ones when IMGPROC_PHOTOS 
         cp "$WORK/big.jpg" "$dir/photo$(printf %02d "$i").jpg"
     done
 }
-finish() { [ "$FAILED" -eq 0 ] && echo "all checks passed" || echo "some checks FAILED"; exit "$FAILED"; }
+finish() {
+    echo
+    echo "results: $WORK (remove them with: bash $0 --clean)"
+    [ "$FAILED" -eq 0 ] && echo "all checks passed" || echo "some checks FAILED"
+    exit "$FAILED"
+}

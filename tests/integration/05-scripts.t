@@ -17,6 +17,24 @@ for s in "$TOP"/scripts/0*.sh; do
     grep -q "^FAIL" "$TMP/out"; is "$?" 1 "$(basename "$s") printed no FAIL"
 done
 
+# What a lab shows is what it runs: each "$ imgproc ..." line of lab 2 runs
+# as pasted; its results stay in the folder it names, until --clean.
+export IMGPROC_LAB_DIR="$TMP/labs"
+IMGPROC="$IMGPROC" PROG=$PROG bash "$TOP/scripts/02-classic-calls.sh" >"$TMP/out" 2>&1
+ok $? "02-classic-calls.sh passes with its results kept"
+grep "^\$ $IMGPROC " "$TMP/out" | sed 's/^\$ //' >"$TMP/shown"
+is "$(wc -l <"$TMP/shown")" 5 "it shows the 5 client commands it runs, in full"
+bad=0
+while read -r line; do (cd "$TMP" && bash -c "$line" >/dev/null 2>&1) || bad=$((bad + 1)); done <"$TMP/shown"
+is "$bad" 0 "... and each runs as pasted"
+like "$(tail -3 "$TMP/out")" "*results: $TMP/labs/02-classic-calls (remove them with: bash */02-classic-calls.sh --clean)*" \
+     "it ends by saying where its results are"
+is "$(ls "$TMP/labs/02-classic-calls" | tr '\n' ' ')" "blur.jpg gray.jpg rot.jpg sample.jpg small.jpg " \
+   "... and they are there after it ended: the sample and the four results"
+bash "$TOP/scripts/02-classic-calls.sh" --clean >/dev/null
+[ ! -e "$TMP/labs/02-classic-calls" ]; ok $? "--clean removes them"
+unset IMGPROC_LAB_DIR
+
 # The same labs on real photographs from the corpus (tests/corpus/fetch.sh):
 # a colour photograph for the single-image labs, a folder of real JPEGs
 # (photographs and artwork, 0.1 to 9 megapixels, gray and colour) for lab 5.
