@@ -47,7 +47,7 @@ SERVER_BIN := $(BUILD)/imgprocd
 CLIENT_BIN := $(BUILD)/imgproc
 
 .PHONY: all deps check unit integration demo install uninstall clean help \
-        check-asan check-valgrind bench corpus check-corpus
+        check-asan check-valgrind bench corpus check-corpus fuzz-build
 
 all: $(SERVER_BIN) $(CLIENT_BIN)
 
@@ -156,6 +156,33 @@ check-valgrind: deps
 	    CORPUS_SKIP='blur=1000|sharpen=100' \
 	    prove -v -f tests/integration/*.t
 
+# ---- fuzzing: libFuzzer harnesses (tests/fuzz/README.md), built by clang in
+# build-fuzz.  The server's and common objects get coverage and the
+# sanitizers (fuzzer-no-link); each harness links them with libFuzzer's main.
+FUZZ_BUILD    := build-fuzz
+FUZZ_CC       ?= clang
+FUZZ_SANITIZE := -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all \
+                 -fno-omit-frame-pointer
+FUZZ_NAMES    := dispatch
+# The server's objects without its main().
+FUZZ_SERVER_OBJ = $(filter-out $(BUILD)/obj/server/main.o,$(SERVER_OBJ))
+# dispatch.c's calls into the task queue, wrapped by the harness: the store
+# is opened on an input's first use, and TASK_WAIT does not block.
+FUZZ_WRAP     := tasks_load tasks_create tasks_upload tasks_start tasks_status \
+                 tasks_wait tasks_result tasks_cancel tasks_delete tasks_list \
+                 tasks_batch_add tasks_batch_collect
+comma         := ,
+
+$(BUILD)/fuzz/fuzz_dispatch: tests/fuzz/fuzz_dispatch.c $(BUILD)/obj/tests/fuzz/frame.o \
+                             $(FUZZ_SERVER_OBJ) $(COMMON_OBJ)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -Iserver -fsanitize=fuzzer -o $@ $^ \
+	    $(patsubst %,-Wl$(comma)--wrap=%,$(FUZZ_WRAP)) $(LDLIBS)
+
+fuzz-build:
+	@$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) CC=$(FUZZ_CC) OPT='-O1 -g' \
+	    SANITIZE='$(FUZZ_SANITIZE)' $(FUZZ_NAMES:%=$(FUZZ_BUILD)/fuzz/fuzz_%)
+
 demo: deps
 	@$(MAKE) --no-print-directory all
 	@BUILD=$(BUILD) bash scripts/demo.sh
@@ -170,4 +197,4 @@ uninstall:
 	rm -rf $(DESTDIR)$(PREFIX)/share/imgproc
 
 clean:
-	rm -rf build build-asan demo-out
+	rm -rf build build-asan build-fuzz demo-out
