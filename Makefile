@@ -163,7 +163,7 @@ FUZZ_BUILD    := build-fuzz
 FUZZ_CC       ?= clang
 FUZZ_SANITIZE := -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all \
                  -fno-omit-frame-pointer
-FUZZ_NAMES    := dispatch steps
+FUZZ_NAMES    := dispatch steps image
 # The server's objects without its main().
 FUZZ_SERVER_OBJ = $(filter-out $(BUILD)/obj/server/main.o,$(SERVER_OBJ))
 # dispatch.c's calls into the task queue, wrapped by the harness: the store
@@ -188,6 +188,11 @@ $(BUILD)/fuzz/fuzz_dispatch: tests/fuzz/fuzz_dispatch.c $(BUILD)/obj/tests/fuzz/
 $(BUILD)/fuzz/fuzz_steps: tests/fuzz/fuzz_steps.c $(COMMON_OBJ)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(CLIENT_LIBS)
+
+$(BUILD)/fuzz/fuzz_image: tests/fuzz/fuzz_image.c $(BUILD)/obj/server/ops.o \
+                          $(BUILD)/obj/server/config.o $(COMMON_OBJ)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -Iserver -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
 
 fuzz-build:
 	@$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) CC=$(FUZZ_CC) OPT='-O1 -g' \
