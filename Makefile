@@ -194,9 +194,15 @@ $(BUILD)/fuzz/fuzz_image: tests/fuzz/fuzz_image.c $(BUILD)/obj/server/ops.o \
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -Iserver -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
 
+# Real calls in the dispatch harness's format (tests/fuzz/frame.h).
+$(BUILD)/fuzz/seeds: tests/fuzz/seeds.c $(BUILD)/obj/tests/fuzz/frame.o $(COMMON_OBJ)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(CLIENT_LIBS)
+
 fuzz-build:
 	@$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) CC=$(FUZZ_CC) OPT='-O1 -g' \
-	    SANITIZE='$(FUZZ_SANITIZE)' $(FUZZ_NAMES:%=$(FUZZ_BUILD)/fuzz/fuzz_%)
+	    SANITIZE='$(FUZZ_SANITIZE)' $(FUZZ_NAMES:%=$(FUZZ_BUILD)/fuzz/fuzz_%) \
+	    $(FUZZ_BUILD)/fuzz/seeds
 
 demo: deps
 	@$(MAKE) --no-print-directory all
