@@ -47,7 +47,7 @@ SERVER_BIN := $(BUILD)/imgprocd
 CLIENT_BIN := $(BUILD)/imgproc
 
 .PHONY: all deps check unit integration demo install uninstall clean help \
-        check-asan check-valgrind bench corpus check-corpus fuzz-build
+        check-asan check-valgrind bench corpus check-corpus fuzz fuzz-build
 
 all: $(SERVER_BIN) $(CLIENT_BIN)
 
@@ -62,6 +62,7 @@ help:
 	@echo "make bench        benchmarks: the server against in-process libvips, one table"
 	@echo "make check-asan   the tests against an ASan/UBSan build"
 	@echo "make check-valgrind  the tests with the server under valgrind"
+	@echo "make fuzz         the libFuzzer harnesses (clang), FUZZ_SECONDS=$(FUZZ_SECONDS) each"
 	@echo "make install      to \$$(DESTDIR)\$$(PREFIX) (PREFIX=$(PREFIX))"
 	@echo "make clean"
 
@@ -160,6 +161,7 @@ check-valgrind: deps
 # build-fuzz.  The server's and common objects get coverage and the
 # sanitizers (fuzzer-no-link); each harness links them with libFuzzer's main.
 FUZZ_BUILD    := build-fuzz
+FUZZ_SECONDS  ?= 60
 FUZZ_CC       ?= clang
 FUZZ_SANITIZE := -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all \
                  -fno-omit-frame-pointer
@@ -203,6 +205,11 @@ fuzz-build:
 	@$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) CC=$(FUZZ_CC) OPT='-O1 -g' \
 	    SANITIZE='$(FUZZ_SANITIZE)' $(FUZZ_NAMES:%=$(FUZZ_BUILD)/fuzz/fuzz_%) \
 	    $(FUZZ_BUILD)/fuzz/seeds
+
+# Each harness for FUZZ_SECONDS on its corpus in build-fuzz/corpus (kept:
+# the next run builds on it), seeded from real calls, steps and images.
+fuzz: deps corpus fuzz-build
+	BUILD=$(FUZZ_BUILD) FUZZ_SECONDS=$(FUZZ_SECONDS) bash tests/fuzz/run.sh $(FUZZ_NAMES)
 
 demo: deps
 	@$(MAKE) --no-print-directory all
