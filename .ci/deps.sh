@@ -3,6 +3,10 @@
 # As root it runs apt-get; otherwise it prints the command to run.
 set -e
 PKGS="build-essential pkg-config libtirpc-dev rpcsvc-proto rpcbind libvips-dev libvips-tools libcmocka-dev libsqlite3-dev sqlite3 libssl-dev perl libimage-exiftool-perl"
+# make fuzz: clang; its sanitizer and libFuzzer runtimes (libclang-rt-dev: clang
+# only recommends them, and recommends are not installed); llvm-symbolizer
+# (llvm) for readable stacks in the reports.
+PKGS="$PKGS clang libclang-rt-dev llvm"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
