@@ -42,8 +42,11 @@ for h in "$@"; do
     before=$(ls "$corpus" | wc -l)
     echo "fuzz $h: $FUZZ_SECONDS s on $corpus ($before inputs) and $BUILD/seeds/$h"
     # New inputs go to the first folder, the corpus; the seeds are only read.
-    "$bin" "${opts[@]}" "${extra[@]}" "$corpus" "$BUILD/seeds/$h" >"$log" 2>&1
+    # The dispatch harness's task stores, removed even when it stops on a finding.
+    state=$(mktemp -d "$(test -w /dev/shm && echo /dev/shm || echo "${TMPDIR:-/tmp}")/imgproc-fuzz-run.XXXXXX")
+    FUZZ_STATE=$state "$bin" "${opts[@]}" "${extra[@]}" "$corpus" "$BUILD/seeds/$h" >"$log" 2>&1
     rc=$?
+    rm -rf "$state"
 
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
     rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
