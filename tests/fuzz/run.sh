@@ -7,7 +7,8 @@
 #   BUILD=build-fuzz FUZZ_SECONDS=60 tests/fuzz/run.sh dispatch steps image
 #
 # FUZZ_TIMEOUT (default 60) is the seconds one input may take before it counts
-# as a hang (the dispatch harness stops a call's image work after 2 s); FUZZ_FLAGS adds libFuzzer flags (-jobs, -seed, -runs...).
+# as a hang (the dispatch harness stops a call's image work after 2 s);
+# FUZZ_FLAGS adds libFuzzer flags (-seed, -runs, -max_len...).
 set -uo pipefail
 
 BUILD=${BUILD:-build-fuzz}
