@@ -74,12 +74,18 @@ remove_state(void)
     rmdir(state_dir);
 }
 
-/* A tmpfs when there is one: the store syncs every commit (synchronous=FULL). */
+/*
+ * In $FUZZ_STATE when set (run.sh gives each run one and removes it after:
+ * a run that stops on a finding exits without atexit), else a tmpfs when
+ * there is one: the store syncs every commit (synchronous=FULL).
+ */
 static int
 make_state_dir(void)
 {
-    const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : getenv("TMPDIR");
+    const char *base = getenv("FUZZ_STATE");
 
+    if (!base)
+        base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : getenv("TMPDIR");
     snprintf(state_dir, sizeof(state_dir), "%s/imgproc-fuzz.XXXXXX", base ? base : "/tmp");
     if (!mkdtemp(state_dir))
         return -1;

@@ -7,7 +7,8 @@
 #   BUILD=build-fuzz FUZZ_SECONDS=60 tests/fuzz/run.sh dispatch steps image
 #
 # FUZZ_TIMEOUT (default 60) is the seconds one input may take before it counts
-# as a hang (the dispatch harness stops a call's image work after 2 s); FUZZ_FLAGS adds libFuzzer flags (-jobs, -seed, -runs...).
+# as a hang (the dispatch harness stops a call's image work after 2 s);
+# FUZZ_FLAGS adds libFuzzer flags (-seed, -runs, -max_len...).
 set -uo pipefail
 
 BUILD=${BUILD:-build-fuzz}
@@ -42,8 +43,11 @@ for h in "$@"; do
     before=$(ls "$corpus" | wc -l)
     echo "fuzz $h: $FUZZ_SECONDS s on $corpus ($before inputs) and $BUILD/seeds/$h"
     # New inputs go to the first folder, the corpus; the seeds are only read.
-    "$bin" "${opts[@]}" "${extra[@]}" "$corpus" "$BUILD/seeds/$h" >"$log" 2>&1
+    # The dispatch harness's task stores, removed even when it stops on a finding.
+    state=$(mktemp -d "$(test -w /dev/shm && echo /dev/shm || echo "${TMPDIR:-/tmp}")/imgproc-fuzz-run.XXXXXX")
+    FUZZ_STATE=$state "$bin" "${opts[@]}" "${extra[@]}" "$corpus" "$BUILD/seeds/$h" >"$log" 2>&1
     rc=$?
+    rm -rf "$state"
 
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
     rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
