@@ -22,9 +22,14 @@ cli blur --sigma 1000 "$TMP/bomb.png" -o "$TMP/x.png" 2>"$TMP/err"
 is "$?" 1 "a blur of sigma 1000 on 144 MP fails"
 like "$(cat "$TMP/err")" "*too-large: blur: sigma 1000 on a 12000x12000 image is more work than this server does (sigma x megapixels at most 2000: here sigma 13.9 at most)*" \
      "... as too-large at once, saying the limit and the largest sigma for this image"
-cli --json info >"$TMP/info.json"
-is "$(python3 -c 'import json,sys; g=json.load(sys.stdin)["guard"]; print(g["max_blur_work"], g["max_request_seconds"], g["max_task_seconds"], g["max_connections_per_address"], g["min_receive_rate"], g["max_inflight_bytes"])' <"$TMP/info.json")" \
-   "2000 60 900 16 16384 536870912" "info reports the limits on one caller"
+guard() {   # the limits on one caller, as info reports them
+    cli --json info | python3 -c 'import json,sys; g=json.load(sys.stdin)["guard"]; print(g["max_blur_work"], g["max_request_seconds"], g["max_task_seconds"], g["max_connections_per_address"], g["min_receive_rate"], g["max_inflight_bytes"])'
+}
+like "$(guard)" "2000 * * 16 16384 536870912" "info reports the limits on one caller (the defaults)"
+stop_server
+start_server --max-blur-work 3000 --max-request-seconds 77 --max-task-seconds 888 \
+             --max-connections-per-address 5 --min-receive-rate 1000 --max-inflight-bytes 100M
+is "$(guard)" "3000 77 888 5 1000 104857600" "... and the flags' values when given"
 stop_server
 
 # The rest lifts the work limit: the bomb then meets the time budgets.
