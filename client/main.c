@@ -35,7 +35,7 @@ const char cli_global_help[] =
 "      --program N        RPC program number (default $IMGPROC_PROGRAM or 0x20494D47)\n"
 "  -T, --transport tcp|udp  (default tcp; images need tcp)\n"
 "      --timeout S        seconds to wait for a reply (default 120)\n"
-"      --json             machine-readable output (info, identify, task, submit)\n"
+"      --json             machine-readable output (info, identify, task, submit, batch)\n"
 "      --auth sys|none|UID[@HOST]  who to claim to be (AUTH_SYS, the default, sends\n"
 "                         your uid and host; anyone can claim any: a label only)\n"
 "  -v, --verbose          say more on stderr\n"
