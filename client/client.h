@@ -3,6 +3,7 @@
 #define IMGPROC_CLIENT_H
 
 #include <getopt.h>
+#include <stdio.h>
 #include <rpc/rpc.h>
 #include "imgproc.h"
 
@@ -110,6 +111,36 @@ int cmd_task(cli_opts *o, int argc, char **argv);
 int cmd_submit(cli_opts *o, int argc, char **argv);
 
 int cmd_batch(cli_opts *o, int argc, char **argv);
+
+/*
+ * report.c: what went wrong.  cli_error prints "imgproc: MESSAGE" on stderr
+ * (a trailing newline in fmt is optional) and keeps MESSAGE, so that a
+ * --json document can carry it as the error of the input that failed;
+ * cli_error_status adds the server's status when the failure was its
+ * refusal.  cli_note says something that is not a failure (--verbose).
+ */
+void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void cli_error_status(ip_status st);
+void cli_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* "usage: SYNOPSIS" on stderr, kept as cli_error keeps its message. */
+void cli_usage(const char *synopsis);
+void cli_error_clear(void);
+const char *cli_last_error(void);
+/*
+ * --json prints one document whatever happens.  A command calls
+ * cli_json_begin when it starts its document; when it ends without
+ * one (a usage error, no server), main prints {"ok": false, ...} for it.
+ */
+void cli_json_begin(void);
+int cli_json_begun(void);
+/* The fields of a failed object: "ok": false, "status": ..., "error": the last error (else fallback). */
+void cli_json_failure(FILE *f, const char *fallback);
+/*
+ * {"file": PATH, "ok": false, ...} for an input that failed; an input never
+ * tried because the server had gone (no error kept since cli_error_clear)
+ * says so.
+ */
+void cli_json_file_failed(FILE *f, const char *path);
 
 /* "cannot reach...: RPC: Timed out" without the leading ": ". */
 const char *cli_rpc_error(CLIENT *clnt);

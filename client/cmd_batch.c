@@ -113,9 +113,9 @@ report_item(run *r, const item *it)
         printf("[%zu/%zu] %s -> %s (%ux%u, %u band%s)\n", k, r->n, it->path, it->dest,
                it->width, it->height, it->bands, it->bands == 1 ? "" : "s");
     else
-        fprintf(stderr, "imgproc: [%zu/%zu] '%s' failed: %s%s%s\n", k, r->n, it->path,
-                it->status != IP_OK ? proto_status_name(it->status) : "",
-                it->status != IP_OK ? ": " : "", it->reason);
+        cli_error("[%zu/%zu] '%s' failed: %s%s%s\n", k, r->n, it->path,
+                  it->status != IP_OK ? proto_status_name(it->status) : "",
+                  it->status != IP_OK ? ": " : "", it->reason);
     fflush(stdout);
 }
 
@@ -708,7 +708,7 @@ add_dir(const char *dir, char ***paths, size_t *n, size_t *cap)
     size_t first = *n;
 
     if (!d) {
-        fprintf(stderr, "imgproc: cannot open folder '%s': %s\n", dir, strerror(errno));
+        cli_error("cannot open folder '%s': %s\n", dir, strerror(errno));
         return -1;
     }
     while ((e = readdir(d)) != NULL) {
@@ -777,9 +777,9 @@ check_names(run *r)
         qsort(names, r->n, sizeof(*names), by_out_name);
     for (size_t i = 1; i < r->n && rc == 0; i++)
         if (strcmp(names[i - 1].name, names[i].name) == 0) {
-            fprintf(stderr, "imgproc: '%s' and '%s' would both be written to '%s'\n",
-                    r->items[names[i - 1].index].path, r->items[names[i].index].path,
-                    names[i].name);
+            cli_error("'%s' and '%s' would both be written to '%s'\n",
+                      r->items[names[i - 1].index].path, r->items[names[i].index].path,
+                      names[i].name);
             rc = -1;
         }
     for (size_t i = 0; i < r->n; i++)
@@ -854,15 +854,15 @@ parse(cli_opts *o, batch_opts *b, int argc, char **argv)
             break;
         case 'j':
             if (proto_parse_uint(optarg, MAX_JOBS, &v) || v == 0) {
-                fprintf(stderr, "imgproc: -j takes 1..%d, not '%s'\n", MAX_JOBS, optarg);
+                cli_error("-j takes 1..%d, not '%s'\n", MAX_JOBS, optarg);
                 return EXIT_USAGE;
             }
             b->jobs = (unsigned)v;
             break;
         case O_BATCH_SIZE:
             if (proto_parse_uint(optarg, IP_MAX_BATCH, &v) || v == 0) {
-                fprintf(stderr, "imgproc: --batch-size takes 1..%d, not '%s'\n", IP_MAX_BATCH,
-                        optarg);
+                cli_error("--batch-size takes 1..%d, not '%s'\n", IP_MAX_BATCH,
+                          optarg);
                 return EXIT_USAGE;
             }
             b->batch_size = (unsigned)v;
@@ -877,19 +877,19 @@ parse(cli_opts *o, batch_opts *b, int argc, char **argv)
             b->keep = 1;
             break;
         default:
-            fprintf(stderr, "usage: imgproc batch --steps S -o OUTDIR [-j N] [--sync] "
-                            "FILE|DIR... (see --help)\n");
+            cli_usage("imgproc batch --steps S -o OUTDIR [-j N] [--sync] FILE|DIR... "
+                      "(see --help)");
             return EXIT_USAGE;
         }
     }
     if (b->spec.nsteps == 0 || !b->out || optind >= argc) {
-        fprintf(stderr, "imgproc: batch needs %s\n", b->spec.nsteps == 0 ? "--steps"
-                                                     : !b->out ? "-o OUTDIR"
-                                                               : "at least one FILE or DIR");
+        cli_error("batch needs %s\n", b->spec.nsteps == 0 ? "--steps"
+                                      : !b->out ? "-o OUTDIR"
+                                                : "at least one FILE or DIR");
         return EXIT_USAGE;
     }
     if (b->sync && (b->no_batch || b->keep)) {
-        fprintf(stderr, "imgproc: --sync makes no tasks: --no-batch and --keep do not apply\n");
+        cli_error("--sync makes no tasks: --no-batch and --keep do not apply\n");
         return EXIT_USAGE;
     }
     if (cli_require_tcp(o, "batch"))
@@ -905,6 +905,7 @@ summary(run *r, double secs, int interrupted, size_t cancelled)
     const char *mode = r->b->sync ? "sync" : r->b->no_batch ? "tasks" : "batched";
 
     if (r->o->json) {
+        cli_json_begin();
         printf("{\"mode\": \"%s\", \"connections\": %u, \"total\": %zu, \"written\": %zu, "
                "\"failed\": %zu, \"not_done\": %zu, \"interrupted\": %s, \"seconds\": %.3f, "
                "\"images_per_second\": %.2f", mode, r->b->jobs, r->n, r->ndone, r->nfailed,
@@ -923,10 +924,19 @@ summary(run *r, double secs, int interrupted, size_t cancelled)
                 printf(", \"width\": %u, \"height\": %u, \"bands\": %u}", it->width,
                        it->height, it->bands);
             } else {
-                printf(", \"ok\": false, \"status\": \"%s\", \"error\": ",
-                       it->state == IT_FAILED && it->status != IP_OK
-                           ? proto_status_name(it->status) : "");
-                proto_json_string(stdout, it->state == IT_FAILED ? it->reason : "not done");
+                if (it->state == IT_FAILED && it->status != IP_OK)
+                    printf(", \"ok\": false, \"status\": \"%s\", \"error\": ",
+                           proto_status_name(it->status));
+                else
+                    printf(", \"ok\": false, \"status\": null, \"error\": ");
+                if (it->state == IT_FAILED)
+                    proto_json_string(stdout, it->reason);
+                else if (r->fatal) {
+                    char why[sizeof(r->fatal_why) + 16];
+                    snprintf(why, sizeof(why), "not done: %s", r->fatal_why);
+                    proto_json_string(stdout, why);
+                } else
+                    proto_json_string(stdout, "not done");
                 printf("}");
             }
         }
@@ -992,7 +1002,7 @@ cmd_batch(cli_opts *o, int argc, char **argv)
         paths[npaths++] = strdup(argv[i]);
     }
     if (npaths == 0) {
-        fprintf(stderr, "imgproc: batch: no files to process\n");
+        cli_error("batch: no files to process\n");
         free(paths);
         return rc >= 0 ? rc : EXIT_FAILED;
     }
@@ -1006,7 +1016,7 @@ cmd_batch(cli_opts *o, int argc, char **argv)
     pthread_mutex_init(&r.lock, NULL);
     pthread_cond_init(&r.cond, NULL);
     if (!r.items || !r.fetchq) {
-        fprintf(stderr, "imgproc: out of memory\n");
+        cli_error("out of memory\n");
         rc = EXIT_FAILED;
         goto cleanup;
     }
@@ -1024,7 +1034,7 @@ cmd_batch(cli_opts *o, int argc, char **argv)
         goto cleanup;
     }
     if (!cli_is_dir(b.out) && mkdir(b.out, 0777) < 0) {
-        fprintf(stderr, "imgproc: cannot create folder '%s': %s\n", b.out, strerror(errno));
+        cli_error("cannot create folder '%s': %s\n", b.out, strerror(errno));
         rc = EXIT_FAILED;
         goto cleanup;
     }
@@ -1060,7 +1070,7 @@ cmd_batch(cli_opts *o, int argc, char **argv)
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     summary(&r, proto_seconds() - t0, interrupted, cancelled);
     if (r.fatal)
-        fprintf(stderr, "imgproc: %s\n", r.fatal_why);
+        cli_error("%s\n", r.fatal_why);
     rc = r.fatal ? EXIT_RPC
        : interrupted ? EXIT_INTERRUPTED
        : (r.nfailed || rc == EXIT_FAILED) ? EXIT_FAILED : EXIT_OK;

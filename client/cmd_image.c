@@ -98,7 +98,7 @@ help(const image_cmd *c)
 static int
 bad(const char *what, const char *arg)
 {
-    fprintf(stderr, "imgproc: invalid %s '%s'\n", what, arg);
+    cli_error("invalid %s '%s'\n", what, arg);
     return EXIT_USAGE;
 }
 
@@ -137,8 +137,8 @@ parse(cli_opts *o, image_job *job, int argc, char **argv)
         if (r > 0)
             continue;
         if (c >= CLI_O_FIRST_LOCAL && c != O_STRIP && !takes(job->cmd, c)) {
-            fprintf(stderr, "imgproc: %s does not take %s (see 'imgproc %s --help')\n",
-                    job->cmd->name, argv[optind - 1], job->cmd->name);
+            cli_error("%s does not take %s (see 'imgproc %s --help')\n",
+                      job->cmd->name, argv[optind - 1], job->cmd->name);
             return EXIT_USAGE;
         }
         switch (c) {
@@ -201,13 +201,13 @@ parse(cli_opts *o, image_job *job, int argc, char **argv)
         case O_STEPS:
             if (proto_pipeline_parse(optarg, job->steps, IP_MAX_STEPS, &job->nsteps,
                                      why, sizeof(why))) {
-                fprintf(stderr, "imgproc: invalid --steps: %s\n", why);
+                cli_error("invalid --steps: %s\n", why);
                 return EXIT_USAGE;
             }
             have_main = 1;
             break;
         default:
-            fprintf(stderr, "usage: %s\n", job->cmd->synopsis);
+            cli_usage(job->cmd->synopsis);
             return EXIT_USAGE;
         }
     }
@@ -217,11 +217,11 @@ parse(cli_opts *o, image_job *job, int argc, char **argv)
         job->nsteps = 1;
     } else if (strcmp(job->cmd->name, "resize") == 0) {
         if (!have_main) {
-            fprintf(stderr, "imgproc: resize needs --width and/or --height\n");
+            cli_error("resize needs --width and/or --height\n");
             return EXIT_USAGE;
         }
         if (have_main != 3 && s->ip_step_u.resize.fit != IP_FIT_INSIDE) {
-            fprintf(stderr, "imgproc: --fit cover and fill need both --width and --height\n");
+            cli_error("--fit cover and fill need both --width and --height\n");
             return EXIT_USAGE;
         }
         /* A side left out is no constraint at all. */
@@ -233,36 +233,40 @@ parse(cli_opts *o, image_job *job, int argc, char **argv)
         job->nsteps = 1;
     } else if (strcmp(job->cmd->name, "process") != 0) {
         if (!have_main) {
-            fprintf(stderr, "imgproc: %s needs --%s\n", job->cmd->name,
-                    strcmp(job->cmd->name, "rotate") == 0 ? "angle" : "sigma");
+            cli_error("%s needs --%s\n", job->cmd->name,
+                      strcmp(job->cmd->name, "rotate") == 0 ? "angle" : "sigma");
             return EXIT_USAGE;
         }
         s->op = strcmp(job->cmd->name, "rotate") == 0 ? IP_OP_ROTATE : IP_OP_BLUR;
         job->nsteps = 1;
     } else if (!have_main) {
-        fprintf(stderr, "imgproc: process needs --steps\n");
+        cli_error("process needs --steps\n");
         return EXIT_USAGE;
     }
 
     if (optind >= argc) {
-        fprintf(stderr, "imgproc: %s needs at least one FILE\n", job->cmd->name);
+        cli_error("%s needs at least one FILE\n", job->cmd->name);
+        return EXIT_USAGE;
+    }
+    if (o->json && (!job->out || strcmp(job->out, "-") == 0)) {
+        cli_error("--json prints its report on standard output: give -o FILE or -o DIR\n");
         return EXIT_USAGE;
     }
     if (!job->out) {
         if (argc - optind > 1 || isatty(STDOUT_FILENO)) {
-            fprintf(stderr, "imgproc: where should the result go? give -o FILE, -o DIR or -o -\n");
+            cli_error("where should the result go? give -o FILE, -o DIR or -o -\n");
             return EXIT_USAGE;
         }
         job->out = "-";
     }
     if (strcmp(job->out, "-") == 0 && argc - optind > 1) {
-        fprintf(stderr, "imgproc: -o - takes one input; give -o DIR for many\n");
+        cli_error("-o - takes one input; give -o DIR for many\n");
         return EXIT_USAGE;
     }
     job->out_is_dir = cli_is_dir(job->out) ||
                       (argc - optind > 1) || job->out[strlen(job->out) - 1] == '/';
     if (job->out_is_dir && !cli_is_dir(job->out) && mkdir(job->out, 0777) < 0) {
-        fprintf(stderr, "imgproc: cannot create folder '%s': %m\n", job->out);
+        cli_error("cannot create folder '%s': %m\n", job->out);
         return EXIT_FAILED;
     }
     if (!have_format && !job->out_is_dir && strcmp(job->out, "-") != 0)
@@ -317,22 +321,23 @@ one(const cli_opts *o, CLIENT *clnt, const image_job *job, const char *path)
     int rc = EXIT_OK;
 
     if (cli_read_file(path, IP_MAX_IMAGE, &data, &len, why, sizeof(why))) {
-        fprintf(stderr, "imgproc: cannot read '%s': %s\n", path, why);
+        cli_error("cannot read '%s': %s\n", path, why);
         return EXIT_FAILED;
     }
     im.ip_image_val = data;
     im.ip_image_len = (u_int)len;
     memset(&res, 0, sizeof(res));
     if (call(clnt, job, &im, &res) != RPC_SUCCESS) {
-        fprintf(stderr, "imgproc: cannot %s '%s': %s\n", job->cmd->verb, path,
-                cli_rpc_error(clnt));
+        cli_error("cannot %s '%s': %s\n", job->cmd->verb, path,
+                  cli_rpc_error(clnt));
         free(data);
         return EXIT_RPC;
     }
     free(data);
     if (res.status != IP_OK) {
-        fprintf(stderr, "imgproc: cannot %s '%s': %s: %s\n", job->cmd->verb, path,
-                proto_status_name(res.status), res.ip_image_res_u.message);
+        cli_error("cannot %s '%s': %s: %s\n", job->cmd->verb, path,
+                  proto_status_name(res.status), res.ip_image_res_u.message);
+        cli_error_status(res.status);
         rc = EXIT_FAILED;
     } else {
         const ip_image_ok *ok = &res.ip_image_res_u.ok;
@@ -340,13 +345,21 @@ one(const cli_opts *o, CLIENT *clnt, const image_job *job, const char *path)
             cli_output_path(job->out, path, proto_format_ext(ok->format)) : strdup(job->out);
         if (!dest || cli_write_file(dest, ok->image.ip_image_val, ok->image.ip_image_len,
                                     why, sizeof(why))) {
-            fprintf(stderr, "imgproc: cannot write '%s': %s\n", dest ? dest : job->out,
-                    dest ? why : "out of memory");
+            cli_error("cannot write '%s': %s\n", dest ? dest : job->out,
+                      dest ? why : "out of memory");
             rc = EXIT_FAILED;
+        } else if (o->json) {
+            printf("{\"file\": ");
+            proto_json_string(stdout, path);
+            printf(", \"ok\": true, \"output\": ");
+            proto_json_string(stdout, dest);
+            printf(", \"format\": \"%s\", \"width\": %u, \"height\": %u, \"bands\": %u, "
+                   "\"size\": %u}", proto_format_name(ok->format), ok->width, ok->height,
+                   ok->bands, ok->image.ip_image_len);
         } else if (o->verbose)
-            fprintf(stderr, "imgproc: %s -> %s (%s %ux%u, %u band%s, %u bytes)\n", path,
-                    dest, proto_format_name(ok->format), ok->width, ok->height, ok->bands,
-                    ok->bands == 1 ? "" : "s", ok->image.ip_image_len);
+            cli_note("%s -> %s (%s %ux%u, %u band%s, %u bytes)\n", path,
+                     dest, proto_format_name(ok->format), ok->width, ok->height, ok->bands,
+                     ok->bands == 1 ? "" : "s", ok->image.ip_image_len);
         free(dest);
     }
     xdr_free((xdrproc_t)xdr_ip_image_res, (char *)&res);
@@ -366,18 +379,31 @@ cmd_image(cli_opts *o, int argc, char **argv)
         return rc;
     if (cli_require_tcp(o, argv[0]))
         return EXIT_USAGE;
-    if (!(clnt = cli_connect_or_say(o)))
-        return EXIT_RPC;
-    rc = EXIT_OK;
+    /* Without a server, each input fails for that reason (--json lists them). */
+    clnt = cli_connect_or_say(o);
+    rc = clnt ? EXIT_OK : EXIT_RPC;
+    if (o->json) {
+        cli_json_begin();
+        printf("[");
+    }
     for (int i = optind; i < argc; i++) {
-        int r = one(o, clnt, &job, argv[i]);
-        if (r == EXIT_RPC) {
-            rc = EXIT_RPC;
-            break;
+        int r = EXIT_RPC;
+
+        if (o->json)
+            printf("%s\n  ", i > optind ? "," : "");
+        if (rc != EXIT_RPC) {
+            cli_error_clear();
+            r = one(o, clnt, &job, argv[i]);
         }
-        if (r != EXIT_OK)
+        if (r != EXIT_OK && o->json)
+            cli_json_file_failed(stdout, argv[i]);
+        if (r == EXIT_RPC && rc != EXIT_RPC)
+            cli_error_clear();      /* the rest: not tried, as the server went away */
+        if (r != EXIT_OK && rc != EXIT_RPC)
             rc = r;
     }
+    if (o->json)
+        printf("\n]\n");
     cli_disconnect(clnt);
     return rc;
 }

@@ -27,7 +27,7 @@ parse_common(cli_opts *o, int argc, char **argv, const char *synopsis)
             printf("usage: %s\n\n%s", synopsis, cli_global_help);
             return EXIT_OK;
         }
-        fprintf(stderr, "usage: %s\n", synopsis);
+        cli_usage(synopsis);
         return EXIT_USAGE;
     }
     return -1;
@@ -37,7 +37,7 @@ parse_common(cli_opts *o, int argc, char **argv, const char *synopsis)
 static void
 rpc_failed(CLIENT *clnt, const char *what)
 {
-    fprintf(stderr, "imgproc: %s failed: %s\n", what, cli_rpc_error(clnt));
+    cli_error("%s failed: %s\n", what, cli_rpc_error(clnt));
 }
 
 int
@@ -46,11 +46,12 @@ cmd_ping(cli_opts *o, int argc, char **argv)
     int rc = parse_common(o, argc, argv, "imgproc ping [-T tcp|udp]");
     CLIENT *clnt;
     struct timespec t0, t1;
+    double ms;
 
     if (rc >= 0)
         return rc;
     if (optind < argc) {
-        fprintf(stderr, "imgproc: ping takes no arguments\n");
+        cli_error("ping takes no arguments\n");
         return EXIT_USAGE;
     }
     if (!(clnt = cli_connect_or_say(o)))
@@ -62,9 +63,16 @@ cmd_ping(cli_opts *o, int argc, char **argv)
         return EXIT_RPC;
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    printf("ok: program 0x%lX version %d on %s over %s in %.3f ms\n",
-           (unsigned long)o->program, IMGPROC_V1, o->host, o->proto,
-           (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6);
+    ms = (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6;
+    if (o->json) {
+        cli_json_begin();
+        printf("{\"ok\": true, \"program\": %lu, \"version\": %d, \"host\": ",
+               (unsigned long)o->program, IMGPROC_V1);
+        proto_json_string(stdout, o->host);
+        printf(", \"transport\": \"%s\", \"ms\": %.3f}\n", o->proto, ms);
+    } else
+        printf("ok: program 0x%lX version %d on %s over %s in %.3f ms\n",
+               (unsigned long)o->program, IMGPROC_V1, o->host, o->proto, ms);
     cli_disconnect(clnt);
     return EXIT_OK;
 }
@@ -189,7 +197,7 @@ cmd_info(cli_opts *o, int argc, char **argv)
     if (rc >= 0)
         return rc;
     if (optind < argc) {
-        fprintf(stderr, "imgproc: info takes no arguments\n");
+        cli_error("info takes no arguments\n");
         return EXIT_USAGE;
     }
     if (!(clnt = cli_connect_or_say(o)))
@@ -202,12 +210,14 @@ cmd_info(cli_opts *o, int argc, char **argv)
     }
     rc = EXIT_OK;
     if (res.status != IP_OK) {
-        fprintf(stderr, "imgproc: info: %s: %s\n", proto_status_name(res.status),
-                res.ip_server_info_res_u.message);
+        cli_error("info: %s: %s\n", proto_status_name(res.status),
+                  res.ip_server_info_res_u.message);
+        cli_error_status(res.status);
         rc = EXIT_FAILED;
-    } else if (o->json)
+    } else if (o->json) {
+        cli_json_begin();
         print_info_json(&res.ip_server_info_res_u.info.info, &res.ip_server_info_res_u.info.guard);
-    else
+    } else
         print_info_text(&res.ip_server_info_res_u.info.info, &res.ip_server_info_res_u.info.guard);
     xdr_free((xdrproc_t)xdr_ip_server_info_res, (char *)&res);
     cli_disconnect(clnt);
@@ -215,12 +225,12 @@ cmd_info(cli_opts *o, int argc, char **argv)
 }
 
 static void
-print_identify(const cli_opts *o, const char *path, const ip_image_info *in, int first)
+print_identify(const cli_opts *o, const char *path, const ip_image_info *in)
 {
     if (o->json) {
-        printf("%s  {\"file\": ", first ? "" : ",\n");
+        printf("{\"file\": ");
         proto_json_string(stdout, path);
-        printf(", \"width\": %u, \"height\": %u, \"bands\": %u, \"format\": ",
+        printf(", \"ok\": true, \"width\": %u, \"height\": %u, \"bands\": %u, \"format\": ",
                in->width, in->height, in->bands);
         proto_json_string(stdout, in->format);
         printf(", \"interpretation\": ");
@@ -239,58 +249,80 @@ print_identify(const cli_opts *o, const char *path, const ip_image_info *in, int
            (unsigned long long)in->size);
 }
 
+/* Identifies one file: EXIT_OK, EXIT_FAILED (this file), or EXIT_RPC. */
+static int
+identify_one(const cli_opts *o, CLIENT *clnt, const char *path)
+{
+    char why[256];
+    ip_info_res res;
+    ip_image im;
+    char *data;
+    size_t len;
+    int rc = EXIT_OK;
+
+    if (cli_read_file(path, IP_MAX_IMAGE, &data, &len, why, sizeof(why))) {
+        cli_error("cannot read '%s': %s\n", path, why);
+        return EXIT_FAILED;
+    }
+    im.ip_image_val = data;
+    im.ip_image_len = (u_int)len;
+    memset(&res, 0, sizeof(res));
+    if (image_info_1(&im, &res, clnt) != RPC_SUCCESS) {
+        cli_error("cannot identify '%s': %s\n", path, cli_rpc_error(clnt));
+        free(data);
+        return EXIT_RPC;
+    }
+    free(data);
+    if (res.status != IP_OK) {
+        cli_error("cannot identify '%s': %s: %s\n", path, proto_status_name(res.status),
+                  res.ip_info_res_u.message);
+        cli_error_status(res.status);
+        rc = EXIT_FAILED;
+    } else
+        print_identify(o, path, &res.ip_info_res_u.info);
+    xdr_free((xdrproc_t)xdr_ip_info_res, (char *)&res);
+    return rc;
+}
+
 int
 cmd_identify(cli_opts *o, int argc, char **argv)
 {
     int rc = parse_common(o, argc, argv, "imgproc identify [--json] FILE...");
-    int printed = 0;
     CLIENT *clnt;
 
     if (rc >= 0)
         return rc;
     if (optind >= argc) {
-        fprintf(stderr, "imgproc: identify needs at least one FILE\n");
+        cli_error("identify needs at least one FILE\n");
         return EXIT_USAGE;
     }
     if (cli_require_tcp(o, "identify"))
         return EXIT_USAGE;
-    if (!(clnt = cli_connect_or_say(o)))
-        return EXIT_RPC;
-    rc = EXIT_OK;
-    if (o->json)
-        printf("[\n");
+    /* Without a server, each input fails for that reason (--json lists them). */
+    clnt = cli_connect_or_say(o);
+    rc = clnt ? EXIT_OK : EXIT_RPC;
+    if (o->json) {
+        cli_json_begin();
+        printf("[");
+    }
     for (int i = optind; i < argc; i++) {
-        char why[256];
-        ip_info_res res;
-        ip_image im;
-        char *data;
-        size_t len;
+        int r = EXIT_RPC;
 
-        if (cli_read_file(argv[i], IP_MAX_IMAGE, &data, &len, why, sizeof(why))) {
-            fprintf(stderr, "imgproc: cannot read '%s': %s\n", argv[i], why);
-            rc = EXIT_FAILED;
-            continue;
+        if (o->json)
+            printf("%s\n  ", i > optind ? "," : "");
+        if (rc != EXIT_RPC) {
+            cli_error_clear();
+            r = identify_one(o, clnt, argv[i]);
         }
-        im.ip_image_val = data;
-        im.ip_image_len = (u_int)len;
-        memset(&res, 0, sizeof(res));
-        if (image_info_1(&im, &res, clnt) != RPC_SUCCESS) {
-            rpc_failed(clnt, "identify");
-            free(data);
-            rc = EXIT_RPC;
-            break;
-        }
-        free(data);
-        if (res.status != IP_OK) {
-            fprintf(stderr, "imgproc: cannot identify '%s': %s: %s\n", argv[i],
-                    proto_status_name(res.status), res.ip_info_res_u.message);
-            rc = EXIT_FAILED;
-        } else
-            print_identify(o, argv[i], &res.ip_info_res_u.info, printed++ == 0);
-        xdr_free((xdrproc_t)xdr_ip_info_res, (char *)&res);
+        if (r != EXIT_OK && o->json)
+            cli_json_file_failed(stdout, argv[i]);
+        if (r == EXIT_RPC && rc != EXIT_RPC)
+            cli_error_clear();      /* the rest: not tried, as the server went away */
+        if (r != EXIT_OK && rc != EXIT_RPC)
+            rc = r;
     }
     if (o->json)
-        printf("%s]\n", printed ? "\n" : "");
+        printf("\n]\n");
     cli_disconnect(clnt);
     return rc;
 }

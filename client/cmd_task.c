@@ -37,7 +37,7 @@ typedef struct task_cmd {
     const char *name;               /* as typed */
     const char *synopsis;           /* for usage */
     const char *options;            /* letters of the options it takes (see opt_letter) */
-    int nargs;                      /* positional arguments: exactly this many (-1: any) */
+    const char *args;               /* its positional arguments: I a task id, F a file */
     int (*fn)(cli_opts *o, CLIENT *clnt, task_opts *t, char **args, int nargs);
 } task_cmd;
 
@@ -49,14 +49,15 @@ static const char task_help_text[] =
 static int
 rpc_failed(CLIENT *clnt, const char *what)
 {
-    fprintf(stderr, "imgproc: %s: %s\n", what, cli_rpc_error(clnt));
+    cli_error("%s: %s\n", what, cli_rpc_error(clnt));
     return EXIT_RPC;
 }
 
 static int
 refused(const char *what, ip_status st, const char *msg)
 {
-    fprintf(stderr, "imgproc: %s: %s: %s\n", what, proto_status_name(st), msg ? msg : "");
+    cli_error("%s: %s: %s\n", what, proto_status_name(st), msg ? msg : "");
+    cli_error_status(st);
     return EXIT_FAILED;
 }
 
@@ -66,7 +67,7 @@ parse_id(const char *s, ip_task_id *id)
     unsigned long v;
 
     if (proto_parse_uint(s, (unsigned long)-1, &v) || v == 0) {
-        fprintf(stderr, "imgproc: invalid task id '%s'\n", s);
+        cli_error("invalid task id '%s'\n", s);
         return -1;
     }
     *id = v;
@@ -87,12 +88,14 @@ print_time(const char *label, uint64_t ms)
     printf("  %-9s %s.%03u\n", label, buf, (unsigned)(ms % 1000));
 }
 
+/* A task as a JSON object; with_ok adds "ok": true (the answer to a call about it). */
 static void
-json_info(const ip_task_info *i)
+json_info(const ip_task_info *i, int with_ok)
 {
-    printf("{\"id\": %llu, \"state\": \"%s\", \"progress\": %u, \"created\": %llu, "
+    printf("{\"id\": %llu, %s\"state\": \"%s\", \"progress\": %u, \"created\": %llu, "
            "\"started\": %llu, \"finished\": %llu, \"size\": %llu, \"received\": %llu, "
-           "\"sha256\": ", (unsigned long long)i->id, proto_task_state_name(i->state),
+           "\"sha256\": ", (unsigned long long)i->id, with_ok ? "\"ok\": true, " : "",
+           proto_task_state_name(i->state),
            i->progress, (unsigned long long)i->created, (unsigned long long)i->started,
            (unsigned long long)i->finished, (unsigned long long)i->size,
            (unsigned long long)i->received);
@@ -117,7 +120,8 @@ static void
 print_info(const cli_opts *o, const ip_task_info *i)
 {
     if (o->json) {
-        json_info(i);
+        cli_json_begin();
+        json_info(i, 1);
         printf("\n");
         return;
     }
@@ -155,11 +159,11 @@ upload(cli_opts *o, CLIENT *clnt, ip_task_id id, const char *data, uint64_t len,
     int rc = tio_upload(clnt, id, data, len, why, sizeof(why));
 
     if (rc != EXIT_OK)
-        fprintf(stderr, "imgproc: cannot upload '%s' to task %llu: %s\n", name,
-                (unsigned long long)id, why);
+        cli_error("cannot upload '%s' to task %llu: %s\n", name,
+                  (unsigned long long)id, why);
     else if (o->verbose)
-        fprintf(stderr, "imgproc: task %llu: %llu bytes uploaded, %s\n",
-                (unsigned long long)id, (unsigned long long)len, why);
+        cli_note("task %llu: %llu bytes uploaded, %s\n",
+                 (unsigned long long)id, (unsigned long long)len, why);
     return rc;
 }
 
@@ -188,7 +192,7 @@ create(cli_opts *o, CLIENT *clnt, const task_opts *t, const char *path, const ch
 
     snprintf(what, sizeof(what), "cannot create a task for '%s'", path);
     if (cli_read_file(path, MAX_FILE, &data, &len, why, sizeof(why))) {
-        fprintf(stderr, "imgproc: cannot read '%s': %s\n", path, why);
+        cli_error("cannot read '%s': %s\n", path, why);
         return EXIT_FAILED;
     }
     memset(&a, 0, sizeof(a));
@@ -216,7 +220,7 @@ create(cli_opts *o, CLIENT *clnt, const task_opts *t, const char *path, const ch
         xdr_free((xdrproc_t)xdr_ip_task_create_res, (char *)&r);
         memset(&r, 0, sizeof(r));
         if (o->verbose)
-            fprintf(stderr, "imgproc: the server is busy; trying '%s' again\n", path);
+            cli_note("the server is busy; trying '%s' again\n", path);
         usleep(pause_ms * 1000);
         waited += pause_ms;
     }
@@ -229,9 +233,9 @@ create(cli_opts *o, CLIENT *clnt, const task_opts *t, const char *path, const ch
     *id = r.ip_task_create_res_u.created.id;
     *state = r.ip_task_create_res_u.created.state;
     if (o->verbose)
-        fprintf(stderr, "imgproc: '%s' is task %llu (%s%s)\n", path, (unsigned long long)*id,
-                proto_task_state_name(*state),
-                r.ip_task_create_res_u.created.existing ? ", created earlier" : "");
+        cli_note("'%s' is task %llu (%s%s)\n", path, (unsigned long long)*id,
+                 proto_task_state_name(*state),
+                 r.ip_task_create_res_u.created.existing ? ", created earlier" : "");
     xdr_free((xdrproc_t)xdr_ip_task_create_res, (char *)&r);
     rc = EXIT_OK;
     if (a.source.kind == IP_SOURCE_UPLOAD && !t->upload) {
@@ -269,16 +273,16 @@ wait_task(cli_opts *o, CLIENT *clnt, ip_task_id id, unsigned for_secs, int has_w
             return refused(what, out->status, out->ip_task_info_res_u.message);
         seen = out->ip_task_info_res_u.info.state;
         if (o->verbose)
-            fprintf(stderr, "imgproc: task %llu: %s\n", (unsigned long long)id,
-                    proto_task_state_name(seen));
+            cli_note("task %llu: %s\n", (unsigned long long)id,
+                     proto_task_state_name(seen));
         if (has_while ? seen != while_state : proto_task_final(seen))
             return EXIT_OK;
         clock_gettime(CLOCK_MONOTONIC, &now);
         spent = (unsigned)(now.tv_sec - t0.tv_sec);
         if (for_secs) {
             if (spent >= for_secs) {
-                fprintf(stderr, "imgproc: task %llu is still %s after %u s\n",
-                        (unsigned long long)id, proto_task_state_name(seen), for_secs);
+                cli_error("task %llu is still %s after %u s\n",
+                          (unsigned long long)id, proto_task_state_name(seen), for_secs);
                 return EXIT_FAILED;
             }
             if (for_secs - spent < step)
@@ -307,16 +311,16 @@ fetch(cli_opts *o, CLIENT *clnt, ip_task_id id, const char *dest, ip_task_chunk 
     int rc = tio_fetch(clnt, id, &buf, &got, facts, why, sizeof(why));
 
     if (rc != EXIT_OK) {
-        fprintf(stderr, "imgproc: cannot fetch the result of task %llu: %s\n",
-                (unsigned long long)id, why);
+        cli_error("cannot fetch the result of task %llu: %s\n",
+                  (unsigned long long)id, why);
         return rc;
     }
     if (cli_write_file(dest, buf, got, why, sizeof(why))) {
-        fprintf(stderr, "imgproc: cannot write '%s': %s\n", dest, why);
+        cli_error("cannot write '%s': %s\n", dest, why);
         rc = EXIT_FAILED;
     } else if (o->verbose)
-        fprintf(stderr, "imgproc: task %llu -> %s (%llu bytes)\n", (unsigned long long)id, dest,
-                (unsigned long long)got);
+        cli_note("task %llu -> %s (%llu bytes)\n", (unsigned long long)id, dest,
+                 (unsigned long long)got);
     free(buf);
     return rc;
 }
@@ -338,12 +342,13 @@ simple(cli_opts *o, CLIENT *clnt, ip_task_id id, const char *verb,
         xdr_free((xdrproc_t)xdr_ip_task_res, (char *)&r);
         return rc;
     }
-    if (o->json)
-        printf("{\"id\": %llu, \"state\": \"%s\"}\n", (unsigned long long)id,
+    if (o->json) {
+        cli_json_begin();
+        printf("{\"id\": %llu, \"ok\": true, \"state\": \"%s\"}\n", (unsigned long long)id,
                proto_task_state_name(r.ip_task_res_u.state));
-    else if (o->verbose)
-        fprintf(stderr, "imgproc: task %llu: %s\n", (unsigned long long)id,
-                proto_task_state_name(r.ip_task_res_u.state));
+    } else if (o->verbose)
+        cli_note("task %llu: %s\n", (unsigned long long)id,
+                 proto_task_state_name(r.ip_task_res_u.state));
     return EXIT_OK;
 }
 
@@ -359,10 +364,13 @@ t_create(cli_opts *o, CLIENT *clnt, task_opts *t, char **args, int nargs)
     (void)nargs;
     rc = create(o, clnt, t, args[0], t->token, &id, &state);
     if (rc == EXIT_OK) {
-        if (o->json)
-            printf("{\"id\": %llu, \"state\": \"%s\"}\n", (unsigned long long)id,
-                   proto_task_state_name(state));
-        else
+        if (o->json) {
+            cli_json_begin();
+            printf("{\"file\": ");
+            proto_json_string(stdout, args[0]);
+            printf(", \"id\": %llu, \"ok\": true, \"state\": \"%s\"}\n",
+                   (unsigned long long)id, proto_task_state_name(state));
+        } else
             printf("%llu\n", (unsigned long long)id);
     }
     return rc;
@@ -382,10 +390,16 @@ t_upload(cli_opts *o, CLIENT *clnt, task_opts *t, char **args, int nargs)
     if (parse_id(args[0], &id))
         return EXIT_USAGE;
     if (cli_read_file(args[1], MAX_FILE, &data, &len, why, sizeof(why))) {
-        fprintf(stderr, "imgproc: cannot read '%s': %s\n", args[1], why);
+        cli_error("cannot read '%s': %s\n", args[1], why);
         return EXIT_FAILED;
     }
     rc = upload(o, clnt, id, data, len, args[1]);
+    if (rc == EXIT_OK && o->json) {
+        cli_json_begin();
+        printf("{\"id\": %llu, \"file\": ", (unsigned long long)id);
+        proto_json_string(stdout, args[1]);
+        printf(", \"ok\": true, \"size\": %zu}\n", len);
+    }
     free(data);
     return rc;
 }
@@ -469,48 +483,66 @@ t_wait(cli_opts *o, CLIENT *clnt, task_opts *t, char **args, int nargs)
 static int
 t_result(cli_opts *o, CLIENT *clnt, task_opts *t, char **args, int nargs)
 {
+    ip_task_chunk facts;
     ip_task_id id;
+    int rc;
 
     (void)nargs;
     if (parse_id(args[0], &id))
         return EXIT_USAGE;
+    if (o->json && (!t->out || strcmp(t->out, "-") == 0)) {
+        cli_error("--json prints its report on standard output: give -o FILE\n");
+        return EXIT_USAGE;
+    }
     if (!t->out) {
         if (isatty(STDOUT_FILENO)) {
-            fprintf(stderr, "imgproc: where should the result go? give -o FILE or -o -\n");
+            cli_error("where should the result go? give -o FILE or -o -\n");
             return EXIT_USAGE;
         }
         t->out = "-";
     }
-    return fetch(o, clnt, id, t->out, NULL);
+    rc = fetch(o, clnt, id, t->out, &facts);
+    if (rc == EXIT_OK && o->json) {
+        cli_json_begin();
+        printf("{\"id\": %llu, \"ok\": true, \"output\": ", (unsigned long long)id);
+        proto_json_string(stdout, t->out);
+        printf(", \"format\": \"%s\", \"width\": %u, \"height\": %u, \"bands\": %u, "
+               "\"size\": %llu}\n", proto_format_name(facts.format), facts.width,
+               facts.height, facts.bands, (unsigned long long)facts.total);
+    }
+    return rc;
 }
 
 static int
 t_list(cli_opts *o, CLIENT *clnt, task_opts *t, char **args, int nargs)
 {
     ip_task_list_args a = { t->states, 0, IP_MAX_LIST };
-    int first = 1, more = 1;
+    int first = 1, more = 1, rc = EXIT_OK;
 
     (void)args;
     (void)nargs;
-    if (o->json)
+    if (o->json) {
+        cli_json_begin();
         printf("[");
-    else
+    } else
         printf("%-8s %-9s %4s %-19s %s\n", "ID", "STATE", "DONE", "CREATED", "STEPS");
     while (more) {
         ip_task_list_res r;
         memset(&r, 0, sizeof(r));
-        if (task_list_1(&a, &r, clnt) != RPC_SUCCESS)
-            return rpc_failed(clnt, "cannot list tasks");
+        if (task_list_1(&a, &r, clnt) != RPC_SUCCESS) {
+            rc = rpc_failed(clnt, "cannot list tasks");
+            break;
+        }
         if (r.status != IP_OK) {
-            int rc = refused("cannot list tasks", r.status, r.ip_task_list_res_u.message);
+            rc = refused("cannot list tasks", r.status, r.ip_task_list_res_u.message);
             xdr_free((xdrproc_t)xdr_ip_task_list_res, (char *)&r);
-            return rc;
+            break;
         }
         for (u_int i = 0; i < r.ip_task_list_res_u.page.tasks.tasks_len; i++) {
             const ip_task_info *ti = &r.ip_task_list_res_u.page.tasks.tasks_val[i];
             if (o->json) {
                 printf("%s\n  ", first ? "" : ",");
-                json_info(ti);
+                json_info(ti, 0);
             } else {
                 time_t secs = (time_t)(ti->created / 1000);
                 struct tm tm;
@@ -526,23 +558,30 @@ t_list(cli_opts *o, CLIENT *clnt, task_opts *t, char **args, int nargs)
         more = r.ip_task_list_res_u.page.more;
         xdr_free((xdrproc_t)xdr_ip_task_list_res, (char *)&r);
     }
+    /* A list cut short ends with what stopped it, so the document still parses. */
+    if (o->json && rc != EXIT_OK) {
+        printf("%s\n  {", first ? "" : ",");
+        cli_json_failure(stdout, "failed");
+        printf("}");
+        first = 0;
+    }
     if (o->json)
         printf("%s]\n", first ? "" : "\n");
-    return EXIT_OK;
+    return rc;
 }
 
 static const task_cmd task_cmds[] = {
     { "create", "imgproc task create --steps S [-f F] [-q Q] [--strip] [--hold] [--token T] "
-      "[--upload] FILE", "sfqSHkU", 1, t_create },
-    { "upload", "imgproc task upload ID FILE", "", 2, t_upload },
-    { "start", "imgproc task start ID", "", 1, t_start },
-    { "status", "imgproc task status ID", "", 1, t_status },
-    { "wait", "imgproc task wait ID [--for S] [--while STATE]", "FO", 1, t_wait },
-    { "result", "imgproc task result ID [-o FILE|-]", "o", 1, t_result },
-    { "cancel", "imgproc task cancel ID", "", 1, t_cancel },
-    { "delete", "imgproc task delete ID", "", 1, t_delete },
+      "[--upload] FILE", "sfqSHkU", "F", t_create },
+    { "upload", "imgproc task upload ID FILE", "", "IF", t_upload },
+    { "start", "imgproc task start ID", "", "I", t_start },
+    { "status", "imgproc task status ID", "", "I", t_status },
+    { "wait", "imgproc task wait ID [--for S] [--while STATE]", "FO", "I", t_wait },
+    { "result", "imgproc task result ID [-o FILE|-]", "o", "I", t_result },
+    { "cancel", "imgproc task cancel ID", "", "I", t_cancel },
+    { "delete", "imgproc task delete ID", "", "I", t_delete },
     { "list", "imgproc task list [--state created,queued,running,done,failed,cancelled]",
-      "L", 0, t_list },
+      "L", "", t_list },
 };
 
 /* The letter that names an option in task_cmd.options. */
@@ -621,7 +660,7 @@ parse(cli_opts *o, task_opts *t, const char *name, const char *allowed, int argc
             return -2;
         if (!opt_letter(c) || !strchr(allowed, opt_letter(c))) {
             if (opt_letter(c))
-                fprintf(stderr, "imgproc: %s does not take %s\n", name, argv[optind - 1]);
+                cli_error("%s does not take %s\n", name, argv[optind - 1]);
             return EXIT_USAGE;
         }
         r = cli_spec_option(&t->spec, c, optarg);
@@ -635,7 +674,7 @@ parse(cli_opts *o, task_opts *t, const char *name, const char *allowed, int argc
             break;
         case O_TOKEN:
             if (strlen(optarg) > IP_MAX_TOKEN) {
-                fprintf(stderr, "imgproc: a token is at most %d bytes\n", IP_MAX_TOKEN);
+                cli_error("a token is at most %d bytes\n", IP_MAX_TOKEN);
                 return EXIT_USAGE;
             }
             t->token = optarg;
@@ -648,7 +687,7 @@ parse(cli_opts *o, task_opts *t, const char *name, const char *allowed, int argc
             while (copy && (w = strsep(&p, ",")) != NULL) {
                 ip_task_state s;
                 if (proto_task_state_parse(w, &s)) {
-                    fprintf(stderr, "imgproc: invalid state '%s' (created, queued, running, "
+                    cli_error("invalid state '%s' (created, queued, running, "
                                     "done, failed, cancelled)\n", w);
                     free(copy);
                     return EXIT_USAGE;
@@ -660,14 +699,14 @@ parse(cli_opts *o, task_opts *t, const char *name, const char *allowed, int argc
         }
         case O_FOR:
             if (proto_parse_uint(optarg, 86400 * 365, &v) || v == 0) {
-                fprintf(stderr, "imgproc: invalid --for '%s'\n", optarg);
+                cli_error("invalid --for '%s'\n", optarg);
                 return EXIT_USAGE;
             }
             t->wait_for = (unsigned)v;
             break;
         case O_WHILE:
             if (proto_task_state_parse(optarg, &t->while_state)) {
-                fprintf(stderr, "imgproc: invalid state '%s'\n", optarg);
+                cli_error("invalid state '%s'\n", optarg);
                 return EXIT_USAGE;
             }
             t->has_while = 1;
@@ -681,10 +720,36 @@ parse(cli_opts *o, task_opts *t, const char *name, const char *allowed, int argc
         }
     }
     if (strchr(allowed, 's') && t->spec.nsteps == 0) {
-        fprintf(stderr, "imgproc: %s needs --steps\n", name);
+        cli_error("%s needs --steps\n", name);
         return EXIT_USAGE;
     }
     return -1;
+}
+
+/*
+ * --json's answer when cmd failed before printing one: an object naming
+ * what it was asked about (the task's id, the file), and why it failed.
+ */
+static void
+json_failed(const task_cmd *cmd, char **args)
+{
+    unsigned long v;
+
+    cli_json_begin();
+    printf("{");
+    for (int i = 0; cmd->args[i]; i++) {
+        if (cmd->args[i] == 'I' && !proto_parse_uint(args[i], (unsigned long)-1, &v) && v)
+            printf("\"id\": %lu, ", v);
+        else if (cmd->args[i] == 'I')
+            printf("\"id\": null, ");
+        else {
+            printf("\"file\": ");
+            proto_json_string(stdout, args[i]);
+            printf(", ");
+        }
+    }
+    cli_json_failure(stdout, "failed");
+    printf("}\n");
 }
 
 int
@@ -703,8 +768,8 @@ cmd_task(cli_opts *o, int argc, char **argv)
         if (strcmp(argv[1], task_cmds[i].name) == 0)
             cmd = &task_cmds[i];
     if (!cmd) {
-        fprintf(stderr, "imgproc: unknown task command '%s' (see 'imgproc task --help')\n",
-                argv[1]);
+        cli_error("unknown task command '%s' (see 'imgproc task --help')\n",
+                  argv[1]);
         return EXIT_USAGE;
     }
     memset(&t, 0, sizeof(t));
@@ -717,11 +782,11 @@ cmd_task(cli_opts *o, int argc, char **argv)
         return EXIT_OK;
     }
     if (rc >= 0) {
-        fprintf(stderr, "usage: %s\n", cmd->synopsis);
+        cli_usage(cmd->synopsis);
         return rc;
     }
-    if (cmd->nargs >= 0 && argc - optind != cmd->nargs) {
-        fprintf(stderr, "usage: %s\n", cmd->synopsis);
+    if (argc - optind != (int)strlen(cmd->args)) {
+        cli_usage(cmd->synopsis);
         return EXIT_USAGE;
     }
     /* Images, and calls that wait for a worker, are TCP only on the server. */
@@ -738,15 +803,75 @@ cmd_task(cli_opts *o, int argc, char **argv)
         return EXIT_RPC;
     rc = cmd->fn(o, clnt, &t, argv + optind, argc - optind);
     cli_disconnect(clnt);
+    if (o->json && rc != EXIT_OK && !cli_json_begun())
+        json_failed(cmd, argv + optind);
     return rc;
 }
 
 /* ------------------------------------------------------------ submit */
 
+/* One input of submit. */
+typedef struct submitted {
+    ip_task_id id;                  /* its task, 0 when it was not created */
+    char *failed;                   /* --json: the object saying why not (malloc'ed) */
+} submitted;
+
+/* The JSON object for input path that failed, as text for later (malloc'ed), or NULL. */
+static char *
+json_file_failure(const cli_opts *o, const char *path)
+{
+    char *text = NULL;
+    size_t len;
+    FILE *f;
+
+    if (!o->json || !(f = open_memstream(&text, &len)))
+        return o->json ? strdup("{\"ok\": false, \"error\": \"out of memory\"}") : NULL;
+    cli_json_file_failed(f, path);
+    fclose(f);
+    return text;
+}
+
+/*
+ * Waits for task id (the input path) and writes its result into t->out,
+ * named after the input; where it went in *dest (malloc'ed).  An exit code.
+ */
+static int
+finish(cli_opts *o, CLIENT *clnt, const task_opts *t, ip_task_id id, const char *path,
+       char **dest)
+{
+    ip_task_info_res r;
+    int w = wait_task(o, clnt, id, 0, 0, IP_TASK_CREATED, &r);
+
+    if (w == EXIT_OK && r.ip_task_info_res_u.info.state == IP_TASK_DONE) {
+        ip_format f = r.ip_task_info_res_u.info.result_format;
+        /* The folder is made when the first result is there to go in it, so a
+         * pattern that matched nothing leaves no empty folder behind. */
+        if (strcmp(t->out, "-") != 0 && !cli_is_dir(t->out) && mkdir(t->out, 0777) < 0 &&
+            errno != EEXIST) {
+            cli_error("cannot create folder '%s': %m\n", t->out);
+            w = EXIT_FAILED;
+        } else {
+            *dest = cli_output_path(t->out, path, proto_format_ext(f));
+            w = *dest ? fetch(o, clnt, id, *dest, NULL) : EXIT_FAILED;
+        }
+    } else if (w == EXIT_OK) {
+        const ip_task_info *ti = &r.ip_task_info_res_u.info;
+        cli_error("'%s' (task %llu) %s: %s%s%s\n", path, (unsigned long long)id,
+                  proto_task_state_name(ti->state),
+                  ti->state == IP_TASK_FAILED ? proto_status_name(ti->error_status) : "",
+                  ti->state == IP_TASK_FAILED ? ": " : "", ti->error);
+        if (ti->state == IP_TASK_FAILED)
+            cli_error_status(ti->error_status);
+        w = EXIT_FAILED;
+    }
+    xdr_free((xdrproc_t)xdr_ip_task_info_res, (char *)&r);
+    return w;
+}
+
 int
 cmd_submit(cli_opts *o, int argc, char **argv)
 {
-    ip_task_id *ids = NULL;
+    submitted *items;
     task_opts t;
     CLIENT *clnt;
     int rc, n;
@@ -767,102 +892,90 @@ cmd_submit(cli_opts *o, int argc, char **argv)
     t.retry_busy = 1;
     n = argc - optind;
     if (n <= 0) {
-        fprintf(stderr, "imgproc: submit needs at least one FILE\n");
+        cli_error("submit needs at least one FILE\n");
         return EXIT_USAGE;
     }
     if (t.token && n > 1) {
-        fprintf(stderr, "imgproc: --token names one task; give one FILE\n");
+        cli_error("--token names one task; give one FILE\n");
         return EXIT_USAGE;
     }
     if (t.out && strcmp(t.out, "-") == 0 && (n > 1 || o->json)) {
-        fprintf(stderr, "imgproc: -o - writes one result to standard output: give one FILE, "
-                "and no --json\n");
+        cli_error("-o - writes one result to standard output: give one FILE, "
+                  "and no --json\n");
         return EXIT_USAGE;
     }
-    /* The folder is made when the first result is there to go in it, so a
-     * pattern that matched nothing leaves no empty folder behind. */
     if (t.wait && !t.out)
         t.out = ".";
     if (cli_require_tcp(o, "submit"))
         return EXIT_USAGE;
-    if (!(clnt = cli_connect_or_say(o)))
-        return EXIT_RPC;
-    ids = calloc((size_t)n, sizeof(*ids));
-    rc = EXIT_OK;
+    if (!(items = calloc((size_t)n, sizeof(*items)))) {
+        cli_error("out of memory\n");
+        return EXIT_FAILED;
+    }
+    /* Without a server, each input fails for that reason (--json lists them). */
+    clnt = cli_connect_or_say(o);
+    rc = clnt ? EXIT_OK : EXIT_RPC;
     /* All are created first, so the server works on them while we wait. */
-    for (int i = 0; ids && i < n; i++) {
+    for (int i = 0; i < n; i++) {
         ip_task_state state;
-        int r = create(o, clnt, &t, argv[optind + i], t.token, &ids[i], &state);
-        if (r == EXIT_RPC) {
-            rc = r;
-            goto cleanup;
+        int r = EXIT_RPC;
+        if (rc != EXIT_RPC) {
+            cli_error_clear();
+            r = create(o, clnt, &t, argv[optind + i], t.token, &items[i].id, &state);
         }
         if (r != EXIT_OK) {
-            ids[i] = 0;
-            rc = EXIT_FAILED;
+            items[i].id = 0;
+            items[i].failed = json_file_failure(o, argv[optind + i]);
+            if (r == EXIT_RPC && rc != EXIT_RPC)
+                cli_error_clear();  /* the rest: not tried, as the server went away */
+            rc = r == EXIT_RPC || rc == EXIT_RPC ? EXIT_RPC : EXIT_FAILED;
         } else if (!t.out && !o->json)
-            printf("%llu\n", (unsigned long long)ids[i]);
+            printf("%llu\n", (unsigned long long)items[i].id);
     }
-    if (o->json)
+    if (o->json) {
+        cli_json_begin();
         printf("[");
-    for (int i = 0; ids && i < n; i++) {
+    }
+    for (int i = 0; i < n; i++) {
         const char *path = argv[optind + i];
-        ip_task_info_res r;
         char *dest = NULL;
-        int w;
-        if (!ids[i])
-            continue;
-        if (!t.out) {
+        int w = EXIT_OK;
+
+        if (o->json)
+            printf("%s\n  ", i ? "," : "");
+        if (items[i].failed) {
             if (o->json)
-                printf("%s{\"file\": \"%s\", \"id\": %llu}", i ? ", " : "", path,
-                       (unsigned long long)ids[i]);
+                fputs(items[i].failed, stdout);
             continue;
         }
-        w = wait_task(o, clnt, ids[i], 0, 0, IP_TASK_CREATED, &r);
-        if (w == EXIT_RPC) {
-            rc = w;
-            goto cleanup;
-        }
-        if (w == EXIT_OK && r.ip_task_info_res_u.info.state == IP_TASK_DONE) {
-            ip_format f = r.ip_task_info_res_u.info.result_format;
-            if (strcmp(t.out, "-") != 0 && !cli_is_dir(t.out) && mkdir(t.out, 0777) < 0 &&
-                errno != EEXIST) {
-                fprintf(stderr, "imgproc: cannot create folder '%s': %m\n", t.out);
-                w = EXIT_FAILED;
-            } else {
-                dest = cli_output_path(t.out, path, proto_format_ext(f));
-                w = dest ? fetch(o, clnt, ids[i], dest, NULL) : EXIT_FAILED;
-            }
-        } else if (w == EXIT_OK) {
-            const ip_task_info *ti = &r.ip_task_info_res_u.info;
-            fprintf(stderr, "imgproc: '%s' (task %llu) %s: %s%s%s\n", path,
-                    (unsigned long long)ids[i], proto_task_state_name(ti->state),
-                    ti->state == IP_TASK_FAILED ? proto_status_name(ti->error_status) : "",
-                    ti->state == IP_TASK_FAILED ? ": " : "", ti->error);
-            w = EXIT_FAILED;
-        }
+        cli_error_clear();
+        if (t.out && rc == EXIT_RPC)
+            w = EXIT_RPC;   /* the server has gone: the task is there, its result not here */
+        else if (t.out)
+            w = finish(o, clnt, &t, items[i].id, path, &dest);
         if (o->json) {
-            printf("%s{\"file\": ", i ? ",\n " : "");
+            printf("{\"file\": ");
             proto_json_string(stdout, path);
-            printf(", \"id\": %llu, \"output\": ", (unsigned long long)ids[i]);
-            proto_json_string(stdout, w == EXIT_OK && dest ? dest : "");
-            printf(", \"ok\": %s}", w == EXIT_OK ? "true" : "false");
+            printf(", \"id\": %llu, ", (unsigned long long)items[i].id);
+            if (w == EXIT_OK && dest) {
+                printf("\"ok\": true, \"output\": ");
+                proto_json_string(stdout, dest);
+            } else if (w == EXIT_OK)
+                printf("\"ok\": true");
+            else
+                cli_json_failure(stdout, "not fetched: the server stopped answering");
+            printf("}");
         } else if (w == EXIT_OK && dest && !o->verbose && strcmp(dest, "-") != 0)
             printf("%s -> %s\n", path, dest);
-        if (w == EXIT_RPC) {
-            free(dest);
+        if (w != EXIT_OK && rc != EXIT_RPC)
             rc = w;
-            goto cleanup;
-        }
-        if (w != EXIT_OK)
-            rc = EXIT_FAILED;
         free(dest);
-        xdr_free((xdrproc_t)xdr_ip_task_info_res, (char *)&r);
     }
     if (o->json)
-        printf("]\n");
-cleanup:
-    free(ids);
+        printf("\n]\n");
+    for (int i = 0; i < n; i++)
+        free(items[i].failed);
+    free(items);
     cli_disconnect(clnt);
     return rc;
 }

@@ -121,7 +121,7 @@ cli_connect_or_say(const cli_opts *o)
     CLIENT *clnt = cli_connect(o, &why);
 
     if (!clnt) {
-        fprintf(stderr, "imgproc: %s\n", why ? why : "cannot reach the server");
+        cli_error("%s\n", why ? why : "cannot reach the server");
         free(why);
     }
     return clnt;
@@ -132,9 +132,9 @@ cli_require_tcp(const cli_opts *o, const char *what)
 {
     if (strcmp(o->proto, "udp") != 0)
         return 0;
-    fprintf(stderr, "imgproc: %s goes over TCP only: over UDP imgprocd serves ping, info "
-            "and the task queries, and a datagram holds %d bytes at most; drop -T udp "
-            "(TCP, the default, carries any size)\n", what, UDPMSGSIZE);
+    cli_error("%s goes over TCP only: over UDP imgprocd serves ping, info "
+              "and the task queries, and a datagram holds %d bytes at most; drop -T udp "
+              "(TCP, the default, carries any size)\n", what, UDPMSGSIZE);
     return -1;
 }
 

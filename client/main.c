@@ -35,7 +35,8 @@ const char cli_global_help[] =
 "      --program N        RPC program number (default $IMGPROC_PROGRAM or 0x20494D47)\n"
 "  -T, --transport tcp|udp  (default tcp; images need tcp)\n"
 "      --timeout S        seconds to wait for a reply (default 120)\n"
-"      --json             machine-readable output (info, identify, task, submit, batch)\n"
+"      --json             one JSON document on stdout, failures included (each\n"
+"                         input an object with \"ok\", and \"error\" when it failed)\n"
 "      --auth sys|none|UID[@HOST]  who to claim to be (AUTH_SYS, the default, sends\n"
 "                         your uid and host; anyone can claim any: a label only)\n"
 "  -v, --verbose          say more on stderr\n"
@@ -69,20 +70,20 @@ cli_spec_option(cli_spec *sp, int c, const char *arg)
     switch (c) {
     case CLI_O_STEPS:
         if (proto_pipeline_parse(arg, sp->steps, IP_MAX_STEPS, &sp->nsteps, why, sizeof(why))) {
-            fprintf(stderr, "imgproc: invalid --steps: %s\n", why);
+            cli_error("invalid --steps: %s\n", why);
             return -1;
         }
         return 1;
     case 'f':
         if (proto_format_parse(arg, &sp->output.format)) {
-            fprintf(stderr, "imgproc: invalid format '%s'\n", arg);
+            cli_error("invalid format '%s'\n", arg);
             return -1;
         }
         sp->have_format = 1;
         return 1;
     case 'q':
         if (proto_parse_uint(arg, 100, &v) || v == 0) {
-            fprintf(stderr, "imgproc: invalid quality (1..100) '%s'\n", arg);
+            cli_error("invalid quality (1..100) '%s'\n", arg);
             return -1;
         }
         sp->output.quality = (int)v;
@@ -119,14 +120,14 @@ cli_global_option(cli_opts *o, int c, const char *arg)
         return 1;
     case 'p':
         if (proto_parse_uint(arg, 65535, &v) || v == 0) {
-            fprintf(stderr, "imgproc: invalid port '%s'\n", arg);
+            cli_error("invalid port '%s'\n", arg);
             return -1;
         }
         o->port = (int)v;
         return 1;
     case 'T':
         if (strcmp(arg, "tcp") != 0 && strcmp(arg, "udp") != 0) {
-            fprintf(stderr, "imgproc: transport must be tcp or udp, not '%s'\n", arg);
+            cli_error("transport must be tcp or udp, not '%s'\n", arg);
             return -1;
         }
         o->proto = arg;
@@ -135,7 +136,7 @@ cli_global_option(cli_opts *o, int c, const char *arg)
         char *end;
         unsigned long long p = strtoull(arg, &end, 0);
         if (!*arg || *end || p == 0 || p > 0xFFFFFFFFULL) {
-            fprintf(stderr, "imgproc: invalid program number '%s'\n", arg);
+            cli_error("invalid program number '%s'\n", arg);
             return -1;
         }
         o->program = (rpcprog_t)p;
@@ -143,7 +144,7 @@ cli_global_option(cli_opts *o, int c, const char *arg)
     }
     case CLI_O_TIMEOUT:
         if (proto_parse_uint(arg, 86400, &v) || v == 0) {
-            fprintf(stderr, "imgproc: invalid timeout '%s'\n", arg);
+            cli_error("invalid timeout '%s'\n", arg);
             return -1;
         }
         o->timeout = (int)v;
@@ -155,7 +156,7 @@ cli_global_option(cli_opts *o, int c, const char *arg)
         char *end;
         if (strcmp(arg, "sys") != 0 && strcmp(arg, "none") != 0 &&
             (strtoul(arg, &end, 10), end == arg || (*end && *end != '@'))) {
-            fprintf(stderr, "imgproc: --auth takes sys, none or UID[@HOST], not '%s'\n", arg);
+            cli_error("--auth takes sys, none or UID[@HOST], not '%s'\n", arg);
             return -1;
         }
         o->auth = arg;
@@ -178,7 +179,7 @@ main(int argc, char **argv)
         { NULL, 0, NULL, 0 },
     };
     cli_opts o = { 0 };
-    int c;
+    int c, rc;
 
     signal(SIGPIPE, SIG_IGN);
     o.host = getenv("IMGPROC_HOST") && *getenv("IMGPROC_HOST") ?
@@ -186,7 +187,7 @@ main(int argc, char **argv)
     o.program = IMGPROC;
     if (getenv("IMGPROC_PROGRAM") && *getenv("IMGPROC_PROGRAM") &&
         cli_global_option(&o, CLI_O_PROGRAM, getenv("IMGPROC_PROGRAM")) < 0) {
-        fprintf(stderr, "imgproc: (the program number came from $IMGPROC_PROGRAM)\n");
+        cli_error("(the program number came from $IMGPROC_PROGRAM)\n");
         return EXIT_USAGE;
     }
     o.proto = "tcp";
@@ -220,8 +221,17 @@ main(int argc, char **argv)
             argv += optind;
             argc -= optind;
             optind = 0;     /* 0 makes glibc start afresh on the subcommand argv */
-            return commands[i].fn(&o, argc, argv);
+            rc = commands[i].fn(&o, argc, argv);
+            /* --json: one document, even when the command ended before its own. */
+            if (o.json && rc != EXIT_OK && !cli_json_begun()) {
+                printf("{\"command\": ");
+                proto_json_string(stdout, argv[0]);
+                printf(", \"exit\": %d, ", rc);
+                cli_json_failure(stdout, rc == EXIT_USAGE ? "wrong command line" : "failed");
+                printf("}\n");
+            }
+            return rc;
         }
-    fprintf(stderr, "imgproc: unknown command '%s' (see 'imgproc --help')\n", argv[optind]);
+    cli_error("unknown command '%s' (see 'imgproc --help')\n", argv[optind]);
     return EXIT_USAGE;
 }

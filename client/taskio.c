@@ -18,6 +18,7 @@ int
 tio_refused(ip_status st, const char *msg, char *why, size_t whylen)
 {
     snprintf(why, whylen, "%s: %s", proto_status_name(st), msg ? msg : "");
+    cli_error_status(st);
     return EXIT_FAILED;
 }
 

@@ -1,0 +1,133 @@
+#!/bin/bash
+# --json is one document that parses, whatever fails: every command that
+# takes it, given a failing first input, lists that input as an object with
+# its name and an error, in order, and the good input after it with values
+# checked against libvips' own reading of the file; the exit status still
+# says that something failed.
+PORT=47115
+PROG=1061000015
+. "$(dirname "$0")/../lib.sh"
+
+CORPUS=${IMGPROC_CORPUS:-${XDG_CACHE_HOME:-$HOME/.cache}/imgproc/corpus}
+[ -f "$CORPUS/MANIFEST.txt" ] || bail "the real-photo corpus is missing: run 'make corpus'"
+GOOD="$CORPUS/jpeg-photo-ladybird.jpg"
+W=$(hdr width "$GOOD")
+H=$(hdr height "$GOOD")
+printf 'not an image\n' >"$TMP/bad.jpg"
+cd "$TMP" || bail "no temporary folder"
+
+ensure_rpcbind
+start_server
+
+# j FILE EXPR: EXPR in Python over the document d in FILE; "INVALID: ..." when
+# the file is not exactly one JSON document.
+j() {
+    python3 - "$1" "$2" <<'EOF'
+import json, sys
+try:
+    d = json.load(open(sys.argv[1]))
+except Exception as e:
+    print("INVALID: %s" % e)
+    sys.exit(0)
+print(eval(sys.argv[2]))
+EOF
+}
+
+# A list of two: the bad input failed with its name, status and error; the
+# good one after it worked.
+two() {     # two FILE NAME STATUS
+    is "$(j "$1" 'len(d), d[0]["file"], d[0]["ok"], d[0]["status"], bool(d[0]["error"]), d[1]["file"], d[1]["ok"]')" \
+       "(2, 'bad.jpg', False, '$3', True, '$GOOD', True)" "$2: one document, the failure first, named, with its error"
+}
+
+# ---- single calls and process, with a folder for the results
+for cmd in "grayscale" "resize --width 200" "rotate --angle 90" "blur --sigma 2" \
+           "process --steps grayscale,flip"; do
+    name=${cmd%% *}
+    cli --json $cmd -o "out-$name" bad.jpg "$GOOD" >"$name.json" 2>/dev/null
+    is "$?" 1 "$name --json exits 1 when an input failed"
+    two "$name.json" "$name" unsupported-format
+    out=$(j "$name.json" 'd[1]["output"]')
+    is "$(j "$name.json" '(d[1]["width"], d[1]["height"], d[1]["bands"])')" \
+       "($(hdr width "$out"), $(hdr height "$out"), $(hdr bands "$out"))" \
+       "$name: the good input's dimensions are those of the file written"
+done
+is "$(j grayscale.json 'd[1]["width"], d[1]["bands"]')" "($W, 1)" "grayscale keeps the width and gives one band"
+is "$(j rotate.json 'd[1]["width"], d[1]["height"]')" "($H, $W)" "rotate 90 swaps width and height"
+
+# A result on stdout would be mixed with the document: refused, as one.
+cli --json grayscale bad.jpg -o - >stdout.json 2>/dev/null
+is "$?" 2 "grayscale --json -o - is a usage error"
+is "$(j stdout.json 'd["ok"], d["exit"], "-o" in d["error"]')" "(False, 2, True)" \
+   "... said in one JSON object"
+
+# ---- identify
+cli --json identify bad.jpg "$GOOD" >identify.json 2>/dev/null
+is "$?" 1 "identify --json exits 1 when an input failed"
+two identify.json identify unsupported-format
+is "$(j identify.json '(d[1]["width"], d[1]["height"], d[1]["bands"])')" \
+   "($W, $H, $(hdr bands "$GOOD"))" "identify: the good input's values are libvips' own"
+cli --json identify missing.jpg "$GOOD" >missing.json 2>/dev/null
+is "$(j missing.json 'd[0]["file"], d[0]["status"], d[0]["error"]')" \
+   "('missing.jpg', None, \"cannot read 'missing.jpg': No such file or directory\")" \
+   "a file that cannot be read fails locally (status null), with the reason"
+
+# ---- submit: with and without results fetched
+cli --json submit --steps grayscale -o out-submit bad.jpg "$GOOD" >submit.json 2>/dev/null
+is "$?" 1 "submit --json exits 1 when an input failed"
+two submit.json "submit -o" unsupported-format
+is "$(hdr bands "$(j submit.json 'd[1]["output"]')")" 1 "submit: the good input's result is written"
+cli --json submit --steps grayscale bad.jpg "$GOOD" >submit2.json 2>/dev/null
+two submit2.json "submit (ids only)" unsupported-format
+id=$(j submit2.json 'd[1]["id"]')
+like "$id" "[1-9]*" "submit: the good input has its task id ($id)"
+
+# ---- batch
+cli --json batch --steps grayscale -o out-batch bad.jpg "$GOOD" >batch.json 2>/dev/null
+is "$?" 1 "batch --json exits 1 when an input failed"
+is "$(j batch.json '[(i["file"].split("/")[-1], i["ok"]) for i in d["items"]]')" \
+   "[('bad.jpg', False), ('$(basename "$GOOD")', True)]" "batch: every input, in order"
+is "$(j batch.json 'd["items"][0]["status"], d["failed"], d["written"]')" \
+   "('unsupported-format', 1, 1)" "batch: the failure has its status"
+
+# ---- every task subcommand, each given something that fails
+cli task wait "$id" --for 60 >/dev/null
+tcase() {   # tcase DESCRIPTION EXPECTED-EXIT EXPECTED-FIELDS EXPR task ARGS...
+    local desc=$1 exit=$2 want=$3 expr=$4
+    shift 4
+    cli --json task "$@" >t.json 2>/dev/null
+    is "$?" "$exit" "task $desc --json exits $exit"
+    is "$(j t.json "$expr")" "$want" "task $desc: one object with what was asked and why it failed"
+}
+F='d["ok"], d["status"], bool(d["error"])'
+tcase "create (not an image)" 1 "('bad.jpg', False, 'unsupported-format', True)" "d['file'], $F" \
+      create --steps grayscale bad.jpg
+tcase "upload (no such task)" 1 "(99999, 'bad.jpg', False, 'not-found', True)" "d['id'], d['file'], $F" \
+      upload 99999 bad.jpg
+for sub in start status wait cancel delete; do
+    tcase "$sub (no such task)" 1 "(99999, False, 'not-found', True)" "d['id'], $F" $sub 99999
+done
+tcase "result (no such task)" 1 "(99999, False, 'not-found', True)" "d['id'], $F" result 99999 -o r.png
+tcase "status (not an id)" 2 "(None, False, None, True)" "d['id'], $F" status abc
+tcase "status (wrong arguments)" 2 "(False, True)" 'd["ok"], d["error"].startswith("usage:")' status 1 2
+# And their answers when they work, for contrast: the same shape, "ok": true.
+tcase "result (done)" 0 "(True, $W, 1)" 'd["ok"], d["width"], d["bands"]' result "$id" -o r.png
+is "$(hdr bands r.png)" 1 "... and the file is there"
+tcase "status (done)" 0 "(True, 'done')" 'd["ok"], d["state"]' status "$id"
+
+# ---- no server at all: still one document, each input listed
+stop_server
+cli --json identify bad.jpg "$GOOD" >down.json 2>/dev/null
+is "$?" 3 "identify with no server exits 3"
+is "$(j down.json '[(i["file"], i["ok"], "cannot reach" in i["error"]) for i in d]')" \
+   "[('bad.jpg', False, True), ('$GOOD', False, True)]" "... and lists every input with the reason"
+cli --json submit --steps grayscale bad.jpg "$GOOD" >down2.json 2>/dev/null
+is "$(j down2.json 'len(d), d[1]["ok"], "cannot reach" in d[1]["error"]')" "(2, False, True)" \
+   "submit with no server lists every input too"
+for cmd in "info" "ping" "task list"; do
+    cli --json $cmd >down3.json 2>/dev/null
+    is "$?" 3 "$cmd with no server exits 3"
+    is "$(j down3.json 'd["ok"], "cannot reach" in d["error"]')" "(False, True)" \
+       "$cmd with no server prints one object with the reason"
+done
+done_testing
