@@ -412,7 +412,7 @@ cmd_transfer(int argc, char **argv)
     if (task_create_1(&a, &r, c) != RPC_SUCCESS || r.status != IP_OK)
         die("%s", "TASK_CREATE failed");
     t0 = proto_seconds();
-    if (tio_upload(c, r.ip_task_create_res_u.created.id, data, len, why, sizeof(why)))
+    if (tio_upload(c, r.ip_task_create_res_u.created.id, data, len, NULL, NULL, why, sizeof(why)))
         die("upload: %s", why);
     up = len / (proto_seconds() - t0) / 1e6;
     /* The task runs (flip) and its result comes back the same way. */
@@ -432,7 +432,7 @@ cmd_transfer(int argc, char **argv)
         die("the task failed: %s", st.ip_task_info_res_u.info.error);
     xdr_free((xdrproc_t)xdr_ip_task_info_res, (char *)&st);
     t0 = proto_seconds();
-    if (tio_fetch(c, w.id, &back, &got, &facts, why, sizeof(why)))
+    if (tio_fetch(c, w.id, &back, &got, &facts, NULL, NULL, why, sizeof(why)))
         die("download: %s", why);
     down = got / (proto_seconds() - t0) / 1e6;
     printf("%.1f %.1f %llu\n", up, down, (unsigned long long)got);

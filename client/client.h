@@ -24,13 +24,14 @@ typedef struct cli_opts {
     int timeout;                /* seconds per call */
     int verbose;                /* say more on stderr */
     int json;                   /* machine-readable output */
+    int quiet;                  /* no progress bars */
     const char *auth;           /* "sys" (default), "none", or "UID[@HOST]" to claim */
 } cli_opts;
 
 /* The long options shared by every subcommand, and their short letters. */
 #define CLI_GLOBAL_SHORT "H:p:T:vh"
 enum {
-    CLI_O_PROGRAM = 1000, CLI_O_TIMEOUT, CLI_O_JSON, CLI_O_AUTH,
+    CLI_O_PROGRAM = 1000, CLI_O_TIMEOUT, CLI_O_JSON, CLI_O_AUTH, CLI_O_QUIET,
     CLI_O_STEPS, CLI_O_STRIP,           /* the pipeline options (cli_spec_option) */
     CLI_O_FIRST_LOCAL
 };
@@ -41,6 +42,7 @@ enum {
     { "program", required_argument, NULL, CLI_O_PROGRAM },       \
     { "timeout", required_argument, NULL, CLI_O_TIMEOUT },       \
     { "json", no_argument, NULL, CLI_O_JSON },                   \
+    { "quiet", no_argument, NULL, CLI_O_QUIET },                 \
     { "auth", required_argument, NULL, CLI_O_AUTH },             \
     { "verbose", no_argument, NULL, 'v' },                       \
     { "help", no_argument, NULL, 'h' }
@@ -142,6 +144,39 @@ void cli_json_failure(FILE *f, const char *fallback);
  */
 void cli_json_file_failed(FILE *f, const char *path);
 
+/*
+ * progress.c: one line on stderr for a long upload, download or wait,
+ * drawn only on a terminal, without --quiet, and once the job has lasted
+ * a second ($IMGPROC_PROGRESS_DELAY); end clears it.
+ */
+typedef struct cli_progress {
+    const char *verb;           /* what is going on: "sending", "waiting for"... */
+    char name[128];             /* to what: the file, the task */
+    int on;                     /* stderr is a terminal and not --quiet */
+    int drawn;                  /* a line is on the screen */
+    double t0;                  /* when the job started */
+    double phase_t0;            /* when its verb last changed (rates count from there) */
+    double show_after;          /* no line before this */
+    double last;                /* when it was last drawn */
+} cli_progress;
+void cli_progress_start(cli_progress *p, const cli_opts *o, const char *verb, const char *name);
+/* A new stretch of the same job ("receiving" after "sending"): rates start again. */
+void cli_progress_phase(cli_progress *p, const char *verb);
+void cli_progress_bytes(cli_progress *p, uint64_t done, uint64_t total);
+void cli_progress_percent(cli_progress *p, unsigned percent, const char *state);
+void cli_progress_end(cli_progress *p);
+/* Clears the line of a bar on the screen, for a message (it is drawn again later). */
+void cli_progress_interrupt(void);
+/* cli_progress_bytes as a tio_progress_fn; ctx is the cli_progress. */
+void cli_progress_tio(void *ctx, uint64_t done, uint64_t total);
+/*
+ * clnt_call, with progress: the image bytes going out and the result's
+ * coming back are counted on p as the XDR stream moves them (NULL p: a
+ * plain call).
+ */
+enum clnt_stat cli_call(CLIENT *clnt, rpcproc_t proc, xdrproc_t xargs, void *args,
+                        xdrproc_t xres, void *res, cli_progress *p);
+
 /* "cannot reach...: RPC: Timed out" without the leading ": ". */
 const char *cli_rpc_error(CLIENT *clnt);
 
@@ -153,12 +188,14 @@ const char *cli_rpc_error(CLIENT *clnt);
 #define TIO_INLINE_MAX (16u << 20)  /* larger images go up in chunks (TASK_UPLOAD) */
 /* The largest image to send inside one call: TIO_INLINE_MAX or the server's limit. */
 uint64_t tio_inline_limit(CLIENT *clnt);
+/* Told the bytes moved so far, and the total; NULL for no one. */
+typedef void (*tio_progress_fn)(void *ctx, uint64_t done, uint64_t total);
 /* Sends data for task id from wherever the server has got to; checks its SHA-256. */
-int tio_upload(CLIENT *clnt, ip_task_id id, const char *data, uint64_t len, char *why,
-               size_t whylen);
+int tio_upload(CLIENT *clnt, ip_task_id id, const char *data, uint64_t len,
+               tio_progress_fn progress, void *ctx, char *why, size_t whylen);
 /* The whole result of task id into *data (malloc'ed, caller frees); its facts into *facts. */
 int tio_fetch(CLIENT *clnt, ip_task_id id, char **data, uint64_t *len, ip_task_chunk *facts,
-              char *why, size_t whylen);
+              tio_progress_fn progress, void *ctx, char *why, size_t whylen);
 /* The reason of a failed call, or of a refusal: EXIT_RPC and EXIT_FAILED. */
 int tio_rpc_failed(CLIENT *clnt, char *why, size_t whylen);
 int tio_refused(ip_status st, const char *msg, char *why, size_t whylen);

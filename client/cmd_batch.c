@@ -107,7 +107,7 @@ report_item(run *r, const item *it)
 {
     size_t k = r->ndone + r->nfailed;
 
-    if (r->tty || r->o->json)
+    if (r->tty || r->o->json || r->o->quiet)
         return;
     if (it->state == IT_DONE)
         printf("[%zu/%zu] %s -> %s (%ux%u, %u band%s)\n", k, r->n, it->path, it->dest,
@@ -306,7 +306,8 @@ create_uploaded(run *r, CLIENT *clnt, item *it, const char *data, size_t len)
         xdr_free((xdrproc_t)xdr_ip_task_create_res, (char *)&res);
         return EXIT_OK;
     }
-    rc = tio_upload(clnt, res.ip_task_create_res_u.created.id, data, len, why, sizeof(why));
+    rc = tio_upload(clnt, res.ip_task_create_res_u.created.id, data, len, NULL, NULL, why,
+                    sizeof(why));
     if (rc == EXIT_OK)
         created(r, it, res.ip_task_create_res_u.created.id);
     else if (rc == EXIT_FAILED)
@@ -523,7 +524,7 @@ fetch_one(run *r, CLIENT *clnt, item *it)
         ip_task_chunk facts;
         char *data = NULL;
         uint64_t len = 0;
-        rc = tio_fetch(clnt, it->id, &data, &len, &facts, why, sizeof(why));
+        rc = tio_fetch(clnt, it->id, &data, &len, &facts, NULL, NULL, why, sizeof(why));
         if (rc == EXIT_OK)
             write_result(r, it, data, (size_t)len, facts.format, facts.width, facts.height,
                          facts.bands);
@@ -809,7 +810,8 @@ batch_help(FILE *f)
 "      --no-batch         one TASK_CREATE round trip per image (to compare)\n"
 "      --keep             leave finished tasks on the server (default: deleted once fetched)\n\n"
 "On a terminal a progress bar shows done/total, images per second and the time\n"
-"left; otherwise one line per image.  A summary follows (--json: one object).\n"
+"left; otherwise one line per image (--quiet: neither).  A summary follows\n"
+"(--json: one object).\n"
 "Ctrl-C finishes the calls in progress, cancels the tasks not yet fetched and\n"
 "says what was done (exit 130).  Exit 0 when every image was written, 1 when\n"
 "some failed, 3 when the server could not be reached.\n\n%s",
@@ -1012,7 +1014,7 @@ cmd_batch(cli_opts *o, int argc, char **argv)
     r.items = calloc(npaths, sizeof(*r.items));
     r.fetchq = calloc(npaths, sizeof(*r.fetchq));
     r.credit = UINT_MAX;
-    r.tty = isatty(STDERR_FILENO) && !o->json;
+    r.tty = isatty(STDERR_FILENO) && !o->json && !o->quiet;
     pthread_mutex_init(&r.lock, NULL);
     pthread_cond_init(&r.cond, NULL);
     if (!r.items || !r.fetchq) {

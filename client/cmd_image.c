@@ -274,29 +274,33 @@ parse(cli_opts *o, image_job *job, int argc, char **argv)
     return -1;
 }
 
-/* Makes the call for this command; the RPC status comes back. */
+/*
+ * Makes the call for this command (cli_call: a long upload or download
+ * shows on bar); the RPC status comes back.
+ */
 static enum clnt_stat
-call(CLIENT *clnt, const image_job *job, ip_image *im, ip_image_res *res)
+call(CLIENT *clnt, const image_job *job, ip_image *im, ip_image_res *res, cli_progress *bar)
 {
     const ip_step *s = &job->steps[0];
+    xdrproc_t xres = (xdrproc_t)xdr_ip_image_res;
 
     switch (s->op == IP_OP_GRAYSCALE && job->cmd->name[0] == 'g' ? 1 :
             strcmp(job->cmd->name, "process") == 0 ? 0 : (int)s->op) {
     case 1: {
         ip_grayscale_args a = { *im, job->output };
-        return grayscale_1(&a, res, clnt);
+        return cli_call(clnt, GRAYSCALE, (xdrproc_t)xdr_ip_grayscale_args, &a, xres, res, bar);
     }
     case IP_OP_RESIZE: {
         ip_resize_args a = { *im, s->ip_step_u.resize, job->output };
-        return resize_1(&a, res, clnt);
+        return cli_call(clnt, RESIZE, (xdrproc_t)xdr_ip_resize_args, &a, xres, res, bar);
     }
     case IP_OP_ROTATE: {
         ip_rotate_args a = { *im, s->ip_step_u.rotate, job->output };
-        return rotate_1(&a, res, clnt);
+        return cli_call(clnt, ROTATE, (xdrproc_t)xdr_ip_rotate_args, &a, xres, res, bar);
     }
     case IP_OP_BLUR: {
         ip_blur_args a = { *im, s->ip_step_u.sigma, job->output };
-        return blur_1(&a, res, clnt);
+        return cli_call(clnt, BLUR, (xdrproc_t)xdr_ip_blur_args, &a, xres, res, bar);
     }
     default: {
         ip_process_args a;
@@ -304,7 +308,7 @@ call(CLIENT *clnt, const image_job *job, ip_image *im, ip_image_res *res)
         a.steps.steps_len = job->nsteps;
         a.steps.steps_val = (ip_step *)job->steps;
         a.output = job->output;
-        return process_1(&a, res, clnt);
+        return cli_call(clnt, PROCESS, (xdrproc_t)xdr_ip_process_args, &a, xres, res, bar);
     }
     }
 }
@@ -314,6 +318,8 @@ static int
 one(const cli_opts *o, CLIENT *clnt, const image_job *job, const char *path)
 {
     ip_image_res res;
+    enum clnt_stat st;
+    cli_progress bar;
     ip_image im;
     char why[256];
     char *data;
@@ -327,7 +333,10 @@ one(const cli_opts *o, CLIENT *clnt, const image_job *job, const char *path)
     im.ip_image_val = data;
     im.ip_image_len = (u_int)len;
     memset(&res, 0, sizeof(res));
-    if (call(clnt, job, &im, &res) != RPC_SUCCESS) {
+    cli_progress_start(&bar, o, "sending", path);
+    st = call(clnt, job, &im, &res, &bar);
+    cli_progress_end(&bar);
+    if (st != RPC_SUCCESS) {
         cli_error("cannot %s '%s': %s\n", job->cmd->verb, path,
                   cli_rpc_error(clnt));
         free(data);

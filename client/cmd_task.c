@@ -156,7 +156,12 @@ upload(cli_opts *o, CLIENT *clnt, ip_task_id id, const char *data, uint64_t len,
        const char *name)
 {
     char why[512];
-    int rc = tio_upload(clnt, id, data, len, why, sizeof(why));
+    cli_progress bar;
+    int rc;
+
+    cli_progress_start(&bar, o, "uploading", name);
+    rc = tio_upload(clnt, id, data, len, cli_progress_tio, &bar, why, sizeof(why));
+    cli_progress_end(&bar);
 
     if (rc != EXIT_OK)
         cli_error("cannot upload '%s' to task %llu: %s\n", name,
@@ -258,9 +263,13 @@ wait_task(cli_opts *o, CLIENT *clnt, ip_task_id id, unsigned for_secs, int has_w
           ip_task_state while_state, ip_task_info_res *out)
 {
     struct timespec t0, now;
-    char what[64];
+    char what[64], name[32];
+    cli_progress bar;
+    int rc;
 
     snprintf(what, sizeof(what), "cannot wait for task %llu", (unsigned long long)id);
+    snprintf(name, sizeof(name), "task %llu", (unsigned long long)id);
+    cli_progress_start(&bar, o, "waiting for", name);
     clock_gettime(CLOCK_MONOTONIC, &t0);
     memset(out, 0, sizeof(*out));
     if (task_status_1(&id, out, clnt) != RPC_SUCCESS)
@@ -269,21 +278,28 @@ wait_task(cli_opts *o, CLIENT *clnt, ip_task_id id, unsigned for_secs, int has_w
         ip_task_wait_args a;
         ip_task_state seen;
         unsigned spent, step = IP_MAX_WAIT;
-        if (out->status != IP_OK)
-            return refused(what, out->status, out->ip_task_info_res_u.message);
+        if (out->status != IP_OK) {
+            rc = refused(what, out->status, out->ip_task_info_res_u.message);
+            break;
+        }
         seen = out->ip_task_info_res_u.info.state;
         if (o->verbose)
             cli_note("task %llu: %s\n", (unsigned long long)id,
                      proto_task_state_name(seen));
-        if (has_while ? seen != while_state : proto_task_final(seen))
-            return EXIT_OK;
+        if (has_while ? seen != while_state : proto_task_final(seen)) {
+            rc = EXIT_OK;
+            break;
+        }
+        cli_progress_percent(&bar, out->ip_task_info_res_u.info.progress,
+                             proto_task_state_name(seen));
         clock_gettime(CLOCK_MONOTONIC, &now);
         spent = (unsigned)(now.tv_sec - t0.tv_sec);
         if (for_secs) {
             if (spent >= for_secs) {
                 cli_error("task %llu is still %s after %u s\n",
                           (unsigned long long)id, proto_task_state_name(seen), for_secs);
-                return EXIT_FAILED;
+                rc = EXIT_FAILED;
+                break;
             }
             if (for_secs - spent < step)
                 step = for_secs - spent;
@@ -291,24 +307,37 @@ wait_task(cli_opts *o, CLIENT *clnt, ip_task_id id, unsigned for_secs, int has_w
         /* The server blocks at most IP_MAX_WAIT; stay inside our own call timeout. */
         if (o->timeout > 5 && step > (unsigned)o->timeout - 5)
             step = (unsigned)o->timeout - 5;
+        /* A task's percent does not wake TASK_WAIT: a bar asks once a second. */
+        if (bar.on)
+            step = 1;
         a.id = id;
         a.seen = seen;
         a.timeout = step ? step : 1;
         xdr_free((xdrproc_t)xdr_ip_task_info_res, (char *)out);
         memset(out, 0, sizeof(*out));
-        if (task_wait_1(&a, out, clnt) != RPC_SUCCESS)
-            return rpc_failed(clnt, what);
+        if (task_wait_1(&a, out, clnt) != RPC_SUCCESS) {
+            rc = rpc_failed(clnt, what);
+            break;
+        }
     }
+    cli_progress_end(&bar);
+    return rc;
 }
 
 /* Fetches task id's result, chunk by chunk, into dest ("-" = stdout).  An exit code. */
 static int
 fetch(cli_opts *o, CLIENT *clnt, ip_task_id id, const char *dest, ip_task_chunk *facts)
 {
-    char why[512];
+    char why[512], name[64];
     char *buf = NULL;
     uint64_t got = 0;
-    int rc = tio_fetch(clnt, id, &buf, &got, facts, why, sizeof(why));
+    cli_progress bar;
+    int rc;
+
+    snprintf(name, sizeof(name), "the result of task %llu", (unsigned long long)id);
+    cli_progress_start(&bar, o, "downloading", name);
+    rc = tio_fetch(clnt, id, &buf, &got, facts, cli_progress_tio, &bar, why, sizeof(why));
+    cli_progress_end(&bar);
 
     if (rc != EXIT_OK) {
         cli_error("cannot fetch the result of task %llu: %s\n",

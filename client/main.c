@@ -40,6 +40,8 @@ const char cli_global_help[] =
 "      --auth sys|none|UID[@HOST]  who to claim to be (AUTH_SYS, the default, sends\n"
 "                         your uid and host; anyone can claim any: a label only)\n"
 "  -v, --verbose          say more on stderr\n"
+"      --quiet            no progress bars (they are drawn only on a terminal, for\n"
+"                         uploads, downloads and waits lasting over a second)\n"
 "  -h, --help             help for the command\n";
 
 static void
@@ -151,6 +153,9 @@ cli_global_option(cli_opts *o, int c, const char *arg)
         return 1;
     case CLI_O_JSON:
         o->json = 1;
+        return 1;
+    case CLI_O_QUIET:
+        o->quiet = 1;
         return 1;
     case CLI_O_AUTH: {
         char *end;

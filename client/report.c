@@ -32,6 +32,7 @@ cli_error(const char *fmt, ...)
     va_start(ap, fmt);
     keep(fmt, ap);
     va_end(ap);
+    cli_progress_interrupt();
     fprintf(stderr, "imgproc: %s\n", last.message);
 }
 
@@ -46,6 +47,7 @@ cli_note(const char *fmt, ...)
 {
     va_list ap;
 
+    cli_progress_interrupt();
     fputs("imgproc: ", stderr);
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);

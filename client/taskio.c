@@ -54,8 +54,8 @@ own_hash_main(void *p)
 }
 
 int
-tio_upload(CLIENT *clnt, ip_task_id id, const char *data, uint64_t len, char *why,
-           size_t whylen)
+tio_upload(CLIENT *clnt, ip_task_id id, const char *data, uint64_t len,
+           tio_progress_fn progress, void *ctx, char *why, size_t whylen)
 {
     ip_task_info_res st;
     own_hash mine = { data, len, "" };
@@ -104,6 +104,8 @@ tio_upload(CLIENT *clnt, ip_task_id id, const char *data, uint64_t len, char *wh
             break;
         }
         off = r.ip_task_upload_res_u.uploaded.received;
+        if (progress)
+            progress(ctx, off < len ? off : len, len);
         if (off >= len) {
             if (hashing)
                 pthread_join(hasher, NULL);
@@ -127,7 +129,7 @@ tio_upload(CLIENT *clnt, ip_task_id id, const char *data, uint64_t len, char *wh
 
 int
 tio_fetch(CLIENT *clnt, ip_task_id id, char **data, uint64_t *len, ip_task_chunk *facts,
-          char *why, size_t whylen)
+          tio_progress_fn progress, void *ctx, char *why, size_t whylen)
 {
     char *buf = NULL;
     uint64_t total = 1, got = 0;
@@ -171,6 +173,8 @@ tio_fetch(CLIENT *clnt, ip_task_id id, char **data, uint64_t *len, ip_task_chunk
         memcpy(buf + got, c->data.data_val, c->data.data_len);
         got += c->data.data_len;
         xdr_free((xdrproc_t)xdr_ip_task_result_res, (char *)&r);
+        if (progress)
+            progress(ctx, got, total);
     }
     *data = buf;
     *len = got;
