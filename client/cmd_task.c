@@ -653,7 +653,7 @@ task_help(FILE *f)
                "      --while STATE      wait only as long as the task is in STATE (say\n"
                "                         queued: until it starts); exit 0 once it has left it\n"
                "Result:\n"
-               "  -o FILE                where to write it (- for stdout)\n"
+               "  -o, --output FILE      where to write it (- for stdout)\n"
                "List:\n"
                "      --state S,S        only tasks in these states\n\n%s",
             cli_spec_help, task_help_text, cli_global_help);
@@ -913,7 +913,10 @@ cmd_submit(cli_opts *o, int argc, char **argv)
                "and prints their ids.\nWith --wait or -o it waits for them and writes each "
                "result into DIR\n(default: the current folder) named after its input; -o - writes "
                "one result\nto standard output.  A FILE of - is standard input.\n\n"
-               "%s%s\n%s", cli_spec_help, task_help_text, cli_global_help);
+               "%s%s"
+               "      --wait             wait for the tasks and fetch their results\n"
+               "  -o, --output DIR       where the results go (implies --wait); - for stdout\n\n%s",
+               cli_spec_help, task_help_text, cli_global_help);
         return EXIT_OK;
     }
     if (rc >= 0)

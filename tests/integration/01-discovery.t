@@ -74,6 +74,34 @@ while read -r sub flags; do
 done < <("$IMGPROC" task --help | sed -n 's/^  imgproc task \([a-z]*\) \(.*\)/\1 \2/p' |
          while read -r sub rest; do echo "$sub $(echo "$rest" | grep -oE -- "--[a-z][a-z-]+" | tr '\n' ' ')"; done)
 is "$bad" "" "every flag the help shows is accepted by its command"
+# The other way: every long option the client knows (its option tables), tried
+# on every command with a value after it; one the command takes must be in its
+# help (a task command's is 'task --help').  A flag that is the start of
+# another one the help shows is skipped: getopt takes it as that one's
+# abbreviation (--for is --format to grayscale).
+known=$(grep -ohE '\{ "[a-z][a-z-]+", (no|required)_argument' "$TOP"/client/*.c | cut -d'"' -f2 | sort -u)
+[ "$(echo "$known" | wc -w)" -gt 20 ] || bail "cannot read the client's option tables"
+shown() {    # shown FLAG HELP: the help has --FLAG, or FLAG abbreviates one it has
+    grep -q -- "--$1\b" <<<"$2" && return 0
+    for g in $known; do
+        [[ $g != "$1" && $g == "$1"* ]] && grep -q -- "--$g\b" <<<"$2" && return 0
+    done
+    return 1
+}
+missing=""
+for c in grayscale resize rotate blur process identify info ping submit batch; do
+    help=$("$IMGPROC" $c --help)
+    for f in $known; do
+        accepts $c --$f x && ! shown $f "$help" && missing="$missing $c:--$f"
+    done
+done
+help=$("$IMGPROC" task --help)
+for sub in create upload start status wait result cancel delete list; do
+    for f in $known; do
+        accepts task $sub --$f x && ! shown $f "$help" && missing="$missing task-$sub:--$f"
+    done
+done
+is "$missing" "" "every flag a command takes is in its help"
 for f in --for --while; do
     "$IMGPROC" task --help | grep -q -- "^ *$f " ; ok $? "task --help explains $f"
 done
