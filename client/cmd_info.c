@@ -89,7 +89,7 @@ json_names(const char *key, ip_name *names, u_int n)
 }
 
 static void
-print_info_json(const ip_server_info *si, const ip_guard_limits *g)
+print_info_json(const ip_server_info *si, const ip_guard_limits *g, const char *state_dir)
 {
     printf("{\n  \"server_version\": ");
     proto_json_string(stdout, si->server_version);
@@ -137,7 +137,12 @@ print_info_json(const ip_server_info *si, const ip_guard_limits *g)
                g->max_per_address, g->min_receive_rate,
                (unsigned long long)g->max_inflight_bytes, g->max_request_seconds,
                g->max_task_seconds, g->max_blur_work, (unsigned long long)g->inflight_bytes);
-    printf("  \"load\": {\"connections\": %u, \"calls_in_progress\": %u, "
+    printf("  \"state_dir\": ");
+    if (state_dir && *state_dir)
+        proto_json_string(stdout, state_dir);
+    else
+        printf("null");
+    printf(",\n  \"load\": {\"connections\": %u, \"calls_in_progress\": %u, "
            "\"calls_served\": %llu, \"tasks_queued\": %u, \"tasks_running\": %u}\n}\n",
            si->load.connections, si->load.calls_in_progress,
            (unsigned long long)si->load.calls_served, si->load.tasks_queued,
@@ -145,7 +150,7 @@ print_info_json(const ip_server_info *si, const ip_guard_limits *g)
 }
 
 static void
-print_info_text(const ip_server_info *si, const ip_guard_limits *g)
+print_info_text(const ip_server_info *si, const ip_guard_limits *g, const char *state_dir)
 {
     printf("imgprocd %s with libvips %s\n\noperations (for --steps):\n",
            si->server_version, si->vips_version);
@@ -181,6 +186,10 @@ print_info_text(const ip_server_info *si, const ip_guard_limits *g)
                (unsigned long long)g->max_inflight_bytes,
                (unsigned long long)g->inflight_bytes, g->max_request_seconds,
                g->max_task_seconds, g->max_blur_work);
+    if (state_dir && *state_dir)
+        printf("state: %s (tasks.db, in/, out/)\n", state_dir);
+    else
+        printf("state: not told (a server tells only callers on its own machine)\n");
     printf("load: %u connections, %u calls in progress, %llu served, %u tasks queued, "
            "%u running\n", si->load.connections, si->load.calls_in_progress,
            (unsigned long long)si->load.calls_served, si->load.tasks_queued,
@@ -216,9 +225,11 @@ cmd_info(cli_opts *o, int argc, char **argv)
         rc = EXIT_FAILED;
     } else if (o->json) {
         cli_json_begin();
-        print_info_json(&res.ip_server_info_res_u.info.info, &res.ip_server_info_res_u.info.guard);
+        print_info_json(&res.ip_server_info_res_u.info.info, &res.ip_server_info_res_u.info.guard,
+                        res.ip_server_info_res_u.info.state_dir);
     } else
-        print_info_text(&res.ip_server_info_res_u.info.info, &res.ip_server_info_res_u.info.guard);
+        print_info_text(&res.ip_server_info_res_u.info.info, &res.ip_server_info_res_u.info.guard,
+                        res.ip_server_info_res_u.info.state_dir);
     xdr_free((xdrproc_t)xdr_ip_server_info_res, (char *)&res);
     cli_disconnect(clnt);
     return rc;

@@ -22,8 +22,12 @@ xdr_server_info_res_any(XDR *x, ip_server_info_res *r)
         return xdr_string(x, &r->ip_server_info_res_u.message, IP_MAX_MESSAGE);
     if (!xdr_ip_server_info(x, &all->info))
         return FALSE;
-    if (!xdr_ip_guard_limits(x, &all->guard))
+    if (!xdr_ip_guard_limits(x, &all->guard)) {
         memset(&all->guard, 0, sizeof(all->guard));     /* an older server */
+        return TRUE;
+    }
+    if (!xdr_string(x, &all->state_dir, IP_MAX_PATH))
+        all->state_dir = NULL;                          /* an older server */
     return TRUE;
 }
 

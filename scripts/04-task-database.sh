@@ -2,11 +2,19 @@
 # Lab 4: tasks live in an SQLite database.  Open it with the sqlite3 shell
 # (read-only, while the server runs: WAL mode lets readers in) and ask it
 # which tasks failed and which finished after a given time.
-# IMGPROC_STATE: the server's --state-dir (default as imgprocd's).
+# The server says where its state lives ('imgproc info', to a caller on its
+# own machine); IMGPROC_STATE, the server's --state-dir, overrides it.
 . "$(dirname "$0")/common.sh"
 if [ -n "$IMGPROC_STATE" ]; then STATE=$IMGPROC_STATE
-elif [ "$(id -u)" -eq 0 ]; then STATE=/var/lib/imgprocd
-else STATE=${XDG_STATE_HOME:-$HOME/.local/state}/imgprocd; fi
+else
+    say "0. where does the server keep its tasks? its info says (on its own machine)"
+    run ip info >"$WORK/info.txt" || { echo "FAIL: no answer from the server"; exit 1; }
+    head -1 "$WORK/info.txt"        # the command, as run
+    grep '^state:' "$WORK/info.txt"
+    STATE=$(sed -n 's|^state: \(.*\) (tasks.db, in/, out/)$|\1|p' "$WORK/info.txt")
+    [ -n "$STATE" ] || { echo "FAIL: the server did not say where its state lives" \
+                               "(it tells only callers on its own machine; set IMGPROC_STATE)"; exit 1; }
+fi
 DB=$STATE/tasks.db
 img=$(sample) || { echo "cannot make a sample image"; exit 1; }
 head -c 2000 "$img" >"$WORK/broken.jpg"     # a truncated JPEG: its task will fail

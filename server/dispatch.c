@@ -23,6 +23,7 @@ typedef struct call_ctx {
     int stream;                 /* TCP (1) or UDP (0): UDP calls must not block */
     tasks_batch *batch;         /* the connection's batch (TCP only, else NULL) */
     int fd;                     /* the caller's connection (TCP), else -1 */
+    int local;                  /* the caller is on this machine (a loopback address) */
 } call_ctx;
 
 /* Why a synchronous call's work was stopped. */
@@ -506,8 +507,8 @@ h_server_info(srv *s, const call_ctx *c, void *arg, void *resp, call_log *log)
     ip_server_info_res *res = resp;
     ip_server_info *info = &res->ip_server_info_res_u.info.info;
     ip_guard_limits *guard = &res->ip_server_info_res_u.info.guard;
+    char *where;
 
-    (void)c;
     (void)arg;
     memset(res, 0, sizeof(*res));
     res->status = IP_OK;
@@ -536,6 +537,8 @@ h_server_info(srv *s, const call_ctx *c, void *arg, void *resp, call_log *log)
     guard->max_request_seconds = s->cfg.max_request_seconds;
     guard->max_task_seconds = s->tcfg.max_task_seconds;
     guard->max_blur_work = s->cfg.max_blur_work;
+    where = c->local ? realpath(s->tcfg.state_dir, NULL) : NULL;
+    res->ip_server_info_res_u.info.state_dir = where ? where : strdup("");
     pthread_mutex_lock(&s->lock);
     guard->inflight_bytes = s->inflight;
     pthread_mutex_unlock(&s->lock);
@@ -807,6 +810,22 @@ now_ms(void)
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
+/* 1 when the caller's address is a loopback one (127/8, ::1, ::ffff:127/104). */
+static int
+caller_local(SVCXPRT *xprt)
+{
+    struct netbuf *nb = svc_getrpccaller(xprt);
+    const struct sockaddr *sa = nb && nb->buf ? nb->buf : NULL;
+
+    if (sa && sa->sa_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
+    if (sa && sa->sa_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+    }
+    return 0;
+}
+
 static void
 caller_name(SVCXPRT *xprt, char *buf, size_t len)
 {
@@ -868,7 +887,7 @@ dispatch_call(srv *s, struct svc_req *req, SVCXPRT *xprt, int stream, tasks_batc
         ip_batch_res batch;
     } res;
     char owner[IP_MAX_NAME + 1];
-    call_ctx ctx = { owner, stream, batch, stream ? xprt->xp_fd : -1 };
+    call_ctx ctx = { owner, stream, batch, stream ? xprt->xp_fd : -1, caller_local(xprt) };
     call_log log = { 0, 0, IP_OK };
     arg_guard guard;
     double t0 = now_ms();

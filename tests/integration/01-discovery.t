@@ -157,4 +157,28 @@ rpcinfo -p 127.0.0.1 | awk -v p=$PROG '$1 == p' | grep -q . ; is "$?" 1 "--no-rp
 like "$(cli -p $PORT ping)" "ok:*" "but answers on its port"
 stop_server
 
+# Where the tasks live is told to callers on the server's own machine only
+# (lab 4 finds the database that way): a caller in a network namespace of
+# this test's own, across a veth pair, is not told.
+NS=imgproc-t01-$$
+if [ "$(id -u)" -eq 0 ] && ip netns add "$NS" 2>/dev/null; then
+    ip link add vt01h type veth peer name vt01n netns "$NS" &&
+    ip addr add 10.201.0.1/24 dev vt01h && ip link set vt01h up &&
+    ip -n "$NS" addr add 10.201.0.2/24 dev vt01n && ip -n "$NS" link set vt01n up ||
+        bail "cannot set up the veth pair"
+    start_server --no-rpcbind --listen 10.201.0.1 --listen 127.0.0.1
+    is "$(cli -p $PORT --json info | field state_dir)" "$(realpath "$TMP/state")" \
+       "a caller on the same machine is told the state folder, as an absolute path"
+    like "$(cli -p $PORT info | grep '^state:')" "state: $(realpath "$TMP/state") (tasks.db, in/, out/)" \
+         "... in info's text too"
+    ip netns exec "$NS" "$IMGPROC" --program $PROG -H 10.201.0.1 -p $PORT --json info >"$TMP/far.json"
+    is "$(field state_dir <"$TMP/far.json")-$(field server_version <"$TMP/far.json")" "None-0.1.0" \
+       "a caller on another host gets the rest of info but not the folder (null)"
+    stop_server
+    ip link del vt01h
+    ip netns del "$NS"
+else
+    ok 1 "# SKIP a network namespace needs root"
+fi
+
 done_testing

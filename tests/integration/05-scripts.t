@@ -9,12 +9,15 @@ start_server
 # The program number as imgprocd prints it (hex), through the client's variable:
 # rpcinfo takes decimal only, so the scripts must convert it.
 for s in "$TOP"/scripts/0*.sh; do
-    IMGPROC="$IMGPROC" IMGPROC_PROGRAM=$(printf 0x%X $PROG) IMGPROC_STATE="$TMP/state" \
-        bash "$s" >"$TMP/out" 2>&1
+    IMGPROC="$IMGPROC" IMGPROC_PROGRAM=$(printf 0x%X $PROG) bash "$s" >"$TMP/out" 2>&1
     rc=$?
     ok $rc "$(basename "$s") passes its own checks"
     [ $rc -eq 0 ] || sed 's/^/# /' "$TMP/out"
     grep -q "^FAIL" "$TMP/out"; is "$?" 1 "$(basename "$s") printed no FAIL"
+    case $s in *04-task-database.sh)
+        grep -q "the database is at $TMP/state/tasks.db" "$TMP/out"
+        ok $? "04-task-database.sh found the server's own database, asking the server" ;;
+    esac
 done
 
 # What a lab shows is what it runs: each "$ imgproc ..." line of lab 2 runs
@@ -46,7 +49,7 @@ if [ -f "$CORPUS/MANIFEST.txt" ]; then
         ln -s "$CORPUS/$f.jpg" "$TMP/photos/$f.jpg"
     done
     for s in "$TOP"/scripts/0*.sh; do
-        IMGPROC="$IMGPROC" PROG=$PROG IMGPROC_STATE="$TMP/state" LAB_IMAGES=14 \
+        IMGPROC="$IMGPROC" PROG=$PROG LAB_IMAGES=14 \
             IMGPROC_IMAGE="$CORPUS/jpeg-photo-ladybird.jpg" IMGPROC_PHOTOS="$TMP/photos" \
             bash "$s" >"$TMP/out" 2>&1
         rc=$?
