@@ -1,4 +1,5 @@
 /* cmd_image.c - grayscale, resize, rotate, blur and process: send images, write results. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -265,10 +266,6 @@ parse(cli_opts *o, image_job *job, int argc, char **argv)
     }
     job->out_is_dir = cli_is_dir(job->out) ||
                       (argc - optind > 1) || job->out[strlen(job->out) - 1] == '/';
-    if (job->out_is_dir && !cli_is_dir(job->out) && mkdir(job->out, 0777) < 0) {
-        cli_error("cannot create folder '%s': %m\n", job->out);
-        return EXIT_FAILED;
-    }
     if (!have_format && !job->out_is_dir && strcmp(job->out, "-") != 0)
         job->output.format = proto_format_from_path(job->out);
     return -1;
@@ -352,8 +349,14 @@ one(const cli_opts *o, CLIENT *clnt, const image_job *job, const char *path)
         const ip_image_ok *ok = &res.ip_image_res_u.ok;
         char *dest = job->out_is_dir ?
             cli_output_path(job->out, path, proto_format_ext(ok->format)) : strdup(job->out);
-        if (!dest || cli_write_file(dest, ok->image.ip_image_val, ok->image.ip_image_len,
-                                    why, sizeof(why))) {
+        /* The folder is made for the first result, so inputs that all fail
+         * (a pattern that matched nothing) leave no empty folder behind. */
+        if (job->out_is_dir && !cli_is_dir(job->out) && mkdir(job->out, 0777) < 0 &&
+            errno != EEXIST) {
+            cli_error("cannot create folder '%s': %m\n", job->out);
+            rc = EXIT_FAILED;
+        } else if (!dest || cli_write_file(dest, ok->image.ip_image_val,
+                                           ok->image.ip_image_len, why, sizeof(why))) {
             cli_error("cannot write '%s': %s\n", dest ? dest : job->out,
                       dest ? why : "out of memory");
             rc = EXIT_FAILED;

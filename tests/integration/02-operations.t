@@ -147,6 +147,10 @@ ok $? "submit - -o DIR names the result after stdin"
 [ -f "$TMP/pipedir/stdin.jpg" ]; ok $? "... stdin.jpg"
 cli grayscale - -o - </dev/null >/dev/null 2>"$TMP/err"
 is "$?-$(cat "$TMP/err")" "1-imgproc: cannot read '-': standard input is empty" "an empty standard input is an error that says so"
+cli grayscale -o "$TMP/gray-none/" "$TMP/"nothing*.png 2>/dev/null
+is "$?-$([ -e "$TMP/gray-none" ]; echo $?)" "1-1" "a pattern that matched nothing fails and leaves no empty folder"
+cli grayscale -o "$TMP/gray-some/" "$TMP/"nothing*.png "$TMP/photo.jpg" 2>/dev/null
+is "$?-$(ls "$TMP/gray-some")" "1-photo.jpg" "... and the folder is made for the first result"
 stop_server
 is "$STOP_STATUS" 0 "server stopped cleanly"
 done_testing
