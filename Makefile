@@ -116,7 +116,8 @@ $(CORPUS_DIFF): tests/corpus/diff.c
 # and the client's transfer loops (the RPC side).
 $(BUILD)/obj/bench/bench.o: ALL_CFLAGS += -Iclient -Iserver
 $(BENCH_BIN): $(BUILD)/obj/bench/bench.o $(BUILD)/obj/server/ops.o \
-              $(BUILD)/obj/client/taskio.o $(BUILD)/obj/client/conn.o $(BUILD)/obj/client/io.o $(BUILD)/obj/client/report.o \
+              $(BUILD)/obj/client/taskio.o $(BUILD)/obj/client/conn.o $(BUILD)/obj/client/io.o \
+              $(BUILD)/obj/client/report.o $(BUILD)/obj/client/progress.o \
               $(BUILD)/obj/gen/imgproc_clnt.o $(COMMON_OBJ)
 	@mkdir -p $(@D)
 	$(CC) $(OPT) $(SANITIZE) -o $@ $^ $(LDLIBS)
