@@ -44,11 +44,18 @@ static const char output_help[] =
 "  -q, --quality Q        1..100 for jpeg and webp\n"
 "      --strip            drop metadata\n";
 
-static const char steps_help[] =
-"Steps (see 'imgproc info' for ranges):\n"
-"  grayscale | resize=WxH[:inside|cover|fill][:enlarge] | rotate=DEG[:COLOUR]\n"
-"  blur=SIGMA | threshold[=LEVEL] | crop=WxH+LEFT+TOP | flip | flop\n"
-"  sharpen[=SIGMA] | autorot        e.g. --steps 'blur=5,grayscale,resize=800x600'\n";
+/* The steps, from the operation table (common/pipeline.c). */
+static void
+steps_help(void)
+{
+    printf("\nSteps, separated by commas, e.g. --steps 'blur=5,grayscale,resize=800x600'\n"
+           "(ranges: 'imgproc info'):\n");
+    for (size_t i = 0; i < proto_nops; i++) {
+        char syntax[IP_MAX_TEXT];
+        proto_op_syntax(&proto_ops[i], syntax, sizeof(syntax));
+        printf("  %s\n      %s\n", syntax, proto_ops[i].doc);
+    }
+}
 
 /* Everything one run of an image command needs. */
 typedef struct image_job {
@@ -92,7 +99,7 @@ help(const image_cmd *c)
     else if (strcmp(c->name, "blur") == 0)
         printf("Blur:\n  --sigma S              Gaussian standard deviation in pixels\n");
     else if (strcmp(c->name, "process") == 0)
-        printf("%s", steps_help);
+        steps_help();
     printf("\n%s", cli_global_help);
 }
 

@@ -1,42 +1,72 @@
-/* pipeline.c - the table of pipeline operations, their ranges, and the --steps syntax. */
+/* pipeline.c - the table of pipeline operations: ranges, the --steps syntax, the text form. */
 #include <math.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "proto.h"
 
-const proto_op proto_ops[] = {
-    { IP_OP_GRAYSCALE, "grayscale", "to one luminance band (alpha kept)",
-      "grayscale", 0, { { 0 } } },
-    { IP_OP_RESIZE, "resize", "scale into a width x height box",
-      "resize=WxH[:inside|cover|fill][:enlarge]  (W or H may be left out)", 4,
-      { { "width", "uint", 1, IP_MAX_DIMENSION, "box width in pixels" },
-        { "height", "uint", 1, IP_MAX_DIMENSION, "box height in pixels" },
-        { "fit", "enum", 0, 2, "inside (default), cover or fill" },
-        { "enlarge", "bool", 0, 1, "allow scaling up" } } },
+static int parse_resize(char *arg, ip_step *s, char *why, size_t len);
+static void format_resize(const ip_step *s, char *buf, size_t len);
+static int parse_crop(char *arg, ip_step *s, char *why, size_t len);
+static void format_crop(const ip_step *s, char *buf, size_t len);
+
+#define AT(field) offsetof(ip_step, ip_step_u.field)
+#define DIM (double)IP_MAX_DIMENSION
+
+const proto_op proto_ops[PROTO_NOPS] = {
+    { IP_OP_GRAYSCALE, "grayscale", "to one luminance band (alpha kept)", "grayscale",
+      0, { { 0 } }, NULL, NULL, NULL },
+    { IP_OP_RESIZE, "resize", "scale into a width x height box", "resize=800x600", 4,
+      { { "width", PT_UINT, 1, DIM, 0, 1, 0, AT(resize.width), "box width in pixels" },
+        { "height", PT_UINT, 1, DIM, 0, 1, 0, AT(resize.height), "box height in pixels" },
+        { "fit", PT_FIT, 0, 2, 0, 0, IP_FIT_INSIDE, AT(resize.fit),
+          "inside (default), cover or fill" },
+        { "enlarge", PT_BOOL, 0, 1, 0, 0, 0, AT(resize.enlarge), "allow scaling up" } },
+      "resize=WxH[:inside|cover|fill][:enlarge]  (W or H may be left out)",
+      parse_resize, format_resize },
     { IP_OP_ROTATE, "rotate", "rotate clockwise; the canvas grows to hold the result",
-      "rotate=DEGREES[:COLOUR]", 2,
-      { { "angle", "double", -1e6, 1e6, "degrees clockwise; multiples of 90 are exact" },
-        { "background", "colour", 0, 255, "corner fill, e.g. white or #rrggbbaa" } } },
-    { IP_OP_BLUR, "blur", "Gaussian blur", "blur=SIGMA", 1,
-      { { "sigma", "double", 0, 1000, "standard deviation in pixels, > 0" } } },
+      "rotate=90", 2,
+      { { "angle", PT_DOUBLE, -1e6, 1e6, 0, 1, 0, AT(rotate.angle),
+          "degrees clockwise; multiples of 90 are exact" },
+        { "background", PT_COLOUR, 0, 255, 0, 0, 0, AT(rotate.background),
+          "corner fill, e.g. white or #rrggbbaa (default black)" } },
+      NULL, NULL, NULL },
+    { IP_OP_BLUR, "blur", "Gaussian blur", "blur=2.5", 1,
+      { { "sigma", PT_DOUBLE, 0, 1000, 1, 1, 0, AT(sigma), "standard deviation in pixels" } },
+      NULL, NULL, NULL },
     { IP_OP_THRESHOLD, "threshold", "black and white: luminance >= level is white",
-      "threshold[=LEVEL]  (default 128)", 1,
-      { { "level", "double", 0, 255, "luminance level" } } },
-    { IP_OP_CROP, "crop", "keep a rectangle", "crop=WxH+LEFT+TOP", 4,
-      { { "width", "uint", 1, IP_MAX_DIMENSION, "columns kept" },
-        { "height", "uint", 1, IP_MAX_DIMENSION, "rows kept" },
-        { "left", "uint", 0, IP_MAX_DIMENSION, "first column kept" },
-        { "top", "uint", 0, IP_MAX_DIMENSION, "first row kept" } } },
-    { IP_OP_FLIP, "flip", "mirror top to bottom", "flip", 0, { { 0 } } },
-    { IP_OP_FLOP, "flop", "mirror left to right", "flop", 0, { { 0 } } },
-    { IP_OP_SHARPEN, "sharpen", "unsharp mask", "sharpen[=SIGMA]  (default 1)", 1,
-      { { "sigma", "double", 0, 100, "mask radius in pixels, > 0" } } },
-    { IP_OP_AUTOROT, "autorot", "apply the EXIF orientation, then clear it",
-      "autorot", 0, { { 0 } } },
+      "threshold=100", 1,
+      { { "level", PT_DOUBLE, 0, 255, 0, 0, 128, AT(level), "luminance level" } },
+      NULL, NULL, NULL },
+    { IP_OP_CROP, "crop", "keep a rectangle", "crop=100x80+10+20", 4,
+      { { "width", PT_UINT, 1, DIM, 0, 1, 0, AT(crop.width), "columns kept" },
+        { "height", PT_UINT, 1, DIM, 0, 1, 0, AT(crop.height), "rows kept" },
+        { "left", PT_UINT, 0, DIM, 0, 1, 0, AT(crop.left), "first column kept" },
+        { "top", PT_UINT, 0, DIM, 0, 1, 0, AT(crop.top), "first row kept" } },
+      "crop=WxH+LEFT+TOP", parse_crop, format_crop },
+    { IP_OP_FLIP, "flip", "mirror top to bottom", "flip", 0, { { 0 } }, NULL, NULL, NULL },
+    { IP_OP_FLOP, "flop", "mirror left to right", "flop", 0, { { 0 } }, NULL, NULL, NULL },
+    { IP_OP_SHARPEN, "sharpen", "unsharp mask", "sharpen=2", 1,
+      { { "sigma", PT_DOUBLE, 0, 100, 1, 0, 1, AT(sharpen_sigma), "mask radius in pixels" } },
+      NULL, NULL, NULL },
+    { IP_OP_AUTOROT, "autorot", "apply the EXIF orientation, then clear it", "autorot",
+      0, { { 0 } }, NULL, NULL, NULL },
+    { IP_OP_GAMMA, "gamma", "brighten the mid-tones (v^(1/exponent)), or darken them "
+      "with an exponent below 1", "gamma=2.2", 1,
+      { { "exponent", PT_DOUBLE, 0, 10, 1, 0, 2.4, AT(gamma), "gamma exponent" } },
+      NULL, NULL, NULL },
+    { IP_OP_EXTRACT_BAND, "extract_band", "keep some bands: one channel of a colour image",
+      "extract_band=1", 2,
+      { { "band", PT_UINT, 0, IP_MAX_BANDS - 1, 0, 1, 0, AT(extract.band),
+          "first band kept, from 0" },
+        { "n", PT_UINT, 1, IP_MAX_BANDS, 0, 0, 1, AT(extract.n), "how many bands" } },
+      NULL, NULL, NULL },
 };
-const size_t proto_nops = sizeof(proto_ops) / sizeof(proto_ops[0]);
+const size_t proto_nops = PROTO_NOPS;
+_Static_assert(sizeof(proto_ops) / sizeof(proto_ops[0]) == PROTO_NOPS,
+               "PROTO_NOPS counts the rows of proto_ops");
 
 const proto_op *
 proto_op_by_num(ip_op op)
@@ -59,6 +89,20 @@ proto_op_by_name(const char *name)
     return NULL;
 }
 
+const char *
+proto_type_name(proto_type t)
+{
+    static const char *const names[] = {
+        [PT_DOUBLE] = "double", [PT_UINT] = "uint", [PT_FIT] = "enum", [PT_BOOL] = "bool",
+        [PT_COLOUR] = "colour",
+    };
+
+    return (unsigned)t < sizeof(names) / sizeof(names[0]) ? names[t] : "?";
+}
+
+static int
+fail(char *why, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 static int
 fail(char *why, size_t len, const char *fmt, ...)
 {
@@ -70,11 +114,62 @@ fail(char *why, size_t len, const char *fmt, ...)
     return -1;
 }
 
-/* Is d inside the open-closed range (0, max]? */
-static int
-positive_upto(double d, double max)
+/* A double as short as it can be written and still read back the same. */
+static void
+format_double(char *buf, size_t len, double d)
 {
-    return isfinite(d) && d > 0 && d <= max;
+    snprintf(buf, len, "%.15g", d);
+    if (strtod(buf, NULL) != d)
+        snprintf(buf, len, "%.17g", d);
+}
+
+/* The parameter p of step s, where the table says it lives. */
+static void *
+field(const ip_step *s, const proto_param *p)
+{
+    return (char *)s + p->offset;
+}
+
+/* ---------------------------------------------------------------- ranges */
+
+static int
+check_param(const proto_op *op, const proto_param *p, const ip_step *s, char *why,
+            size_t len)
+{
+    const void *v = field(s, p);
+
+    switch (p->type) {
+    case PT_DOUBLE: {
+        double d = *(const double *)v;
+        if (!isfinite(d))
+            return fail(why, len, "%s: %s must be a finite number", op->name, p->name);
+        if (d < p->min || d > p->max || (p->min_open && d == p->min))
+            return fail(why, len, "%s: %s must be %s %g and <= %g, not %g", op->name, p->name,
+                        p->min_open ? ">" : ">=", p->min, p->max, d);
+        return 0;
+    }
+    case PT_UINT: {
+        u_int u = *(const u_int *)v;
+        if (u < p->min || u > p->max)
+            return fail(why, len, "%s: %s must be %g..%g, not %u", op->name, p->name, p->min,
+                        p->max, u);
+        return 0;
+    }
+    case PT_FIT:
+        if ((unsigned)*(const ip_fit *)v > IP_FIT_FILL)
+            return fail(why, len, "%s: unknown %s %d", op->name, p->name,
+                        (int)*(const ip_fit *)v);
+        return 0;
+    case PT_BOOL:
+        return 0;
+    case PT_COLOUR: {
+        const ip_colour *c = v;
+        if (c->r > 255 || c->g > 255 || c->b > 255 || c->a > 255)
+            return fail(why, len, "%s: %s channels must be 0..255", op->name, p->name);
+        return 0;
+    }
+    }
+    return fail(why, len, "%s: %s has an unknown type", op->name, p->name);
 }
 
 int
@@ -84,53 +179,126 @@ proto_step_check(const ip_step *s, char *why, size_t len)
 
     if (!op)
         return fail(why, len, "unknown step %d", (int)s->op);
-    switch (s->op) {
-    case IP_OP_RESIZE: {
-        const ip_resize_params *r = &s->ip_step_u.resize;
-        if (r->width < 1 || r->width > IP_MAX_DIMENSION ||
-            r->height < 1 || r->height > IP_MAX_DIMENSION)
-            return fail(why, len, "resize: width and height must be 1..%d, not %ux%u",
-                        IP_MAX_DIMENSION, r->width, r->height);
-        if ((unsigned)r->fit > IP_FIT_FILL)
-            return fail(why, len, "resize: unknown fit %d", (int)r->fit);
+    for (int i = 0; i < op->nparams; i++)
+        if (check_param(op, &op->params[i], s, why, len))
+            return -1;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- syntax */
+
+static void
+upper(char *out, size_t len, const char *name)
+{
+    size_t i;
+
+    for (i = 0; name[i] && i + 1 < len; i++)
+        out[i] = (char)(name[i] >= 'a' && name[i] <= 'z' ? name[i] - 'a' + 'A' : name[i]);
+    out[i] = '\0';
+}
+
+void
+proto_op_syntax(const proto_op *op, char *buf, size_t len)
+{
+    size_t used;
+    int optional = 0, defaults = 0;
+
+    if (op->syntax) {
+        snprintf(buf, len, "%s", op->syntax);
+        return;
+    }
+    used = (size_t)snprintf(buf, len, "%s", op->name);
+    for (int i = 0; i < op->nparams && used < len; i++) {
+        const proto_param *p = &op->params[i];
+        char name[32];
+        upper(name, sizeof(name), p->name);
+        optional |= !p->required;
+        used += (size_t)snprintf(buf + used, len - used, "%s%s%s", !p->required ? "[" : "",
+                                 i ? ":" : "=", name);
+    }
+    for (int i = 0; i < op->nparams && used < len; i++)
+        if (!op->params[i].required)
+            used += (size_t)snprintf(buf + used, len - used, "]");
+    for (int i = 0; optional && i < op->nparams && used < len; i++) {
+        const proto_param *p = &op->params[i];
+        char name[32], value[32];
+        if (p->required || (p->type != PT_DOUBLE && p->type != PT_UINT))
+            continue;
+        upper(name, sizeof(name), p->name);
+        format_double(value, sizeof(value), p->def);
+        used += (size_t)snprintf(buf + used, len - used, "%s%s %s", defaults++ ? ", " : "  (",
+                                 name, value);
+    }
+    if (defaults && used < len)
+        snprintf(buf + used, len - used, " if left out)");
+}
+
+/* One value of a NAME=V1:V2 step into its field. */
+static int
+parse_param(const proto_op *op, const proto_param *p, const char *text, ip_step *s,
+            char *why, size_t len)
+{
+    void *v = field(s, p);
+    unsigned long u;
+
+    switch (p->type) {
+    case PT_DOUBLE:
+        if (proto_parse_double(text, v))
+            return fail(why, len, "%s: %s '%s' is not a number, as in %s", op->name, p->name,
+                        text, op->example);
+        return 0;
+    case PT_UINT:
+        if (proto_parse_uint(text, 0xFFFFFFFFUL, &u))
+            return fail(why, len, "%s: %s '%s' is not a whole number, as in %s", op->name,
+                        p->name, text, op->example);
+        *(u_int *)v = (u_int)u;
+        return 0;
+    case PT_COLOUR:
+        if (proto_colour_parse(text, v))
+            return fail(why, len, "%s: unknown colour '%s'", op->name, text);
+        return 0;
+    case PT_FIT:
+    case PT_BOOL:
         break;
     }
-    case IP_OP_ROTATE: {
-        const ip_rotate_params *r = &s->ip_step_u.rotate;
-        if (!isfinite(r->angle) || fabs(r->angle) > 1e6)
-            return fail(why, len, "rotate: angle must be a finite number of degrees");
-        if (r->background.r > 255 || r->background.g > 255 ||
-            r->background.b > 255 || r->background.a > 255)
-            return fail(why, len, "rotate: background channels must be 0..255");
-        break;
+    return fail(why, len, "%s: %s cannot be written here", op->name, p->name);
+}
+
+/* A step's defaults, before what the text gives. */
+static void
+set_defaults(const proto_op *op, ip_step *s)
+{
+    for (int i = 0; i < op->nparams; i++) {
+        const proto_param *p = &op->params[i];
+        void *v = field(s, p);
+        switch (p->type) {
+        case PT_DOUBLE: *(double *)v = p->def; break;
+        case PT_UINT: *(u_int *)v = (u_int)p->def; break;
+        case PT_FIT: *(ip_fit *)v = (ip_fit)p->def; break;
+        case PT_BOOL: *(bool_t *)v = p->def != 0; break;
+        case PT_COLOUR: *(ip_colour *)v = (ip_colour){ 0, 0, 0, 255 }; break;
+        }
     }
-    case IP_OP_BLUR:
-        if (!positive_upto(s->ip_step_u.sigma, 1000))
-            return fail(why, len, "blur: sigma must be > 0 and <= 1000, not %g",
-                        s->ip_step_u.sigma);
-        break;
-    case IP_OP_THRESHOLD:
-        if (!isfinite(s->ip_step_u.level) || s->ip_step_u.level < 0 ||
-            s->ip_step_u.level > 255)
-            return fail(why, len, "threshold: level must be 0..255, not %g",
-                        s->ip_step_u.level);
-        break;
-    case IP_OP_CROP: {
-        const ip_crop_params *c = &s->ip_step_u.crop;
-        if (c->width < 1 || c->height < 1 || c->width > IP_MAX_DIMENSION ||
-            c->height > IP_MAX_DIMENSION)
-            return fail(why, len, "crop: width and height must be 1..%d",
-                        IP_MAX_DIMENSION);
-        break;
+}
+
+/* NAME[=V1[:V2...]]: arg holds the values (NULL: none given). */
+static int
+parse_values(const proto_op *op, char *arg, ip_step *s, char *why, size_t len)
+{
+    char *save = NULL;
+    char *part = arg ? strtok_r(arg, ":", &save) : NULL;
+    int i;
+
+    for (i = 0; part; i++, part = strtok_r(NULL, ":", &save)) {
+        if (i == op->nparams)
+            return fail(why, len, "%s takes %d value%s, as in %s", op->name, op->nparams,
+                        op->nparams == 1 ? "" : "s", op->example);
+        if (parse_param(op, &op->params[i], part, s, why, len))
+            return -1;
     }
-    case IP_OP_SHARPEN:
-        if (!positive_upto(s->ip_step_u.sharpen_sigma, 100))
-            return fail(why, len, "sharpen: sigma must be > 0 and <= 100, not %g",
-                        s->ip_step_u.sharpen_sigma);
-        break;
-    default:
-        break;
-    }
+    if (i < op->nparams && op->params[i].required)
+        return fail(why, len, "%s needs its %s (%s), as in %s", op->name,
+                    op->params[i].name, op->params[i].doc, op->example);
     return 0;
 }
 
@@ -164,13 +332,15 @@ parse_box(const char *text, unsigned *w, unsigned *h)
 }
 
 static int
-parse_resize(char *arg, ip_resize_params *r, char *why, size_t len)
+parse_resize(char *arg, ip_step *s, char *why, size_t len)
 {
+    ip_resize_params *r = &s->ip_step_u.resize;
     char *save = NULL;
-    char *part = strtok_r(arg, ":", &save);
+    char *part = arg ? strtok_r(arg, ":", &save) : NULL;
     int one_side;
 
-    memset(r, 0, sizeof(*r));
+    if (!arg)
+        return fail(why, len, "resize needs a size, e.g. resize=800x600");
     if (!part || parse_box(part, &r->width, &r->height))
         return fail(why, len, "resize: expected WxH, Wx or xH, not '%s'",
                     part ? part : "");
@@ -194,6 +364,18 @@ parse_resize(char *arg, ip_resize_params *r, char *why, size_t len)
 }
 
 static int
+parse_crop(char *arg, ip_step *s, char *why, size_t len)
+{
+    ip_crop_params *c = &s->ip_step_u.crop;
+    char tail;
+
+    if (!arg || sscanf(arg, "%ux%u+%u+%u%c", &c->width, &c->height, &c->left, &c->top,
+                       &tail) != 4)
+        return fail(why, len, "crop needs WxH+LEFT+TOP, e.g. crop=100x80+10+20");
+    return 0;
+}
+
+static int
 parse_step(char *text, ip_step *s, char *why, size_t len)
 {
     char *arg = strchr(text, '=');
@@ -208,47 +390,8 @@ parse_step(char *text, ip_step *s, char *why, size_t len)
     s->op = op->op;
     if (op->nparams == 0 && arg)
         return fail(why, len, "%s takes no value", op->name);
-    switch (op->op) {
-    case IP_OP_RESIZE:
-        if (!arg)
-            return fail(why, len, "resize needs a size, e.g. resize=800x600");
-        return parse_resize(arg, &s->ip_step_u.resize, why, len);
-    case IP_OP_ROTATE: {
-        char *colour = arg ? strchr(arg, ':') : NULL;
-        if (colour)
-            *colour++ = '\0';
-        if (!arg || proto_parse_double(arg, &s->ip_step_u.rotate.angle))
-            return fail(why, len, "rotate needs an angle in degrees, e.g. rotate=90");
-        s->ip_step_u.rotate.background = (ip_colour){ 0, 0, 0, 255 };
-        if (colour && proto_colour_parse(colour, &s->ip_step_u.rotate.background))
-            return fail(why, len, "rotate: unknown colour '%s'", colour);
-        return 0;
-    }
-    case IP_OP_BLUR:
-        if (!arg || proto_parse_double(arg, &s->ip_step_u.sigma))
-            return fail(why, len, "blur needs a sigma, e.g. blur=2.5");
-        return 0;
-    case IP_OP_THRESHOLD:
-        s->ip_step_u.level = 128;
-        if (arg && proto_parse_double(arg, &s->ip_step_u.level))
-            return fail(why, len, "threshold: '%s' is not a number", arg);
-        return 0;
-    case IP_OP_SHARPEN:
-        s->ip_step_u.sharpen_sigma = 1;
-        if (arg && proto_parse_double(arg, &s->ip_step_u.sharpen_sigma))
-            return fail(why, len, "sharpen: '%s' is not a number", arg);
-        return 0;
-    case IP_OP_CROP: {
-        ip_crop_params *c = &s->ip_step_u.crop;
-        char tail;
-        if (!arg || sscanf(arg, "%ux%u+%u+%u%c", &c->width, &c->height,
-                           &c->left, &c->top, &tail) != 4)
-            return fail(why, len, "crop needs WxH+LEFT+TOP, e.g. crop=100x80+10+20");
-        return 0;
-    }
-    default:
-        return 0;
-    }
+    set_defaults(op, s);
+    return op->parse ? op->parse(arg, s, why, len) : parse_values(op, arg, s, why, len);
 }
 
 int
@@ -298,46 +441,63 @@ cleanup:
     return rc;
 }
 
+/* ---------------------------------------------------------------- text form */
+
+static void
+format_resize(const ip_step *s, char *buf, size_t len)
+{
+    static const char *const fits[] = { "inside", "cover", "fill" };
+    const ip_resize_params *r = &s->ip_step_u.resize;
+
+    snprintf(buf, len, "resize=%ux%u:%s%s", r->width, r->height,
+             (unsigned)r->fit <= IP_FIT_FILL ? fits[r->fit] : "?",
+             r->enlarge ? ":enlarge" : "");
+}
+
+static void
+format_crop(const ip_step *s, char *buf, size_t len)
+{
+    const ip_crop_params *c = &s->ip_step_u.crop;
+
+    snprintf(buf, len, "crop=%ux%u+%u+%u", c->width, c->height, c->left, c->top);
+}
+
 void
 proto_step_format(const ip_step *s, char *buf, size_t len)
 {
-    static const char *const fits[] = { "inside", "cover", "fill" };
     const proto_op *op = proto_op_by_num(s->op);
+    size_t used;
 
     if (!op) {
         snprintf(buf, len, "step%d", (int)s->op);
         return;
     }
-    switch (s->op) {
-    case IP_OP_RESIZE: {
-        const ip_resize_params *r = &s->ip_step_u.resize;
-        snprintf(buf, len, "resize=%ux%u:%s%s", r->width, r->height,
-                 (unsigned)r->fit <= IP_FIT_FILL ? fits[r->fit] : "?",
-                 r->enlarge ? ":enlarge" : "");
-        break;
+    if (op->format) {
+        op->format(s, buf, len);
+        return;
     }
-    case IP_OP_ROTATE: {
-        const ip_colour *c = &s->ip_step_u.rotate.background;
-        snprintf(buf, len, "rotate=%g:#%02x%02x%02x%02x", s->ip_step_u.rotate.angle,
-                 c->r & 255, c->g & 255, c->b & 255, c->a & 255);
-        break;
-    }
-    case IP_OP_BLUR:
-        snprintf(buf, len, "blur=%g", s->ip_step_u.sigma);
-        break;
-    case IP_OP_THRESHOLD:
-        snprintf(buf, len, "threshold=%g", s->ip_step_u.level);
-        break;
-    case IP_OP_SHARPEN:
-        snprintf(buf, len, "sharpen=%g", s->ip_step_u.sharpen_sigma);
-        break;
-    case IP_OP_CROP: {
-        const ip_crop_params *c = &s->ip_step_u.crop;
-        snprintf(buf, len, "crop=%ux%u+%u+%u", c->width, c->height, c->left, c->top);
-        break;
-    }
-    default:
-        snprintf(buf, len, "%s", op->name);
-        break;
+    used = (size_t)snprintf(buf, len, "%s", op->name);
+    for (int i = 0; i < op->nparams && used < len; i++) {
+        const proto_param *p = &op->params[i];
+        const void *v = field(s, p);
+        char value[48];
+        switch (p->type) {
+        case PT_DOUBLE:
+            format_double(value, sizeof(value), *(const double *)v);
+            break;
+        case PT_UINT:
+            snprintf(value, sizeof(value), "%u", *(const u_int *)v);
+            break;
+        case PT_COLOUR: {
+            const ip_colour *c = v;
+            snprintf(value, sizeof(value), "#%02x%02x%02x%02x", c->r & 255, c->g & 255,
+                     c->b & 255, c->a & 255);
+            break;
+        }
+        default:
+            snprintf(value, sizeof(value), "?");
+            break;
+        }
+        used += (size_t)snprintf(buf + used, len - used, "%s%s", i ? ":" : "=", value);
     }
 }

@@ -6,26 +6,60 @@
 #include <stdio.h>
 #include "imgproc.h"
 
-/* Parameters of one operation as the --steps syntax and SERVER_INFO know them. */
+/* How a parameter is stored in its ip_step arm, written and checked. */
+typedef enum proto_type {
+    PT_DOUBLE,                  /* double: a finite number in range */
+    PT_UINT,                    /* u_int in range */
+    PT_FIT,                     /* ip_fit: inside, cover or fill */
+    PT_BOOL,                    /* bool_t */
+    PT_COLOUR                   /* ip_colour: red, #rgb, #rrggbb, #rrggbbaa */
+} proto_type;
+
+/*
+ * One parameter of an operation, declared once: the --steps parser, the
+ * range check (client and server), the text form, SERVER_INFO and the help
+ * all read it.
+ */
 typedef struct proto_param {
-    const char *name;           /* parameter name */
-    const char *type;           /* "double", "uint", "enum", "colour", "bool" */
-    double min, max;            /* inclusive range for numbers */
+    const char *name;           /* parameter name; its upper case stands for it in syntax */
+    proto_type type;            /* how it is stored and written */
+    double min, max;            /* range for numbers (inclusive, but see min_open) */
+    int min_open;               /* the minimum itself is out of range (sigma > 0) */
+    int required;               /* --steps must give it; otherwise def is used */
+    double def;                 /* the value when left out (PT_COLOUR: opaque black) */
+    size_t offset;              /* where it lives in ip_step */
     const char *doc;            /* one line for people */
 } proto_param;
 
-/* One pipeline operation: the one table both programs read. */
+#define PROTO_MAX_PARAMS 4
+
+/*
+ * One pipeline operation: the one table both programs read.  Adding one is
+ * an arm in imgproc.x, a row here and a step function in server/ops.c.
+ */
 typedef struct proto_op {
     ip_op op;                   /* protocol number */
     const char *name;           /* name in --steps, e.g. "blur" */
     const char *doc;            /* one line for people */
-    const char *syntax;         /* how to write it in --steps */
+    const char *example;        /* a step as written, e.g. "blur=2.5" */
     int nparams;                /* entries used in params[] */
-    proto_param params[4];      /* its parameters */
+    proto_param params[PROTO_MAX_PARAMS];
+    /* A --steps form of its own (resize=WxH..., crop=WxH+X+Y), with its
+     * syntax line; NULL: NAME[=P1[:P2...]], params in order. */
+    const char *syntax;
+    int (*parse)(char *arg, ip_step *s, char *why, size_t len);
+    void (*format)(const ip_step *s, char *buf, size_t len);
 } proto_op;
 
-extern const proto_op proto_ops[];
+/* The operations, and how many: the server's step table is checked against it. */
+#define PROTO_NOPS 12
+extern const proto_op proto_ops[PROTO_NOPS];
 extern const size_t proto_nops;
+
+/* "double", "uint", "enum", "bool", "colour": a parameter's type as SERVER_INFO says it. */
+const char *proto_type_name(proto_type t);
+/* How to write op in --steps, e.g. "threshold[=LEVEL]  (LEVEL 128 if left out)". */
+void proto_op_syntax(const proto_op *op, char *buf, size_t len);
 
 const proto_op *proto_op_by_num(ip_op op);
 const proto_op *proto_op_by_name(const char *name);

@@ -469,21 +469,32 @@ h_null(srv *s, const call_ctx *c, void *arg, void *res, call_log *log)
     log->status = IP_OK;
 }
 
+/* An operation as SERVER_INFO describes it, from its row in proto_ops. */
 static void
 fill_op(ip_op_desc *d, const proto_op *op)
 {
+    char syntax[IP_MAX_TEXT];
+
+    proto_op_syntax(op, syntax, sizeof(syntax));
     d->op = op->op;
     d->name = strdup(op->name);
-    d->doc = strdup(op->syntax);
+    d->doc = strdup(syntax);
     d->params.params_len = (u_int)op->nparams;
     d->params.params_val = calloc((size_t)op->nparams + 1, sizeof(ip_param_desc));
     for (int i = 0; i < op->nparams; i++) {
+        const proto_param *from = &op->params[i];
         ip_param_desc *p = &d->params.params_val[i];
-        p->name = strdup(op->params[i].name);
-        p->type = strdup(op->params[i].type);
-        p->min = op->params[i].min;
-        p->max = op->params[i].max;
-        p->doc = strdup(op->params[i].doc);
+        p->name = strdup(from->name);
+        p->type = strdup(proto_type_name(from->type));
+        p->min = from->min;
+        p->max = from->max;
+        /* What min and max cannot say: an open end, the default. */
+        if (from->min_open)
+            p->doc = proto_strdupf("%s, > %g", from->doc, from->min);
+        else if (!from->required && (from->type == PT_DOUBLE || from->type == PT_UINT))
+            p->doc = proto_strdupf("%s (default %g)", from->doc, from->def);
+        else
+            p->doc = strdup(from->doc);
     }
 }
 

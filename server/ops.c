@@ -298,6 +298,51 @@ step_autorot(VipsImage *in, VipsImage **t, VipsImage **out,
     return 0;
 }
 
+static int
+step_gamma(VipsImage *in, VipsImage **t, VipsImage **out,
+           const ip_step *s, ops_err *err)
+{
+    double e = s->ip_step_u.gamma;
+
+    /* The colour bands only: alpha is coverage, not light. */
+    if (!vips_image_hasalpha(in)) {
+        if (vips_gamma(in, out, "exponent", e, NULL))
+            return set_vips_err(err, IP_EINTERNAL, "gamma");
+        return 0;
+    }
+    if (vips_extract_band(in, &t[0], 0, "n", in->Bands - 1, NULL) ||
+        vips_extract_band(in, &t[1], in->Bands - 1, NULL) ||
+        vips_gamma(t[0], &t[2], "exponent", e, NULL) ||
+        vips_cast(t[2], &t[3], in->BandFmt, NULL) ||
+        vips_bandjoin2(t[3], t[1], out, NULL))
+        return set_vips_err(err, IP_EINTERNAL, "gamma");
+    return 0;
+}
+
+static int
+step_extract_band(VipsImage *in, VipsImage **t, VipsImage **out,
+                  const ip_step *s, ops_err *err)
+{
+    const ip_extract_params *x = &s->ip_step_u.extract;
+    VipsInterpretation type = in->Type;
+
+    if ((uint64_t)x->band + x->n > (uint64_t)in->Bands)
+        return set_err(err, IP_EINVAL, "extract_band: bands %u..%u of a %d-band image",
+                       x->band, x->band + x->n - 1, in->Bands);
+    /* Fewer than three bands are gray to the encoders, whatever they were. */
+    if (x->n < 3)
+        type = in->BandFmt == VIPS_FORMAT_USHORT ? VIPS_INTERPRETATION_GREY16
+                                                 : VIPS_INTERPRETATION_B_W;
+    if (vips_extract_band(in, &t[0], (int)x->band, "n", (int)x->n, NULL) ||
+        vips_copy(t[0], out, "interpretation", type, NULL))
+        return set_vips_err(err, IP_EINTERNAL, "extract_band");
+    /* A colour profile describes the bands it came with. */
+    if ((int)x->n != in->Bands)
+        vips_image_remove(*out, VIPS_META_ICC_NAME);
+    return 0;
+}
+
+/* The step functions, one per row of proto_ops (checked by ops_init). */
 static const step_entry steps_table[] = {
     { IP_OP_GRAYSCALE, step_grayscale, 1 },
     { IP_OP_RESIZE, step_resize, 1 },
@@ -309,7 +354,11 @@ static const step_entry steps_table[] = {
     { IP_OP_FLOP, step_flip, 1 },
     { IP_OP_SHARPEN, step_sharpen, 1 },
     { IP_OP_AUTOROT, step_autorot, 0 },
+    { IP_OP_GAMMA, step_gamma, 1 },
+    { IP_OP_EXTRACT_BAND, step_extract_band, 1 },
 };
+_Static_assert(sizeof(steps_table) / sizeof(steps_table[0]) == PROTO_NOPS,
+               "a step function for every operation in proto_ops");
 
 static const step_entry *
 step_find(ip_op op)
@@ -371,6 +420,11 @@ ops_init(const char *argv0)
 {
     size_t n = 0;
 
+    for (size_t i = 0; i < proto_nops; i++)
+        if (!step_find(proto_ops[i].op)) {
+            fprintf(stderr, "imgprocd: no step function for '%s'\n", proto_ops[i].name);
+            return -1;
+        }
     if (VIPS_INIT(argv0))
         return -1;
     cores = vips_concurrency_get();

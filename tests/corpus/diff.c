@@ -103,6 +103,13 @@ parse_steps(const char *text, rstep *s, int max)
             if (!arg)
                 return -1;
             r->v[0] = atof(arg);
+        } else if (strcmp(r->op, "gamma") == 0) {
+            r->v[0] = arg ? atof(arg) : 2.4;
+        } else if (strcmp(r->op, "extract_band") == 0) {
+            if (!arg)
+                return -1;
+            r->v[0] = atoi(arg);
+            r->v[1] = strchr(arg, ':') ? atoi(strchr(arg, ':') + 1) : 1;
         }
         n++;
     }
@@ -273,6 +280,51 @@ ref_step(VipsImage *in, const rstep *s, VipsImage **out, int *invalid)
         return vips_extract_area(in, out, (int)s->v[2], (int)s->v[3], (int)s->v[0],
                                  (int)s->v[1], NULL);
     }
+    if (strcmp(op, "gamma") == 0) {
+        /* imgproc.x: per band, alpha kept. */
+        VipsImage *colour, *alpha, *g;
+        int rc;
+        if (!vips_image_hasalpha(in))
+            return vips_gamma(in, out, "exponent", s->v[0], NULL);
+        if (vips_extract_band(in, &colour, 0, "n", in->Bands - 1, NULL))
+            return -1;
+        if (vips_extract_band(in, &alpha, in->Bands - 1, NULL)) {
+            g_object_unref(colour);
+            return -1;
+        }
+        rc = vips_gamma(colour, &g, "exponent", s->v[0], NULL);
+        if (!rc) {
+            VipsImage *c;
+            rc = vips_cast(g, &c, in->BandFmt, NULL);
+            g_object_unref(g);
+            if (!rc) {
+                rc = vips_bandjoin2(c, alpha, out, NULL);
+                g_object_unref(c);
+            }
+        }
+        g_object_unref(colour);
+        g_object_unref(alpha);
+        return rc;
+    }
+    if (strcmp(op, "extract_band") == 0) {
+        VipsImage *x;
+        int rc;
+        if (s->v[0] + s->v[1] > in->Bands) {
+            *invalid = 1;       /* imgproc.x: band + n beyond the image's bands */
+            vips_error("reference", "bands %g+%g of %d", s->v[0], s->v[1], in->Bands);
+            return -1;
+        }
+        if (vips_extract_band(in, &x, (int)s->v[0], "n", (int)s->v[1], NULL))
+            return -1;
+        /* Fewer than three bands are gray, as the server labels them. */
+        rc = vips_copy(x, out, "interpretation", s->v[1] >= 3 ? in->Type
+                       : in->BandFmt == VIPS_FORMAT_USHORT ? VIPS_INTERPRETATION_GREY16
+                       : VIPS_INTERPRETATION_B_W, NULL);
+        g_object_unref(x);
+        if (!rc && (int)s->v[1] != in->Bands)
+            vips_image_remove(*out, VIPS_META_ICC_NAME);
+        return rc;
+    }
     if (strcmp(op, "flip") == 0)
         return vips_flip(in, out, VIPS_DIRECTION_VERTICAL, NULL);
     if (strcmp(op, "flop") == 0)
@@ -419,6 +471,8 @@ static const struct tolerance {
     { "sharpen", 0.05, 0.05, "the same unsharp mask" },
     { "grayscale", 0.05, 0.05, "the same weighed sum, rounded" },
     { "threshold", 0.05, 0.1, "the same gray, compared with the same level" },
+    { "gamma", 0.05, 0.05, "the same power curve" },
+    { "extract_band", 0.01, 0.01, "copies a band" },
 };
 
 static void
@@ -575,6 +629,10 @@ list_cases(const char *dir, int full)
         emit(img[i], "flop", fmt);
         emit(img[i], "sharpen=1", fmt);
         emit(img[i], "autorot", fmt);
+        emit(img[i], "gamma=2.2", fmt);
+        emit(img[i], "gamma=0.5", fmt);
+        emit(img[i], "extract_band=0", fmt);
+        emit(img[i], "extract_band=1:2", fmt);  /* refused where there is one band */
         if (mp < 0.3) {
             /* The ranges' ends, on images small enough to afford them. */
             emit(img[i], "blur=1000", fmt);

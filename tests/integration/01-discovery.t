@@ -49,6 +49,20 @@ assert d["vips_version"].startswith("8."), d["vips_version"]
 assert d["load"]["calls_in_progress"] == 1, d["load"]
 PY
 ok $? "info lists operations with ranges, formats, limits and load"
+# One table declares the operations; what people read comes from it or is
+# checked against it: process --help shows each syntax info gives, and the
+# README's list names each operation.
+missing=""
+while IFS=$'\t' read -r name syntax; do
+    grep -qF -- "  $syntax" <<<"$(cli process --help)" || missing="$missing help:$name"
+    sed -n '/^Pipeline steps:/,/^$/p' "$TOP/README.md" | tr '\n' ' ' | grep -qw -- "$name" ||
+        missing="$missing readme:$name"
+done < <(python3 -c 'import json,sys
+for o in json.load(sys.stdin)["operations"]: print(o["name"] + "\t" + o["syntax"])' <"$TMP/info.json")
+is "$missing" "" "process --help and the README list every operation info gives, as info writes it"
+is "$(python3 -c 'import json,sys; d=json.load(sys.stdin); g=[o for o in d["operations"] if o["name"]=="gamma"][0]; print(g["syntax"], g["params"][0]["min"], g["params"][0]["max"], g["params"][0]["doc"])' <"$TMP/info.json")" \
+   "gamma[=EXPONENT]  (EXPONENT 2.4 if left out) 0 10 gamma exponent, > 0" \
+   "info describes gamma from its row: syntax, default, range, open end"
 like "$(cli info)" "imgprocd 0.1.0 with libvips 8.*" "info as text"
 
 cli nosuchcommand 2>"$TMP/err"; is "$?" 2 "an unknown command exits 2"

@@ -46,7 +46,7 @@ expect_status invalid-argument "crop outside the image" -- process --steps 'crop
 expect_status invalid-argument "threshold over 255" -- process --steps 'threshold=300' "$TMP/photo.jpg"
 
 # What the real client refuses to send, sent anyway.
-like "$("$HOSTILE" $PORT $PROG zero-width "$TMP/photo.jpg")" "invalid-argument: step 1: resize: width and height must be*" "resize width 0"
+like "$("$HOSTILE" $PORT $PROG zero-width "$TMP/photo.jpg")" "invalid-argument: step 1: resize: width must be 1..100000, not 0*" "resize width 0"
 like "$("$HOSTILE" $PORT $PROG nan-angle "$TMP/photo.jpg")" "invalid-argument: step 1: rotate: angle must be a finite*" "rotate by NaN"
 like "$("$HOSTILE" $PORT $PROG unknown-step "$TMP/photo.jpg")" "invalid-argument: step 1: unknown operation" "an unknown step"
 like "$("$HOSTILE" $PORT $PROG bad-quality "$TMP/photo.jpg")" "invalid-argument: quality must be*" "quality 101"

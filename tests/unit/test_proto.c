@@ -69,6 +69,83 @@ pipeline_refuses_bad_syntax(void **state)
     }
 }
 
+/* The table is the one source: every operation of imgproc.x has a row whose
+ * example parses, passes its own range check, and comes back the same from
+ * its text form. */
+static void
+every_op_round_trips(void **state)
+{
+    (void)state;
+    for (int op = IP_OP_GRAYSCALE; op <= IP_OP_EXTRACT_BAND; op++)
+        if (!proto_op_by_num((ip_op)op))
+            fail_msg("operation %d of imgproc.x has no row in proto_ops", op);
+    for (size_t i = 0; i < proto_nops; i++) {
+        const proto_op *op = &proto_ops[i];
+        ip_step a, b;
+        unsigned n;
+        char why[256], text[256], syntax[256];
+
+        proto_op_syntax(op, syntax, sizeof(syntax));
+        if (strncmp(syntax, op->name, strlen(op->name)) != 0)
+            fail_msg("%s: its syntax '%s' does not start with its name", op->name, syntax);
+        for (int k = 0; k < op->nparams; k++)
+            assert_true(op->params[k].offset + sizeof(double) <= sizeof(ip_step) ||
+                        op->params[k].type != PT_DOUBLE);
+        if (proto_pipeline_parse(op->example, &a, 1, &n, why, sizeof(why)))
+            fail_msg("%s: its example '%s' does not parse: %s", op->name, op->example, why);
+        assert_int_equal(a.op, op->op);
+        if (proto_step_check(&a, why, sizeof(why)))
+            fail_msg("%s: its example is out of range: %s", op->name, why);
+        proto_step_format(&a, text, sizeof(text));
+        if (proto_pipeline_parse(text, &b, 1, &n, why, sizeof(why)))
+            fail_msg("%s: its text form '%s' does not parse: %s", op->name, text, why);
+        if (memcmp(&a, &b, sizeof(a)) != 0)
+            fail_msg("%s: '%s' -> '%s' is another step", op->name, op->example, text);
+    }
+}
+
+/* The two operations added through the table alone: gamma and extract_band. */
+static void
+table_added_ops(void **state)
+{
+    static const char *const bad[] = {
+        "gamma=x", "gamma=1:2", "extract_band", "extract_band=a", "extract_band=1:2:3",
+    };
+    static const char *const out_of_range[] = {
+        "gamma=0", "gamma=10.5", "gamma=-1", "extract_band=64", "extract_band=0:0",
+        "extract_band=0:65",
+    };
+    ip_step s;
+    unsigned n;
+    char why[256], text[64];
+
+    (void)state;
+    assert_int_equal(proto_pipeline_parse("gamma", &s, 1, &n, why, sizeof(why)), 0);
+    assert_true(s.op == IP_OP_GAMMA && s.ip_step_u.gamma == 2.4);
+    assert_int_equal(proto_pipeline_parse("extract_band=2", &s, 1, &n, why, sizeof(why)), 0);
+    assert_true(s.ip_step_u.extract.band == 2 && s.ip_step_u.extract.n == 1);
+    proto_step_format(&s, text, sizeof(text));
+    assert_string_equal(text, "extract_band=2:1");
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        if (proto_pipeline_parse(bad[i], &s, 1, &n, why, sizeof(why)) == 0)
+            fail_msg("'%s' was accepted", bad[i]);
+    for (size_t i = 0; i < sizeof(out_of_range) / sizeof(out_of_range[0]); i++) {
+        if (proto_pipeline_parse(out_of_range[i], &s, 1, &n, why, sizeof(why)))
+            fail_msg("'%s' does not parse: %s", out_of_range[i], why);
+        if (proto_step_check(&s, why, sizeof(why)) == 0)
+            fail_msg("'%s' passed the range check", out_of_range[i]);
+    }
+    /* The text form keeps every digit: a third reads back as the same double. */
+    s.op = IP_OP_BLUR;
+    s.ip_step_u.sigma = 1.0 / 3.0;
+    proto_step_format(&s, text, sizeof(text));
+    assert_int_equal(proto_pipeline_parse(text, &s, 1, &n, why, sizeof(why)), 0);
+    assert_true(s.ip_step_u.sigma == 1.0 / 3.0);
+    s.ip_step_u.sigma = 0.1;
+    proto_step_format(&s, text, sizeof(text));
+    assert_string_equal(text, "blur=0.1");
+}
+
 static void
 pipeline_caps_length(void **state)
 {
@@ -263,6 +340,8 @@ main(void)
         cmocka_unit_test(pipeline_parses_values),
         cmocka_unit_test(pipeline_refuses_bad_syntax),
         cmocka_unit_test(pipeline_caps_length),
+        cmocka_unit_test(every_op_round_trips),
+        cmocka_unit_test(table_added_ops),
         cmocka_unit_test(step_check_ranges),
         cmocka_unit_test(names_and_colours),
         cmocka_unit_test(xdr_round_trip),
