@@ -2,6 +2,7 @@
 #include <netdb.h>
 #include <poll.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,9 +46,9 @@ typedef struct proc_entry {
     rpcproc_t proc;             /* procedure number from imgproc.x */
     const char *name;           /* for the log */
     xdrproc_t xdr_arg;          /* decodes the argument */
-    size_t arg_size;            /* room for the decoded argument */
+    size_t arg_size;            /* its decoded argument's size (0: void) */
     xdrproc_t xdr_res;          /* encodes the result */
-    size_t res_size;            /* room for the result */
+    size_t res_size;            /* its result's size (0: void) */
     handler_fn handler;         /* fills the result */
     void (*free_res)(void *res); /* releases it; NULL = xdr_free(xdr_res) */
     int batched;                /* a batched call: never replied to */
@@ -740,45 +741,59 @@ free_image_res(void *res)
  * invalid-argument with a message naming TCP.  A retransmitted call gets the
  * cached reply (libtirpc's duplicate request cache, net.c).
  */
+/*
+ * PROC(number, argument type, its XDR routine, result type, its XDR
+ * routine, handler, free (NULL: xdr_free), batched, udp).  The row takes
+ * its sizes from the types, and the compiler checks that each fits the
+ * room dispatch_call keeps for it: a new, larger type cannot overflow it.
+ */
+typedef char no_value[0];               /* a void argument or result: no room */
+#define ARG_ROOM 128                    /* bytes for any decoded argument */
+#define RES_ROOM 256                    /* bytes for any result */
+#define FITS(type, room) (sizeof(type) + 0 * sizeof(char[sizeof(type) <= (room) ? 1 : -1]))
+#define PROC(num, argt, xarg, rest, xres, handler, free_res, batched, udp)             \
+    { num, #num, XDR(xarg), FITS(argt, ARG_ROOM), XDR(xres), FITS(rest, RES_ROOM),  \
+      handler, free_res, batched, udp }
+
 static const proc_entry procs[] = {
-    { IP_NULL, "NULL", XDR(xdr_void), 0, XDR(xdr_void), 0, h_null, NULL, 0, 1 },
-    { SERVER_INFO, "SERVER_INFO", XDR(xdr_void), 0, XDR(xdr_ip_server_info_res),
-      sizeof(ip_server_info_res), h_server_info, NULL, 0, 1 },
-    { IMAGE_INFO, "IMAGE_INFO", XDR(xdr_ip_image), sizeof(ip_image),
-      XDR(xdr_ip_info_res), sizeof(ip_info_res), h_image_info, NULL, 0, 0 },
-    { GRAYSCALE, "GRAYSCALE", XDR(xdr_ip_grayscale_args), sizeof(ip_grayscale_args),
-      XDR(xdr_ip_image_res), sizeof(ip_image_res), h_grayscale, free_image_res, 0, 0 },
-    { RESIZE, "RESIZE", XDR(xdr_ip_resize_args), sizeof(ip_resize_args),
-      XDR(xdr_ip_image_res), sizeof(ip_image_res), h_resize, free_image_res, 0, 0 },
-    { ROTATE, "ROTATE", XDR(xdr_ip_rotate_args), sizeof(ip_rotate_args),
-      XDR(xdr_ip_image_res), sizeof(ip_image_res), h_rotate, free_image_res, 0, 0 },
-    { BLUR, "BLUR", XDR(xdr_ip_blur_args), sizeof(ip_blur_args),
-      XDR(xdr_ip_image_res), sizeof(ip_image_res), h_blur, free_image_res, 0, 0 },
-    { PROCESS, "PROCESS", XDR(xdr_ip_process_args), sizeof(ip_process_args),
-      XDR(xdr_ip_image_res), sizeof(ip_image_res), h_process, free_image_res, 0, 0 },
-    { TASK_CREATE, "TASK_CREATE", XDR(xdr_task_create_args_strict), sizeof(ip_task_create_args),
-      XDR(xdr_ip_task_create_res), sizeof(ip_task_create_res), h_task_create, NULL, 0, 0 },
-    { TASK_UPLOAD, "TASK_UPLOAD", XDR(xdr_ip_task_upload_args), sizeof(ip_task_upload_args),
-      XDR(xdr_ip_task_upload_res), sizeof(ip_task_upload_res), h_task_upload, NULL, 0, 0 },
-    { TASK_START, "TASK_START", XDR(xdr_ip_task_id), sizeof(ip_task_id),
-      XDR(xdr_ip_task_res), sizeof(ip_task_res), h_task_start, NULL, 0, 1 },
-    { TASK_STATUS, "TASK_STATUS", XDR(xdr_ip_task_id), sizeof(ip_task_id),
-      XDR(xdr_ip_task_info_res), sizeof(ip_task_info_res), h_task_status, NULL, 0, 1 },
-    { TASK_WAIT, "TASK_WAIT", XDR(xdr_ip_task_wait_args), sizeof(ip_task_wait_args),
-      XDR(xdr_ip_task_info_res), sizeof(ip_task_info_res), h_task_wait, NULL, 0, 1 },
-    { TASK_RESULT, "TASK_RESULT", XDR(xdr_ip_task_result_args), sizeof(ip_task_result_args),
-      XDR(xdr_ip_task_result_res), sizeof(ip_task_result_res), h_task_result, NULL, 0, 0 },
-    { TASK_CANCEL, "TASK_CANCEL", XDR(xdr_ip_task_id), sizeof(ip_task_id),
-      XDR(xdr_ip_task_res), sizeof(ip_task_res), h_task_cancel, NULL, 0, 0 },
-    { TASK_DELETE, "TASK_DELETE", XDR(xdr_ip_task_id), sizeof(ip_task_id),
-      XDR(xdr_ip_task_res), sizeof(ip_task_res), h_task_delete, NULL, 0, 0 },
-    { TASK_LIST, "TASK_LIST", XDR(xdr_ip_task_list_args), sizeof(ip_task_list_args),
-      XDR(xdr_ip_task_list_res), sizeof(ip_task_list_res), h_task_list, NULL, 0, 1 },
-    { TASK_SUBMIT, "TASK_SUBMIT", XDR(xdr_task_create_args_strict), sizeof(ip_task_create_args),
-      XDR(xdr_void), 0, h_task_submit, NULL, 1, 0 },
-    { TASK_COLLECT, "TASK_COLLECT", XDR(xdr_void), 0, XDR(xdr_ip_batch_res),
-      sizeof(ip_batch_res), h_task_collect, NULL, 0, 1 },
-    { NULL_BATCHED, "NULL_BATCHED", XDR(xdr_void), 0, XDR(xdr_void), 0, h_null, NULL, 1, 1 },
+    PROC(IP_NULL, no_value, xdr_void, no_value, xdr_void, h_null, NULL, 0, 1),
+    PROC(SERVER_INFO, no_value, xdr_void, ip_server_info_res, xdr_ip_server_info_res,
+         h_server_info, NULL, 0, 1),
+    PROC(IMAGE_INFO, ip_image, xdr_ip_image, ip_info_res, xdr_ip_info_res, h_image_info,
+         NULL, 0, 0),
+    PROC(GRAYSCALE, ip_grayscale_args, xdr_ip_grayscale_args, ip_image_res, xdr_ip_image_res,
+         h_grayscale, free_image_res, 0, 0),
+    PROC(RESIZE, ip_resize_args, xdr_ip_resize_args, ip_image_res, xdr_ip_image_res,
+         h_resize, free_image_res, 0, 0),
+    PROC(ROTATE, ip_rotate_args, xdr_ip_rotate_args, ip_image_res, xdr_ip_image_res,
+         h_rotate, free_image_res, 0, 0),
+    PROC(BLUR, ip_blur_args, xdr_ip_blur_args, ip_image_res, xdr_ip_image_res, h_blur,
+         free_image_res, 0, 0),
+    PROC(PROCESS, ip_process_args, xdr_ip_process_args, ip_image_res, xdr_ip_image_res,
+         h_process, free_image_res, 0, 0),
+    PROC(TASK_CREATE, ip_task_create_args, xdr_task_create_args_strict, ip_task_create_res,
+         xdr_ip_task_create_res, h_task_create, NULL, 0, 0),
+    PROC(TASK_UPLOAD, ip_task_upload_args, xdr_ip_task_upload_args, ip_task_upload_res,
+         xdr_ip_task_upload_res, h_task_upload, NULL, 0, 0),
+    PROC(TASK_START, ip_task_id, xdr_ip_task_id, ip_task_res, xdr_ip_task_res, h_task_start,
+         NULL, 0, 1),
+    PROC(TASK_STATUS, ip_task_id, xdr_ip_task_id, ip_task_info_res, xdr_ip_task_info_res,
+         h_task_status, NULL, 0, 1),
+    PROC(TASK_WAIT, ip_task_wait_args, xdr_ip_task_wait_args, ip_task_info_res,
+         xdr_ip_task_info_res, h_task_wait, NULL, 0, 1),
+    PROC(TASK_RESULT, ip_task_result_args, xdr_ip_task_result_args, ip_task_result_res,
+         xdr_ip_task_result_res, h_task_result, NULL, 0, 0),
+    PROC(TASK_CANCEL, ip_task_id, xdr_ip_task_id, ip_task_res, xdr_ip_task_res,
+         h_task_cancel, NULL, 0, 0),
+    PROC(TASK_DELETE, ip_task_id, xdr_ip_task_id, ip_task_res, xdr_ip_task_res,
+         h_task_delete, NULL, 0, 0),
+    PROC(TASK_LIST, ip_task_list_args, xdr_ip_task_list_args, ip_task_list_res,
+         xdr_ip_task_list_res, h_task_list, NULL, 0, 1),
+    PROC(TASK_SUBMIT, ip_task_create_args, xdr_task_create_args_strict, no_value, xdr_void,
+         h_task_submit, NULL, 1, 0),
+    PROC(TASK_COLLECT, no_value, xdr_void, ip_batch_res, xdr_ip_batch_res, h_task_collect,
+         NULL, 0, 1),
+    PROC(NULL_BATCHED, no_value, xdr_void, no_value, xdr_void, h_null, NULL, 1, 1),
 };
 
 static const proc_entry *
@@ -870,33 +885,10 @@ dispatch_call(srv *s, struct svc_req *req, SVCXPRT *xprt, int stream, tasks_batc
               conn_activity *act)
 {
     const proc_entry *p = proc_find(req->rq_proc);
-    /* Arguments and results live here, on this thread's stack (rpcgen -M style). */
-    union {
-        ip_image image;
-        ip_grayscale_args grayscale;
-        ip_resize_args resize;
-        ip_rotate_args rotate;
-        ip_blur_args blur;
-        ip_process_args process;
-        ip_task_create_args task_create;
-        ip_task_upload_args task_upload;
-        ip_task_id task_id;
-        ip_task_wait_args task_wait;
-        ip_task_result_args task_result;
-        ip_task_list_args task_list;
-    } arg;
-    union {
-        ip_server_info_res server_info;
-        ip_info_res info;
-        ip_image_res image;
-        ip_task_create_res task_create;
-        ip_task_upload_res task_upload;
-        ip_task_res task;
-        ip_task_info_res task_info;
-        ip_task_result_res task_result;
-        ip_task_list_res task_list;
-        ip_batch_res batch;
-    } res;
+    /* Arguments and results live here, on this thread's stack (rpcgen -M
+     * style); each row's sizes were checked against the room (PROC). */
+    _Alignas(max_align_t) unsigned char arg[ARG_ROOM];
+    _Alignas(max_align_t) unsigned char res[RES_ROOM];
     char owner[IP_MAX_NAME + 1];
     call_ctx ctx = { owner, stream, batch, stream ? xprt->xp_fd : -1, caller_local(xprt) };
     call_log log = { 0, 0, IP_OK };
@@ -919,11 +911,11 @@ dispatch_call(srv *s, struct svc_req *req, SVCXPRT *xprt, int stream, tasks_batc
         log_call(s, xprt, p->name, &log, "tcp-only", now_ms() - t0);
         return;
     }
-    memset(&arg, 0, sizeof(arg));
-    memset(&res, 0, sizeof(res));
+    memset(arg, 0, sizeof(arg));
+    memset(res, 0, sizeof(res));
     guard.s = s;
     guard.decode = p->xdr_arg;
-    guard.arg = &arg;
+    guard.arg = arg;
     /* A TASK_UPLOAD chunk is bounded by imgproc.x (IP_MAX_CHUNK), not by the flag. */
     guard.max_bytes = p->proc == TASK_UPLOAD ? IP_MAX_CHUNK : s->cfg.max_request_bytes;
     guard.act = act;
@@ -945,7 +937,7 @@ dispatch_call(srv *s, struct svc_req *req, SVCXPRT *xprt, int stream, tasks_batc
         } else {
             svcerr_decode(xprt);
         }
-        svc_freeargs(xprt, p->xdr_arg, (caddr_t)&arg);
+        svc_freeargs(xprt, p->xdr_arg, (caddr_t)arg);
         budget_give(&guard);
         log.status = guard.status;
         log_call(s, xprt, p->name, &log, guard.status != IP_OK ? NULL : "garbage-args",
@@ -956,25 +948,25 @@ dispatch_call(srv *s, struct svc_req *req, SVCXPRT *xprt, int stream, tasks_batc
     if (act)
         __atomic_store_n(&act->working, 1, __ATOMIC_RELAXED);
     caller_identity(req, owner, sizeof(owner));
-    p->handler(s, &ctx, &arg, &res, &log);
+    p->handler(s, &ctx, arg, res, &log);
     /* Every result in imgproc.x is a union on ip_status: its first field. */
     if (p->res_size)
-        log.status = *(ip_status *)&res;
+        log.status = *(ip_status *)(void *)res;
     __atomic_sub_fetch(&s->in_progress, 1, __ATOMIC_RELAXED);
     __atomic_add_fetch(&s->served, 1, __ATOMIC_RELAXED);
     /* A batched call expects no reply; sending one would deadlock a
      * client that is still writing its batch (see ONCRPC-NOTES). */
     if (p->batched)
         log_call(s, xprt, p->name, &log, NULL, now_ms() - t0);
-    else if (!svc_sendreply(xprt, p->xdr_res, (caddr_t)&res))
+    else if (!svc_sendreply(xprt, p->xdr_res, (caddr_t)res))
         log_call(s, xprt, p->name, &log, "reply-failed", now_ms() - t0);
     else
         log_call(s, xprt, p->name, &log, NULL, now_ms() - t0);
     if (p->free_res)
-        p->free_res(&res);
+        p->free_res(res);
     else if (p->res_size)
-        xdr_free(p->xdr_res, (char *)&res);
-    svc_freeargs(xprt, p->xdr_arg, (caddr_t)&arg);
+        xdr_free(p->xdr_res, (char *)res);
+    svc_freeargs(xprt, p->xdr_arg, (caddr_t)arg);
     budget_give(&guard);
     if (act)
         __atomic_store_n(&act->working, 0, __ATOMIC_RELAXED);
