@@ -115,7 +115,7 @@ $(CORPUS_DIFF): tests/corpus/diff.c
 # The benchmark tool links the server's image code (the in-process reference)
 # and the client's transfer loops (the RPC side).
 $(BUILD)/obj/bench/bench.o: ALL_CFLAGS += -Iclient -Iserver
-$(BENCH_BIN): $(BUILD)/obj/bench/bench.o $(BUILD)/obj/server/ops.o \
+$(BENCH_BIN): $(BUILD)/obj/bench/bench.o $(BUILD)/obj/server/ops.o $(BUILD)/obj/server/log.o \
               $(BUILD)/obj/client/taskio.o $(BUILD)/obj/client/conn.o $(BUILD)/obj/client/io.o \
               $(BUILD)/obj/client/report.o $(BUILD)/obj/client/progress.o \
               $(BUILD)/obj/gen/imgproc_clnt.o $(COMMON_OBJ)
@@ -198,7 +198,7 @@ $(BUILD)/fuzz/fuzz_steps: tests/fuzz/fuzz_steps.c $(COMMON_OBJ)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(CLIENT_LIBS)
 
-$(BUILD)/fuzz/fuzz_image: tests/fuzz/fuzz_image.c $(BUILD)/obj/server/ops.o \
+$(BUILD)/fuzz/fuzz_image: tests/fuzz/fuzz_image.c $(BUILD)/obj/server/ops.o $(BUILD)/obj/server/log.o \
                           $(BUILD)/obj/server/config.o $(COMMON_OBJ)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -Iserver -fsanitize=fuzzer -o $@ $^ $(LDLIBS)

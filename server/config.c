@@ -3,6 +3,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "server.h"
 
 /* Every setting at its default, before the command line is read; the locks ready. */
@@ -45,5 +46,5 @@ srv_settle(srv *s)
     }
     s->tcfg.max_inline_bytes = s->cfg.max_request_bytes;
     s->tcfg.max_steps = s->cfg.max_steps;
-    s->tcfg.verbose = s->cfg.verbose;
+    srv_log_verbose(s->cfg.verbose);
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "log.h"
 #include "proto.h"
 #include "server.h"
 
@@ -867,15 +868,15 @@ caller_name(SVCXPRT *xprt, char *buf, size_t len)
 }
 
 static void
-log_call(srv *s, SVCXPRT *xprt, const char *name, const call_log *log,
+log_call(SVCXPRT *xprt, const char *name, const call_log *log,
          const char *outcome, double ms)
 {
     char who[NI_MAXHOST + NI_MAXSERV + 4];
 
-    if (!s->cfg.verbose)
+    if (!srv_log_is_verbose())
         return;
     caller_name(xprt, who, sizeof(who));
-    fprintf(stderr, "imgprocd: %s from %s in=%zu out=%zu %s %.1fms\n", name, who,
+    srv_log(SRV_LOG_VERBOSE, "%s from %s in=%zu out=%zu %s %.1fms\n", name, who,
             log->in_bytes, log->out_bytes,
             outcome ? outcome : proto_status_name(log->status), ms);
 }
@@ -897,7 +898,7 @@ dispatch_call(srv *s, struct svc_req *req, SVCXPRT *xprt, int stream, tasks_batc
 
     if (!p) {
         svcerr_noproc(xprt);
-        log_call(s, xprt, "?", &log, "no-such-procedure", now_ms() - t0);
+        log_call(xprt, "?", &log, "no-such-procedure", now_ms() - t0);
         return;
     }
     if (!stream && !p->udp) {
@@ -908,7 +909,7 @@ dispatch_call(srv *s, struct svc_req *req, SVCXPRT *xprt, int stream, tasks_batc
                  p->name);
         if (!p->batched)
             svc_sendreply(xprt, XDR(xdr_refusal), (caddr_t)&r);
-        log_call(s, xprt, p->name, &log, "tcp-only", now_ms() - t0);
+        log_call(xprt, p->name, &log, "tcp-only", now_ms() - t0);
         return;
     }
     memset(arg, 0, sizeof(arg));
@@ -940,7 +941,7 @@ dispatch_call(srv *s, struct svc_req *req, SVCXPRT *xprt, int stream, tasks_batc
         svc_freeargs(xprt, p->xdr_arg, (caddr_t)arg);
         budget_give(&guard);
         log.status = guard.status;
-        log_call(s, xprt, p->name, &log, guard.status != IP_OK ? NULL : "garbage-args",
+        log_call(xprt, p->name, &log, guard.status != IP_OK ? NULL : "garbage-args",
                  now_ms() - t0);
         return;
     }
@@ -957,11 +958,11 @@ dispatch_call(srv *s, struct svc_req *req, SVCXPRT *xprt, int stream, tasks_batc
     /* A batched call expects no reply; sending one would deadlock a
      * client that is still writing its batch (see ONCRPC-NOTES). */
     if (p->batched)
-        log_call(s, xprt, p->name, &log, NULL, now_ms() - t0);
+        log_call(xprt, p->name, &log, NULL, now_ms() - t0);
     else if (!svc_sendreply(xprt, p->xdr_res, (caddr_t)res))
-        log_call(s, xprt, p->name, &log, "reply-failed", now_ms() - t0);
+        log_call(xprt, p->name, &log, "reply-failed", now_ms() - t0);
     else
-        log_call(s, xprt, p->name, &log, NULL, now_ms() - t0);
+        log_call(xprt, p->name, &log, NULL, now_ms() - t0);
     if (p->free_res)
         p->free_res(res);
     else if (p->res_size)

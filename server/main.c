@@ -11,6 +11,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "proto.h"
 #include "server.h"
 
@@ -103,7 +104,7 @@ parse_size(const char *text, uint64_t max, uint64_t *out)
 static int
 bad_value(const char *opt, const char *val)
 {
-    fprintf(stderr, "imgprocd: invalid value '%s' for %s\n", val, opt);
+    srv_log(SRV_LOG_ERROR, "invalid value '%s' for %s\n", val, opt);
     return 2;
 }
 
@@ -160,7 +161,7 @@ parse_args(srv *s, int argc, char **argv)
             break;
         case O_LISTEN:
             if (c->nlisten == SRV_MAX_LISTEN) {
-                fprintf(stderr, "imgprocd: at most %d --listen addresses\n", SRV_MAX_LISTEN);
+                srv_log(SRV_LOG_ERROR, "at most %d --listen addresses\n", SRV_MAX_LISTEN);
                 return 2;
             }
             c->listen[c->nlisten++] = optarg;
@@ -268,18 +269,18 @@ parse_args(srv *s, int argc, char **argv)
         }
     }
     if (optind < argc) {
-        fprintf(stderr, "imgprocd: unexpected argument '%s'\n", argv[optind]);
+        srv_log(SRV_LOG_ERROR, "unexpected argument '%s'\n", argv[optind]);
         usage(stderr);
         return 2;
     }
     if (c->max_inflight_bytes < c->max_request_bytes) {
-        fprintf(stderr, "imgprocd: --max-inflight-bytes (%llu) must hold at least one call "
+        srv_log(SRV_LOG_ERROR, "--max-inflight-bytes (%llu) must hold at least one call "
                 "of --max-request-bytes (%llu)\n", (unsigned long long)c->max_inflight_bytes,
                 (unsigned long long)c->max_request_bytes);
         return 2;
     }
     if (c->program < 0x20000000 || c->program > 0x3FFFFFFF)
-        fprintf(stderr, "imgprocd: warning: program 0x%lX is outside the user range "
+        srv_log(SRV_LOG_WARNING, "program 0x%lX is outside the user range "
                 "0x20000000-0x3FFFFFFF\n", (unsigned long)c->program);
     if (c->nlisten == 0) {
         c->listen[c->nlisten++] = "127.0.0.1";
@@ -369,7 +370,7 @@ main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
 
     if (ops_init(argv[0])) {
-        fprintf(stderr, "imgprocd: cannot start libvips\n");
+        srv_log(SRV_LOG_ERROR, "cannot start libvips\n");
         return 1;
     }
     rc = 1;
@@ -379,21 +380,20 @@ main(int argc, char **argv)
         tl.max_result_bytes = s.tcfg.max_upload_bytes > IP_MAX_IMAGE ?
                               s.tcfg.max_upload_bytes : IP_MAX_IMAGE;
         if (!(s.tasks = tasks_open(&s.tcfg, &tl, &why))) {
-            fprintf(stderr, "imgprocd: %s\n", why ? why : "cannot open the task store");
+            srv_log(SRV_LOG_ERROR, "%s\n", why ? why : "cannot open the task store");
             free(why);
             goto cleanup;
         }
     }
     if (net_listen(&s, &why) != 0 ||
         (s.cfg.use_rpcbind && net_register(&s, &why) != 0)) {
-        fprintf(stderr, "imgprocd: %s\n", why ? why : "cannot start");
+        srv_log(SRV_LOG_ERROR, "%s\n", why ? why : "cannot start");
         free(why);
         goto cleanup;
     }
     print_ready(&s);
     rc = net_run(&s) == 0 ? 0 : 1;
-    if (s.cfg.verbose)
-        fprintf(stderr, "imgprocd: stopping\n");
+    srv_log(SRV_LOG_VERBOSE, "stopping\n");
 
 cleanup:
     if (s.cfg.use_rpcbind)

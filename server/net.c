@@ -24,6 +24,7 @@
 #include <rpc/rpc.h>
 #include <rpc/svc_auth.h>
 
+#include "log.h"
 #include "server.h"
 
 #define NET_RECORD_BUFFER (256 * 1024) /* bytes buffered each way per TCP connection */
@@ -212,8 +213,8 @@ close_slow_senders(srv *s)
     }
     pthread_mutex_unlock(&s->lock);
     /* Logged outside the lock: a stalled log must not stall every thread. */
-    if (closed && s->cfg.verbose)
-        fprintf(stderr, "imgprocd: closed %u connection%s sending a call at %llu bytes/s or "
+    if (closed)
+        srv_log(SRV_LOG_VERBOSE, "closed %u connection%s sending a call at %llu bytes/s or "
                 "less (--min-receive-rate %u)\n", closed, closed == 1 ? "" : "s",
                 (unsigned long long)slowest, s->cfg.min_receive_rate);
 }
@@ -429,7 +430,7 @@ net_register(srv *s, char **why)
                 freenetconfigent(nc);
                 return -1;
             }
-            fprintf(stderr, "imgprocd: replacing a stale rpcbind entry: program 0x%lX "
+            srv_log(SRV_LOG_NOTICE, "replacing a stale rpcbind entry: program 0x%lX "
                     "version %d over %s at %s (nobody answers there)\n",
                     (unsigned long)s->cfg.program, IMGPROC_V1, nc->nc_netid, where);
             rpcb_unset(s->cfg.program, IMGPROC_V1, nc);
@@ -677,15 +678,14 @@ start_conn(srv *s, int fd, const struct sockaddr_storage *peer)
         s->overflowed |= !evicted;
         if (!evicted && count_from(s, peer) >= 2 * s->cfg.max_per_address) {
             pthread_mutex_unlock(&s->lock);
-            if (s->cfg.verbose)
-                fprintf(stderr, "imgprocd: refusing a connection: %u from one address is "
+            srv_log(SRV_LOG_VERBOSE, "refusing a connection: %u from one address is "
                         "the limit, and none can be closed\n", s->cfg.max_per_address);
             close(fd);
             free(c);
             return;
         }
-        if (evicted && s->cfg.verbose)
-            fprintf(stderr, "imgprocd: %u connections from one address is the limit: "
+        if (evicted)
+            srv_log(SRV_LOG_VERBOSE, "%u connections from one address is the limit: "
                     "closed its quietest\n", s->cfg.max_per_address);
     }
     /* Connections already shut down are on their way out: not counted.
@@ -693,15 +693,13 @@ start_conn(srv *s, int fd, const struct sockaddr_storage *peer)
      * judge: a flood's last connections are milliseconds old), the table
      * holds up to twice its size until the next look (trim_overflow). */
     if (s->nconn - s->nclosing >= s->cfg.max_connections && evict_quietest(s, NULL)) {
-        if (s->cfg.verbose)
-            fprintf(stderr, "imgprocd: %u connections is the limit: closed the quietest\n",
+        srv_log(SRV_LOG_VERBOSE, "%u connections is the limit: closed the quietest\n",
                     s->cfg.max_connections);
     } else if (s->nconn - s->nclosing >= s->cfg.max_connections) {
         s->overflowed = 1;
         if (s->nconn - s->nclosing >= 2 * s->cfg.max_connections) {
             pthread_mutex_unlock(&s->lock);
-            if (s->cfg.verbose)
-                fprintf(stderr, "imgprocd: refusing a connection: %u connections is the "
+            srv_log(SRV_LOG_VERBOSE, "refusing a connection: %u connections is the "
                         "limit, and none can be closed\n", s->cfg.max_connections);
             close(fd);
             free(c);
@@ -746,13 +744,13 @@ net_run(srv *s)
         }
         l->xprt = svc_dg_create(l->fd, 0, 0);
         if (!l->xprt) {
-            fprintf(stderr, "imgprocd: cannot serve UDP on %s\n", l->netid);
+            srv_log(SRV_LOG_ERROR, "cannot serve UDP on %s\n", l->netid);
             return -1;
         }
         /* A client retransmits a UDP call whose reply it has not seen yet:
          * answer the copy from the cache instead of running the call again. */
         if (!svc_dg_enablecache(l->xprt, UDP_REPLY_CACHE))
-            fprintf(stderr, "imgprocd: no duplicate request cache on %s\n", l->netid);
+            srv_log(SRV_LOG_WARNING, "no duplicate request cache on %s\n", l->netid);
     }
     if (pthread_create(&s->udp_thread, NULL, udp_main, s) != 0)
         return -1;
@@ -814,8 +812,8 @@ net_run(srv *s)
         unsigned nopen = 0;
         for (conn *c = s->conns; c; c = c->next, nopen++)
             shutdown(c->fd, SHUT_RD);    /* reads end; a reply can still go out */
-        if (nopen && s->cfg.verbose)
-            fprintf(stderr, "imgprocd: stopping: shut %u connection%s down\n", nopen,
+        if (nopen)
+            srv_log(SRV_LOG_VERBOSE, "stopping: shut %u connection%s down\n", nopen,
                     nopen == 1 ? "" : "s");
     }
     while (s->nconn > 0) {
@@ -823,7 +821,7 @@ net_run(srv *s)
         deadline.tv_sec += 10;
         /* A reply nobody reads fails within NET_SEND_TIMEOUT: this ends. */
         if (pthread_cond_timedwait(&s->idle, &s->lock, &deadline) == ETIMEDOUT)
-            fprintf(stderr, "imgprocd: stopping: still waiting for %u connection%s\n",
+            srv_log(SRV_LOG_NOTICE, "stopping: still waiting for %u connection%s\n",
                     s->nconn, s->nconn == 1 ? "" : "s");
     }
     pthread_mutex_unlock(&s->lock);

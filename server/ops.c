@@ -7,6 +7,7 @@
 
 #include <vips/vips.h>
 
+#include "log.h"
 #include "ops.h"
 #include "proto.h"
 
@@ -422,7 +423,7 @@ ops_init(const char *argv0)
 
     for (size_t i = 0; i < proto_nops; i++)
         if (!step_find(proto_ops[i].op)) {
-            fprintf(stderr, "imgprocd: no step function for '%s'\n", proto_ops[i].name);
+            srv_log(SRV_LOG_ERROR, "no step function for '%s'\n", proto_ops[i].name);
             return -1;
         }
     if (VIPS_INIT(argv0))

@@ -12,6 +12,7 @@
 
 #include <rpc/rpc.h>
 
+#include "log.h"
 #include "proto.h"
 #include "store.h"
 #include "tasks.h"
@@ -95,7 +96,7 @@ set_fail(failure *f, ip_status st, char *message)
 static void
 store_fail(failure *f, char *why)
 {
-    fprintf(stderr, "imgprocd: %s\n", why ? why : "task database error");
+    srv_log(SRV_LOG_ERROR, "%s\n", why ? why : "task database error");
     set_fail(f, IP_EINTERNAL, proto_strdupf("the task store failed: %s", why ? why : "unknown error"));
     free(why);
 }
@@ -608,8 +609,7 @@ commit_items(tasks *t, create_item *items, size_t n)
         const store_task *rec = items[i].rec;
         if (!rec || items[i].res->status != IP_OK || items[i].res->ip_task_create_res_u.created.existing)
             continue;
-        if (t->cfg.verbose)
-            fprintf(stderr, "imgprocd: task %llu created (%s, %llu bytes, %s) by %s\n",
+        srv_log(SRV_LOG_VERBOSE, "task %llu created (%s, %llu bytes, %s) by %s\n",
                     (unsigned long long)rec->id, proto_task_state_name(rec->state),
                     (unsigned long long)rec->size, rec->steps, rec->owner);
     }
@@ -811,8 +811,7 @@ tasks_upload(tasks *t, const char *owner, const ip_task_upload_args *a,
             pthread_cond_signal(&t->work);
         }
         changed(t);
-        if (t->cfg.verbose)
-            fprintf(stderr, "imgprocd: task %llu uploaded (%llu bytes, sha256 %s)\n",
+        srv_log(SRV_LOG_VERBOSE, "task %llu uploaded (%llu bytes, sha256 %s)\n",
                     (unsigned long long)a->id, (unsigned long long)got, rec->sha256);
     }
 ok:
@@ -1288,7 +1287,7 @@ worker_main(void *p)
         double t0, now;
         int r = store_claim(t->st, wall_now(), rec, &why), stopped;
         if (r < 0) {
-            fprintf(stderr, "imgprocd: worker: %s\n", why ? why : "cannot read the queue");
+            srv_log(SRV_LOG_ERROR, "worker: %s\n", why ? why : "cannot read the queue");
             free(why);
             why = NULL;
             struct timespec ts = to_timespec(wall_now() + 1);
@@ -1313,16 +1312,16 @@ worker_main(void *p)
         if (stopped && t->stopping && !w->cancel) {
             /* Shutdown, not the task's fault: it runs again at the next start. */
             if (store_requeue(t->st, rec->id, &why) < 0)
-                fprintf(stderr, "imgprocd: task %llu: %s\n", (unsigned long long)rec->id, why);
+                srv_log(SRV_LOG_ERROR, "task %llu: %s\n", (unsigned long long)rec->id, why);
             if (temp[0])
                 unlink(temp);
         } else {
             int r2 = store_finish(t->st, rec->id, rec, temp[0] ? temp : NULL, now,
                                   expiry(t, now), &why);
             if (r2 < 0)
-                fprintf(stderr, "imgprocd: task %llu: %s\n", (unsigned long long)rec->id, why);
-            else if (t->cfg.verbose)
-                fprintf(stderr, "imgprocd: task %llu %s in %.2fs%s%s\n",
+                srv_log(SRV_LOG_ERROR, "task %llu: %s\n", (unsigned long long)rec->id, why);
+            else
+                srv_log(SRV_LOG_VERBOSE, "task %llu %s in %.2fs%s%s\n",
                         (unsigned long long)rec->id,
                         r2 == 0 ? "stopped" : proto_task_state_name(rec->state), now - t0,
                         rec->state == IP_TASK_FAILED && r2 ? ": " : "",
@@ -1355,12 +1354,11 @@ sweeper_main(void *p)
         int n = store_sweep(t->st, now, &why);
 
         if (n < 0) {
-            fprintf(stderr, "imgprocd: sweeper: %s\n", why ? why : "failed");
+            srv_log(SRV_LOG_ERROR, "sweeper: %s\n", why ? why : "failed");
             free(why);
             why = NULL;
         } else if (n > 0) {
-            if (t->cfg.verbose)
-                fprintf(stderr, "imgprocd: %d expired task%s removed\n", n, n == 1 ? "" : "s");
+            srv_log(SRV_LOG_VERBOSE, "%d expired task%s removed\n", n, n == 1 ? "" : "s");
             changed(t);
         }
         if (n >= 0 && store_next_expiry(t->st, &when) && when < next)
@@ -1404,7 +1402,7 @@ tasks_open(const tasks_config *cfg, const ops_limits *lim, char **why)
     if (store_recover(t->st, MAX_ATTEMPTS, now, expiry(t, now), &requeued, &failed, why))
         goto fail;
     if (requeued || failed)
-        fprintf(stderr, "imgprocd: recovered: %d interrupted task%s queued again, %d failed\n",
+        srv_log(SRV_LOG_NOTICE, "recovered: %d interrupted task%s queued again, %d failed\n",
                 requeued, requeued == 1 ? "" : "s", failed);
     t->workers = calloc(cfg->workers, sizeof(worker));
     if (!t->workers) {

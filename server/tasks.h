@@ -17,7 +17,6 @@ typedef struct tasks_config {
     uint64_t max_inline_bytes;  /* largest image sent inside TASK_CREATE */
     unsigned max_steps;         /* longest pipeline */
     unsigned max_task_seconds;  /* a task's pipeline is stopped, and fails, after this */
-    int verbose;                /* log task transitions to stderr */
 } tasks_config;
 
 typedef struct tasks tasks;
