@@ -1,4 +1,8 @@
-/* config.c - imgprocd's settings: the defaults, and what follows from the flags. */
+/* config.c - imgprocd's settings: one table declares each flag, its default, bounds and help. */
+#include <errno.h>
+#include <getopt.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -6,31 +10,292 @@
 #include "log.h"
 #include "server.h"
 
+/* How a setting's value is written and stored. */
+typedef enum cf_kind {
+    CF_NUMBER,                  /* a count; K, M, G suffixes (1024s) */
+    CF_BYTES,                   /* a size in bytes; printed with K, M, G */
+    CF_SECONDS,                 /* a duration in seconds */
+    CF_PROGRAM,                 /* an RPC program number; printed in hex */
+    CF_PATH,                    /* a non-empty string */
+    CF_LISTEN,                  /* an address, repeatable */
+    CF_ON,                      /* a flag that sets the field to 1 */
+    CF_OFF                      /* a flag that sets the field to 0 */
+} cf_kind;
+
+/* One flag of imgprocd: parsing, the default, the bounds and --help come from here. */
+typedef struct srv_setting {
+    const char *name;           /* the long option, without "--" */
+    const char *arg;            /* its argument in --help ("N", "S"...), NULL for a flag */
+    cf_kind kind;               /* how it is read and stored */
+    size_t offset;              /* the field in srv */
+    size_t size;                /* its size: 4 or 8 for numbers */
+    uint64_t def;               /* the default (numbers; 0 = as def_text says) */
+    uint64_t min, max;          /* accepted range (numbers) */
+    const char *def_text;       /* the default in words, when a number does not say it */
+    const char *doc;            /* --help, wrapped there */
+    int tasks;                  /* listed under "Tasks" */
+    char letter;                /* its short option, or 0 */
+} srv_setting;
+
+#define FIELD(f) offsetof(srv, f), sizeof(((srv *)0)->f)
+#define DAY 86400ULL
+
+static const srv_setting settings[] = {
+    { "program", "N", CF_PROGRAM, FIELD(cfg.program), IMGPROC, 1, 0xFFFFFFFFULL, NULL,
+      "RPC program number", 0, 0 },
+    { "port", "N", CF_NUMBER, FIELD(cfg.port), 0, 1, 65535, "any free port",
+      "serve on port N", 0, 0 },
+    { "listen", "ADDR", CF_LISTEN, FIELD(cfg.listen), 0, 0, 0, "127.0.0.1 and ::1",
+      "address to serve on; repeatable", 0, 0 },
+    { "no-rpcbind", NULL, CF_OFF, FIELD(cfg.use_rpcbind), 1, 0, 0, NULL,
+      "do not register with rpcbind (clients then need -p PORT)", 0, 0 },
+    { "max-request-bytes", "N", CF_BYTES, FIELD(cfg.max_request_bytes), IP_MAX_IMAGE, 1,
+      IP_MAX_IMAGE, NULL, "largest image a call carries, in bytes; K, M, G suffixes "
+      "(a task's upload chunks are 1M regardless)", 0, 0 },
+    { "max-pixels", "N", CF_NUMBER, FIELD(cfg.max_pixels), 150000000, 1,
+      (uint64_t)IP_MAX_DIMENSION * IP_MAX_DIMENSION, NULL,
+      "largest width x height of any image", 0, 0 },
+    { "max-steps", "N", CF_NUMBER, FIELD(cfg.max_steps), IP_MAX_STEPS, 1, IP_MAX_STEPS, NULL,
+      "longest pipeline", 0, 0 },
+    { "max-connections", "N", CF_NUMBER, FIELD(cfg.max_connections), 64, 1, 10000, NULL,
+      "TCP connections served at once; when full, the quietest connection not in a "
+      "call is closed", 0, 0 },
+    { "max-connections-per-address", "N", CF_NUMBER, FIELD(cfg.max_per_address), 16, 0,
+      10000, NULL, "... from one address, an IPv6 /64 counting as one; 0: no cap", 0, 0 },
+    { "max-inflight-bytes", "N", CF_BYTES, FIELD(cfg.max_inflight_bytes), 512ULL << 20, 1,
+      1ULL << 40, NULL, "image bytes of all calls being received or worked on; beyond it "
+      "a call waits up to 10 s, then is refused as busy", 0, 0 },
+    { "min-receive-rate", "N", CF_BYTES, FIELD(cfg.min_receive_rate), 16384, 0, 1ULL << 30,
+      NULL, "a call must arrive at N bytes/s or more, measured over 10 s, or its "
+      "connection is closed; 0: off", 0, 0 },
+    { "idle-timeout", "S", CF_SECONDS, FIELD(cfg.idle_seconds), 300, 1, DAY, NULL,
+      "close a TCP connection silent for S seconds", 0, 0 },
+    { "max-request-seconds", "S", CF_SECONDS, FIELD(cfg.max_request_seconds), 60, 1, DAY,
+      NULL, "stop a synchronous call's image work after S seconds (too-large), or when "
+      "its caller hangs up", 0, 0 },
+    { "max-blur-work", "N", CF_NUMBER, FIELD(cfg.max_blur_work), OPS_MAX_BLUR_WORK, 1,
+      100000000, NULL, "refuse a blur whose sigma x the image's megapixels is over N "
+      "(too-large; 2000 is sigma 220 on 9 MP)", 0, 0 },
+    { "verbose", NULL, CF_ON, FIELD(cfg.verbose), 0, 0, 0, NULL,
+      "log one line per request to stderr", 0, 'v' },
+    { "state-dir", "DIR", CF_PATH, FIELD(tcfg.state_dir), 0, 0, 0,
+      "/var/lib/imgprocd for root, else $XDG_STATE_HOME/imgprocd or "
+      "~/.local/state/imgprocd", "task database and images", 1, 0 },
+    { "workers", "N", CF_NUMBER, FIELD(tcfg.workers), 0, 1, 256, "the number of cores",
+      "tasks run at once", 1, 0 },
+    { "queue-size", "N", CF_NUMBER, FIELD(tcfg.max_queued), 1000, 1, 1000000, NULL,
+      "queued tasks at most; more are refused as busy", 1, 0 },
+    { "max-tasks", "N", CF_NUMBER, FIELD(tcfg.max_tasks), 100000, 1, 100000000, NULL,
+      "tasks kept at most, in any state", 1, 0 },
+    { "result-ttl", "S", CF_SECONDS, FIELD(tcfg.result_ttl), DAY, 1, 3650 * DAY, NULL,
+      "keep finished tasks S seconds", 1, 0 },
+    { "max-upload-bytes", "N", CF_BYTES, FIELD(tcfg.max_upload_bytes), 1ULL << 30, 1,
+      1ULL << 40, NULL, "largest image a task may upload", 1, 0 },
+    { "max-task-seconds", "S", CF_SECONDS, FIELD(tcfg.max_task_seconds), 900, 1, 7 * DAY,
+      NULL, "stop a task's pipeline after S seconds; it fails", 1, 0 },
+};
+#define NSETTINGS (sizeof(settings) / sizeof(settings[0]))
+
+static void
+store(srv *s, const srv_setting *t, uint64_t v)
+{
+    void *field = (char *)s + t->offset;
+
+    if (t->size == sizeof(uint64_t))
+        *(uint64_t *)field = v;
+    else
+        *(unsigned *)field = (unsigned)v;
+}
+
 /* Every setting at its default, before the command line is read; the locks ready. */
 void
 srv_defaults(srv *s)
 {
     memset(s, 0, sizeof(*s));
-    s->cfg.program = IMGPROC;
-    s->cfg.use_rpcbind = 1;
-    s->cfg.max_request_bytes = IP_MAX_IMAGE;
-    s->cfg.max_pixels = 150000000;
-    s->cfg.max_steps = IP_MAX_STEPS;
-    s->cfg.max_inflight_bytes = 512ULL << 20;
-    s->cfg.max_connections = 64;
-    s->cfg.max_per_address = 16;
-    s->cfg.min_receive_rate = 16384;
-    s->cfg.idle_seconds = 300;
-    s->cfg.max_request_seconds = 60;
-    s->cfg.max_blur_work = OPS_MAX_BLUR_WORK;
-    s->tcfg.max_queued = 1000;
-    s->tcfg.max_tasks = 100000;
-    s->tcfg.result_ttl = 86400;
-    s->tcfg.max_task_seconds = 900;
-    s->tcfg.max_upload_bytes = 1ULL << 30;
+    for (size_t i = 0; i < NSETTINGS; i++)
+        if (settings[i].kind != CF_PATH && settings[i].kind != CF_LISTEN)
+            store(s, &settings[i], settings[i].def);
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->idle, NULL);
     pthread_cond_init(&s->budget, NULL);
+}
+
+/* "64M" -> 67108864 (suffixes are 1024s).  0 or -1. */
+static int
+parse_number(const char *text, uint64_t *out)
+{
+    char *end;
+    unsigned long long v;
+    uint64_t mult = 1;
+
+    errno = 0;
+    if (!text[0] || text[0] == '-')
+        return -1;
+    v = strtoull(text, &end, 0);
+    if (errno || end == text)
+        return -1;
+    switch (*end) {
+    case 'K': case 'k': mult = 1ULL << 10; end++; break;
+    case 'M': case 'm': mult = 1ULL << 20; end++; break;
+    case 'G': case 'g': mult = 1ULL << 30; end++; break;
+    default: break;
+    }
+    if (*end || (mult > 1 && v > UINT64_MAX / mult))
+        return -1;
+    *out = v * mult;
+    return 0;
+}
+
+/* A number as --help and messages write it: 64M, 0x20494D47, 86400. */
+static void
+format_value(const srv_setting *t, uint64_t v, char *buf, size_t len)
+{
+    if (t->kind == CF_PROGRAM)
+        snprintf(buf, len, "0x%llX", (unsigned long long)v);
+    else if (t->kind == CF_BYTES && v && v % (1ULL << 30) == 0)
+        snprintf(buf, len, "%lluG", (unsigned long long)(v >> 30));
+    else if (t->kind == CF_BYTES && v && v % (1ULL << 20) == 0)
+        snprintf(buf, len, "%lluM", (unsigned long long)(v >> 20));
+    else if (t->kind == CF_BYTES && v && v % (1ULL << 10) == 0)
+        snprintf(buf, len, "%lluK", (unsigned long long)(v >> 10));
+    else
+        snprintf(buf, len, "%llu", (unsigned long long)v);
+}
+
+/* One flag's value into s.  0, or -1 having said what is wrong. */
+static int
+apply(srv *s, const srv_setting *t, const char *arg)
+{
+    char lo[32], hi[32];
+    uint64_t v;
+
+    switch (t->kind) {
+    case CF_ON:
+    case CF_OFF:
+        store(s, t, t->kind == CF_ON);
+        return 0;
+    case CF_PATH:
+        if (!*arg)
+            break;
+        *(const char **)((char *)s + t->offset) = arg;
+        return 0;
+    case CF_LISTEN:
+        if (s->cfg.nlisten == SRV_MAX_LISTEN) {
+            srv_log(SRV_LOG_ERROR, "at most %d --listen addresses", SRV_MAX_LISTEN);
+            return -1;
+        }
+        s->cfg.listen[s->cfg.nlisten++] = arg;
+        return 0;
+    default:
+        if (parse_number(arg, &v) || v < t->min || v > t->max)
+            break;
+        store(s, t, v);
+        return 0;
+    }
+    format_value(t, t->min, lo, sizeof(lo));
+    format_value(t, t->max, hi, sizeof(hi));
+    if (t->kind == CF_PATH)
+        srv_log(SRV_LOG_ERROR, "invalid value '%s' for --%s", arg, t->name);
+    else
+        srv_log(SRV_LOG_ERROR, "invalid value '%s' for --%s (%s..%s)", arg, t->name, lo, hi);
+    return -1;
+}
+
+/* "  --name ARG" and its doc, wrapped at 80 columns under column 25. */
+static void
+help_line(FILE *f, const srv_setting *t)
+{
+    char head[64], def[160], text[512];
+    const char *p;
+    int col;
+
+    snprintf(head, sizeof(head), "  %s%s--%s%s%s", t->letter ? (char[]){ '-', t->letter, 0 }
+             : "", t->letter ? ", " : "", t->name, t->arg ? " " : "", t->arg ? t->arg : "");
+    def[0] = '\0';
+    if (t->def_text)
+        snprintf(def, sizeof(def), " (default: %s)", t->def_text);
+    else if (t->kind != CF_ON && t->kind != CF_OFF) {
+        char v[32];
+        format_value(t, t->def, v, sizeof(v));
+        snprintf(def, sizeof(def), " (default %s)", v);
+    }
+    snprintf(text, sizeof(text), "%s%s", t->doc, def);
+    col = fprintf(f, "%s", head);
+    /* Word by word, from column 25 (or two spaces after a long head), at most 79. */
+    for (p = text; *p;) {
+        int w = (int)strcspn(p, " ");
+        if (p == text)
+            col += fprintf(f, "%*s", col < 23 ? 25 - col : 2, "");
+        else if (col + 1 + w > 79) {
+            fprintf(f, "\n%25s", "");
+            col = 25;
+        } else
+            col += fprintf(f, " ");
+        col += fprintf(f, "%.*s", w, p);
+        p += w;
+        while (*p == ' ')
+            p++;
+    }
+    fputc('\n', f);
+}
+
+void
+srv_usage(FILE *f)
+{
+    fprintf(f, "usage: imgprocd [options]\n"
+               "Serves the imgproc ONC RPC program (see imgproc.x) over TCP and UDP.\n\n");
+    for (size_t i = 0; i < NSETTINGS; i++)
+        if (!settings[i].tasks)
+            help_line(f, &settings[i]);
+    fprintf(f, "\nTasks (TASK_* procedures):\n");
+    for (size_t i = 0; i < NSETTINGS; i++)
+        if (settings[i].tasks)
+            help_line(f, &settings[i]);
+    fprintf(f, "\n  -h, --help             this help\n"
+               "  -V, --version          print the version\n\n"
+               "Once serving, it prints 'imgprocd: ready ...' on stdout.  SIGINT or SIGTERM\n"
+               "unregisters from rpcbind and stops after the calls in progress.\n");
+}
+
+int
+srv_parse_args(srv *s, int argc, char **argv)
+{
+    enum { FIRST = 256 };
+    struct option opts[NSETTINGS + 3];
+    int o;
+
+    for (size_t i = 0; i < NSETTINGS; i++)
+        opts[i] = (struct option){ settings[i].name, settings[i].arg ? required_argument
+                                   : no_argument, NULL, FIRST + (int)i };
+    opts[NSETTINGS] = (struct option){ "help", no_argument, NULL, 'h' };
+    opts[NSETTINGS + 1] = (struct option){ "version", no_argument, NULL, 'V' };
+    opts[NSETTINGS + 2] = (struct option){ NULL, 0, NULL, 0 };
+    while ((o = getopt_long(argc, argv, "vhV", opts, NULL)) != -1) {
+        if (o >= FIRST && o < FIRST + (int)NSETTINGS) {
+            if (apply(s, &settings[o - FIRST], optarg))
+                return 2;
+            continue;
+        }
+        switch (o) {
+        case 'v':
+            s->cfg.verbose = 1;
+            break;
+        case 'h':
+            srv_usage(stdout);
+            exit(0);
+        case 'V':
+            printf("imgprocd %s\n", IMGPROC_VERSION);
+            exit(0);
+        default:
+            srv_usage(stderr);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        srv_log(SRV_LOG_ERROR, "unexpected argument '%s' (see imgprocd --help)", argv[optind]);
+        return 2;
+    }
+    return 0;
 }
 
 /* The settings that follow from others, once the command line is read. */

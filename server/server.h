@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <rpc/rpc.h>
 
 #include "imgproc.h"
@@ -99,6 +100,11 @@ void net_measure_from_now(srv *s, conn_activity *act);
 
 /* config.c: the defaults, and the settings that follow from the flags. */
 void srv_defaults(srv *s);
+/* Reads the flags into s (config.c's table); 0, or 2 after saying what is wrong.
+ * --help and --version print and exit. */
+int srv_parse_args(srv *s, int argc, char **argv);
+/* imgprocd --help, from the same table. */
+void srv_usage(FILE *f);
 void srv_settle(srv *s);
 
 /* dispatch.c: one decoded call -> its handler -> one reply. */

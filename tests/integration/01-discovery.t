@@ -64,6 +64,37 @@ is "$(python3 -c 'import json,sys; d=json.load(sys.stdin); g=[o for o in d["oper
    "gamma[=EXPONENT]  (EXPONENT 2.4 if left out) 0 10 gamma exponent, > 0" \
    "info describes gamma from its row: syntax, default, range, open end"
 like "$(cli info)" "imgprocd 0.1.0 with libvips 8.*" "info as text"
+# imgprocd's flags are declared once (server/config.c): the defaults its
+# --help prints are the values a server started without them reports.
+"$IMGPROCD" --help >"$TMP/dhelp"
+python3 - "$TMP/dhelp" "$TMP/info.json" "$IMGPROCD_FLAGS" <<'PY'
+import json, re, sys
+text = re.sub(r"\n {25}", " ", open(sys.argv[1]).read())
+info = json.load(open(sys.argv[2]))
+given = sys.argv[3]
+where = {"max-request-bytes": "limits.max_request_bytes", "max-pixels": "limits.max_pixels",
+         "max-steps": "limits.max_steps", "max-connections": "limits.max_connections",
+         "max-upload-bytes": "limits.max_upload_bytes", "queue-size": "limits.max_queued",
+         "max-tasks": "limits.max_tasks", "result-ttl": "limits.result_ttl",
+         "max-connections-per-address": "guard.max_connections_per_address",
+         "min-receive-rate": "guard.min_receive_rate",
+         "max-inflight-bytes": "guard.max_inflight_bytes",
+         "max-request-seconds": "guard.max_request_seconds",
+         "max-task-seconds": "guard.max_task_seconds", "max-blur-work": "guard.max_blur_work"}
+unit = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+seen = 0
+for name, path in where.items():
+    m = re.search(r"--%s [A-Z]+ .*?\(default (\d+)([KMG]?)\)" % re.escape(name), text)
+    assert m, "no default in --help for --" + name
+    if "--" + name in given:
+        continue        # the run set it (check-valgrind's time budgets)
+    a, b = path.split(".")
+    want = int(m.group(1)) * unit[m.group(2)]
+    assert info[a][b] == want, (name, info[a][b], want)
+    seen += 1
+assert seen >= 12, seen
+PY
+ok $? "imgprocd --help's defaults are the values the server reports (info)"
 
 cli nosuchcommand 2>"$TMP/err"; is "$?" 2 "an unknown command exits 2"
 like "$(cat "$TMP/err")" "imgproc: unknown command 'nosuchcommand'*" "and says so"
