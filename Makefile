@@ -127,9 +127,11 @@ bench: deps
 	BUILD=$(BUILD) bash bench/run.sh
 
 # ---- tests: every test prints TAP; prove runs them and prints the verdict
+# TESTS picks files: make check TESTS=tests/integration/06-tasks.t
+TESTS ?= $(UNIT_BIN) tests/integration/*.t
 check: deps corpus
 	@$(MAKE) --no-print-directory all $(TEST_BIN)
-	BUILD=$(BUILD) prove -f $(UNIT_BIN) tests/integration/*.t
+	BUILD=$(BUILD) prove -f $(TESTS)
 
 # The real-image corpus of the differential suite: fetched once from Debian
 # packages, cached outside the tree ($$IMGPROC_CORPUS or ~/.cache/imgproc/corpus).

@@ -7,6 +7,9 @@ PKGS="build-essential pkg-config libtirpc-dev rpcsvc-proto rpcbind libvips-dev l
 # only recommends them, and recommends are not installed); llvm-symbolizer
 # (llvm) for readable stacks in the reports.
 PKGS="$PKGS clang libclang-rt-dev llvm"
+# Tests: ip (iproute2) makes the network namespaces some use; script
+# (bsdutils) gives the client a terminal for its progress bars.
+PKGS="$PKGS iproute2 bsdutils"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
