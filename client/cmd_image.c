@@ -9,30 +9,28 @@
 #include "client.h"
 #include "proto.h"
 
-enum {
-    O_WIDTH = CLI_O_FIRST_LOCAL, O_HEIGHT, O_FIT, O_ENLARGE, O_ANGLE, O_BACKGROUND,
-    O_SIGMA, O_STEPS, O_STRIP
-};
-
-/* Which command-specific options each command takes. */
+/*
+ * One row per command.  A single-operation command's own options are its
+ * operation's parameters, as common/pipeline.c declares them (--sigma for
+ * blur's sigma...): parsed, checked and shown in --help from there.
+ */
 typedef struct image_cmd {
     const char *name;           /* subcommand */
     const char *verb;           /* for messages: "cannot resize 'x'" */
-    const char *synopsis;       /* for usage */
-    int options[5];             /* its own options, 0-terminated */
+    ip_op op;                   /* its operation; 0 for process (--steps) */
 } image_cmd;
 
 static const image_cmd image_cmds[] = {
-    { "grayscale", "convert", "imgproc grayscale [-o OUT] FILE...", { 0 } },
-    { "resize", "resize",
-      "imgproc resize --width W --height H [--fit inside|cover|fill] [--enlarge] [-o OUT] FILE...",
-      { O_WIDTH, O_HEIGHT, O_FIT, O_ENLARGE, 0 } },
-    { "rotate", "rotate", "imgproc rotate --angle DEG [--background COLOUR] [-o OUT] FILE...",
-      { O_ANGLE, O_BACKGROUND, 0 } },
-    { "blur", "blur", "imgproc blur --sigma S [-o OUT] FILE...", { O_SIGMA, 0 } },
-    { "process", "process", "imgproc process --steps 'STEP,STEP,...' [-o OUT] FILE...",
-      { O_STEPS, 0 } },
+    { "grayscale", "convert", IP_OP_GRAYSCALE },
+    { "resize", "resize", IP_OP_RESIZE },
+    { "rotate", "rotate", IP_OP_ROTATE },
+    { "blur", "blur", IP_OP_BLUR },
+    { "process", "process", 0 },
 };
+#define NCMDS (sizeof(image_cmds) / sizeof(image_cmds[0]))
+
+/* An operation parameter's option: its value in getopt_long's val. */
+#define O_PARAM(cmd, param) (CLI_O_FIRST_LOCAL + (int)(cmd) * PROTO_MAX_PARAMS + (param))
 
 static const char output_help[] =
 "Output:\n"
@@ -60,9 +58,7 @@ steps_help(void)
 /* Everything one run of an image command needs. */
 typedef struct image_job {
     const image_cmd *cmd;       /* which command */
-    ip_step steps[IP_MAX_STEPS]; /* what to do */
-    unsigned nsteps;            /* entries used */
-    ip_output output;           /* how to encode */
+    cli_spec spec;              /* its steps (one, or --steps) and -f, -q, --strip */
     const char *out;            /* -o, or NULL */
     int out_is_dir;             /* write each result into the folder out */
 } image_job;
@@ -70,212 +66,236 @@ typedef struct image_job {
 static const image_cmd *
 find_cmd(const char *name)
 {
-    for (size_t i = 0; i < sizeof(image_cmds) / sizeof(image_cmds[0]); i++)
+    for (size_t i = 0; i < NCMDS; i++)
         if (strcmp(image_cmds[i].name, name) == 0)
             return &image_cmds[i];
     return NULL;
 }
 
-static int
-takes(const image_cmd *c, int opt)
+/* "--sigma SIGMA", "[--fit inside|cover|fill]": a parameter as an option. */
+static void
+param_usage(const proto_param *p, char *buf, size_t len)
 {
-    for (int i = 0; c->options[i]; i++)
-        if (c->options[i] == opt)
-            return 1;
-    return 0;
+    char arg[32];
+    size_t i;
+
+    for (i = 0; p->name[i] && i + 1 < sizeof(arg); i++)
+        arg[i] = (char)(p->name[i] >= 'a' && p->name[i] <= 'z' ? p->name[i] - 32 : p->name[i]);
+    arg[i] = '\0';
+    if (p->type == PT_BOOL)
+        snprintf(buf, len, "--%s", p->name);
+    else
+        snprintf(buf, len, "--%s %s", p->name, p->type == PT_FIT ? "inside|cover|fill" : arg);
+}
+
+/* "imgproc blur --sigma SIGMA [-o OUT] FILE...", from the operation's row. */
+static void
+synopsis(const image_cmd *c, char *buf, size_t len)
+{
+    const proto_op *op = c->op ? proto_op_by_num(c->op) : NULL;
+    size_t n = (size_t)snprintf(buf, len, "imgproc %s%s", c->name,
+                                op ? "" : " --steps 'STEP,STEP,...'");
+
+    for (int i = 0; op && i < op->nparams && n < len; i++) {
+        char u[64];
+        param_usage(&op->params[i], u, sizeof(u));
+        n += (size_t)snprintf(buf + n, len - n, op->params[i].required ? " %s" : " [%s]", u);
+    }
+    if (n < len)
+        snprintf(buf + n, len - n, " [-o OUT] FILE...");
 }
 
 static void
 help(const image_cmd *c)
 {
-    printf("usage: %s\n\n%s", c->synopsis, output_help);
-    if (strcmp(c->name, "resize") == 0)
-        printf("Resize:\n  --width W, --height H  the box (either may be left out with --fit inside)\n"
-               "  --fit inside|cover|fill  keep aspect inside / cover and crop / stretch\n"
-               "  --enlarge              allow scaling up\n");
-    else if (strcmp(c->name, "rotate") == 0)
-        printf("Rotate:\n  --angle DEG            clockwise; multiples of 90 are exact\n"
-               "  --background COLOUR    corner fill: black, white, #rrggbb, #rrggbbaa...\n");
-    else if (strcmp(c->name, "blur") == 0)
-        printf("Blur:\n  --sigma S              Gaussian standard deviation in pixels\n");
-    else if (strcmp(c->name, "process") == 0)
+    const proto_op *op = c->op ? proto_op_by_num(c->op) : NULL;
+    char text[256];
+
+    synopsis(c, text, sizeof(text));
+    printf("usage: %s\n\n%s", text, output_help);
+    if (op && op->nparams)
+        printf("\n%s (%s):\n", op->doc, op->name);
+    for (int i = 0; op && i < op->nparams; i++) {
+        const proto_param *p = &op->params[i];
+        char u[64], doc[IP_MAX_TEXT];
+        param_usage(p, u, sizeof(u));
+        proto_param_doc(p, doc, sizeof(doc));
+        printf("  %-21s  %s%s\n", u, doc,
+               c->op == IP_OP_RESIZE && p->type == PT_UINT ? " (either side may be left out "
+               "with --fit inside)" : "");
+    }
+    if (!op)
         steps_help();
     printf("\n%s", cli_global_help);
 }
 
-static int
-bad(const char *what, const char *arg)
+/* The options: every command's, so that one it does not take is named as such. */
+static void
+options(struct option *opts)
 {
-    cli_error("invalid %s '%s'\n", what, arg);
-    return EXIT_USAGE;
+    static const struct option common[] = {
+        CLI_GLOBAL_LONG,
+        CLI_SPEC_LONG,
+        { "output", required_argument, NULL, 'o' },
+    };
+    size_t n = 0;
+
+    for (size_t i = 0; i < sizeof(common) / sizeof(common[0]); i++)
+        opts[n++] = common[i];
+    for (size_t c = 0; c < NCMDS; c++) {
+        const proto_op *op = image_cmds[c].op ? proto_op_by_num(image_cmds[c].op) : NULL;
+        for (int i = 0; op && i < op->nparams; i++)
+            opts[n++] = (struct option){ op->params[i].name, op->params[i].type == PT_BOOL ?
+                                         no_argument : required_argument, NULL,
+                                         O_PARAM(c, i) };
+    }
+    opts[n] = (struct option){ NULL, 0, NULL, 0 };
+}
+
+/* --PARAM VALUE for the command's operation, into its step.  0 or an exit code. */
+static int
+param_option(const image_job *job, int c, const char *arg, unsigned *given)
+{
+    const image_cmd *cmd = &image_cmds[(c - CLI_O_FIRST_LOCAL) / PROTO_MAX_PARAMS];
+    const proto_op *op = proto_op_by_num(cmd->op);
+    int i = (c - CLI_O_FIRST_LOCAL) % PROTO_MAX_PARAMS;
+    char why[256];
+
+    /* Every operation parameter's option exists; the right command's names this one. */
+    if (cmd != job->cmd) {
+        const proto_op *mine = job->cmd->op ? proto_op_by_num(job->cmd->op) : NULL;
+        int k;
+        for (k = 0; mine && k < mine->nparams; k++)
+            if (strcmp(mine->params[k].name, op->params[i].name) == 0)
+                break;
+        if (!mine || k == mine->nparams) {
+            cli_error("%s does not take --%s (see 'imgproc %s --help')\n", job->cmd->name,
+                      op->params[i].name, job->cmd->name);
+            return EXIT_USAGE;
+        }
+        op = mine;
+        i = k;
+    }
+    if (op->params[i].type == PT_BOOL)
+        arg = "1";
+    if (proto_param_parse(op, &op->params[i], arg, (ip_step *)&job->spec.steps[0], why,
+                          sizeof(why))) {
+        cli_error("invalid --%s: %s\n", op->params[i].name, why);
+        return EXIT_USAGE;
+    }
+    *given |= 1u << i;
+    return 0;
+}
+
+/* What a single-operation command needs given, or fills in.  0 or an exit code. */
+static int
+finish_step(image_job *job, unsigned given)
+{
+    const proto_op *op = proto_op_by_num(job->cmd->op);
+    ip_step *s = &job->spec.steps[0];
+
+    job->spec.nsteps = 1;
+    if (op->op == IP_OP_RESIZE) {
+        /* A side left out is no constraint at all, when the box is to be fitted inside. */
+        if (!(given & 3)) {
+            cli_error("resize needs --width and/or --height\n");
+            return EXIT_USAGE;
+        }
+        if ((given & 3) != 3 && s->ip_step_u.resize.fit != IP_FIT_INSIDE) {
+            cli_error("--fit cover and fill need both --width and --height\n");
+            return EXIT_USAGE;
+        }
+        if (!(given & 1))
+            s->ip_step_u.resize.width = IP_MAX_DIMENSION;
+        if (!(given & 2))
+            s->ip_step_u.resize.height = IP_MAX_DIMENSION;
+        return 0;
+    }
+    for (int i = 0; i < op->nparams; i++)
+        if (op->params[i].required && !(given & (1u << i))) {
+            cli_error("%s needs --%s\n", job->cmd->name, op->params[i].name);
+            return EXIT_USAGE;
+        }
+    return 0;
+}
+
+/* Where the results go: -o, or stdout when it is not a terminal.  -1 or an exit code. */
+static int
+parse_output(const cli_opts *o, image_job *job, int ninputs)
+{
+    if (o->json && (!job->out || strcmp(job->out, "-") == 0)) {
+        cli_error("--json prints its report on standard output: give -o FILE or -o DIR\n");
+        return EXIT_USAGE;
+    }
+    if (!job->out) {
+        if (ninputs > 1 || isatty(STDOUT_FILENO)) {
+            cli_error("where should the result go? give -o FILE, -o DIR or -o -\n");
+            return EXIT_USAGE;
+        }
+        job->out = "-";
+    }
+    if (strcmp(job->out, "-") == 0 && ninputs > 1) {
+        cli_error("-o - takes one input; give -o DIR for many\n");
+        return EXIT_USAGE;
+    }
+    job->out_is_dir = cli_is_dir(job->out) || ninputs > 1 ||
+                      job->out[strlen(job->out) - 1] == '/';
+    if (!job->spec.have_format && !job->out_is_dir && strcmp(job->out, "-") != 0)
+        job->spec.output.format = proto_format_from_path(job->out);
+    return -1;
 }
 
 /* Parses the command line into job.  -1 to go on, or an exit code. */
 static int
 parse(cli_opts *o, image_job *job, int argc, char **argv)
 {
-    static const struct option opts[] = {
-        CLI_GLOBAL_LONG,
-        { "output", required_argument, NULL, 'o' },
-        { "format", required_argument, NULL, 'f' },
-        { "quality", required_argument, NULL, 'q' },
-        { "strip", no_argument, NULL, O_STRIP },
-        { "width", required_argument, NULL, O_WIDTH },
-        { "height", required_argument, NULL, O_HEIGHT },
-        { "fit", required_argument, NULL, O_FIT },
-        { "enlarge", no_argument, NULL, O_ENLARGE },
-        { "angle", required_argument, NULL, O_ANGLE },
-        { "background", required_argument, NULL, O_BACKGROUND },
-        { "sigma", required_argument, NULL, O_SIGMA },
-        { "steps", required_argument, NULL, O_STEPS },
-        { NULL, 0, NULL, 0 },
-    };
-    ip_step *s = &job->steps[0];
-    int have_format = 0, have_main = 0;
-    unsigned long v;
-    char why[256];
-    int c;
+    struct option opts[64];
+    unsigned given = 0;
+    int c, r;
 
-    memset(s, 0, sizeof(*s));
-    s->ip_step_u.rotate.background = (ip_colour){ 0, 0, 0, 255 };
+    options(opts);
+    if (job->cmd->op)
+        proto_step_init(proto_op_by_num(job->cmd->op), &job->spec.steps[0]);
     while ((c = getopt_long(argc, argv, CLI_GLOBAL_SHORT "o:f:q:", opts, NULL)) != -1) {
-        int r = cli_global_option(o, c, optarg);
-        if (r < 0)
+        if ((r = cli_global_option(o, c, optarg)) < 0)
             return EXIT_USAGE;
         if (r > 0)
             continue;
-        if (c >= CLI_O_FIRST_LOCAL && c != O_STRIP && !takes(job->cmd, c)) {
-            cli_error("%s does not take %s (see 'imgproc %s --help')\n",
-                      job->cmd->name, argv[optind - 1], job->cmd->name);
+        if (c == CLI_O_STEPS && job->cmd->op) {
+            cli_error("%s does not take --steps (see 'imgproc process --help')\n",
+                      job->cmd->name);
             return EXIT_USAGE;
         }
-        switch (c) {
-        case 'h':
+        if ((r = cli_spec_option(&job->spec, c, optarg)) < 0)
+            return EXIT_USAGE;
+        if (r > 0)
+            continue;
+        if (c >= CLI_O_FIRST_LOCAL) {
+            if ((r = param_option(job, c, optarg, &given)) != 0)
+                return r;
+        } else if (c == 'o')
+            job->out = optarg;
+        else if (c == 'h') {
             help(job->cmd);
             return EXIT_OK;
-        case 'o':
-            job->out = optarg;
-            break;
-        case 'f':
-            if (proto_format_parse(optarg, &job->output.format))
-                return bad("format", optarg);
-            have_format = 1;
-            break;
-        case 'q':
-            if (proto_parse_uint(optarg, 100, &v) || v == 0)
-                return bad("quality (1..100)", optarg);
-            job->output.quality = (int)v;
-            break;
-        case O_STRIP:
-            job->output.strip = TRUE;
-            break;
-        case O_WIDTH:
-        case O_HEIGHT:
-            if (proto_parse_uint(optarg, 0xFFFFFFFFUL, &v))
-                return bad(c == O_WIDTH ? "width" : "height", optarg);
-            if (c == O_WIDTH)
-                s->ip_step_u.resize.width = (u_int)v;
-            else
-                s->ip_step_u.resize.height = (u_int)v;
-            have_main |= c == O_WIDTH ? 1 : 2;
-            break;
-        case O_FIT:
-            if (strcmp(optarg, "inside") == 0)
-                s->ip_step_u.resize.fit = IP_FIT_INSIDE;
-            else if (strcmp(optarg, "cover") == 0)
-                s->ip_step_u.resize.fit = IP_FIT_COVER;
-            else if (strcmp(optarg, "fill") == 0)
-                s->ip_step_u.resize.fit = IP_FIT_FILL;
-            else
-                return bad("fit (inside, cover or fill)", optarg);
-            break;
-        case O_ENLARGE:
-            s->ip_step_u.resize.enlarge = TRUE;
-            break;
-        case O_ANGLE:
-            if (proto_parse_double(optarg, &s->ip_step_u.rotate.angle))
-                return bad("angle", optarg);
-            have_main = 1;
-            break;
-        case O_BACKGROUND:
-            if (proto_colour_parse(optarg, &s->ip_step_u.rotate.background))
-                return bad("colour", optarg);
-            break;
-        case O_SIGMA:
-            if (proto_parse_double(optarg, &s->ip_step_u.sigma))
-                return bad("sigma", optarg);
-            have_main = 1;
-            break;
-        case O_STEPS:
-            if (proto_pipeline_parse(optarg, job->steps, IP_MAX_STEPS, &job->nsteps,
-                                     why, sizeof(why))) {
-                cli_error("invalid --steps: %s\n", why);
-                return EXIT_USAGE;
-            }
-            have_main = 1;
-            break;
-        default:
-            cli_usage(job->cmd->synopsis);
+        } else {
+            char text[256];
+            synopsis(job->cmd, text, sizeof(text));
+            cli_usage(text);
             return EXIT_USAGE;
         }
     }
-
-    if (strcmp(job->cmd->name, "grayscale") == 0) {
-        s->op = IP_OP_GRAYSCALE;
-        job->nsteps = 1;
-    } else if (strcmp(job->cmd->name, "resize") == 0) {
-        if (!have_main) {
-            cli_error("resize needs --width and/or --height\n");
-            return EXIT_USAGE;
-        }
-        if (have_main != 3 && s->ip_step_u.resize.fit != IP_FIT_INSIDE) {
-            cli_error("--fit cover and fill need both --width and --height\n");
-            return EXIT_USAGE;
-        }
-        /* A side left out is no constraint at all. */
-        if (!(have_main & 1))
-            s->ip_step_u.resize.width = IP_MAX_DIMENSION;
-        if (!(have_main & 2))
-            s->ip_step_u.resize.height = IP_MAX_DIMENSION;
-        s->op = IP_OP_RESIZE;
-        job->nsteps = 1;
-    } else if (strcmp(job->cmd->name, "process") != 0) {
-        if (!have_main) {
-            cli_error("%s needs --%s\n", job->cmd->name,
-                      strcmp(job->cmd->name, "rotate") == 0 ? "angle" : "sigma");
-            return EXIT_USAGE;
-        }
-        s->op = strcmp(job->cmd->name, "rotate") == 0 ? IP_OP_ROTATE : IP_OP_BLUR;
-        job->nsteps = 1;
-    } else if (!have_main) {
+    if (job->cmd->op && (r = finish_step(job, given)) != 0)
+        return r;
+    if (!job->cmd->op && job->spec.nsteps == 0) {
         cli_error("process needs --steps\n");
         return EXIT_USAGE;
     }
-
     if (optind >= argc) {
         cli_error("%s needs at least one FILE\n", job->cmd->name);
         return EXIT_USAGE;
     }
-    if (o->json && (!job->out || strcmp(job->out, "-") == 0)) {
-        cli_error("--json prints its report on standard output: give -o FILE or -o DIR\n");
-        return EXIT_USAGE;
-    }
-    if (!job->out) {
-        if (argc - optind > 1 || isatty(STDOUT_FILENO)) {
-            cli_error("where should the result go? give -o FILE, -o DIR or -o -\n");
-            return EXIT_USAGE;
-        }
-        job->out = "-";
-    }
-    if (strcmp(job->out, "-") == 0 && argc - optind > 1) {
-        cli_error("-o - takes one input; give -o DIR for many\n");
-        return EXIT_USAGE;
-    }
-    job->out_is_dir = cli_is_dir(job->out) ||
-                      (argc - optind > 1) || job->out[strlen(job->out) - 1] == '/';
-    if (!have_format && !job->out_is_dir && strcmp(job->out, "-") != 0)
-        job->output.format = proto_format_from_path(job->out);
-    return -1;
+    return parse_output(o, job, argc - optind);
 }
 
 /*
@@ -285,33 +305,32 @@ parse(cli_opts *o, image_job *job, int argc, char **argv)
 static enum clnt_stat
 call(CLIENT *clnt, const image_job *job, ip_image *im, ip_image_res *res, cli_progress *bar)
 {
-    const ip_step *s = &job->steps[0];
+    const ip_step *s = &job->spec.steps[0];
     xdrproc_t xres = (xdrproc_t)xdr_ip_image_res;
 
-    switch (s->op == IP_OP_GRAYSCALE && job->cmd->name[0] == 'g' ? 1 :
-            strcmp(job->cmd->name, "process") == 0 ? 0 : (int)s->op) {
-    case 1: {
-        ip_grayscale_args a = { *im, job->output };
+    switch (job->cmd->op) {
+    case IP_OP_GRAYSCALE: {
+        ip_grayscale_args a = { *im, job->spec.output };
         return cli_call(clnt, GRAYSCALE, (xdrproc_t)xdr_ip_grayscale_args, &a, xres, res, bar);
     }
     case IP_OP_RESIZE: {
-        ip_resize_args a = { *im, s->ip_step_u.resize, job->output };
+        ip_resize_args a = { *im, s->ip_step_u.resize, job->spec.output };
         return cli_call(clnt, RESIZE, (xdrproc_t)xdr_ip_resize_args, &a, xres, res, bar);
     }
     case IP_OP_ROTATE: {
-        ip_rotate_args a = { *im, s->ip_step_u.rotate, job->output };
+        ip_rotate_args a = { *im, s->ip_step_u.rotate, job->spec.output };
         return cli_call(clnt, ROTATE, (xdrproc_t)xdr_ip_rotate_args, &a, xres, res, bar);
     }
     case IP_OP_BLUR: {
-        ip_blur_args a = { *im, s->ip_step_u.sigma, job->output };
+        ip_blur_args a = { *im, s->ip_step_u.sigma, job->spec.output };
         return cli_call(clnt, BLUR, (xdrproc_t)xdr_ip_blur_args, &a, xres, res, bar);
     }
     default: {
         ip_process_args a;
         a.image = *im;
-        a.steps.steps_len = job->nsteps;
-        a.steps.steps_val = (ip_step *)job->steps;
-        a.output = job->output;
+        a.steps.steps_len = job->spec.nsteps;
+        a.steps.steps_val = (ip_step *)job->spec.steps;
+        a.output = job->spec.output;
         return cli_call(clnt, PROCESS, (xdrproc_t)xdr_ip_process_args, &a, xres, res, bar);
     }
     }

@@ -13,6 +13,8 @@ static int parse_crop(char *arg, ip_step *s, char *why, size_t len);
 static void format_crop(const ip_step *s, char *buf, size_t len);
 
 #define AT(field) offsetof(ip_step, ip_step_u.field)
+
+static const char *const fit_names[] = { "inside", "cover", "fill" };
 #define DIM (double)IP_MAX_DIMENSION
 
 const proto_op proto_ops[PROTO_NOPS] = {
@@ -233,10 +235,23 @@ proto_op_syntax(const proto_op *op, char *buf, size_t len)
         snprintf(buf + used, len - used, " if left out)");
 }
 
-/* One value of a NAME=V1:V2 step into its field. */
-static int
-parse_param(const proto_op *op, const proto_param *p, const char *text, ip_step *s,
-            char *why, size_t len)
+void
+proto_param_doc(const proto_param *p, char *buf, size_t len)
+{
+    char def[32];
+
+    format_double(def, sizeof(def), p->def);
+    if (p->min_open)
+        snprintf(buf, len, "%s, > %g", p->doc, p->min);
+    else if (!p->required && (p->type == PT_DOUBLE || p->type == PT_UINT))
+        snprintf(buf, len, "%s (default %s)", p->doc, def);
+    else
+        snprintf(buf, len, "%s", p->doc);
+}
+
+int
+proto_param_parse(const proto_op *op, const proto_param *p, const char *text, ip_step *s,
+                  char *why, size_t len)
 {
     void *v = field(s, p);
     unsigned long u;
@@ -258,16 +273,28 @@ parse_param(const proto_op *op, const proto_param *p, const char *text, ip_step 
             return fail(why, len, "%s: unknown colour '%s'", op->name, text);
         return 0;
     case PT_FIT:
+        for (int f = IP_FIT_INSIDE; f <= IP_FIT_FILL; f++)
+            if (strcmp(text, fit_names[f]) == 0) {
+                *(ip_fit *)v = (ip_fit)f;
+                return 0;
+            }
+        return fail(why, len, "%s: %s is inside, cover or fill, not '%s'", op->name, p->name,
+                    text);
     case PT_BOOL:
-        break;
+        if (strcmp(text, "1") == 0 || strcmp(text, "0") == 0) {
+            *(bool_t *)v = text[0] == '1';
+            return 0;
+        }
+        return fail(why, len, "%s: %s is 0 or 1, not '%s'", op->name, p->name, text);
     }
-    return fail(why, len, "%s: %s cannot be written here", op->name, p->name);
+    return fail(why, len, "%s: %s has an unknown type", op->name, p->name);
 }
 
-/* A step's defaults, before what the text gives. */
-static void
-set_defaults(const proto_op *op, ip_step *s)
+void
+proto_step_init(const proto_op *op, ip_step *s)
 {
+    memset(s, 0, sizeof(*s));
+    s->op = op->op;
     for (int i = 0; i < op->nparams; i++) {
         const proto_param *p = &op->params[i];
         void *v = field(s, p);
@@ -293,7 +320,7 @@ parse_values(const proto_op *op, char *arg, ip_step *s, char *why, size_t len)
         if (i == op->nparams)
             return fail(why, len, "%s takes %d value%s, as in %s", op->name, op->nparams,
                         op->nparams == 1 ? "" : "s", op->example);
-        if (parse_param(op, &op->params[i], part, s, why, len))
+        if (proto_param_parse(op, &op->params[i], part, s, why, len))
             return -1;
     }
     if (i < op->nparams && op->params[i].required)
@@ -386,11 +413,9 @@ parse_step(char *text, ip_step *s, char *why, size_t len)
     op = proto_op_by_name(text);
     if (!op)
         return fail(why, len, "unknown step '%s'", text);
-    memset(s, 0, sizeof(*s));
-    s->op = op->op;
+    proto_step_init(op, s);
     if (op->nparams == 0 && arg)
         return fail(why, len, "%s takes no value", op->name);
-    set_defaults(op, s);
     return op->parse ? op->parse(arg, s, why, len) : parse_values(op, arg, s, why, len);
 }
 
@@ -446,11 +471,10 @@ cleanup:
 static void
 format_resize(const ip_step *s, char *buf, size_t len)
 {
-    static const char *const fits[] = { "inside", "cover", "fill" };
     const ip_resize_params *r = &s->ip_step_u.resize;
 
     snprintf(buf, len, "resize=%ux%u:%s%s", r->width, r->height,
-             (unsigned)r->fit <= IP_FIT_FILL ? fits[r->fit] : "?",
+             (unsigned)r->fit <= IP_FIT_FILL ? fit_names[r->fit] : "?",
              r->enlarge ? ":enlarge" : "");
 }
 

@@ -56,6 +56,18 @@ typedef struct proto_op {
 extern const proto_op proto_ops[PROTO_NOPS];
 extern const size_t proto_nops;
 
+/* A parameter's doc with what its range and type cannot say: "..., > 0", "(default 128)". */
+void proto_param_doc(const proto_param *p, char *buf, size_t len);
+/* A step of op with its parameters at their defaults. */
+void proto_step_init(const proto_op *op, ip_step *s);
+/*
+ * One parameter's value, written as --steps and the command line write it
+ * (a number, a colour, inside|cover|fill, 0|1), into its field of s.
+ * 0, or -1 with a reason (syntax only: proto_step_check judges ranges).
+ */
+int proto_param_parse(const proto_op *op, const proto_param *p, const char *text, ip_step *s,
+                      char *why, size_t len);
+
 /* "double", "uint", "enum", "bool", "colour": a parameter's type as SERVER_INFO says it. */
 const char *proto_type_name(proto_type t);
 /* How to write op in --steps, e.g. "threshold[=LEVEL]  (LEVEL 128 if left out)". */

@@ -475,7 +475,7 @@ h_null(srv *s, const call_ctx *c, void *arg, void *res, call_log *log)
 static void
 fill_op(ip_op_desc *d, const proto_op *op)
 {
-    char syntax[IP_MAX_TEXT];
+    char syntax[IP_MAX_TEXT], doc[IP_MAX_TEXT];
 
     proto_op_syntax(op, syntax, sizeof(syntax));
     d->op = op->op;
@@ -490,13 +490,8 @@ fill_op(ip_op_desc *d, const proto_op *op)
         p->type = strdup(proto_type_name(from->type));
         p->min = from->min;
         p->max = from->max;
-        /* What min and max cannot say: an open end, the default. */
-        if (from->min_open)
-            p->doc = proto_strdupf("%s, > %g", from->doc, from->min);
-        else if (!from->required && (from->type == PT_DOUBLE || from->type == PT_UINT))
-            p->doc = proto_strdupf("%s (default %g)", from->doc, from->def);
-        else
-            p->doc = strdup(from->doc);
+        proto_param_doc(from, doc, sizeof(doc));
+        p->doc = strdup(doc);
     }
 }
 

@@ -124,7 +124,11 @@ is "$bad" "" "every flag the help shows is accepted by its command"
 # help (a task command's is 'task --help').  A flag that is the start of
 # another one the help shows is skipped: getopt takes it as that one's
 # abbreviation (--for is --format to grayscale).
-known=$(grep -ohE '\{ "[a-z][a-z-]+", (no|required)_argument' "$TOP"/client/*.c | cut -d'"' -f2 | sort -u)
+# (the image commands' own options are their operations' parameters: info's)
+known=$( (grep -ohE '\{ "[a-z][a-z-]+", (no|required)_argument' "$TOP"/client/*.[ch] | cut -d'"' -f2
+          python3 -c 'import json,sys
+for o in json.load(sys.stdin)["operations"]:
+    for p in o["params"]: print(p["name"])' <"$TMP/info.json") | sort -u)
 [ "$(echo "$known" | wc -w)" -gt 20 ] || bail "cannot read the client's option tables"
 shown() {    # shown FLAG HELP: the help has --FLAG, or FLAG abbreviates one it has
     grep -q -- "--$1\b" <<<"$2" && return 0

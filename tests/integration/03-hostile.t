@@ -88,7 +88,7 @@ like "$("$HOSTILE" $PORT $PROG garbage)" "sent * bytes" "a garbage record and a 
 
 # Wrong command lines: exit 2, nothing sent.
 cli blur --sigma abc "$TMP/photo.jpg" -o "$TMP/x.jpg" 2>"$TMP/err"; is "$?" 2 "a non-numeric sigma is a usage error"
-like "$(cat "$TMP/err")" "imgproc: invalid sigma 'abc'" "with a one-line message"
+like "$(cat "$TMP/err")" "imgproc: invalid --sigma: blur: sigma 'abc' is not a number, as in blur=2.5" "with a one-line message"
 cli process --steps 'wobble=3' "$TMP/photo.jpg" -o "$TMP/x.jpg" 2>"$TMP/err"; is "$?" 2 "an unknown step name is a usage error"
 like "$(cat "$TMP/err")" "imgproc: invalid --steps: unknown step 'wobble' (step 1, 'wobble=3', at character 1 of 'wobble=3')" "naming the step and where it is"
 cli process --steps 'blur=5;grayscale' "$TMP/photo.jpg" -o "$TMP/x.jpg" 2>"$TMP/err"
