@@ -1,6 +1,7 @@
 /* cmd_batch.c - imgproc batch: files and folders through the server, as batched tasks or parallel PROCESS calls. */
 #include <dirent.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
@@ -89,13 +90,19 @@ stopping(run *r)
 }
 
 /* A connection failed: everything stops, and the run exits EXIT_RPC. */
+static void set_fatal(run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 static void
-set_fatal(run *r, const char *fmt, const char *arg)
+set_fatal(run *r, const char *fmt, ...)
 {
+    va_list ap;
+
     pthread_mutex_lock(&r->lock);
     if (!r->fatal) {
         r->fatal = 1;
-        snprintf(r->fatal_why, sizeof(r->fatal_why), fmt, arg);
+        va_start(ap, fmt);
+        vsnprintf(r->fatal_why, sizeof(r->fatal_why), fmt, ap);
+        va_end(ap);
     }
     pthread_cond_broadcast(&r->cond);
     pthread_mutex_unlock(&r->lock);
@@ -136,12 +143,19 @@ finish(run *r, item *it, item_state st)
     pthread_mutex_unlock(&r->lock);
 }
 
+/* Item it failed, for the reason fmt says (st: the server's status, IP_OK when local). */
+static void fail_item(run *r, item *it, ip_status st, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 static void
-fail_item(run *r, item *it, ip_status st, const char *fmt, const char *a, const char *b)
+fail_item(run *r, item *it, ip_status st, const char *fmt, ...)
 {
     char buf[1400];
+    va_list ap;
 
-    snprintf(buf, sizeof(buf), fmt, a, b);
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
     free(it->reason);
     it->reason = strdup(buf);
     it->status = st;
@@ -158,7 +172,7 @@ write_result(run *r, item *it, const char *data, size_t len, ip_format fmt, unsi
 
     it->dest = cli_output_path(r->b->out, it->path, proto_format_ext(fmt));
     if (!it->dest) {
-        fail_item(r, it, IP_OK, "%s%s", "out of memory", "");
+        fail_item(r, it, IP_OK, "%s", "out of memory");
         return;
     }
     if (cli_write_file(it->dest, data, len, why, sizeof(why))) {
@@ -213,7 +227,7 @@ sync_main(void *p)
         pthread_mutex_unlock(&r->lock);
 
         if (cli_read_file(it->path, IP_MAX_IMAGE, &data, &len, err, sizeof(err))) {
-            fail_item(r, it, IP_OK, "cannot read it: %s%s", err, "");
+            fail_item(r, it, IP_OK, "cannot read it: %s", err);
             continue;
         }
         memset(&a, 0, sizeof(a));
@@ -238,7 +252,7 @@ sync_main(void *p)
             write_result(r, it, ok->image.ip_image_val, ok->image.ip_image_len, ok->format,
                          ok->width, ok->height, ok->bands);
         } else
-            fail_item(r, it, res.status, "%s%s", res.ip_image_res_u.message, "");
+            fail_item(r, it, res.status, "%s", res.ip_image_res_u.message);
         xdr_free((xdrproc_t)xdr_ip_image_res, (char *)&res);
     }
     cli_disconnect(clnt);
@@ -279,7 +293,7 @@ outcome(run *r, item *it, const ip_task_create_res *res)
     else if (res->status == IP_EBUSY)
         busy_again(r, it);
     else
-        fail_item(r, it, res->status, "%s%s", res->ip_task_create_res_u.message, "");
+        fail_item(r, it, res->status, "%s", res->ip_task_create_res_u.message);
 }
 
 /* A file too large for one call: an ordinary create, then chunks (TASK_UPLOAD). */
@@ -311,7 +325,7 @@ create_uploaded(run *r, CLIENT *clnt, item *it, const char *data, size_t len)
     if (rc == EXIT_OK)
         created(r, it, res.ip_task_create_res_u.created.id);
     else if (rc == EXIT_FAILED)
-        fail_item(r, it, IP_OK, "cannot upload it: %s%s", why, "");
+        fail_item(r, it, IP_OK, "cannot upload it: %s", why);
     xdr_free((xdrproc_t)xdr_ip_task_create_res, (char *)&res);
     if (rc == EXIT_RPC)
         set_fatal(r, "an upload failed: %s", why);
@@ -339,7 +353,7 @@ send_items(run *r, CLIENT *clnt, const size_t *idx, size_t k)
         size_t len;
 
         if (cli_read_file(it->path, (size_t)1 << 40, &data, &len, err, sizeof(err))) {
-            fail_item(r, it, IP_OK, "cannot read it: %s%s", err, "");
+            fail_item(r, it, IP_OK, "cannot read it: %s", err);
             continue;
         }
         if (len > r->inline_limit) {
@@ -504,7 +518,7 @@ fetch_one(run *r, CLIENT *clnt, item *it)
         if (task_wait_1(&w, &st, clnt) != RPC_SUCCESS)
             return tio_rpc_failed(clnt, why, sizeof(why));
         if (st.status != IP_OK) {
-            fail_item(r, it, st.status, "%s%s", st.ip_task_info_res_u.message, "");
+            fail_item(r, it, st.status, "%s", st.ip_task_info_res_u.message);
             goto cleanup;
         }
         if (proto_task_final(info->state))
@@ -529,13 +543,13 @@ fetch_one(run *r, CLIENT *clnt, item *it)
             write_result(r, it, data, (size_t)len, facts.format, facts.width, facts.height,
                          facts.bands);
         else if (rc == EXIT_FAILED)
-            fail_item(r, it, IP_OK, "cannot fetch the result: %s%s", why, "");
+            fail_item(r, it, IP_OK, "cannot fetch the result: %s", why);
         free(data);
     } else if (info->state == IP_TASK_FAILED)
-        fail_item(r, it, info->error_status, "%s%s", info->error, "");
+        fail_item(r, it, info->error_status, "%s", info->error);
     else
-        fail_item(r, it, IP_OK, "its task was %s%s", proto_task_state_name(info->state),
-                  " by someone else");
+        fail_item(r, it, IP_OK, "its task was %s by someone else",
+                  proto_task_state_name(info->state));
     if (rc != EXIT_RPC && !r->b->keep) {
         /* Its work is done: free the server of it. */
         ip_task_res d;
