@@ -11,36 +11,7 @@
 #include "log.h"
 #include "proto.h"
 #include "server.h"
-
-/* What a handler reports for the request log. */
-typedef struct call_log {
-    size_t in_bytes;            /* image bytes received */
-    size_t out_bytes;           /* image bytes sent */
-    ip_status status;           /* outcome */
-} call_log;
-
-/* Who is calling, and how. */
-typedef struct call_ctx {
-    const char *owner;          /* "uid@machine" (AUTH_SYS) or "anonymous" */
-    int stream;                 /* TCP (1) or UDP (0): UDP calls must not block */
-    tasks_batch *batch;         /* the connection's batch (TCP only, else NULL) */
-    int fd;                     /* the caller's connection (TCP), else -1 */
-    int local;                  /* the caller is on this machine (a loopback address) */
-} call_ctx;
-
-/* Why a synchronous call's work was stopped. */
-enum { STOP_NONE, STOP_TIME, STOP_GONE, STOP_SHUTDOWN };
-
-/* Watches a synchronous call's image work: its time budget, its caller, shutdown. */
-typedef struct call_watch {
-    srv *s;                     /* the server (settings, stop pipe) */
-    double deadline;            /* proto_seconds() by which the work must be done */
-    int fd;                     /* the caller's connection, or -1 */
-    long long next_look_ms;     /* when to look at the sockets again (atomic) */
-    int reason;                 /* STOP_*, once stopped (atomic) */
-} call_watch;
-
-typedef void (*handler_fn)(srv *s, const call_ctx *c, void *arg, void *res, call_log *log);
+#include "service.h"
 
 /* One row per procedure: adding one is a row and a handler. */
 typedef struct proc_entry {
@@ -101,15 +72,6 @@ xdr_task_create_args_strict(XDR *x, ip_task_create_args *a)
 
 /* Casting through a no-argument function type keeps -Wcast-function-type quiet. */
 #define XDR(fn) ((xdrproc_t)(void (*)(void))(fn))
-
-/* Is fd readable (or hung up) right now? */
-static int
-ready_now(int fd, short events)
-{
-    struct pollfd pf = { fd, events, 0 };
-
-    return fd >= 0 && poll(&pf, 1, 0) > 0 && pf.revents != 0;
-}
 
 /*
  * The bytes a call carries, counted before they are read.
@@ -219,7 +181,7 @@ budget_take(arg_guard *g, u_int n)
     while ((sh = share_of(s, g->key))) {
         struct timespec ts;
         fits = s->inflight + n <= all && sh->bytes + n <= per;
-        if (fits || proto_seconds() >= until || (stopping = ready_now(s->stop_pipe[0], POLLIN)))
+        if (fits || proto_seconds() >= until || (stopping = srv_fd_ready(s->stop_pipe[0], POLLIN)))
             break;
         share_drop_empty(s, sh);
         clock_gettime(CLOCK_REALTIME, &ts);
@@ -378,358 +340,6 @@ xdr_guarded(XDR *in, arg_guard *g)
 }
 
 /*
- * libvips' progress, from its threads: stop past the deadline, when the
- * caller has hung up (nobody would read the reply), or at shutdown.  The
- * sockets are looked at every 50 ms at most.
- */
-static int
-on_call_progress(void *ctx, int percent)
-{
-    call_watch *w = ctx;
-    double now = proto_seconds();
-    long long ms = (long long)(now * 1e3);
-    long long next = __atomic_load_n(&w->next_look_ms, __ATOMIC_RELAXED);
-    int why = STOP_NONE;
-
-    (void)percent;
-    /* Past the deadline the sockets are looked at too, so that the reason
-     * given is the first that holds: shutdown (which also shuts the sockets'
-     * reading side down), then a caller gone, then time. */
-    if (now > w->deadline ||
-        (ms >= next && __atomic_compare_exchange_n(&w->next_look_ms, &next, ms + 50, 0,
-                                                   __ATOMIC_RELAXED, __ATOMIC_RELAXED))) {
-        if (ready_now(w->s->stop_pipe[0], POLLIN))
-            why = STOP_SHUTDOWN;
-        else if (ready_now(w->fd, POLLRDHUP))
-            why = STOP_GONE;
-        else if (now > w->deadline)
-            why = STOP_TIME;
-    }
-    if (why != STOP_NONE)
-        __atomic_store_n(&w->reason, why, __ATOMIC_RELAXED);
-    return why != STOP_NONE;
-}
-
-static int
-on_call_stopped(void *ctx, ip_status *st, char *msg, size_t len)
-{
-    call_watch *w = ctx;
-
-    switch (__atomic_load_n(&w->reason, __ATOMIC_RELAXED)) {
-    case STOP_TIME:
-        *st = IP_ETOOBIG;
-        snprintf(msg, len, "stopped after %u s: the work exceeds this server's budget for "
-                 "a call (--max-request-seconds %u); a task may run for %u s",
-                 w->s->cfg.max_request_seconds, w->s->cfg.max_request_seconds,
-                 w->s->tcfg.max_task_seconds);
-        break;
-    case STOP_GONE:
-        *st = IP_ESTATE;
-        snprintf(msg, len, "stopped: the caller hung up");
-        break;
-    case STOP_SHUTDOWN:
-        *st = IP_EBUSY;
-        snprintf(msg, len, "stopped: the server is shutting down; call again later");
-        break;
-    default:
-        return 0;
-    }
-    return 1;
-}
-
-static void
-run_pipeline(srv *s, const call_ctx *c, const ip_image *im, const ip_step *steps,
-             unsigned n, const ip_output *out, ip_image_res *res, call_log *log)
-{
-    call_watch w = { s, proto_seconds() + s->cfg.max_request_seconds, c->fd, 0, STOP_NONE };
-    ops_watch watch = { on_call_progress, on_call_stopped, &w };
-
-    log->in_bytes = im->ip_image_len;
-    memset(res, 0, sizeof(*res));
-    if (n > s->cfg.max_steps) {
-        res->status = IP_ETOOBIG;
-        res->ip_image_res_u.message = proto_strdupf("%u steps; this server runs at most %u",
-                                             n, s->cfg.max_steps);
-    } else if (n == 0) {
-        res->status = IP_EINVAL;
-        res->ip_image_res_u.message = proto_strdupf("the pipeline has no steps");
-    } else {    /* its size was checked as it was decoded (xdr_guarded) */
-        ops_process(&s->limits, im->ip_image_val, im->ip_image_len, steps, n, out, &watch, res);
-    }
-    log->status = res->status;
-    if (res->status == IP_OK)
-        log->out_bytes = res->ip_image_res_u.ok.image.ip_image_len;
-}
-
-static void
-h_null(srv *s, const call_ctx *c, void *arg, void *res, call_log *log)
-{
-    (void)s;
-    (void)c;
-    (void)arg;
-    (void)res;
-    log->status = IP_OK;
-}
-
-/* An operation as SERVER_INFO describes it, from its row in proto_ops. */
-static void
-fill_op(ip_op_desc *d, const proto_op *op)
-{
-    char syntax[IP_MAX_TEXT], doc[IP_MAX_TEXT];
-
-    proto_op_syntax(op, syntax, sizeof(syntax));
-    d->op = op->op;
-    d->name = strdup(op->name);
-    d->doc = strdup(syntax);
-    d->params.params_len = (u_int)op->nparams;
-    d->params.params_val = calloc((size_t)op->nparams + 1, sizeof(ip_param_desc));
-    for (int i = 0; i < op->nparams; i++) {
-        const proto_param *from = &op->params[i];
-        ip_param_desc *p = &d->params.params_val[i];
-        p->name = strdup(from->name);
-        p->type = strdup(proto_type_name(from->type));
-        p->min = from->min;
-        p->max = from->max;
-        proto_param_doc(from, doc, sizeof(doc));
-        p->doc = strdup(doc);
-    }
-}
-
-/* Copies a NULL-terminated list of names into an XDR array. */
-static void
-fill_names(const char *const *names, u_int *len, ip_name **val)
-{
-    u_int n = 0;
-
-    while (names[n] && n < IP_MAX_FORMATS)
-        n++;
-    *val = calloc(n + 1, sizeof(ip_name));
-    for (u_int i = 0; i < n; i++)
-        (*val)[i] = strdup(names[i]);
-    *len = n;
-}
-
-static void
-h_server_info(srv *s, const call_ctx *c, void *arg, void *resp, call_log *log)
-{
-    ip_server_info_res *res = resp;
-    ip_server_info *info = &res->ip_server_info_res_u.info.info;
-    ip_guard_limits *guard = &res->ip_server_info_res_u.info.guard;
-    char *where;
-
-    (void)arg;
-    memset(res, 0, sizeof(*res));
-    res->status = IP_OK;
-    info->server_version = strdup(IMGPROC_VERSION);
-    info->vips_version = strdup(ops_vips_version());
-    info->ops.ops_len = (u_int)proto_nops;
-    info->ops.ops_val = calloc(proto_nops, sizeof(ip_op_desc));
-    for (size_t i = 0; i < proto_nops; i++)
-        fill_op(&info->ops.ops_val[i], &proto_ops[i]);
-    fill_names(ops_input_formats(), &info->input_formats.input_formats_len,
-               &info->input_formats.input_formats_val);
-    fill_names(ops_output_formats(), &info->output_formats.output_formats_len,
-               &info->output_formats.output_formats_val);
-    info->limits.max_request_bytes = s->cfg.max_request_bytes;
-    info->limits.max_pixels = s->cfg.max_pixels;
-    info->limits.max_steps = s->cfg.max_steps;
-    info->limits.max_connections = s->cfg.max_connections;
-    info->limits.max_upload_bytes = s->tcfg.max_upload_bytes;
-    info->limits.workers = s->tcfg.workers;
-    info->limits.max_queued = s->tcfg.max_queued;
-    info->limits.max_tasks = s->tcfg.max_tasks;
-    info->limits.result_ttl = s->tcfg.result_ttl;
-    guard->max_per_address = s->cfg.max_per_address;
-    guard->min_receive_rate = s->cfg.min_receive_rate;
-    guard->max_inflight_bytes = s->cfg.max_inflight_bytes;
-    guard->max_request_seconds = s->cfg.max_request_seconds;
-    guard->max_task_seconds = s->tcfg.max_task_seconds;
-    guard->max_blur_work = s->cfg.max_blur_work;
-    where = c->local ? realpath(s->tcfg.state_dir, NULL) : NULL;
-    res->ip_server_info_res_u.info.state_dir = where ? where : strdup("");
-    pthread_mutex_lock(&s->lock);
-    guard->inflight_bytes = s->inflight;
-    pthread_mutex_unlock(&s->lock);
-    tasks_load(s->tasks, &info->load.tasks_queued, &info->load.tasks_running);
-    pthread_mutex_lock(&s->lock);
-    info->load.connections = s->nconn;
-    pthread_mutex_unlock(&s->lock);
-    info->load.calls_in_progress = __atomic_load_n(&s->in_progress, __ATOMIC_RELAXED);
-    info->load.calls_served = __atomic_load_n(&s->served, __ATOMIC_RELAXED);
-    log->status = IP_OK;
-}
-
-static void
-h_image_info(srv *s, const call_ctx *c, void *arg, void *resp, call_log *log)
-{
-    (void)c;
-    ip_image *im = arg;
-    ip_info_res *res = resp;
-
-    log->in_bytes = im->ip_image_len;
-    memset(res, 0, sizeof(*res));
-    ops_info(&s->limits, im->ip_image_val, im->ip_image_len, res);
-    log->status = res->status;
-}
-
-static void
-h_grayscale(srv *s, const call_ctx *c, void *arg, void *res, call_log *log)
-{
-    ip_grayscale_args *a = arg;
-    ip_step step = { .op = IP_OP_GRAYSCALE };
-
-    run_pipeline(s, c, &a->image, &step, 1, &a->output, res, log);
-}
-
-static void
-h_resize(srv *s, const call_ctx *c, void *arg, void *res, call_log *log)
-{
-    ip_resize_args *a = arg;
-    ip_step step = { .op = IP_OP_RESIZE, .ip_step_u.resize = a->params };
-
-    run_pipeline(s, c, &a->image, &step, 1, &a->output, res, log);
-}
-
-static void
-h_rotate(srv *s, const call_ctx *c, void *arg, void *res, call_log *log)
-{
-    ip_rotate_args *a = arg;
-    ip_step step = { .op = IP_OP_ROTATE, .ip_step_u.rotate = a->params };
-
-    run_pipeline(s, c, &a->image, &step, 1, &a->output, res, log);
-}
-
-static void
-h_blur(srv *s, const call_ctx *c, void *arg, void *res, call_log *log)
-{
-    ip_blur_args *a = arg;
-    ip_step step = { .op = IP_OP_BLUR, .ip_step_u.sigma = a->sigma };
-
-    run_pipeline(s, c, &a->image, &step, 1, &a->output, res, log);
-}
-
-static void
-h_process(srv *s, const call_ctx *c, void *arg, void *res, call_log *log)
-{
-    ip_process_args *a = arg;
-
-    run_pipeline(s, c, &a->image, a->steps.steps_val, a->steps.steps_len,
-                 &a->output, res, log);
-}
-
-/* ---- tasks: thin wrappers; tasks.c has the state machine. */
-
-static void
-h_task_create(srv *s, const call_ctx *c, void *arg, void *res, call_log *log)
-{
-    ip_task_create_args *a = arg;
-
-    if (a->source.kind == IP_SOURCE_INLINE)
-        log->in_bytes = a->source.ip_task_source_u.image.ip_image_len;
-    tasks_create(s->tasks, c->owner, a, res);
-}
-
-static void
-h_task_upload(srv *s, const call_ctx *c, void *arg, void *res, call_log *log)
-{
-    ip_task_upload_args *a = arg;
-
-    log->in_bytes = a->data.data_len;
-    tasks_upload(s->tasks, c->owner, a, res);
-}
-
-static void
-h_task_start(srv *s, const call_ctx *c, void *arg, void *res, call_log *log)
-{
-    (void)log;
-    tasks_start(s->tasks, c->owner, *(ip_task_id *)arg, res);
-}
-
-static void
-h_task_status(srv *s, const call_ctx *c, void *arg, void *res, call_log *log)
-{
-    (void)log;
-    tasks_status(s->tasks, c->owner, *(ip_task_id *)arg, res);
-}
-
-static void
-h_task_wait(srv *s, const call_ctx *c, void *arg, void *res, call_log *log)
-{
-    (void)log;
-    tasks_wait(s->tasks, c->owner, arg, c->stream, res);
-}
-
-static void
-h_task_result(srv *s, const call_ctx *c, void *arg, void *resp, call_log *log)
-{
-    ip_task_result_res *res = resp;
-
-    tasks_result(s->tasks, c->owner, arg, res);
-    if (res->status == IP_OK)
-        log->out_bytes = res->ip_task_result_res_u.chunk.data.data_len;
-}
-
-static void
-h_task_cancel(srv *s, const call_ctx *c, void *arg, void *res, call_log *log)
-{
-    (void)log;
-    tasks_cancel(s->tasks, c->owner, *(ip_task_id *)arg, res);
-}
-
-static void
-h_task_delete(srv *s, const call_ctx *c, void *arg, void *res, call_log *log)
-{
-    (void)log;
-    tasks_delete(s->tasks, c->owner, *(ip_task_id *)arg, res);
-}
-
-static void
-h_task_list(srv *s, const call_ctx *c, void *arg, void *res, call_log *log)
-{
-    (void)log;
-    tasks_list(s->tasks, c->owner, arg, res);
-}
-
-static void
-h_task_submit(srv *s, const call_ctx *c, void *arg, void *res, call_log *log)
-{
-    ip_task_create_args *a = arg;
-
-    (void)res;
-    if (a->source.kind == IP_SOURCE_INLINE)
-        log->in_bytes = a->source.ip_task_source_u.image.ip_image_len;
-    /* Over UDP there is no connection to keep the outcome on: ignored. */
-    if (!c->batch) {
-        log->status = IP_EINVAL;
-        return;
-    }
-    tasks_batch_add(s->tasks, c->batch, c->owner, a);
-}
-
-static void
-h_task_collect(srv *s, const call_ctx *c, void *arg, void *resp, call_log *log)
-{
-    ip_batch_res *res = resp;
-
-    (void)arg;
-    (void)log;
-    if (!c->batch) {
-        memset(res, 0, sizeof(*res));
-        res->status = IP_EINVAL;
-        res->ip_batch_res_u.message = strdup("a batch lives on a TCP connection; "
-                                             "TASK_SUBMIT and TASK_COLLECT need TCP");
-        return;
-    }
-    tasks_batch_collect(s->tasks, c->batch, res);
-}
-
-static void
-free_image_res(void *res)
-{
-    ops_free_image_res(res);
-}
-
-/*
  * UDP has one serving thread, and its clients retransmit: a slow call there
  * stops every UDP caller and runs again for each retransmission.  So UDP
  * serves only the cheap, bounded procedures (the udp column); image work,
@@ -752,44 +362,44 @@ typedef char no_value[0];               /* a void argument or result: no room */
       handler, free_res, batched, udp }
 
 static const proc_entry procs[] = {
-    PROC(IP_NULL, no_value, xdr_void, no_value, xdr_void, h_null, NULL, 0, 1),
+    PROC(IP_NULL, no_value, xdr_void, no_value, xdr_void, service_null, NULL, 0, 1),
     PROC(SERVER_INFO, no_value, xdr_void, ip_server_info_res, xdr_ip_server_info_res,
-         h_server_info, NULL, 0, 1),
-    PROC(IMAGE_INFO, ip_image, xdr_ip_image, ip_info_res, xdr_ip_info_res, h_image_info,
+         service_server_info, NULL, 0, 1),
+    PROC(IMAGE_INFO, ip_image, xdr_ip_image, ip_info_res, xdr_ip_info_res, service_image_info,
          NULL, 0, 0),
     PROC(GRAYSCALE, ip_grayscale_args, xdr_ip_grayscale_args, ip_image_res, xdr_ip_image_res,
-         h_grayscale, free_image_res, 0, 0),
+         service_grayscale, service_free_image_res, 0, 0),
     PROC(RESIZE, ip_resize_args, xdr_ip_resize_args, ip_image_res, xdr_ip_image_res,
-         h_resize, free_image_res, 0, 0),
+         service_resize, service_free_image_res, 0, 0),
     PROC(ROTATE, ip_rotate_args, xdr_ip_rotate_args, ip_image_res, xdr_ip_image_res,
-         h_rotate, free_image_res, 0, 0),
-    PROC(BLUR, ip_blur_args, xdr_ip_blur_args, ip_image_res, xdr_ip_image_res, h_blur,
-         free_image_res, 0, 0),
+         service_rotate, service_free_image_res, 0, 0),
+    PROC(BLUR, ip_blur_args, xdr_ip_blur_args, ip_image_res, xdr_ip_image_res, service_blur,
+         service_free_image_res, 0, 0),
     PROC(PROCESS, ip_process_args, xdr_ip_process_args, ip_image_res, xdr_ip_image_res,
-         h_process, free_image_res, 0, 0),
+         service_process, service_free_image_res, 0, 0),
     PROC(TASK_CREATE, ip_task_create_args, xdr_task_create_args_strict, ip_task_create_res,
-         xdr_ip_task_create_res, h_task_create, NULL, 0, 0),
+         xdr_ip_task_create_res, service_task_create, NULL, 0, 0),
     PROC(TASK_UPLOAD, ip_task_upload_args, xdr_ip_task_upload_args, ip_task_upload_res,
-         xdr_ip_task_upload_res, h_task_upload, NULL, 0, 0),
-    PROC(TASK_START, ip_task_id, xdr_ip_task_id, ip_task_res, xdr_ip_task_res, h_task_start,
+         xdr_ip_task_upload_res, service_task_upload, NULL, 0, 0),
+    PROC(TASK_START, ip_task_id, xdr_ip_task_id, ip_task_res, xdr_ip_task_res, service_task_start,
          NULL, 0, 1),
     PROC(TASK_STATUS, ip_task_id, xdr_ip_task_id, ip_task_info_res, xdr_ip_task_info_res,
-         h_task_status, NULL, 0, 1),
+         service_task_status, NULL, 0, 1),
     PROC(TASK_WAIT, ip_task_wait_args, xdr_ip_task_wait_args, ip_task_info_res,
-         xdr_ip_task_info_res, h_task_wait, NULL, 0, 1),
+         xdr_ip_task_info_res, service_task_wait, NULL, 0, 1),
     PROC(TASK_RESULT, ip_task_result_args, xdr_ip_task_result_args, ip_task_result_res,
-         xdr_ip_task_result_res, h_task_result, NULL, 0, 0),
+         xdr_ip_task_result_res, service_task_result, NULL, 0, 0),
     PROC(TASK_CANCEL, ip_task_id, xdr_ip_task_id, ip_task_res, xdr_ip_task_res,
-         h_task_cancel, NULL, 0, 0),
+         service_task_cancel, NULL, 0, 0),
     PROC(TASK_DELETE, ip_task_id, xdr_ip_task_id, ip_task_res, xdr_ip_task_res,
-         h_task_delete, NULL, 0, 0),
+         service_task_delete, NULL, 0, 0),
     PROC(TASK_LIST, ip_task_list_args, xdr_ip_task_list_args, ip_task_list_res,
-         xdr_ip_task_list_res, h_task_list, NULL, 0, 1),
+         xdr_ip_task_list_res, service_task_list, NULL, 0, 1),
     PROC(TASK_SUBMIT, ip_task_create_args, xdr_task_create_args_strict, no_value, xdr_void,
-         h_task_submit, NULL, 1, 0),
-    PROC(TASK_COLLECT, no_value, xdr_void, ip_batch_res, xdr_ip_batch_res, h_task_collect,
+         service_task_submit, NULL, 1, 0),
+    PROC(TASK_COLLECT, no_value, xdr_void, ip_batch_res, xdr_ip_batch_res, service_task_collect,
          NULL, 0, 1),
-    PROC(NULL_BATCHED, no_value, xdr_void, no_value, xdr_void, h_null, NULL, 1, 1),
+    PROC(NULL_BATCHED, no_value, xdr_void, no_value, xdr_void, service_null, NULL, 1, 1),
 };
 
 static const proc_entry *
