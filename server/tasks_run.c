@@ -1,0 +1,243 @@
+/* tasks_run.c - the worker pool that runs queued tasks, and the sweeper that expires them. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <rpc/rpc.h>
+
+#include "log.h"
+#include "proto.h"
+#include "store.h"
+#include "tasks_int.h"
+
+/* ------------------------------------------------------------- workers */
+
+/* Why a worker stopped its task's pipeline. */
+enum { STOP_NONE, STOP_ASKED, STOP_TIME };
+
+static int
+on_progress(void *ctx, int percent)
+{
+    worker *w = ctx;
+    int why = STOP_NONE;
+
+    __atomic_store_n(&w->progress, percent, __ATOMIC_RELAXED);
+    if (__atomic_load_n(&w->cancel, __ATOMIC_RELAXED) ||
+        __atomic_load_n(&w->t->stopping, __ATOMIC_RELAXED))
+        why = STOP_ASKED;
+    else if (proto_seconds() > w->deadline)
+        why = STOP_TIME;
+    if (why != STOP_NONE)
+        __atomic_store_n(&w->stopped, why, __ATOMIC_RELAXED);
+    return why != STOP_NONE;
+}
+
+/* A task over its time budget fails for good; a cancel or a shutdown is not a failure. */
+static int
+on_stopped(void *ctx, ip_status *st, char *msg, size_t len)
+{
+    worker *w = ctx;
+
+    switch (__atomic_load_n(&w->stopped, __ATOMIC_RELAXED)) {
+    case STOP_ASKED:
+        *st = IP_ESTATE;
+        snprintf(msg, len, "stopped before the end");
+        return 1;
+    case STOP_TIME:
+        *st = IP_ETOOBIG;
+        snprintf(msg, len, "stopped after %u s: the work exceeds this server's budget for "
+                 "a task (--max-task-seconds %u)", w->t->cfg.max_task_seconds,
+                 w->t->cfg.max_task_seconds);
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/*
+ * Runs rec's pipeline on its input file.  On success the result is in a
+ * temporary file (path in temp) and rec holds DONE and the result's facts;
+ * otherwise rec holds FAILED and why.  Returns 1 when it was stopped from
+ * outside (cancel, delete, shutdown), else 0.
+ */
+static int
+run_task(tasks *t, worker *w, store_task *rec, char *temp, size_t templen)
+{
+    ops_watch watch = { on_progress, on_stopped, w };
+    ip_task_spec spec;
+    ip_image_res res;
+    char path[4096];
+    char *why = NULL;
+    void *map = MAP_FAILED;
+    int fd, stopped = 0;
+    XDR x;
+
+    memset(&spec, 0, sizeof(spec));
+    memset(&res, 0, sizeof(res));
+    temp[0] = '\0';
+    rec->state = IP_TASK_FAILED;
+    rec->error_status = IP_EINTERNAL;
+    store_path(t->st, STORE_INPUT, rec->id, path, sizeof(path));
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0 && rec->size > 0)
+        map = mmap(NULL, rec->size, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (map == MAP_FAILED) {
+        snprintf(rec->error, sizeof(rec->error), "cannot read the stored image: %s",
+                 strerror(errno));
+        goto cleanup;
+    }
+    xdrmem_create(&x, (char *)rec->spec, (u_int)rec->spec_len, XDR_DECODE);
+    if (!xdr_ip_task_spec(&x, &spec)) {
+        xdr_destroy(&x);
+        snprintf(rec->error, sizeof(rec->error), "the stored pipeline is damaged");
+        goto cleanup;
+    }
+    xdr_destroy(&x);
+    w->deadline = proto_seconds() + t->cfg.max_task_seconds;
+    __atomic_store_n(&w->stopped, STOP_NONE, __ATOMIC_RELAXED);
+    ops_process(&t->lim, map, rec->size, spec.steps.steps_val, spec.steps.steps_len,
+                &spec.output, &watch, &res);
+    if (res.status != IP_OK) {
+        /* Asked to stop (cancel, delete, shutdown), not over its budget. */
+        stopped = __atomic_load_n(&w->stopped, __ATOMIC_RELAXED) == STOP_ASKED;
+        rec->error_status = res.status;
+        snprintf(rec->error, sizeof(rec->error), "%s", res.ip_image_res_u.message);
+        goto cleanup;
+    }
+    if (store_write_temp(t->st, res.ip_image_res_u.ok.image.ip_image_val,
+                         res.ip_image_res_u.ok.image.ip_image_len, 1, temp, templen,
+                         &why)) {
+        snprintf(rec->error, sizeof(rec->error), "cannot store the result: %s",
+                 why ? why : "?");
+        free(why);
+        goto cleanup;
+    }
+    rec->state = IP_TASK_DONE;
+    rec->error_status = IP_OK;
+    rec->error[0] = '\0';
+    rec->result_size = res.ip_image_res_u.ok.image.ip_image_len;
+    rec->result_format = res.ip_image_res_u.ok.format;
+    rec->width = res.ip_image_res_u.ok.width;
+    rec->height = res.ip_image_res_u.ok.height;
+    rec->bands = res.ip_image_res_u.ok.bands;
+
+cleanup:
+    if (res.status == IP_OK)
+        ops_free_image_res(&res);
+    else
+        xdr_free((xdrproc_t)xdr_ip_image_res, (char *)&res);
+    xdr_free((xdrproc_t)xdr_ip_task_spec, (char *)&spec);
+    if (map != MAP_FAILED)
+        munmap(map, rec->size);
+    if (fd >= 0)
+        close(fd);
+    return stopped;
+}
+
+void *
+tk_worker_main(void *p)
+{
+    worker *w = p;
+    tasks *t = w->t;
+    store_task *rec = malloc(sizeof(*rec));
+    char temp[4096];
+    char *why = NULL;
+
+    pthread_mutex_lock(&t->lock);
+    while (rec && !t->stopping) {
+        double t0, now;
+        int r = store_claim(t->st, tk_wall_now(), rec, &why), stopped;
+        if (r < 0) {
+            srv_log(SRV_LOG_ERROR, "worker: %s\n", why ? why : "cannot read the queue");
+            free(why);
+            why = NULL;
+            struct timespec ts = tk_to_timespec(tk_wall_now() + 1);
+            pthread_cond_timedwait(&t->sweep, &t->lock, &ts);
+            continue;
+        }
+        if (r == 0) {
+            pthread_cond_wait(&t->work, &t->lock);
+            continue;
+        }
+        w->task_id = rec->id;
+        __atomic_store_n(&w->progress, 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&w->cancel, 0, __ATOMIC_RELAXED);
+        tk_changed(t);
+        pthread_mutex_unlock(&t->lock);
+
+        t0 = tk_wall_now();
+        stopped = run_task(t, w, rec, temp, sizeof(temp));
+        now = tk_wall_now();
+
+        pthread_mutex_lock(&t->lock);
+        if (stopped && t->stopping && !w->cancel) {
+            /* Shutdown, not the task's fault: it runs again at the next start. */
+            if (store_requeue(t->st, rec->id, &why) < 0)
+                srv_log(SRV_LOG_ERROR, "task %llu: %s\n", (unsigned long long)rec->id, why);
+            if (temp[0])
+                unlink(temp);
+        } else {
+            int r2 = store_finish(t->st, rec->id, rec, temp[0] ? temp : NULL, now,
+                                  tk_expiry(t, now), &why);
+            if (r2 < 0)
+                srv_log(SRV_LOG_ERROR, "task %llu: %s\n", (unsigned long long)rec->id, why);
+            else
+                srv_log(SRV_LOG_VERBOSE, "task %llu %s in %.2fs%s%s\n",
+                        (unsigned long long)rec->id,
+                        r2 == 0 ? "stopped" : proto_task_state_name(rec->state), now - t0,
+                        rec->state == IP_TASK_FAILED && r2 ? ": " : "",
+                        rec->state == IP_TASK_FAILED && r2 ? rec->error : "");
+            pthread_cond_signal(&t->sweep);
+        }
+        free(why);
+        why = NULL;
+        w->task_id = 0;
+        tk_changed(t);
+    }
+    pthread_mutex_unlock(&t->lock);
+    free(rec);
+    ops_thread_done();
+    return NULL;
+}
+
+/* ------------------------------------------------------------- sweeper */
+
+void *
+tk_sweeper_main(void *p)
+{
+    tasks *t = p;
+    char *why = NULL;
+
+    pthread_mutex_lock(&t->lock);
+    while (!t->stopping) {
+        double now = tk_wall_now(), next = now + SWEEP_MAX_SLEEP, when;
+        struct timespec until;
+        int n = store_sweep(t->st, now, &why);
+
+        if (n < 0) {
+            srv_log(SRV_LOG_ERROR, "sweeper: %s\n", why ? why : "failed");
+            free(why);
+            why = NULL;
+        } else if (n > 0) {
+            srv_log(SRV_LOG_VERBOSE, "%d expired task%s removed\n", n, n == 1 ? "" : "s");
+            tk_changed(t);
+        }
+        if (n >= 0 && store_next_expiry(t->st, &when) && when < next)
+            next = when;
+        /* Never spin: at least 10 ms apart, 1 s after an error. */
+        if (next < now + (n < 0 ? 1.0 : 0.01))
+            next = now + (n < 0 ? 1.0 : 0.01);
+        until = tk_to_timespec(next);
+        pthread_cond_timedwait(&t->sweep, &t->lock, &until);
+    }
+    pthread_mutex_unlock(&t->lock);
+    return NULL;
+}
+
