@@ -11,6 +11,20 @@ NTEST=0
 NFAIL=0
 SERVER_PID=
 
+# A slot of ports and program numbers for this run of this file, so that two
+# checkouts (or two runs) can test at once: slot N moves PORT by N*200 and
+# PROG by N*100.  The slot is held with flock(1) on an open descriptor for as
+# long as the test runs, and is free again when it exits, however it exits.
+for slot in $(seq 0 15); do
+    exec {SLOT_FD}>"${TMPDIR:-/tmp}/imgproc-test-slot$slot-$(basename "$0").lock"
+    flock -n "$SLOT_FD" && break
+    exec {SLOT_FD}>&-
+    [ "$slot" -eq 15 ] && { echo "Bail out! no free test slot (16 runs of $0 at once?)"; exit 1; }
+done
+PORT=$((PORT + slot * 200))
+PROG=$((PROG + slot * 100))
+PROGX=$(printf '0x%X' "$PROG")
+
 cleanup() {
     [ -n "$SERVER_PID" ] && kill -TERM "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
     rm -rf "$TMP"

@@ -1,7 +1,7 @@
 #!/bin/bash
 # Discovery: rpcbind registration (TCP, UDP, IPv4, IPv6), ping, info, unregistration.
 PORT=47101
-PROG=1061000001         # 0x3F3D9341, a private program number for this test
+PROG=1061000001         # a private program number for this test (lib.sh may move it)
 . "$(dirname "$0")/../lib.sh"
 
 ensure_rpcbind
@@ -13,7 +13,7 @@ rpcinfo -s | grep -q "^ *$PROG .*tcp6" ; ok $? "rpcbind knows the IPv6 registrat
 like "$(rpcinfo -t 127.0.0.1 $PROG 1)" "*ready and waiting*" "rpcinfo -t calls NULL over TCP"
 like "$(rpcinfo -u 127.0.0.1 $PROG 1)" "*ready and waiting*" "rpcinfo -u calls NULL over UDP"
 like "$(rpcinfo -T tcp6 ::1 $PROG 1)" "*ready and waiting*" "rpcinfo over tcp6 to ::1"
-like "$(cli ping)" "ok: program 0x3F3D9341 version 1 on localhost over tcp*" "ping over TCP via rpcbind"
+like "$(cli ping)" "ok: program $PROGX version 1 on localhost over tcp*" "ping over TCP via rpcbind"
 like "$(cli -T udp ping)" "ok:*over udp*" "ping over UDP"
 # Image calls over UDP: refused before sending, saying why and what to use.
 vips black "$TMP/b.v" 64 64 && vips pngsave "$TMP/b.v" "$TMP/b.png"
@@ -26,7 +26,7 @@ for cmd in "grayscale" "process --steps flip" "identify" "submit --steps flip" \
 done
 like "$(cli -H ::1 -p $PORT ping)" "ok:*" "ping ::1 on a fixed port without rpcbind"
 like "$(IMGPROC_HOST=127.0.0.1 cli ping)" "ok:*on 127.0.0.1*" "IMGPROC_HOST picks the host"
-like "$(IMGPROC_PROGRAM=$PROG "$IMGPROC" ping)" "ok: program 0x3F3D9341 *" "IMGPROC_PROGRAM picks the program"
+like "$(IMGPROC_PROGRAM=$PROG "$IMGPROC" ping)" "ok: program $PROGX *" "IMGPROC_PROGRAM picks the program"
 like "$(IMGPROC_PROGRAM=$PROG "$IMGPROC" --program 0x20494D47 --timeout 5 ping 2>&1)" "imgproc: cannot reach*" \
      "... and --program overrides it"
 IMGPROC_PROGRAM=bogus "$IMGPROC" ping 2>"$TMP/err"
@@ -174,7 +174,7 @@ start_server
 # (timeout: a server that wrongly starts would serve for ever)
 timeout 60 "$IMGPROCD" --program $PROG --port $((PORT + 50)) --state-dir "$TMP/state2" >/dev/null 2>"$TMP/err"
 is "$?" 1 "a second server on the same program exits 1"
-like "$(cat "$TMP/err")" "imgprocd: program 0x3F3D9341 version 1 is already served over tcp at 127.0.0.1 port $PORT by a live server;*--program" \
+like "$(cat "$TMP/err")" "imgprocd: program $PROGX version 1 is already served over tcp at 127.0.0.1 port $PORT by a live server;*--program" \
      "... naming the program, version and address"
 is "$(listed_ports)" "$PORT " "... and rpcbind still lists the live server"
 like "$(cli ping)" "ok:*" "... which still answers through rpcbind"
@@ -185,7 +185,7 @@ is "$?-$(cat "$TMP/err")" "1-imgprocd: cannot listen on 127.0.0.1 port $PORT (TC
 kill_server
 is "$(listed_ports)" "$PORT " "a server killed with SIGKILL leaves its entries"
 PORT=$((PORT + 50)) start_server
-like "$(grep -c "replacing a stale rpcbind entry: program 0x3F3D9341 version 1 over tcp at 127.0.0.1 port $PORT (nobody answers there)" "$TMP/server.log")" 1 \
+like "$(grep -c "replacing a stale rpcbind entry: program $PROGX version 1 over tcp at 127.0.0.1 port $PORT (nobody answers there)" "$TMP/server.log")" 1 \
      "the next server replaces them, and the log says so"
 is "$(listed_ports)" "$((PORT + 50)) " "... rpcbind lists the new one"
 # At exit a server unsets only its own entries: here another server took
@@ -210,22 +210,24 @@ stop_server
 # (lab 4 finds the database that way): a caller in a network namespace of
 # this test's own, across a veth pair, is not told.
 NS=imgproc-t01-$$
+VETH=vt01h$slot             # the slot (lib.sh) keeps two runs' pairs and subnets apart
+NET=10.201.$slot
 if [ "$(id -u)" -eq 0 ] && ip netns add "$NS" 2>/dev/null; then
-    ip link add vt01h type veth peer name vt01n netns "$NS" &&
-    ip addr add 10.201.0.1/24 dev vt01h && ip link set vt01h up &&
-    ip -n "$NS" addr add 10.201.0.2/24 dev vt01n && ip -n "$NS" link set vt01n up ||
+    trap 'ip link del "$VETH" 2>/dev/null; ip netns del "$NS" 2>/dev/null; cleanup' EXIT
+    ip link del "$VETH" 2>/dev/null     # left by a run that was killed
+    ip link add "$VETH" type veth peer name vt01n netns "$NS" &&
+    ip addr add $NET.1/24 dev "$VETH" && ip link set "$VETH" up &&
+    ip -n "$NS" addr add $NET.2/24 dev vt01n && ip -n "$NS" link set vt01n up ||
         bail "cannot set up the veth pair"
-    start_server --no-rpcbind --listen 10.201.0.1 --listen 127.0.0.1
+    start_server --no-rpcbind --listen $NET.1 --listen 127.0.0.1
     is "$(cli -p $PORT --json info | field state_dir)" "$(realpath "$TMP/state")" \
        "a caller on the same machine is told the state folder, as an absolute path"
     like "$(cli -p $PORT info | grep '^state:')" "state: $(realpath "$TMP/state") (tasks.db, in/, out/)" \
          "... in info's text too"
-    ip netns exec "$NS" "$IMGPROC" --program $PROG -H 10.201.0.1 -p $PORT --json info >"$TMP/far.json"
+    ip netns exec "$NS" "$IMGPROC" --program $PROG -H $NET.1 -p $PORT --json info >"$TMP/far.json"
     is "$(field state_dir <"$TMP/far.json")-$(field server_version <"$TMP/far.json")" "None-0.1.0" \
        "a caller on another host gets the rest of info but not the folder (null)"
     stop_server
-    ip link del vt01h
-    ip netns del "$NS"
 else
     ok 1 "# SKIP a network namespace needs root"
 fi
