@@ -102,6 +102,17 @@ $(BUILD)/tests/%: tests/unit/%.c $(COMMON_OBJ)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(CLIENT_LIBS) -lcmocka
 
+# The server's modules in-process: the store with SQLite, the operations with libvips.
+$(BUILD)/tests/test_store: tests/unit/test_store.c $(BUILD)/obj/server/store.o \
+                           $(BUILD)/obj/server/log.o $(COMMON_OBJ)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -Iserver -o $@ $^ $(LDLIBS) -lcmocka
+
+$(BUILD)/tests/test_ops: tests/unit/test_ops.c $(BUILD)/obj/server/ops.o \
+                         $(BUILD)/obj/server/log.o $(COMMON_OBJ)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -Iserver -o $@ $^ $(LDLIBS) -lcmocka
+
 # A client that sends what the real one never would: for the hostile-input tests.
 $(BUILD)/tests/hostile: tests/hostile.c $(COMMON_OBJ) $(BUILD)/obj/gen/imgproc_clnt.o
 	@mkdir -p $(@D)
