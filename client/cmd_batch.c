@@ -336,7 +336,8 @@ create_uploaded(run *r, CLIENT *clnt, item *it, const char *data, size_t len)
  * Sends items[idx[0..k-1]]: each small one as a batched TASK_SUBMIT (no
  * reply, nothing waits), then one TASK_COLLECT flushes the batch and
  * brings every outcome back.  With --no-batch, one TASK_CREATE each.
- * EXIT_RPC when the connection failed.
+ * EXIT_RPC when the connection failed.  Long (about 85 lines): the batch
+ * and its collection are one exchange.
  */
 static int
 send_items(run *r, CLIENT *clnt, const size_t *idx, size_t k)
@@ -984,16 +985,69 @@ summary(run *r, double secs, int interrupted, size_t cancelled)
                    r->items[i].status != IP_OK ? ": " : "", r->items[i].reason);
 }
 
+/* The files named, and those in the folders named, into *paths (malloc'ed).  0 or -1. */
+static int
+collect_inputs(char **args, int nargs, char ***paths, size_t *npaths)
+{
+    size_t cap = 0;
+    int rc = 0;
+
+    for (int i = 0; i < nargs; i++) {
+        if (cli_is_dir(args[i])) {
+            if (add_dir(args[i], paths, npaths, &cap) < 0)
+                rc = -1;
+            continue;
+        }
+        if (*npaths == cap) {
+            char **more = realloc(*paths, (cap = cap * 2 + 16) * sizeof(**paths));
+            if (!more)
+                return -1;
+            *paths = more;
+        }
+        (*paths)[(*npaths)++] = strdup(args[i]);
+    }
+    return rc;
+}
+
+/* The run's threads: PROCESS callers (--sync), or one submitter and the fetchers.  How many started. */
+static unsigned
+start_threads(run *r, pthread_t *threads, thread_arg *targs)
+{
+    unsigned n = 0;
+
+    for (unsigned i = 0; i < r->b->jobs + (r->b->sync ? 0 : 1); i++) {
+        targs[i].r = r;
+        targs[i].fn = r->b->sync ? sync_main : i == 0 ? submit_main : fetch_main;
+        pthread_mutex_lock(&r->lock);
+        r->live++;
+        pthread_mutex_unlock(&r->lock);
+        if (pthread_create(&threads[i], NULL, thread_main, &targs[i]) != 0) {
+            pthread_mutex_lock(&r->lock);
+            r->live--;
+            pthread_mutex_unlock(&r->lock);
+            set_fatal(r, "cannot start a thread: %s", strerror(errno));
+            break;
+        }
+        n++;
+    }
+    return n;
+}
+
+/*
+ * batch: inputs, their names and tokens, the threads, the supervision, the
+ * summary.  Long (about 95 lines) for its clean-up: one cleanup label frees
+ * what every earlier step took.
+ */
 int
 cmd_batch(cli_opts *o, int argc, char **argv)
 {
     batch_opts b;
     run r;
     char **paths = NULL;
-    size_t npaths = 0, cap = 0, cancelled = 0;
+    size_t npaths = 0, cancelled = 0;
     pthread_t threads[MAX_JOBS + 1];
     thread_arg targs[MAX_JOBS + 1];
-    unsigned nthreads = 0, runid[2] = { 0, 0 };
+    unsigned nthreads, runid[2] = { 0, 0 };
     sigset_t set, old;
     double t0;
     int rc, interrupted;
@@ -1003,20 +1057,8 @@ cmd_batch(cli_opts *o, int argc, char **argv)
     rc = parse(o, &b, argc, argv);
     if (rc >= 0)
         return rc;
-    for (int i = optind; i < argc; i++) {
-        if (cli_is_dir(argv[i])) {
-            if (add_dir(argv[i], &paths, &npaths, &cap) < 0)
-                rc = EXIT_FAILED;
-            continue;
-        }
-        if (npaths == cap) {
-            char **more = realloc(paths, (cap = cap * 2 + 16) * sizeof(*paths));
-            if (!more)
-                break;
-            paths = more;
-        }
-        paths[npaths++] = strdup(argv[i]);
-    }
+    if (collect_inputs(argv + optind, argc - optind, &paths, &npaths) < 0)
+        rc = EXIT_FAILED;
     if (npaths == 0) {
         cli_error("batch: no files to process\n");
         free(paths);
@@ -1063,21 +1105,7 @@ cmd_batch(cli_opts *o, int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &set, &old);
     r.main_thread = pthread_self();
     t0 = proto_seconds();
-    for (unsigned i = 0; i < b.jobs + (b.sync ? 0 : 1); i++) {
-        targs[i].r = &r;
-        targs[i].fn = b.sync ? sync_main : i == 0 ? submit_main : fetch_main;
-        pthread_mutex_lock(&r.lock);
-        r.live++;
-        pthread_mutex_unlock(&r.lock);
-        if (pthread_create(&threads[i], NULL, thread_main, &targs[i]) != 0) {
-            pthread_mutex_lock(&r.lock);
-            r.live--;
-            pthread_mutex_unlock(&r.lock);
-            set_fatal(&r, "cannot start a thread: %s", strerror(errno));
-            break;
-        }
-        nthreads++;
-    }
+    nthreads = start_threads(&r, threads, targs);
     interrupted = supervise(&r, t0);
     for (unsigned i = 0; i < nthreads; i++)
         pthread_join(threads[i], NULL);

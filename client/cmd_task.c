@@ -659,7 +659,10 @@ task_help(FILE *f)
             cli_spec_help, task_help_text, cli_global_help);
 }
 
-/* Parses options into t for the command whose letters are allowed.  -1 to go on, or an exit code. */
+/*
+ * Parses options into t for the command whose letters are allowed.  -1 to
+ * go on, or an exit code.  Long (about 90 lines): one case per option.
+ */
 static int
 parse(cli_opts *o, task_opts *t, const char *name, const char *allowed, int argc, char **argv)
 {
@@ -897,6 +900,108 @@ finish(cli_opts *o, CLIENT *clnt, const task_opts *t, ip_task_id id, const char 
     return w;
 }
 
+/* submit's --help. */
+static void
+submit_help(void)
+{
+    printf("usage: imgproc submit --steps S [-f F] [-q Q] [--strip] [--wait] "
+           "[-o DIR] FILE...\n\nCreates a task per file (uploading large ones in chunks), "
+           "and prints their ids.\nWith --wait or -o it waits for them and writes each "
+           "result into DIR\n(default: the current folder) named after its input; -o - writes "
+           "one result\nto standard output.  A FILE of - is standard input.\n\n"
+           "%s%s"
+           "      --wait             wait for the tasks and fetch their results\n"
+           "  -o, --output DIR       where the results go (implies --wait); - for stdout\n\n%s",
+           cli_spec_help, task_help_text, cli_global_help);
+}
+
+/*
+ * Creates a task for each of the n files (clnt NULL: none, the server is
+ * not there); a file that fails keeps its --json object in items[i].failed.
+ * EXIT_OK, EXIT_FAILED when some failed, EXIT_RPC once the server is gone.
+ */
+static int
+create_all(cli_opts *o, CLIENT *clnt, const task_opts *t, char **files, int n,
+           submitted *items)
+{
+    int rc = clnt ? EXIT_OK : EXIT_RPC;
+
+    for (int i = 0; i < n; i++) {
+        ip_task_state state;
+        int r = EXIT_RPC;
+        if (rc != EXIT_RPC) {
+            cli_error_clear();
+            r = create(o, clnt, t, files[i], t->token, &items[i].id, &state);
+        }
+        if (r != EXIT_OK) {
+            items[i].id = 0;
+            items[i].failed = json_file_failure(o, files[i]);
+            if (r == EXIT_RPC && rc != EXIT_RPC)
+                cli_error_clear();  /* the rest: not tried, as the server went away */
+            rc = r == EXIT_RPC || rc == EXIT_RPC ? EXIT_RPC : EXIT_FAILED;
+        } else if (!t->out && !o->json)
+            printf("%llu\n", (unsigned long long)items[i].id);
+    }
+    return rc;
+}
+
+/* Says how file i came out (its task, its result when -o), as a line or a --json object. */
+static void
+report_one(const cli_opts *o, const char *path, const submitted *item, int w, const char *dest)
+{
+    if (!o->json) {
+        if (w == EXIT_OK && dest && !o->verbose && strcmp(dest, "-") != 0)
+            printf("%s -> %s\n", path, dest);
+        return;
+    }
+    printf("{\"file\": ");
+    proto_json_string(stdout, path);
+    printf(", \"id\": %llu, ", (unsigned long long)item->id);
+    if (w == EXIT_OK && dest) {
+        printf("\"ok\": true, \"output\": ");
+        proto_json_string(stdout, dest);
+    } else if (w == EXIT_OK)
+        printf("\"ok\": true");
+    else
+        cli_json_failure(stdout, "not fetched: the server stopped answering");
+    printf("}");
+}
+
+/* Waits for each task and fetches its result when -o; reports every file, in order. */
+static int
+finish_all(cli_opts *o, CLIENT *clnt, const task_opts *t, char **files, int n,
+           submitted *items, int rc)
+{
+    if (o->json) {
+        cli_json_begin();
+        printf("[");
+    }
+    for (int i = 0; i < n; i++) {
+        char *dest = NULL;
+        int w = EXIT_OK;
+
+        if (o->json)
+            printf("%s\n  ", i ? "," : "");
+        if (items[i].failed) {
+            if (o->json)
+                fputs(items[i].failed, stdout);
+            continue;
+        }
+        cli_error_clear();
+        if (t->out && rc == EXIT_RPC)
+            w = EXIT_RPC;   /* the server has gone: the task is there, its result not here */
+        else if (t->out)
+            w = finish(o, clnt, t, items[i].id, files[i], &dest);
+        report_one(o, files[i], &items[i], w, dest);
+        if (w != EXIT_OK && rc != EXIT_RPC)
+            rc = w;
+        free(dest);
+    }
+    if (o->json)
+        printf("\n]\n");
+    return rc;
+}
+
 int
 cmd_submit(cli_opts *o, int argc, char **argv)
 {
@@ -908,15 +1013,7 @@ cmd_submit(cli_opts *o, int argc, char **argv)
     memset(&t, 0, sizeof(t));
     rc = parse(o, &t, "submit", "sfqSkoW", argc, argv);
     if (rc == -2) {
-        printf("usage: imgproc submit --steps S [-f F] [-q Q] [--strip] [--wait] "
-               "[-o DIR] FILE...\n\nCreates a task per file (uploading large ones in chunks), "
-               "and prints their ids.\nWith --wait or -o it waits for them and writes each "
-               "result into DIR\n(default: the current folder) named after its input; -o - writes "
-               "one result\nto standard output.  A FILE of - is standard input.\n\n"
-               "%s%s"
-               "      --wait             wait for the tasks and fetch their results\n"
-               "  -o, --output DIR       where the results go (implies --wait); - for stdout\n\n%s",
-               cli_spec_help, task_help_text, cli_global_help);
+        submit_help();
         return EXIT_OK;
     }
     if (rc >= 0)
@@ -944,67 +1041,11 @@ cmd_submit(cli_opts *o, int argc, char **argv)
         cli_error("out of memory\n");
         return EXIT_FAILED;
     }
-    /* Without a server, each input fails for that reason (--json lists them). */
+    /* Without a server, each input fails for that reason (--json lists them).
+     * All are created first, so the server works on them while we wait. */
     clnt = cli_connect_or_say(o);
-    rc = clnt ? EXIT_OK : EXIT_RPC;
-    /* All are created first, so the server works on them while we wait. */
-    for (int i = 0; i < n; i++) {
-        ip_task_state state;
-        int r = EXIT_RPC;
-        if (rc != EXIT_RPC) {
-            cli_error_clear();
-            r = create(o, clnt, &t, argv[optind + i], t.token, &items[i].id, &state);
-        }
-        if (r != EXIT_OK) {
-            items[i].id = 0;
-            items[i].failed = json_file_failure(o, argv[optind + i]);
-            if (r == EXIT_RPC && rc != EXIT_RPC)
-                cli_error_clear();  /* the rest: not tried, as the server went away */
-            rc = r == EXIT_RPC || rc == EXIT_RPC ? EXIT_RPC : EXIT_FAILED;
-        } else if (!t.out && !o->json)
-            printf("%llu\n", (unsigned long long)items[i].id);
-    }
-    if (o->json) {
-        cli_json_begin();
-        printf("[");
-    }
-    for (int i = 0; i < n; i++) {
-        const char *path = argv[optind + i];
-        char *dest = NULL;
-        int w = EXIT_OK;
-
-        if (o->json)
-            printf("%s\n  ", i ? "," : "");
-        if (items[i].failed) {
-            if (o->json)
-                fputs(items[i].failed, stdout);
-            continue;
-        }
-        cli_error_clear();
-        if (t.out && rc == EXIT_RPC)
-            w = EXIT_RPC;   /* the server has gone: the task is there, its result not here */
-        else if (t.out)
-            w = finish(o, clnt, &t, items[i].id, path, &dest);
-        if (o->json) {
-            printf("{\"file\": ");
-            proto_json_string(stdout, path);
-            printf(", \"id\": %llu, ", (unsigned long long)items[i].id);
-            if (w == EXIT_OK && dest) {
-                printf("\"ok\": true, \"output\": ");
-                proto_json_string(stdout, dest);
-            } else if (w == EXIT_OK)
-                printf("\"ok\": true");
-            else
-                cli_json_failure(stdout, "not fetched: the server stopped answering");
-            printf("}");
-        } else if (w == EXIT_OK && dest && !o->verbose && strcmp(dest, "-") != 0)
-            printf("%s -> %s\n", path, dest);
-        if (w != EXIT_OK && rc != EXIT_RPC)
-            rc = w;
-        free(dest);
-    }
-    if (o->json)
-        printf("\n]\n");
+    rc = create_all(o, clnt, &t, argv + optind, n, items);
+    rc = finish_all(o, clnt, &t, argv + optind, n, items, rc);
     for (int i = 0; i < n; i++)
         free(items[i].failed);
     free(items);

@@ -486,6 +486,11 @@ log_call(SVCXPRT *xprt, const char *name, const call_log *log,
             outcome ? outcome : proto_status_name(log->status), ms);
 }
 
+/*
+ * One call: find the row, refuse what UDP may not carry, decode through the
+ * guard, run the handler, reply, free, log.  Long (about 90 lines) because
+ * the order of these steps, and what each failure must undo, is the point.
+ */
 void
 dispatch_call(srv *s, struct svc_req *req, SVCXPRT *xprt, int stream, tasks_batch *batch,
               conn_activity *act)

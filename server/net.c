@@ -728,6 +728,11 @@ start_conn(srv *s, int fd, const struct sockaddr_storage *peer)
     pthread_mutex_unlock(&s->lock);
 }
 
+/*
+ * The accept loop, then shutdown.  Long (about 95 lines) because each step
+ * of the shutdown order (stop accepting, shut reads down, wait for every
+ * connection thread, with its deadline) must be read in one place.
+ */
 int
 net_run(srv *s)
 {

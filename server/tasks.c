@@ -256,6 +256,10 @@ on_owned_task(tasks *t, const char *owner, ip_task_id id, ip_task_res *res, task
     free(rec);
 }
 
+/*
+ * TASK_UPLOAD.  Long (about 90 lines): the checks on a chunk, the append,
+ * and the completion (hash, rename, queue) are one sequence under one lock.
+ */
 void
 tasks_upload(tasks *t, const char *owner, const ip_task_upload_args *a,
              ip_task_upload_res *res)
@@ -434,6 +438,10 @@ done:
     free(rec);
 }
 
+/*
+ * TASK_RESULT: a chunk of a done task's result.  Long (about 80 lines): the
+ * checks under the lock, then the read outside it, of one open file.
+ */
 void
 tasks_result(tasks *t, const char *owner, const ip_task_result_args *a,
              ip_task_result_res *res)

@@ -41,7 +41,10 @@ steps_text(const ip_task_spec *spec, char *buf, size_t len)
     }
 }
 
-/* Checks a create request and fills rec from it.  0, or -1 with f. */
+/*
+ * Checks a create request and fills rec from it.  0, or -1 with f.  Long
+ * (about 90 lines): one check after another, each with its own message.
+ */
 static int
 prepare_create(tasks *t, const char *owner, const ip_task_create_args *a, store_task *rec,
                failure *f)
@@ -291,7 +294,8 @@ add_item(tasks *t, create_item *it, long *total, long *queued, double now, failu
 
 /*
  * Commits the checked items[0..n-1] in one transaction; each gets its
- * outcome.  A store failure fails every item that was to be added.
+ * outcome.  A store failure fails every item that was to be added.  Long
+ * (about 85 lines): the transaction's steps and its rollback read together.
  */
 static void
 commit_items(tasks *t, create_item *items, size_t n)
