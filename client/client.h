@@ -93,6 +93,8 @@ int cli_read_file(const char *path, size_t max, char **data, size_t *len,
 int cli_write_file(const char *path, const void *data, size_t len,
                    char *why, size_t whylen);
 int cli_is_dir(const char *path);
+/* An image file (or - for stdin) into im (ip_image_val malloc'ed).  0, or -1 having said why. */
+int cli_read_image(const char *path, ip_image *im);
 /* DIR/NAME, without a doubled slash when DIR ends in one (malloc'ed, NULL if out of memory). */
 char *cli_path_join(const char *dir, const char *name);
 /*
@@ -143,6 +145,21 @@ void cli_json_failure(FILE *f, const char *fallback);
  * says so.
  */
 void cli_json_file_failed(FILE *f, const char *path);
+
+/*
+ * One input of a command that takes many: prints its result (a --json
+ * object on success), says what went wrong otherwise.  EXIT_OK, EXIT_FAILED
+ * (this input only) or EXIT_RPC (the server is gone).
+ */
+typedef int (*cli_input_fn)(const cli_opts *o, CLIENT *clnt, const char *path, void *ctx);
+/*
+ * Runs one on each of files[0..n-1] in order, as identify and the image
+ * commands do: --json makes it one list, a failed input an object with its
+ * error; once the server is gone (or clnt is NULL: never reached) the rest
+ * are listed as failed without being tried.  The exit code of the worst.
+ */
+int cli_each_input(const cli_opts *o, CLIENT *clnt, char **files, int n, cli_input_fn one,
+                   void *ctx);
 
 /*
  * progress.c: one line on stderr for a long upload, download or wait,

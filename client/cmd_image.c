@@ -338,23 +338,18 @@ call(CLIENT *clnt, const image_job *job, ip_image *im, ip_image_res *res, cli_pr
 
 /* One input: 0 done, EXIT_FAILED for this file only, EXIT_RPC to give up. */
 static int
-one(const cli_opts *o, CLIENT *clnt, const image_job *job, const char *path)
+one(const cli_opts *o, CLIENT *clnt, const char *path, void *ctx)
 {
+    const image_job *job = ctx;
     ip_image_res res;
     enum clnt_stat st;
     cli_progress bar;
     ip_image im;
     char why[256];
-    char *data;
-    size_t len;
     int rc = EXIT_OK;
 
-    if (cli_read_file(path, IP_MAX_IMAGE, &data, &len, why, sizeof(why))) {
-        cli_error("cannot read '%s': %s\n", path, why);
+    if (cli_read_image(path, &im))
         return EXIT_FAILED;
-    }
-    im.ip_image_val = data;
-    im.ip_image_len = (u_int)len;
     memset(&res, 0, sizeof(res));
     cli_progress_start(&bar, o, "sending", path);
     st = call(clnt, job, &im, &res, &bar);
@@ -362,10 +357,10 @@ one(const cli_opts *o, CLIENT *clnt, const image_job *job, const char *path)
     if (st != RPC_SUCCESS) {
         cli_error("cannot %s '%s': %s\n", job->cmd->verb, path,
                   cli_rpc_error(clnt));
-        free(data);
+        free(im.ip_image_val);
         return EXIT_RPC;
     }
-    free(data);
+    free(im.ip_image_val);
     if (res.status != IP_OK) {
         cli_error("cannot %s '%s': %s: %s\n", job->cmd->verb, path,
                   proto_status_name(res.status), res.ip_image_res_u.message);
@@ -419,29 +414,7 @@ cmd_image(cli_opts *o, int argc, char **argv)
         return EXIT_USAGE;
     /* Without a server, each input fails for that reason (--json lists them). */
     clnt = cli_connect_or_say(o);
-    rc = clnt ? EXIT_OK : EXIT_RPC;
-    if (o->json) {
-        cli_json_begin();
-        printf("[");
-    }
-    for (int i = optind; i < argc; i++) {
-        int r = EXIT_RPC;
-
-        if (o->json)
-            printf("%s\n  ", i > optind ? "," : "");
-        if (rc != EXIT_RPC) {
-            cli_error_clear();
-            r = one(o, clnt, &job, argv[i]);
-        }
-        if (r != EXIT_OK && o->json)
-            cli_json_file_failed(stdout, argv[i]);
-        if (r == EXIT_RPC && rc != EXIT_RPC)
-            cli_error_clear();      /* the rest: not tried, as the server went away */
-        if (r != EXIT_OK && rc != EXIT_RPC)
-            rc = r;
-    }
-    if (o->json)
-        printf("\n]\n");
+    rc = cli_each_input(o, clnt, argv + optind, argc - optind, one, &job);
     cli_disconnect(clnt);
     return rc;
 }

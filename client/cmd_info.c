@@ -262,28 +262,22 @@ print_identify(const cli_opts *o, const char *path, const ip_image_info *in)
 
 /* Identifies one file: EXIT_OK, EXIT_FAILED (this file), or EXIT_RPC. */
 static int
-identify_one(const cli_opts *o, CLIENT *clnt, const char *path)
+identify_one(const cli_opts *o, CLIENT *clnt, const char *path, void *ctx)
 {
-    char why[256];
     ip_info_res res;
     ip_image im;
-    char *data;
-    size_t len;
     int rc = EXIT_OK;
 
-    if (cli_read_file(path, IP_MAX_IMAGE, &data, &len, why, sizeof(why))) {
-        cli_error("cannot read '%s': %s\n", path, why);
+    (void)ctx;
+    if (cli_read_image(path, &im))
         return EXIT_FAILED;
-    }
-    im.ip_image_val = data;
-    im.ip_image_len = (u_int)len;
     memset(&res, 0, sizeof(res));
     if (image_info_1(&im, &res, clnt) != RPC_SUCCESS) {
         cli_error("cannot identify '%s': %s\n", path, cli_rpc_error(clnt));
-        free(data);
+        free(im.ip_image_val);
         return EXIT_RPC;
     }
-    free(data);
+    free(im.ip_image_val);
     if (res.status != IP_OK) {
         cli_error("cannot identify '%s': %s: %s\n", path, proto_status_name(res.status),
                   res.ip_info_res_u.message);
@@ -311,29 +305,7 @@ cmd_identify(cli_opts *o, int argc, char **argv)
         return EXIT_USAGE;
     /* Without a server, each input fails for that reason (--json lists them). */
     clnt = cli_connect_or_say(o);
-    rc = clnt ? EXIT_OK : EXIT_RPC;
-    if (o->json) {
-        cli_json_begin();
-        printf("[");
-    }
-    for (int i = optind; i < argc; i++) {
-        int r = EXIT_RPC;
-
-        if (o->json)
-            printf("%s\n  ", i > optind ? "," : "");
-        if (rc != EXIT_RPC) {
-            cli_error_clear();
-            r = identify_one(o, clnt, argv[i]);
-        }
-        if (r != EXIT_OK && o->json)
-            cli_json_file_failed(stdout, argv[i]);
-        if (r == EXIT_RPC && rc != EXIT_RPC)
-            cli_error_clear();      /* the rest: not tried, as the server went away */
-        if (r != EXIT_OK && rc != EXIT_RPC)
-            rc = r;
-    }
-    if (o->json)
-        printf("\n]\n");
+    rc = cli_each_input(o, clnt, argv + optind, argc - optind, identify_one, NULL);
     cli_disconnect(clnt);
     return rc;
 }

@@ -191,3 +191,18 @@ fail:
     free(tmp);
     return -1;
 }
+
+int
+cli_read_image(const char *path, ip_image *im)
+{
+    char why[256], *data;
+    size_t len;
+
+    if (cli_read_file(path, IP_MAX_IMAGE, &data, &len, why, sizeof(why))) {
+        cli_error("cannot read '%s': %s\n", path, why);
+        return -1;
+    }
+    im->ip_image_val = data;
+    im->ip_image_len = (u_int)len;
+    return 0;
+}

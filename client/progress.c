@@ -196,8 +196,9 @@ c_putlong(XDR *x, const long *v)
     return XDR_PUTLONG(C(x)->real, v);
 }
 
+/* n bytes through the real stream (in: get, else put), a piece at a time, counted. */
 static bool_t
-c_getbytes(XDR *x, char *b, u_int n)
+move_bytes(XDR *x, char *b, u_int n, int in)
 {
     counting *c = C(x);
 
@@ -205,7 +206,7 @@ c_getbytes(XDR *x, char *b, u_int n)
         cli_progress_phase(c->p, c->verb);
     for (u_int off = 0; off < n;) {
         u_int k = n - off < PIECE ? n - off : PIECE;
-        if (!XDR_GETBYTES(c->real, b + off, k))
+        if (!(in ? XDR_GETBYTES(c->real, b + off, k) : XDR_PUTBYTES(c->real, b + off, k)))
             return FALSE;
         off += k;
         if (n >= PIECE)
@@ -215,21 +216,15 @@ c_getbytes(XDR *x, char *b, u_int n)
 }
 
 static bool_t
+c_getbytes(XDR *x, char *b, u_int n)
+{
+    return move_bytes(x, b, n, 1);
+}
+
+static bool_t
 c_putbytes(XDR *x, const char *b, u_int n)
 {
-    counting *c = C(x);
-
-    if (n >= PIECE)
-        cli_progress_phase(c->p, c->verb);
-    for (u_int off = 0; off < n;) {
-        u_int k = n - off < PIECE ? n - off : PIECE;
-        if (!XDR_PUTBYTES(c->real, b + off, k))
-            return FALSE;
-        off += k;
-        if (n >= PIECE)
-            cli_progress_bytes(c->p, off, n);
-    }
-    return TRUE;
+    return move_bytes(x, (char *)b, n, 0);
 }
 
 static u_int

@@ -107,3 +107,34 @@ cli_json_file_failed(FILE *f, const char *path)
     cli_json_failure(f, "not tried: the server stopped answering");
     fprintf(f, "}");
 }
+
+int
+cli_each_input(const cli_opts *o, CLIENT *clnt, char **files, int n, cli_input_fn one,
+               void *ctx)
+{
+    int rc = clnt ? EXIT_OK : EXIT_RPC;
+
+    if (o->json) {
+        cli_json_begin();
+        printf("[");
+    }
+    for (int i = 0; i < n; i++) {
+        int r = EXIT_RPC;
+
+        if (o->json)
+            printf("%s\n  ", i ? "," : "");
+        if (rc != EXIT_RPC) {
+            cli_error_clear();
+            r = one(o, clnt, files[i], ctx);
+        }
+        if (r != EXIT_OK && o->json)
+            cli_json_file_failed(stdout, files[i]);
+        if (r == EXIT_RPC && rc != EXIT_RPC)
+            cli_error_clear();      /* the rest: not tried, as the server went away */
+        if (r != EXIT_OK && rc != EXIT_RPC)
+            rc = r;
+    }
+    if (o->json)
+        printf("\n]\n");
+    return rc;
+}
