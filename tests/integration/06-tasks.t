@@ -1,6 +1,7 @@
 #!/bin/bash
-# Tasks: the whole life, every refused move, chunked upload and download,
-# owners, tokens, a full queue, and the TTL sweeper.
+# Tasks: the whole life, every refused move, a task that fails, tokens,
+# owners and lists.  (Transfers in chunks: 17-task-transfers.t; a full queue,
+# submit and the TTL sweeper: 18-task-queue.t.  Each file runs alone.)
 PORT=47106
 PROG=1061000006
 . "$(dirname "$0")/../lib.sh"
@@ -88,38 +89,11 @@ cli task create --token photo-1 --steps flip "$TMP/photo.jpg" 2>"$TMP/err"
 like "$(cat "$TMP/err")" "*invalid-argument: token 'photo-1' already names task $t1*" \
      "the same token with another pipeline is refused"
 
-# ---- chunked upload and download, larger than one message may be
-make_photo "$TMP/big.png" 2200 1600
-size=$(stat -c %s "$TMP/big.png")
-[ "$size" -gt $((4 * 1024 * 1024)) ]; ok $? "the big image is larger than 4 chunks ($size bytes)"
-cli grayscale "$TMP/big.png" -o "$TMP/nope.png" 2>"$TMP/err"
-like "$(cat "$TMP/err")" "*too-large*" "it is too large for one call"
-u=$(cli task create --hold --steps flip "$TMP/big.png")
-cli --json task status "$u" | field received >"$TMP/recv"
-is "$(cat "$TMP/recv")" "$size" "a file over the request limit goes up in chunks, all $size bytes"
-cmp -s "$TMP/big.png" "$TMP/state/in/$u"; ok $? "the uploaded bytes are identical on the server"
-# An explicit upload: create with the size only, then 'task upload' sends the chunks.
-u2=$(cli task create --hold --upload --steps flip "$TMP/big.png")
-is "$(cli --json task status "$u2" | field received)" "0" "create --upload declares the size only"
-cli task upload "$u2" "$TMP/big.png"; ok $? "task upload"
-is "$(cli --json task status "$u2" | field received)" "$size" "task upload sent it all"
-cli task upload "$u2" "$TMP/big.png"; ok $? "uploading again (a retry) is harmless"
-cli task start "$u2" && cli task wait "$u2" >/dev/null; ok $? "the uploaded task runs"
-cli task result "$u2" -o "$TMP/big-out.png"; ok $? "its result comes back in chunks"
-rs=$(stat -c %s "$TMP/big-out.png")
-[ "$rs" -gt $((2 * 1024 * 1024)) ]; ok $? "the result is larger than two chunks ($rs bytes)"
-cmp -s "$TMP/big-out.png" "$TMP/state/out/$u2"; ok $? "the downloaded bytes are identical to the server's"
-vips flip "$TMP/big.png" "$TMP/big-ref.png" vertical
-vips subtract "$TMP/big-out.png" "$TMP/big-ref.png" "$TMP/bd.v" && vips abs "$TMP/bd.v" "$TMP/ba.v"
-is "$(vips max "$TMP/ba.v")" "0.000000" "and it is the flipped image, pixel for pixel"
-p=$(cli task create --hold --upload --steps flip "$TMP/photo.png")
-cli task start "$p" 2>"$TMP/err"; is "$?" 1 "start before the upload completes: refused"
-like "$(cat "$TMP/err")" "*wrong-state: task $p has 0 of its * bytes; upload the rest*" "it says how much is missing"
-
 # ---- owners: another uid sees nothing of ours
 cli --auth 4242 task status "$id" 2>"$TMP/err"; is "$?" 1 "another uid cannot see a task"
 like "$(cat "$TMP/err")" "*denied: task $id belongs to another caller*" "status: denied"
 cli --auth 4242 task result "$id" -o "$TMP/stolen.jpg" 2>/dev/null; is "$?" 1 "nor fetch it"
+p=$(cli task create --hold --steps flip "$TMP/photo.jpg")
 cli --auth 4242 task cancel "$p" 2>/dev/null; is "$?" 1 "nor cancel it"
 cli --auth 4242 task delete "$id" 2>/dev/null; is "$?" 1 "nor delete it"
 is "$(cli --auth 4242 --json task list)" "[]" "nor list it"
@@ -140,43 +114,6 @@ assert int(sys.argv[2]) in ids and int(sys.argv[3]) in ids, ids
 assert ids == sorted(ids), ids
 EOF
 
-# ---- a full queue says busy; cancelling a running task stops it
-make_photo "$TMP/slow.png" 3000 3000
-long=$(cli task create --steps 'blur=80' "$TMP/slow.png")
-cli task wait "$long" --while queued >/dev/null     # returns when a worker has it
-is "$(cli --json task status "$long" | field state)" "running" "the long task is running"
-q1=$(cli task create --steps grayscale "$TMP/photo.jpg")
-q2=$(cli task create --steps grayscale "$TMP/photo.jpg")
-is "$(info load tasks_running) $(info load tasks_queued)" "1 2" "SERVER_INFO counts one running and two queued"
-cli task create --steps grayscale "$TMP/photo.jpg" 2>"$TMP/err"; is "$?" 1 "a third queued task is refused"
-like "$(cat "$TMP/err")" "*busy: the queue is full (2 tasks waiting)*" "busy, with the queue's size"
-cli task cancel "$long"; ok $? "cancel a running task"
-cli task wait "$q2" >/dev/null; ok $? "the queued tasks run after it"
-is "$(cli --json task status "$long" | field state)" "cancelled" "the running task ended cancelled"
-is "$(cli --json task status "$q1" | field state)" "done" "the first queued task is done"
-cli task create --steps grayscale "$TMP/photo.jpg" >/dev/null; ok $? "with room in the queue, create works again"
-
-# ---- submit: create, wait and fetch in one go
-mkdir -p "$TMP/in"; cp "$TMP/photo.jpg" "$TMP/in/a.jpg"; cp "$TMP/photo.png" "$TMP/in/b.png"
-cli submit --steps 'resize=100x100' -o "$TMP/subout" "$TMP/in/a.jpg" "$TMP/in/b.png" "$TMP/trunc.jpg" \
-    >"$TMP/sub.txt" 2>"$TMP/err"
-is "$?" 1 "submit with one broken file exits 1"
-is "$(ls "$TMP/subout" | tr '\n' ' ')" "a.jpg b.png " "the good results are written, named after their inputs"
-is "$(hdr width "$TMP/subout/a.jpg")x$(hdr height "$TMP/subout/a.jpg")" "100x75" "a submitted result is right"
-like "$(cat "$TMP/err")" "*trunc.jpg*failed: corrupt-image*" "the broken one is named with its reason"
-cli submit --steps flip -o "$TMP/nothing-out" "$TMP/in/"nothing*.png 2>"$TMP/err"
-is "$?-$([ -e "$TMP/nothing-out" ]; echo $?)" "1-1" "a pattern that matched nothing fails and leaves no empty folder"
-stop_server
-is "$STOP_STATUS" 0 "server stopped cleanly"
-
-# ---- the TTL sweeper removes finished tasks (no sleeping: TASK_WAIT sees the change)
-start_server --result-ttl 1
-e=$(cli task create --steps grayscale "$TMP/photo.jpg")
-cli task wait "$e" >/dev/null; ok $? "a task to expire is done"
-cli task wait "$e" --while done --for 50 2>"$TMP/err" >/dev/null
-like "$(cat "$TMP/err")" "*not-found: no task $e*" "the sweeper removed it after its TTL"
-[ ! -e "$TMP/state/out/$e" ] && [ ! -e "$TMP/state/in/$e" ]; ok $? "and its files"
-is "$(cli --json task status "$id" | field state)" "done" "a task finished under the old TTL keeps its expiry"
 stop_server
 is "$STOP_STATUS" 0 "server stopped cleanly"
 done_testing
