@@ -28,27 +28,44 @@ typedef struct cli_opts {
     const char *auth;           /* "sys" (default), "none", or "UID[@HOST]" to claim */
 } cli_opts;
 
-/* The long options shared by every subcommand, and their short letters. */
-#define CLI_GLOBAL_SHORT "H:p:T:vh"
+/* batch's settings, in its help (options.c) as in its code. */
+#define BATCH_DEFAULT_JOBS 4    /* -j: connections fetching results (or calling PROCESS) */
+#define BATCH_MAX_JOBS 64
+#define BATCH_DEFAULT_SIZE 100  /* --batch-size: TASK_SUBMITs per TASK_COLLECT */
+
+/* The commands, as bits: which take an option (options.c). */
+enum {
+    CMD_PING = 1u << 0, CMD_INFO = 1u << 1, CMD_IDENTIFY = 1u << 2,
+    CMD_IMAGE = 1u << 3,                /* grayscale, resize, rotate, blur */
+    CMD_PROCESS = 1u << 4, CMD_SUBMIT = 1u << 5, CMD_BATCH = 1u << 6,
+    CMD_T_CREATE = 1u << 7, CMD_T_UPLOAD = 1u << 8, CMD_T_START = 1u << 9,
+    CMD_T_STATUS = 1u << 10, CMD_T_WAIT = 1u << 11, CMD_T_RESULT = 1u << 12,
+    CMD_T_CANCEL = 1u << 13, CMD_T_DELETE = 1u << 14, CMD_T_LIST = 1u << 15,
+    CMD_EVERY = (1u << 16) - 1
+};
+
+/* What getopt_long returns for an option without a letter. */
 enum {
     CLI_O_PROGRAM = 1000, CLI_O_TIMEOUT, CLI_O_JSON, CLI_O_AUTH, CLI_O_QUIET,
     CLI_O_STEPS, CLI_O_STRIP,           /* the pipeline options (cli_spec_option) */
-    CLI_O_FIRST_LOCAL
+    CLI_O_TOKEN, CLI_O_HOLD, CLI_O_UPLOAD, CLI_O_WAIT, CLI_O_FOR, CLI_O_WHILE, CLI_O_STATE,
+    CLI_O_SYNC, CLI_O_BATCH_SIZE, CLI_O_NO_BATCH, CLI_O_KEEP,
+    CLI_O_FIRST_LOCAL                   /* a command's own, beyond the table (cmd_image.c) */
 };
-#define CLI_GLOBAL_LONG                                          \
-    { "host", required_argument, NULL, 'H' },                    \
-    { "port", required_argument, NULL, 'p' },                    \
-    { "transport", required_argument, NULL, 'T' },               \
-    { "program", required_argument, NULL, CLI_O_PROGRAM },       \
-    { "timeout", required_argument, NULL, CLI_O_TIMEOUT },       \
-    { "json", no_argument, NULL, CLI_O_JSON },                   \
-    { "quiet", no_argument, NULL, CLI_O_QUIET },                 \
-    { "auth", required_argument, NULL, CLI_O_AUTH },             \
-    { "verbose", no_argument, NULL, 'v' },                       \
-    { "help", no_argument, NULL, 'h' }
 
-/* Text for the shared options in every --help. */
-extern const char cli_global_help[];
+/*
+ * getopt_long's table of every option, and its short letters, into opts
+ * (room for max, NULL-terminated) and shorts.  The number of options.
+ */
+size_t cli_getopt_table(struct option *opts, size_t max, char *shorts, size_t slen);
+/* Whether command cmd (a CMD_* bit) takes option id. */
+int cli_takes(unsigned cmd, int id);
+const char *cli_option_name(int id);
+/* --help: the options of command cmd but those of every command; those. */
+void cli_help_options(FILE *f, unsigned cmd);
+void cli_help_global(FILE *f);
+/* One help line, as options.c prints them (for options beyond the table). */
+void cli_help_line(FILE *f, int letter, const char *name, const char *arg, const char *help);
 
 /*
  * Handles a shared option returned by getopt_long.  Returns 1 when handled,
@@ -64,13 +81,6 @@ typedef struct cli_spec {
     int have_format;                /* -f was given */
 } cli_spec;
 
-/* Their long options, and the text for --help. */
-#define CLI_SPEC_LONG                                            \
-    { "steps", required_argument, NULL, CLI_O_STEPS },           \
-    { "format", required_argument, NULL, 'f' },                  \
-    { "quality", required_argument, NULL, 'q' },                 \
-    { "strip", no_argument, NULL, CLI_O_STRIP }
-extern const char cli_spec_help[];
 
 /* Like cli_global_option, for the pipeline options. */
 int cli_spec_option(cli_spec *sp, int c, const char *arg);

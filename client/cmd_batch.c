@@ -16,13 +16,12 @@
 #include "client.h"
 #include "proto.h"
 
-#define DEFAULT_JOBS 4          /* -j: connections fetching results (or calling PROCESS) */
-#define DEFAULT_BATCH 100       /* --batch-size: TASK_SUBMITs per TASK_COLLECT */
-#define MAX_JOBS 64
+#define DEFAULT_JOBS BATCH_DEFAULT_JOBS
+#define DEFAULT_BATCH BATCH_DEFAULT_SIZE
+#define MAX_JOBS BATCH_MAX_JOBS
 #define WAIT_STEP 1             /* seconds one TASK_WAIT blocks: how soon Ctrl-C is seen */
 #define EXIT_INTERRUPTED 130    /* as a shell reports SIGINT */
 
-enum { O_SYNC = CLI_O_FIRST_LOCAL, O_BATCH_SIZE, O_NO_BATCH, O_KEEP };
 
 /* Where an input is in its life. */
 typedef enum item_state {
@@ -817,45 +816,38 @@ batch_help(FILE *f)
 "brings back every task id; N more connections wait for the tasks and fetch\n"
 "the results.  When the server's queue is full, refused images are sent again\n"
 "as tasks finish: none is dropped.\n\n"
-"%s"
-"  -o, --output OUTDIR    where results go (created if missing)\n"
-"  -j, --jobs N           connections fetching (or calling PROCESS), 1..%d (default %d)\n"
-"      --sync             parallel synchronous PROCESS calls instead of tasks\n"
-"      --batch-size N     TASK_SUBMITs per TASK_COLLECT, 1..%d (default %d)\n"
-"      --no-batch         one TASK_CREATE round trip per image (to compare)\n"
-"      --keep             leave finished tasks on the server (default: deleted once fetched)\n\n"
 "On a terminal a progress bar shows done/total, images per second and the time\n"
 "left; otherwise one line per image (--quiet: neither).  A summary follows\n"
 "(--json: one object).\n"
 "Ctrl-C finishes the calls in progress, cancels the tasks not yet fetched and\n"
 "says what was done (exit 130).  Exit 0 when every image was written, 1 when\n"
-"some failed, 3 when the server could not be reached.\n\n%s",
-            cli_spec_help, MAX_JOBS, DEFAULT_JOBS, IP_MAX_BATCH, DEFAULT_BATCH, cli_global_help);
+"some failed, 3 when the server could not be reached.\n\nOptions:\n");
+    cli_help_options(f, CMD_BATCH);
+    fprintf(f, "\n");
+    cli_help_global(f);
 }
 
 /* Parses the command line into b and the input list.  -1 to go on, or an exit code. */
 static int
 parse(cli_opts *o, batch_opts *b, int argc, char **argv)
 {
-    static const struct option opts[] = {
-        CLI_GLOBAL_LONG,
-        CLI_SPEC_LONG,
-        { "output", required_argument, NULL, 'o' },
-        { "jobs", required_argument, NULL, 'j' },
-        { "sync", no_argument, NULL, O_SYNC },
-        { "batch-size", required_argument, NULL, O_BATCH_SIZE },
-        { "no-batch", no_argument, NULL, O_NO_BATCH },
-        { "keep", no_argument, NULL, O_KEEP },
-        { NULL, 0, NULL, 0 },
-    };
+    struct option opts[64];
+    char shorts[64];
     unsigned long v;
     int c;
 
     b->jobs = DEFAULT_JOBS;
     b->batch_size = DEFAULT_BATCH;
     optind = 0;
-    while ((c = getopt_long(argc, argv, CLI_GLOBAL_SHORT "f:q:o:j:", opts, NULL)) != -1) {
-        int g = cli_global_option(o, c, optarg);
+    cli_getopt_table(opts, sizeof(opts) / sizeof(opts[0]), shorts, sizeof(shorts));
+    while ((c = getopt_long(argc, argv, shorts, opts, NULL)) != -1) {
+        int g;
+        if (c != '?' && !cli_takes(CMD_BATCH, c)) {
+            cli_error("batch does not take --%s (see 'imgproc batch --help')\n",
+                      cli_option_name(c));
+            return EXIT_USAGE;
+        }
+        g = cli_global_option(o, c, optarg);
         if (g == 0)
             g = cli_spec_option(&b->spec, c, optarg);
         if (g < 0)
@@ -876,7 +868,7 @@ parse(cli_opts *o, batch_opts *b, int argc, char **argv)
             }
             b->jobs = (unsigned)v;
             break;
-        case O_BATCH_SIZE:
+        case CLI_O_BATCH_SIZE:
             if (proto_parse_uint(optarg, IP_MAX_BATCH, &v) || v == 0) {
                 cli_error("--batch-size takes 1..%d, not '%s'\n", IP_MAX_BATCH,
                           optarg);
@@ -884,13 +876,13 @@ parse(cli_opts *o, batch_opts *b, int argc, char **argv)
             }
             b->batch_size = (unsigned)v;
             break;
-        case O_SYNC:
+        case CLI_O_SYNC:
             b->sync = 1;
             break;
-        case O_NO_BATCH:
+        case CLI_O_NO_BATCH:
             b->no_batch = 1;
             break;
-        case O_KEEP:
+        case CLI_O_KEEP:
             b->keep = 1;
             break;
         default:

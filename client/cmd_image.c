@@ -28,19 +28,11 @@ static const image_cmd image_cmds[] = {
     { "process", "process", 0 },
 };
 #define NCMDS (sizeof(image_cmds) / sizeof(image_cmds[0]))
+/* Its bit in the option table (options.c). */
+#define CMD_OF(c) ((c)->op ? (unsigned)CMD_IMAGE : (unsigned)CMD_PROCESS)
 
 /* An operation parameter's option: its value in getopt_long's val. */
 #define O_PARAM(cmd, param) (CLI_O_FIRST_LOCAL + (int)(cmd) * PROTO_MAX_PARAMS + (param))
-
-static const char output_help[] =
-"Output:\n"
-"  -o, --output OUT       a file, a folder (for many inputs), or - for stdout;\n"
-"                         without -o a single result goes to stdout when it is not a terminal\n"
-"                         (an input FILE of - is read from standard input)\n"
-"  -f, --format F         jpeg, png, webp, tiff, gif (default: from OUT's extension,\n"
-"                         else the input's format)\n"
-"  -q, --quality Q        1..100 for jpeg and webp\n"
-"      --strip            drop metadata\n";
 
 /* The steps, from the operation table (common/pipeline.c). */
 static void
@@ -112,36 +104,37 @@ help(const image_cmd *c)
     char text[256];
 
     synopsis(c, text, sizeof(text));
-    printf("usage: %s\n\n%s", text, output_help);
+    printf("usage: %s\n\nOutput:\n", text);
+    cli_help_options(stdout, CMD_OF(c));
     if (op && op->nparams)
         printf("\n%s (%s):\n", op->doc, op->name);
     for (int i = 0; op && i < op->nparams; i++) {
         const proto_param *p = &op->params[i];
-        char u[64], doc[IP_MAX_TEXT];
-        param_usage(p, u, sizeof(u));
+        char doc[IP_MAX_TEXT], arg[32];
+        size_t k;
         proto_param_doc(p, doc, sizeof(doc));
-        printf("  %-21s  %s%s\n", u, doc,
-               c->op == IP_OP_RESIZE && p->type == PT_UINT ? " (either side may be left out "
-               "with --fit inside)" : "");
+        if (c->op == IP_OP_RESIZE && p->type == PT_UINT)
+            snprintf(doc + strlen(doc), sizeof(doc) - strlen(doc),
+                     " (either side may be left out with --fit inside)");
+        for (k = 0; p->name[k] && k + 1 < sizeof(arg); k++)
+            arg[k] = (char)(p->name[k] >= 'a' && p->name[k] <= 'z' ? p->name[k] - 32
+                                                                    : p->name[k]);
+        arg[k] = '\0';
+        cli_help_line(stdout, 0, p->name, p->type == PT_BOOL ? NULL
+                      : p->type == PT_FIT ? "inside|cover|fill" : arg, doc);
     }
     if (!op)
         steps_help();
-    printf("\n%s", cli_global_help);
+    printf("\n");
+    cli_help_global(stdout);
 }
 
 /* The options: every command's, so that one it does not take is named as such. */
 static void
-options(struct option *opts)
+options(struct option *opts, size_t max, char *shorts, size_t slen)
 {
-    static const struct option common[] = {
-        CLI_GLOBAL_LONG,
-        CLI_SPEC_LONG,
-        { "output", required_argument, NULL, 'o' },
-    };
-    size_t n = 0;
+    size_t n = cli_getopt_table(opts, max - 16, shorts, slen);
 
-    for (size_t i = 0; i < sizeof(common) / sizeof(common[0]); i++)
-        opts[n++] = common[i];
     for (size_t c = 0; c < NCMDS; c++) {
         const proto_op *op = image_cmds[c].op ? proto_op_by_num(image_cmds[c].op) : NULL;
         for (int i = 0; op && i < op->nparams; i++)
@@ -249,23 +242,24 @@ parse_output(const cli_opts *o, image_job *job, int ninputs)
 static int
 parse(cli_opts *o, image_job *job, int argc, char **argv)
 {
-    struct option opts[64];
+    struct option opts[80];
+    char shorts[64];
     unsigned given = 0;
     int c, r;
 
-    options(opts);
+    options(opts, sizeof(opts) / sizeof(opts[0]), shorts, sizeof(shorts));
     if (job->cmd->op)
         proto_step_init(proto_op_by_num(job->cmd->op), &job->spec.steps[0]);
-    while ((c = getopt_long(argc, argv, CLI_GLOBAL_SHORT "o:f:q:", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, shorts, opts, NULL)) != -1) {
+        if (c != '?' && c < CLI_O_FIRST_LOCAL && !cli_takes(CMD_OF(job->cmd), c)) {
+            cli_error("%s does not take --%s (see 'imgproc %s --help')\n", job->cmd->name,
+                      cli_option_name(c), job->cmd->name);
+            return EXIT_USAGE;
+        }
         if ((r = cli_global_option(o, c, optarg)) < 0)
             return EXIT_USAGE;
         if (r > 0)
             continue;
-        if (c == CLI_O_STEPS && job->cmd->op) {
-            cli_error("%s does not take --steps (see 'imgproc process --help')\n",
-                      job->cmd->name);
-            return EXIT_USAGE;
-        }
         if ((r = cli_spec_option(&job->spec, c, optarg)) < 0)
             return EXIT_USAGE;
         if (r > 0)

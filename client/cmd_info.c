@@ -12,19 +12,26 @@
  * Returns -1 to go on, or an exit code.
  */
 static int
-parse_common(cli_opts *o, int argc, char **argv, const char *synopsis)
+parse_common(cli_opts *o, unsigned cmd, int argc, char **argv, const char *synopsis)
 {
-    static const struct option opts[] = { CLI_GLOBAL_LONG, { NULL, 0, NULL, 0 } };
+    struct option opts[64];
+    char shorts[64];
     int c;
 
-    while ((c = getopt_long(argc, argv, CLI_GLOBAL_SHORT, opts, NULL)) != -1) {
-        int r = cli_global_option(o, c, optarg);
-        if (r < 0)
+    cli_getopt_table(opts, sizeof(opts) / sizeof(opts[0]), shorts, sizeof(shorts));
+    while ((c = getopt_long(argc, argv, shorts, opts, NULL)) != -1) {
+        int r;
+        if (c != '?' && !cli_takes(cmd, c)) {
+            cli_error("%s does not take --%s (see its --help)\n", argv[0], cli_option_name(c));
+            return EXIT_USAGE;
+        }
+        if ((r = cli_global_option(o, c, optarg)) < 0)
             return EXIT_USAGE;
         if (r > 0)
             continue;
         if (c == 'h') {
-            printf("usage: %s\n\n%s", synopsis, cli_global_help);
+            printf("usage: %s\n\n", synopsis);
+            cli_help_global(stdout);
             return EXIT_OK;
         }
         cli_usage(synopsis);
@@ -43,7 +50,7 @@ rpc_failed(CLIENT *clnt, const char *what)
 int
 cmd_ping(cli_opts *o, int argc, char **argv)
 {
-    int rc = parse_common(o, argc, argv, "imgproc ping [-T tcp|udp]");
+    int rc = parse_common(o, CMD_PING, argc, argv, "imgproc ping [-T tcp|udp]");
     CLIENT *clnt;
     struct timespec t0, t1;
     double ms;
@@ -199,7 +206,7 @@ print_info_text(const ip_server_info *si, const ip_guard_limits *g, const char *
 int
 cmd_info(cli_opts *o, int argc, char **argv)
 {
-    int rc = parse_common(o, argc, argv, "imgproc info [--json]");
+    int rc = parse_common(o, CMD_INFO, argc, argv, "imgproc info [--json]");
     ip_server_info_res res;
     CLIENT *clnt;
 
@@ -292,7 +299,7 @@ identify_one(const cli_opts *o, CLIENT *clnt, const char *path, void *ctx)
 int
 cmd_identify(cli_opts *o, int argc, char **argv)
 {
-    int rc = parse_common(o, argc, argv, "imgproc identify [--json] FILE...");
+    int rc = parse_common(o, CMD_IDENTIFY, argc, argv, "imgproc identify [--json] FILE...");
     CLIENT *clnt;
 
     if (rc >= 0)

@@ -12,10 +12,6 @@
 
 #define MAX_FILE (1ULL << 40)   /* the server judges sizes; this only bounds a read */
 
-enum {
-    O_HOLD = CLI_O_FIRST_LOCAL, O_TOKEN, O_UPLOAD, O_STATE, O_FOR,
-    O_WHILE, O_WAIT
-};
 
 /* Everything the task commands can be told. */
 typedef struct task_opts {
@@ -36,13 +32,11 @@ typedef struct task_opts {
 typedef struct task_cmd {
     const char *name;               /* as typed */
     const char *synopsis;           /* for usage */
-    const char *options;            /* letters of the options it takes (see opt_letter) */
+    unsigned cmd;                   /* its bit in the option table (options.c) */
     const char *args;               /* its positional arguments: I a task id, F a file */
     int (*fn)(cli_opts *o, CLIENT *clnt, task_opts *t, char **args, int nargs);
 } task_cmd;
 
-static const char task_help_text[] =
-"      --token T          your name for the task: creating it again returns the same task\n";
 
 /* ------------------------------------------------------------ helpers */
 
@@ -601,62 +595,40 @@ t_list(cli_opts *o, CLIENT *clnt, task_opts *t, char **args, int nargs)
 
 static const task_cmd task_cmds[] = {
     { "create", "imgproc task create --steps S [-f F] [-q Q] [--strip] [--hold] [--token T] "
-      "[--upload] FILE", "sfqSHkU", "F", t_create },
-    { "upload", "imgproc task upload ID FILE", "", "IF", t_upload },
-    { "start", "imgproc task start ID", "", "I", t_start },
-    { "status", "imgproc task status ID", "", "I", t_status },
-    { "wait", "imgproc task wait ID [--for S] [--while STATE]", "FO", "I", t_wait },
-    { "result", "imgproc task result ID [-o FILE|-]", "o", "I", t_result },
-    { "cancel", "imgproc task cancel ID", "", "I", t_cancel },
-    { "delete", "imgproc task delete ID", "", "I", t_delete },
+      "[--upload] FILE", CMD_T_CREATE, "F", t_create },
+    { "upload", "imgproc task upload ID FILE", CMD_T_UPLOAD, "IF", t_upload },
+    { "start", "imgproc task start ID", CMD_T_START, "I", t_start },
+    { "status", "imgproc task status ID", CMD_T_STATUS, "I", t_status },
+    { "wait", "imgproc task wait ID [--for S] [--while STATE]", CMD_T_WAIT, "I", t_wait },
+    { "result", "imgproc task result ID [-o FILE|-]", CMD_T_RESULT, "I", t_result },
+    { "cancel", "imgproc task cancel ID", CMD_T_CANCEL, "I", t_cancel },
+    { "delete", "imgproc task delete ID", CMD_T_DELETE, "I", t_delete },
     { "list", "imgproc task list [--state created,queued,running,done,failed,cancelled]",
-      "L", "", t_list },
+      CMD_T_LIST, "", t_list },
 };
-
-/* The letter that names an option in task_cmd.options. */
-static int
-opt_letter(int c)
-{
-    switch (c) {
-    case CLI_O_STEPS: return 's';
-    case 'f': return 'f';
-    case 'q': return 'q';
-    case CLI_O_STRIP: return 'S';
-    case O_HOLD: return 'H';
-    case O_TOKEN: return 'k';
-    case O_UPLOAD: return 'U';
-    case O_FOR: return 'F';
-    case O_WHILE: return 'O';
-    case 'o': return 'o';
-    case O_STATE: return 'L';
-    case O_WAIT: return 'W';
-    default: return 0;
-    }
-}
 
 static void
 task_help(FILE *f)
 {
+    static const struct { const char *heading; unsigned cmd; } sections[] = {
+        { "Create", CMD_T_CREATE },
+        { "Wait (until the task is done, failed or cancelled; exit 0 only when done)",
+          CMD_T_WAIT },
+        { "Result", CMD_T_RESULT },
+        { "List", CMD_T_LIST },
+    };
+
     fprintf(f, "usage: imgproc task COMMAND [options] ARGS\n\n"
                "A task is kept on the server's disk and run in the background; its id\n"
                "fetches the result later, even after the server restarts.\n\nCommands:\n");
     for (size_t i = 0; i < sizeof(task_cmds) / sizeof(task_cmds[0]); i++)
         fprintf(f, "  %s\n", task_cmds[i].synopsis);
-    fprintf(f, "\nCreate:\n%s%s"
-               "      --hold             stay CREATED until 'task start'\n"
-               "      --upload           create the task without its image and print its\n"
-               "                         id; send the image later with 'task upload ID FILE'.\n"
-               "                         Without it, images over 16 MiB (or over what the\n"
-               "                         server takes in one call) go up in 1 MiB chunks at once\n"
-               "Wait (until the task is done, failed or cancelled; exit 0 only when done):\n"
-               "      --for S            give up after S seconds\n"
-               "      --while STATE      wait only as long as the task is in STATE (say\n"
-               "                         queued: until it starts); exit 0 once it has left it\n"
-               "Result:\n"
-               "  -o, --output FILE      where to write it (- for stdout)\n"
-               "List:\n"
-               "      --state S,S        only tasks in these states\n\n%s",
-            cli_spec_help, task_help_text, cli_global_help);
+    for (size_t i = 0; i < sizeof(sections) / sizeof(sections[0]); i++) {
+        fprintf(f, "\n%s:\n", sections[i].heading);
+        cli_help_options(f, sections[i].cmd);
+    }
+    fprintf(f, "\n");
+    cli_help_global(f);
 }
 
 /*
@@ -664,57 +636,48 @@ task_help(FILE *f)
  * go on, or an exit code.  Long (about 90 lines): one case per option.
  */
 static int
-parse(cli_opts *o, task_opts *t, const char *name, const char *allowed, int argc, char **argv)
+parse(cli_opts *o, task_opts *t, const char *name, unsigned cmd, int argc, char **argv)
 {
-    static const struct option opts[] = {
-        CLI_GLOBAL_LONG,
-        CLI_SPEC_LONG,
-        { "hold", no_argument, NULL, O_HOLD },
-        { "token", required_argument, NULL, O_TOKEN },
-        { "upload", no_argument, NULL, O_UPLOAD },
-        { "state", required_argument, NULL, O_STATE },
-        { "for", required_argument, NULL, O_FOR },
-        { "while", required_argument, NULL, O_WHILE },
-        { "wait", no_argument, NULL, O_WAIT },
-        { "output", required_argument, NULL, 'o' },
-        { NULL, 0, NULL, 0 },
-    };
+    struct option opts[64];
+    char shorts[64];
     unsigned long v;
     int c;
 
-    while ((c = getopt_long(argc, argv, CLI_GLOBAL_SHORT "f:q:o:", opts, NULL)) != -1) {
-        int r = cli_global_option(o, c, optarg);
-        if (r < 0)
+    cli_getopt_table(opts, sizeof(opts) / sizeof(opts[0]), shorts, sizeof(shorts));
+    while ((c = getopt_long(argc, argv, shorts, opts, NULL)) != -1) {
+        int r;
+        if (c == '?')
+            return EXIT_USAGE;
+        if (!cli_takes(cmd, c)) {
+            cli_error("%s does not take --%s\n", name, cli_option_name(c));
+            return EXIT_USAGE;
+        }
+        if ((r = cli_global_option(o, c, optarg)) < 0)
             return EXIT_USAGE;
         if (r > 0)
             continue;
         if (c == 'h')
             return -2;
-        if (!opt_letter(c) || !strchr(allowed, opt_letter(c))) {
-            if (opt_letter(c))
-                cli_error("%s does not take %s\n", name, argv[optind - 1]);
-            return EXIT_USAGE;
-        }
         r = cli_spec_option(&t->spec, c, optarg);
         if (r < 0)
             return EXIT_USAGE;
         if (r > 0)
             continue;
         switch (c) {
-        case O_HOLD:
+        case CLI_O_HOLD:
             t->hold = 1;
             break;
-        case O_TOKEN:
+        case CLI_O_TOKEN:
             if (strlen(optarg) > IP_MAX_TOKEN) {
                 cli_error("a token is at most %d bytes\n", IP_MAX_TOKEN);
                 return EXIT_USAGE;
             }
             t->token = optarg;
             break;
-        case O_UPLOAD:
+        case CLI_O_UPLOAD:
             t->upload = 1;
             break;
-        case O_STATE: {
+        case CLI_O_STATE: {
             char *copy = strdup(optarg), *p = copy, *w;
             while (copy && (w = strsep(&p, ",")) != NULL) {
                 ip_task_state s;
@@ -729,21 +692,21 @@ parse(cli_opts *o, task_opts *t, const char *name, const char *allowed, int argc
             free(copy);
             break;
         }
-        case O_FOR:
+        case CLI_O_FOR:
             if (proto_parse_uint(optarg, 86400 * 365, &v) || v == 0) {
                 cli_error("invalid --for '%s'\n", optarg);
                 return EXIT_USAGE;
             }
             t->wait_for = (unsigned)v;
             break;
-        case O_WHILE:
+        case CLI_O_WHILE:
             if (proto_task_state_parse(optarg, &t->while_state)) {
                 cli_error("invalid state '%s'\n", optarg);
                 return EXIT_USAGE;
             }
             t->has_while = 1;
             break;
-        case O_WAIT:
+        case CLI_O_WAIT:
             t->wait = 1;
             break;
         case 'o':
@@ -751,7 +714,7 @@ parse(cli_opts *o, task_opts *t, const char *name, const char *allowed, int argc
             break;
         }
     }
-    if (strchr(allowed, 's') && t->spec.nsteps == 0) {
+    if (cli_takes(cmd, CLI_O_STEPS) && t->spec.nsteps == 0) {
         cli_error("%s needs --steps\n", name);
         return EXIT_USAGE;
     }
@@ -808,7 +771,7 @@ cmd_task(cli_opts *o, int argc, char **argv)
     argc--;
     argv++;
     optind = 0;
-    rc = parse(o, &t, cmd->name, cmd->options, argc, argv);
+    rc = parse(o, &t, cmd->name, cmd->cmd, argc, argv);
     if (rc == -2) {
         task_help(stdout);
         return EXIT_OK;
@@ -908,11 +871,10 @@ submit_help(void)
            "[-o DIR] FILE...\n\nCreates a task per file (uploading large ones in chunks), "
            "and prints their ids.\nWith --wait or -o it waits for them and writes each "
            "result into DIR\n(default: the current folder) named after its input; -o - writes "
-           "one result\nto standard output.  A FILE of - is standard input.\n\n"
-           "%s%s"
-           "      --wait             wait for the tasks and fetch their results\n"
-           "  -o, --output DIR       where the results go (implies --wait); - for stdout\n\n%s",
-           cli_spec_help, task_help_text, cli_global_help);
+           "one result\nto standard output.  A FILE of - is standard input.\n\nOptions:\n");
+    cli_help_options(stdout, CMD_SUBMIT);
+    printf("\n");
+    cli_help_global(stdout);
 }
 
 /*
@@ -1011,7 +973,7 @@ cmd_submit(cli_opts *o, int argc, char **argv)
     int rc, n;
 
     memset(&t, 0, sizeof(t));
-    rc = parse(o, &t, "submit", "sfqSkoW", argc, argv);
+    rc = parse(o, &t, "submit", CMD_SUBMIT, argc, argv);
     if (rc == -2) {
         submit_help();
         return EXIT_OK;

@@ -28,22 +28,6 @@ static const cli_cmd commands[] = {
     { "batch", cmd_batch, "files and folders in parallel: batched tasks, or --sync PROCESS calls" },
 };
 
-const char cli_global_help[] =
-"Options for every command:\n"
-"  -H, --host HOST        server (default $IMGPROC_HOST or localhost)\n"
-"  -p, --port PORT        connect to PORT directly instead of asking rpcbind\n"
-"      --program N        RPC program number (default $IMGPROC_PROGRAM or 0x20494D47)\n"
-"  -T, --transport tcp|udp  (default tcp; images need tcp)\n"
-"      --timeout S        seconds to wait for a reply (default 120)\n"
-"      --json             one JSON document on stdout, failures included (each\n"
-"                         input an object with \"ok\", and \"error\" when it failed)\n"
-"      --auth sys|none|UID[@HOST]  who to claim to be (AUTH_SYS, the default, sends\n"
-"                         your uid and host; anyone can claim any: a label only)\n"
-"  -v, --verbose          say more on stderr\n"
-"      --quiet            no progress bars (they are drawn only on a terminal, for\n"
-"                         uploads, downloads and waits lasting over a second)\n"
-"  -h, --help             help for the command\n";
-
 static void
 usage(FILE *f)
 {
@@ -51,17 +35,12 @@ usage(FILE *f)
                "Commands:\n");
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
         fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
-    fprintf(f, "\n%s\n"
-               "'imgproc COMMAND --help' tells more.  --version prints the version.\n"
+    fprintf(f, "\n");
+    cli_help_global(f);
+    fprintf(f, "\n'imgproc COMMAND --help' tells more.  --version prints the version.\n"
                "Exit status: 0 all done, 1 some input failed, 2 usage error,\n"
-               "3 the server could not be reached.\n", cli_global_help);
+               "3 the server could not be reached.\n");
 }
-
-const char cli_spec_help[] =
-"  --steps 'STEP,...'     the pipeline, as for 'imgproc process' (see its --help)\n"
-"  -f, --format F         output format: jpeg, png, webp, tiff, gif (default: the input's)\n"
-"  -q, --quality Q        1..100 for jpeg and webp\n"
-"      --strip            drop metadata\n";
 
 int
 cli_spec_option(cli_spec *sp, int c, const char *arg)
@@ -178,11 +157,10 @@ cli_global_option(cli_opts *o, int c, const char *arg)
 int
 main(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        CLI_GLOBAL_LONG,
-        { "version", no_argument, NULL, 'V' },
-        { NULL, 0, NULL, 0 },
-    };
+    struct option opts[64];
+    char shorts[64] = "+";      /* '+': stop at the subcommand; its own options follow it */
+    size_t n = cli_getopt_table(opts, sizeof(opts) / sizeof(opts[0]) - 1, shorts + 1,
+                                sizeof(shorts) - 3);
     cli_opts o = { 0 };
     int c, rc;
 
@@ -199,8 +177,10 @@ main(int argc, char **argv)
     o.timeout = 120;
     o.auth = "sys";
 
-    /* '+': stop at the subcommand; its own options come after it. */
-    while ((c = getopt_long(argc, argv, "+" CLI_GLOBAL_SHORT "V", opts, NULL)) != -1) {
+    opts[n] = (struct option){ "version", no_argument, NULL, 'V' };
+    opts[n + 1] = (struct option){ NULL, 0, NULL, 0 };
+    strcat(shorts, "V");
+    while ((c = getopt_long(argc, argv, shorts, opts, NULL)) != -1) {
         int r = cli_global_option(&o, c, optarg);
         if (r < 0)
             return EXIT_USAGE;

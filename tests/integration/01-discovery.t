@@ -119,13 +119,13 @@ while read -r sub flags; do
 done < <("$IMGPROC" task --help | sed -n 's/^  imgproc task \([a-z]*\) \(.*\)/\1 \2/p' |
          while read -r sub rest; do echo "$sub $(echo "$rest" | grep -oE -- "--[a-z][a-z-]+" | tr '\n' ' ')"; done)
 is "$bad" "" "every flag the help shows is accepted by its command"
-# The other way: every long option the client knows (its option tables), tried
+# The other way: every long option the client knows (options.c's table), tried
 # on every command with a value after it; one the command takes must be in its
 # help (a task command's is 'task --help').  A flag that is the start of
 # another one the help shows is skipped: getopt takes it as that one's
 # abbreviation (--for is --format to grayscale).
 # (the image commands' own options are their operations' parameters: info's)
-known=$( (grep -ohE '\{ "[a-z][a-z-]+", (no|required)_argument' "$TOP"/client/*.[ch] | cut -d'"' -f2
+known=$( (grep -ohE '^ *\{ "[a-z][a-z-]+", (0|'"'.'"'), ' "$TOP"/client/options.c | cut -d'"' -f2
           python3 -c 'import json,sys
 for o in json.load(sys.stdin)["operations"]:
     for p in o["params"]: print(p["name"])' <"$TMP/info.json") | sort -u)

@@ -1,0 +1,177 @@
+/* options.c - every option of the client, once: its names, argument, help, and the
+ * commands that take it.  getopt_long's tables and every --help come from here. */
+#include <stdio.h>
+#include <string.h>
+
+#include "client.h"
+
+/* One option, as the commands in cmds take it (an option may mean different
+ * things to different commands: one row each, their cmds apart). */
+typedef struct cli_option {
+    const char *name;           /* --name */
+    int letter;                 /* -l, or 0 */
+    const char *arg;            /* its argument in help; NULL for a flag */
+    unsigned cmds;              /* CMD_* bits of the commands that take it */
+    int id;                     /* what getopt_long returns for it */
+    const char *help;           /* one sentence or two, wrapped when printed */
+} cli_option;
+
+#define STR_(x) #x
+#define STR(x) STR_(x)          /* a number's macro as a string, for help texts */
+#define IMAGE_ALL (CMD_IMAGE | CMD_PROCESS)
+#define SPEC_ALL (CMD_SUBMIT | CMD_BATCH | CMD_T_CREATE)
+
+static const cli_option options[] = {
+    /* What a command's own --help lists first. */
+    { "steps", 0, "'STEP,...'", CMD_PROCESS | SPEC_ALL, CLI_O_STEPS,
+      "the pipeline: steps separated by commas (see 'imgproc process --help')" },
+    { "output", 'o', "OUT", IMAGE_ALL, 'o',
+      "a file, a folder (for many inputs), or - for stdout; without -o a single result "
+      "goes to stdout when it is not a terminal (an input FILE of - is read from "
+      "standard input)" },
+    { "output", 'o', "DIR", CMD_SUBMIT, 'o',
+      "where the results go, named after their inputs (implies --wait); - for stdout" },
+    { "output", 'o', "OUTDIR", CMD_BATCH, 'o', "where results go (created if missing)" },
+    { "output", 'o', "FILE", CMD_T_RESULT, 'o', "where to write it (- for stdout)" },
+    { "format", 'f', "F", IMAGE_ALL, 'f',
+      "jpeg, png, webp, tiff, gif (default: from OUT's extension, else the input's format)" },
+    { "format", 'f', "F", SPEC_ALL, 'f',
+      "output format: jpeg, png, webp, tiff, gif (default: the input's)" },
+    { "quality", 'q', "Q", IMAGE_ALL | SPEC_ALL, 'q', "1..100 for jpeg and webp" },
+    { "strip", 0, NULL, IMAGE_ALL | SPEC_ALL, CLI_O_STRIP, "drop metadata" },
+    { "token", 0, "T", CMD_SUBMIT | CMD_T_CREATE, CLI_O_TOKEN,
+      "your name for the task: creating it again returns the same task" },
+    { "hold", 0, NULL, CMD_T_CREATE, CLI_O_HOLD, "stay CREATED until 'task start'" },
+    { "upload", 0, NULL, CMD_T_CREATE, CLI_O_UPLOAD,
+      "create the task without its image and print its id; send the image later with "
+      "'task upload ID FILE'.  Without it, images over 16 MiB (or over what the server "
+      "takes in one call) go up in 1 MiB chunks at once" },
+    { "wait", 0, NULL, CMD_SUBMIT, CLI_O_WAIT, "wait for the tasks and fetch their results" },
+    { "for", 0, "S", CMD_T_WAIT, CLI_O_FOR, "give up after S seconds" },
+    { "while", 0, "STATE", CMD_T_WAIT, CLI_O_WHILE,
+      "wait only as long as the task is in STATE (say queued: until it starts); exit 0 "
+      "once it has left it" },
+    { "state", 0, "S,S", CMD_T_LIST, CLI_O_STATE,
+      "only tasks in these states: created, queued, running, done, failed, cancelled" },
+    { "jobs", 'j', "N", CMD_BATCH, 'j', "connections fetching (or calling PROCESS), 1.."
+      STR(BATCH_MAX_JOBS) " (default " STR(BATCH_DEFAULT_JOBS) ")" },
+    { "sync", 0, NULL, CMD_BATCH, CLI_O_SYNC,
+      "parallel synchronous PROCESS calls instead of tasks" },
+    { "batch-size", 0, "N", CMD_BATCH, CLI_O_BATCH_SIZE, "TASK_SUBMITs per TASK_COLLECT, 1.."
+      STR(IP_MAX_BATCH) " (default " STR(BATCH_DEFAULT_SIZE) ")" },
+    { "no-batch", 0, NULL, CMD_BATCH, CLI_O_NO_BATCH,
+      "one TASK_CREATE round trip per image (to compare)" },
+    { "keep", 0, NULL, CMD_BATCH, CLI_O_KEEP,
+      "leave finished tasks on the server (default: deleted once fetched)" },
+    /* Every command's. */
+    { "host", 'H', "HOST", CMD_EVERY, 'H', "server (default $IMGPROC_HOST or localhost)" },
+    { "port", 'p', "PORT", CMD_EVERY, 'p', "connect to PORT directly instead of asking rpcbind" },
+    { "program", 0, "N", CMD_EVERY, CLI_O_PROGRAM,
+      "RPC program number (default $IMGPROC_PROGRAM or 0x20494D47)" },
+    { "transport", 'T', "tcp|udp", CMD_EVERY, 'T', "(default tcp; images need tcp)" },
+    { "timeout", 0, "S", CMD_EVERY, CLI_O_TIMEOUT, "seconds to wait for a reply (default 120)" },
+    { "json", 0, NULL, CMD_EVERY, CLI_O_JSON,
+      "one JSON document on stdout, failures included (each input an object with \"ok\", "
+      "and \"error\" when it failed)" },
+    { "auth", 0, "sys|none|UID[@HOST]", CMD_EVERY, CLI_O_AUTH,
+      "who to claim to be (AUTH_SYS, the default, sends your uid and host; anyone can "
+      "claim any: a label only)" },
+    { "verbose", 'v', NULL, CMD_EVERY, 'v', "say more on stderr" },
+    { "quiet", 0, NULL, CMD_EVERY, CLI_O_QUIET,
+      "no progress bars (they are drawn only on a terminal, for uploads, downloads and "
+      "waits lasting over a second)" },
+    { "help", 'h', NULL, CMD_EVERY, 'h', "help for the command" },
+};
+#define NOPTIONS (sizeof(options) / sizeof(options[0]))
+
+size_t
+cli_getopt_table(struct option *opts, size_t max, char *shorts, size_t slen)
+{
+    size_t n = 0, s = 0;
+
+    /* Every option, each name once: one a command does not take is then
+     * named as such (cli_takes) rather than called unknown. */
+    for (size_t i = 0; i < NOPTIONS && n + 1 < max; i++) {
+        size_t k;
+        for (k = 0; k < i && strcmp(options[k].name, options[i].name) != 0; k++)
+            ;
+        if (k < i)
+            continue;
+        opts[n++] = (struct option){ options[i].name, options[i].arg ? required_argument
+                                     : no_argument, NULL, options[i].id };
+        if (options[i].letter && s + 3 < slen) {
+            shorts[s++] = (char)options[i].letter;
+            if (options[i].arg)
+                shorts[s++] = ':';
+        }
+    }
+    opts[n] = (struct option){ NULL, 0, NULL, 0 };
+    if (slen)
+        shorts[s < slen ? s : slen - 1] = '\0';
+    return n;
+}
+
+int
+cli_takes(unsigned cmd, int id)
+{
+    for (size_t i = 0; i < NOPTIONS; i++)
+        if (options[i].id == id && (options[i].cmds & cmd))
+            return 1;
+    return 0;
+}
+
+const char *
+cli_option_name(int id)
+{
+    for (size_t i = 0; i < NOPTIONS; i++)
+        if (options[i].id == id)
+            return options[i].name;
+    return "?";
+}
+
+/* "  -o, --output OUT       help...", wrapped at 79 columns under column 25. */
+void
+cli_help_line(FILE *f, int letter, const char *name, const char *arg, const char *help)
+{
+    char head[80];
+    const char *p;
+    int col;
+
+    snprintf(head, sizeof(head), "  %c%c%s--%s%s%s", letter ? '-' : ' ', letter ? letter : ' ',
+             letter ? ", " : "  ", name, arg ? " " : "", arg ? arg : "");
+    col = fprintf(f, "%s", head);
+    for (p = help; *p;) {
+        int w = (int)strcspn(p, " ");
+        if (p == help)
+            col += fprintf(f, "%*s", col < 23 ? 25 - col : 2, "");
+        else if (col + 1 + w > 79) {
+            fprintf(f, "\n%25s", "");
+            col = 25;
+        } else
+            col += fprintf(f, " ");
+        col += fprintf(f, "%.*s", w, p);
+        p += w;
+        while (*p == ' ')
+            p++;
+    }
+    fputc('\n', f);
+}
+
+void
+cli_help_options(FILE *f, unsigned cmd)
+{
+    for (size_t i = 0; i < NOPTIONS; i++)
+        if ((options[i].cmds & cmd) && options[i].cmds != CMD_EVERY)
+            cli_help_line(f, options[i].letter, options[i].name, options[i].arg,
+                          options[i].help);
+}
+
+void
+cli_help_global(FILE *f)
+{
+    fprintf(f, "Options for every command:\n");
+    for (size_t i = 0; i < NOPTIONS; i++)
+        if (options[i].cmds == CMD_EVERY)
+            cli_help_line(f, options[i].letter, options[i].name, options[i].arg,
+                          options[i].help);
+}
