@@ -230,20 +230,51 @@ proto_parse_uint(const char *s, unsigned long max, unsigned long *out)
     return 0;
 }
 
+/* Bytes in the well-formed UTF-8 sequence at s (1..4), or 0 when it is not one. */
+static int
+utf8_len(const unsigned char *s)
+{
+    int n = s[0] < 0x80 ? 1 : (s[0] & 0xE0) == 0xC0 ? 2 : (s[0] & 0xF0) == 0xE0 ? 3
+          : (s[0] & 0xF8) == 0xF0 ? 4 : 0;
+    unsigned cp;
+
+    if (n <= 1)
+        return n;
+    cp = s[0] & (0x7F >> n);
+    for (int i = 1; i < n; i++) {
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+        cp = cp << 6 | (s[i] & 0x3F);
+    }
+    /* No overlong forms, no surrogates, nothing past U+10FFFF. */
+    if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
+        (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF)
+        return 0;
+    return n;
+}
+
 void
 proto_json_string(FILE *f, const char *s)
 {
+    const unsigned char *p = (const unsigned char *)s;
+
     fputc('"', f);
-    for (; s && *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            fprintf(f, "\\%c", c);
-        else if (c == '\n')
+    while (p && *p) {
+        int n = utf8_len(p);
+        if (*p == '"' || *p == '\\')
+            fprintf(f, "\\%c", *p);
+        else if (*p == '\n')
             fputs("\\n", f);
-        else if (c < 0x20)
-            fprintf(f, "\\u%04x", c);
-        else
-            fputc(c, f);
+        else if (*p < 0x20)
+            fprintf(f, "\\u%04x", *p);
+        else if (n == 0) {
+            /* Not UTF-8 (a Latin-1 file name...): the replacement character,
+             * so the document stays valid JSON. */
+            fputs("\\ufffd", f);
+            n = 1;
+        } else
+            fwrite(p, 1, (size_t)n, f);
+        p += n ? n : 1;
     }
     fputc('"', f);
 }

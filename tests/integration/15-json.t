@@ -72,6 +72,12 @@ is "$(j missing.json 'd[0]["file"], d[0]["status"], d[0]["error"]')" \
    "('missing.jpg', None, \"cannot read 'missing.jpg': No such file or directory\")" \
    "a file that cannot be read fails locally (status null), with the reason"
 
+# A file name that is not UTF-8 (Latin-1 "café"): the document stays valid JSON.
+cp "$GOOD" "$TMP/caf"$'\xe9'".jpg"
+cli --json identify "caf"$'\xe9'".jpg" >latin1.json 2>/dev/null
+is "$(j latin1.json 'd[0]["file"] == "caf\ufffd.jpg", d[0]["width"]')" "(True, $W)" \
+   "a Latin-1 file name comes out as valid JSON (its stray byte replaced)"
+
 # ---- submit: with and without results fetched
 cli --json submit --steps grayscale -o out-submit bad.jpg "$GOOD" >submit.json 2>/dev/null
 is "$?" 1 "submit --json exits 1 when an input failed"

@@ -202,6 +202,32 @@ step_check_ranges(void **state)
     assert_non_null(strstr(why, "unknown step 99"));
 }
 
+/* JSON strings: escapes, UTF-8 kept, bytes that are not UTF-8 replaced. */
+static void
+json_strings(void **state)
+{
+    static const struct { const char *in, *out; } cases[] = {
+        { "plain", "\"plain\"" },
+        { "a\"b\\c\nd\te", "\"a\\\"b\\\\c\\nd\\u0009e\"" },
+        { "caf\xc3\xa9 \xe2\x82\xac", "\"caf\xc3\xa9 \xe2\x82\xac\"" },  /* kept */
+        { "caf\xe9.jpg", "\"caf\\ufffd.jpg\"" },                    /* Latin-1 */
+        { "\xc0\xaf", "\"\\ufffd\\ufffd\"" },                          /* overlong */
+        { "\xed\xa0\x80", "\"\\ufffd\\ufffd\\ufffd\"" },                  /* a surrogate */
+    };
+    char *buf;
+    size_t len;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        FILE *f = open_memstream(&buf, &len);
+        assert_non_null(f);
+        proto_json_string(f, cases[i].in);
+        fclose(f);
+        assert_string_equal(buf, cases[i].out);
+        free(buf);
+    }
+}
+
 static void
 names_and_colours(void **state)
 {
@@ -344,6 +370,7 @@ main(void)
         cmocka_unit_test(table_added_ops),
         cmocka_unit_test(step_check_ranges),
         cmocka_unit_test(names_and_colours),
+        cmocka_unit_test(json_strings),
         cmocka_unit_test(xdr_round_trip),
         cmocka_unit_test(xdr_bounds_refuse),
     };
