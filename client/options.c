@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "client.h"
+#include "proto.h"
 
 /* One option, as the commands in cmds take it (an option may mean different
  * things to different commands: one row each, their cmds apart). */
@@ -134,27 +135,10 @@ void
 cli_help_line(FILE *f, int letter, const char *name, const char *arg, const char *help)
 {
     char head[80];
-    const char *p;
-    int col;
 
     snprintf(head, sizeof(head), "  %c%c%s--%s%s%s", letter ? '-' : ' ', letter ? letter : ' ',
              letter ? ", " : "  ", name, arg ? " " : "", arg ? arg : "");
-    col = fprintf(f, "%s", head);
-    for (p = help; *p;) {
-        int w = (int)strcspn(p, " ");
-        if (p == help)
-            col += fprintf(f, "%*s", col < 23 ? 25 - col : 2, "");
-        else if (col + 1 + w > 79) {
-            fprintf(f, "\n%25s", "");
-            col = 25;
-        } else
-            col += fprintf(f, " ");
-        col += fprintf(f, "%.*s", w, p);
-        p += w;
-        while (*p == ' ')
-            p++;
-    }
-    fputc('\n', f);
+    proto_help_line(f, head, help);
 }
 
 void

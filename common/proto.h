@@ -140,6 +140,13 @@ double proto_seconds(void);
  * (its guard limits).  xdr_free(xdr_ip_server_info_res) releases res. */
 enum clnt_stat proto_server_info(CLIENT *c, ip_server_info_res *res, struct timeval timeout);
 
+/*
+ * One option's --help line, as both programs print them: head ("  -o,
+ * --output OUT"), then text from column 25 (or two spaces after a long
+ * head), wrapped word by word at 79 columns under column 25.
+ */
+void proto_help_line(FILE *f, const char *head, const char *text);
+
 /* Writes s as a JSON string literal, quotes included. */
 void proto_json_string(FILE *f, const char *s);
 

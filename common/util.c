@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -45,4 +46,26 @@ proto_seconds(void)
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+void
+proto_help_line(FILE *f, const char *head, const char *text)
+{
+    int col = fprintf(f, "%s", head);
+
+    for (const char *p = text; *p;) {
+        int w = (int)strcspn(p, " ");
+        if (p == text)
+            col += fprintf(f, "%*s", col < 23 ? 25 - col : 2, "");
+        else if (col + 1 + w > 79) {
+            fprintf(f, "\n%25s", "");
+            col = 25;
+        } else
+            col += fprintf(f, " ");
+        col += fprintf(f, "%.*s", w, p);
+        p += w;
+        while (*p == ' ')
+            p++;
+    }
+    fputc('\n', f);
 }

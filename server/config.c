@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "proto.h"
 #include "server.h"
 
 /* How a setting's value is written and stored. */
@@ -206,8 +207,6 @@ static void
 help_line(FILE *f, const srv_setting *t)
 {
     char head[64], def[160], text[512];
-    const char *p;
-    int col;
 
     snprintf(head, sizeof(head), "  %s%s--%s%s%s", t->letter ? (char[]){ '-', t->letter, 0 }
              : "", t->letter ? ", " : "", t->name, t->arg ? " " : "", t->arg ? t->arg : "");
@@ -220,23 +219,7 @@ help_line(FILE *f, const srv_setting *t)
         snprintf(def, sizeof(def), " (default %s)", v);
     }
     snprintf(text, sizeof(text), "%s%s", t->doc, def);
-    col = fprintf(f, "%s", head);
-    /* Word by word, from column 25 (or two spaces after a long head), at most 79. */
-    for (p = text; *p;) {
-        int w = (int)strcspn(p, " ");
-        if (p == text)
-            col += fprintf(f, "%*s", col < 23 ? 25 - col : 2, "");
-        else if (col + 1 + w > 79) {
-            fprintf(f, "\n%25s", "");
-            col = 25;
-        } else
-            col += fprintf(f, " ");
-        col += fprintf(f, "%.*s", w, p);
-        p += w;
-        while (*p == ' ')
-            p++;
-    }
-    fputc('\n', f);
+    proto_help_line(f, head, text);
 }
 
 void
