@@ -115,6 +115,28 @@ char *cli_path_join(const char *dir, const char *name);
  * folder names its files this way.
  */
 char *cli_output_path(const char *dir, const char *input, const char *ext);
+/*
+ * Refuses, before anything is sent, a run in which two of the n inputs'
+ * results would get one name in folder dir ("-": standard output, one
+ * input), or a result would replace its own input: 0, or -1 having said
+ * which.  format is the output format
+ * asked for; IP_FMT_AUTO guesses each input's own from its name.
+ */
+int cli_check_outputs(const char *dir, char *const *inputs, size_t n, ip_format format);
+/*
+ * What a run has written, so a later input never overwrites an earlier
+ * one's result (the server chooses the format from an image's content,
+ * which a name can belie).  claim: 0 to go on writing dest, or -1 when
+ * it must not be written: *earlier is the input whose result is there, or
+ * NULL when out of memory.  Starts zeroed.
+ */
+typedef struct cli_written {
+    struct { char *dest, *input; } *items;
+    size_t n, cap;
+} cli_written;
+int cli_written_claim(cli_written *w, const char *dest, const char *input,
+                      const char **earlier);
+void cli_written_free(cli_written *w);
 
 /* Subcommands. */
 int cmd_ping(cli_opts *o, int argc, char **argv);

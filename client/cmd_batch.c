@@ -74,6 +74,7 @@ typedef struct run {
     int stop;                   /* Ctrl-C: finish the calls in progress, start none */
     int fatal;                  /* a connection failed (EXIT_RPC) */
     char fatal_why[2048];       /* why */
+    cli_written written;        /* the results written so far */
     unsigned round_trips;       /* calls that created tasks (or batches of them) */
     unsigned busy;              /* items the server refused as busy and we sent again */
     double submit_secs;         /* time spent creating tasks */
@@ -167,11 +168,27 @@ static void
 write_result(run *r, item *it, const char *data, size_t len, ip_format fmt, unsigned w,
              unsigned h, unsigned bands)
 {
+    const char *earlier;
     char why[256];
+    int taken;
 
     it->dest = cli_output_path(r->b->out, it->path, proto_format_ext(fmt));
     if (!it->dest) {
         fail_item(r, it, IP_OK, "%s", "out of memory");
+        return;
+    }
+    pthread_mutex_lock(&r->lock);
+    taken = cli_written_claim(&r->written, it->dest, it->path, &earlier);
+    pthread_mutex_unlock(&r->lock);
+    if (taken) {
+        /* Names were checked before sending; the server chose another format. */
+        if (earlier)
+            fail_item(r, it, IP_OK, "would overwrite '%s', the result of '%s': not written",
+                      it->dest, earlier);
+        else
+            fail_item(r, it, IP_OK, "%s", "out of memory");
+        free(it->dest);
+        it->dest = NULL;
         return;
     }
     if (cli_write_file(it->dest, data, len, why, sizeof(why))) {
@@ -752,57 +769,6 @@ add_dir(const char *dir, char ***paths, size_t *n, size_t *cap)
     return 0;
 }
 
-/* An input's output name, and where the input is in the list. */
-typedef struct out_name {
-    char *name;                 /* OUTDIR/stem.ext (malloc'ed) */
-    size_t index;               /* the item */
-} out_name;
-
-static int
-by_out_name(const void *a, const void *b)
-{
-    const out_name *x = a, *y = b;
-    int c = strcmp(x->name, y->name);
-
-    return c ? c : (x->index > y->index) - (x->index < y->index);
-}
-
-/*
- * Two inputs whose results would have the same name: refused before
- * anything is sent.  Sorted, so equal names are neighbours: n log n, not
- * n squared, for a folder of many thousand files.
- */
-static int
-check_names(run *r)
-{
-    out_name *names = calloc(r->n + 1, sizeof(*names));
-    int rc = 0;
-
-    if (!names)
-        return -1;
-    for (size_t i = 0; i < r->n && rc == 0; i++) {
-        ip_format f = r->b->spec.have_format ? r->b->spec.output.format
-                                             : proto_format_from_path(r->items[i].path);
-        names[i].name = cli_output_path(r->b->out, r->items[i].path, proto_format_ext(f));
-        names[i].index = i;
-        if (!names[i].name)
-            rc = -1;
-    }
-    if (rc == 0)
-        qsort(names, r->n, sizeof(*names), by_out_name);
-    for (size_t i = 1; i < r->n && rc == 0; i++)
-        if (strcmp(names[i - 1].name, names[i].name) == 0) {
-            cli_error("'%s' and '%s' would both be written to '%s'\n",
-                      r->items[names[i - 1].index].path, r->items[names[i].index].path,
-                      names[i].name);
-            rc = -1;
-        }
-    for (size_t i = 0; i < r->n; i++)
-        free(names[i].name);
-    free(names);
-    return rc;
-}
-
 static void
 batch_help(FILE *f)
 {
@@ -1070,6 +1036,11 @@ cmd_batch(cli_opts *o, int argc, char **argv)
         rc = EXIT_FAILED;
         goto cleanup;
     }
+    if (cli_check_outputs(b.out, paths, npaths,
+                          b.spec.have_format ? b.spec.output.format : IP_FMT_AUTO) < 0) {
+        rc = EXIT_USAGE;
+        goto cleanup;
+    }
     /* Tokens make a retried batch safe: "imgproc-RUN-INDEX", RUN random per run. */
     if (getrandom(runid, sizeof(runid), 0) < 0)
         runid[0] = (unsigned)getpid() ^ (unsigned)time(NULL);
@@ -1078,10 +1049,6 @@ cmd_batch(cli_opts *o, int argc, char **argv)
         paths[i] = NULL;
         snprintf(r.items[i].token, sizeof(r.items[i].token), "imgproc-%08x%08x-%zu",
                  runid[0], runid[1], i);
-    }
-    if (check_names(&r) < 0) {
-        rc = EXIT_USAGE;
-        goto cleanup;
     }
     if (!cli_is_dir(b.out) && mkdir(b.out, 0777) < 0) {
         cli_error("cannot create folder '%s': %s\n", b.out, strerror(errno));
@@ -1122,6 +1089,7 @@ cleanup:
     free(paths);
     free(r.items);
     free(r.fetchq);
+    cli_written_free(&r.written);
     pthread_mutex_destroy(&r.lock);
     pthread_cond_destroy(&r.cond);
     return rc;

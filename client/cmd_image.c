@@ -53,6 +53,7 @@ typedef struct image_job {
     cli_spec spec;              /* its steps (one, or --steps) and -f, -q, --strip */
     const char *out;            /* -o, or NULL */
     int out_is_dir;             /* write each result into the folder out */
+    cli_written written;        /* the results written so far */
 } image_job;
 
 static const image_cmd *
@@ -214,8 +215,10 @@ finish_step(image_job *job, unsigned given)
 
 /* Where the results go: -o, or stdout when it is not a terminal.  -1 or an exit code. */
 static int
-parse_output(const cli_opts *o, image_job *job, int ninputs)
+parse_output(const cli_opts *o, image_job *job, char **inputs, int ninputs)
 {
+    const char *dot;
+
     if (o->json && (!job->out || strcmp(job->out, "-") == 0)) {
         cli_error("--json prints its report on standard output: give -o FILE or -o DIR\n");
         return EXIT_USAGE;
@@ -231,10 +234,30 @@ parse_output(const cli_opts *o, image_job *job, int ninputs)
         cli_error("-o - takes one input; give -o DIR for many\n");
         return EXIT_USAGE;
     }
+    if (ninputs > 1 && access(job->out, F_OK) == 0 && !cli_is_dir(job->out)) {
+        cli_error("'%s' is a file, and %d inputs need a folder: give -o DIR\n", job->out,
+                  ninputs);
+        return EXIT_USAGE;
+    }
     job->out_is_dir = cli_is_dir(job->out) || ninputs > 1 ||
                       job->out[strlen(job->out) - 1] == '/';
-    if (!job->spec.have_format && !job->out_is_dir && strcmp(job->out, "-") != 0)
+    if (!job->spec.have_format && !job->out_is_dir && strcmp(job->out, "-") != 0) {
+        /* -o x.xyz: the name says a format we do not know; never guess one. */
+        const char *slash = strrchr(job->out, '/');
         job->spec.output.format = proto_format_from_path(job->out);
+        dot = strrchr(slash ? slash + 1 : job->out, '.');
+        if (job->spec.output.format == IP_FMT_AUTO && dot && dot[1]) {
+            char names[128];
+            proto_format_names(names, sizeof(names));
+            cli_error("'%s' names no format this client knows: end it in one (%s), "
+                      "or give -f\n", job->out, names + strlen("auto, "));
+            return EXIT_USAGE;
+        }
+    }
+    if (job->out_is_dir &&
+        cli_check_outputs(job->out, inputs, (size_t)ninputs,
+                          job->spec.have_format ? job->spec.output.format : IP_FMT_AUTO) < 0)
+        return EXIT_USAGE;
     return -1;
 }
 
@@ -289,7 +312,7 @@ parse(cli_opts *o, image_job *job, int argc, char **argv)
         cli_error("%s needs at least one FILE\n", job->cmd->name);
         return EXIT_USAGE;
     }
-    return parse_output(o, job, argc - optind);
+    return parse_output(o, job, argv + optind, argc - optind);
 }
 
 /*
@@ -334,7 +357,8 @@ call(CLIENT *clnt, const image_job *job, ip_image *im, ip_image_res *res, cli_pr
 static int
 one(const cli_opts *o, CLIENT *clnt, const char *path, void *ctx)
 {
-    const image_job *job = ctx;
+    image_job *job = ctx;
+    const char *earlier;
     ip_image_res res;
     enum clnt_stat st;
     cli_progress bar;
@@ -369,6 +393,14 @@ one(const cli_opts *o, CLIENT *clnt, const char *path, void *ctx)
         if (job->out_is_dir && !cli_is_dir(job->out) && mkdir(job->out, 0777) < 0 &&
             errno != EEXIST) {
             cli_error("cannot create folder '%s': %m\n", job->out);
+            rc = EXIT_FAILED;
+        } else if (dest && cli_written_claim(&job->written, dest, path, &earlier)) {
+            /* Names were checked before sending; the server chose another format. */
+            if (earlier)
+                cli_error("'%s' would overwrite '%s', the result of '%s': not written\n",
+                          path, dest, earlier);
+            else
+                cli_error("out of memory\n");
             rc = EXIT_FAILED;
         } else if (!dest || cli_write_file(dest, ok->image.ip_image_val,
                                            ok->image.ip_image_len, why, sizeof(why))) {
@@ -409,6 +441,7 @@ cmd_image(cli_opts *o, int argc, char **argv)
     /* Without a server, each input fails for that reason (--json lists them). */
     clnt = cli_connect_or_say(o);
     rc = cli_each_input(o, clnt, argv + optind, argc - optind, one, &job);
+    cli_written_free(&job.written);
     cli_disconnect(clnt);
     return rc;
 }

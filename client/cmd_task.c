@@ -540,15 +540,14 @@ static int
 t_list(cli_opts *o, CLIENT *clnt, task_opts *t, char **args, int nargs)
 {
     ip_task_list_args a = { t->states, 0, IP_MAX_LIST };
-    int first = 1, more = 1, rc = EXIT_OK;
+    int first = 1, more = 1, header = 0, rc = EXIT_OK;
 
     (void)args;
     (void)nargs;
     if (o->json) {
         cli_json_begin();
         printf("[");
-    } else
-        printf("%-8s %-9s %4s %-19s %s\n", "ID", "STATE", "DONE", "CREATED", "STEPS");
+    }
     while (more) {
         ip_task_list_res r;
         memset(&r, 0, sizeof(r));
@@ -561,6 +560,9 @@ t_list(cli_opts *o, CLIENT *clnt, task_opts *t, char **args, int nargs)
             xdr_free((xdrproc_t)xdr_ip_task_list_res, (char *)&r);
             break;
         }
+        /* The header once the server has answered, never above an error. */
+        if (!o->json && !header++)
+            printf("%-8s %-9s %4s %-19s %s\n", "ID", "STATE", "DONE", "CREATED", "STEPS");
         for (u_int i = 0; i < r.ip_task_list_res_u.page.tasks.tasks_len; i++) {
             const ip_task_info *ti = &r.ip_task_list_res_u.page.tasks.tasks_val[i];
             if (o->json) {
@@ -832,8 +834,10 @@ json_file_failure(const cli_opts *o, const char *path)
  */
 static int
 finish(cli_opts *o, CLIENT *clnt, const task_opts *t, ip_task_id id, const char *path,
-       char **dest)
+       cli_written *written, char **dest)
 {
+    const char *earlier;
+
     ip_task_info_res r;
     int w = wait_task(o, clnt, id, 0, 0, IP_TASK_CREATED, &r);
 
@@ -847,7 +851,18 @@ finish(cli_opts *o, CLIENT *clnt, const task_opts *t, ip_task_id id, const char 
             w = EXIT_FAILED;
         } else {
             *dest = cli_output_path(t->out, path, proto_format_ext(f));
-            w = *dest ? fetch(o, clnt, id, *dest, NULL) : EXIT_FAILED;
+            if (!*dest || cli_written_claim(written, *dest, path, &earlier)) {
+                /* Names were checked before sending; the server chose another format. */
+                if (earlier)
+                    cli_error("'%s' (task %llu) would overwrite '%s', the result of '%s': "
+                              "not fetched\n", path, (unsigned long long)id, *dest, earlier);
+                else
+                    cli_error("out of memory\n");
+                free(*dest);
+                *dest = NULL;
+                w = EXIT_FAILED;
+            } else
+                w = fetch(o, clnt, id, *dest, NULL);
         }
     } else if (w == EXIT_OK) {
         const ip_task_info *ti = &r.ip_task_info_res_u.info;
@@ -934,6 +949,9 @@ static int
 finish_all(cli_opts *o, CLIENT *clnt, const task_opts *t, char **files, int n,
            submitted *items, int rc)
 {
+    cli_written written;
+
+    memset(&written, 0, sizeof(written));
     if (o->json) {
         cli_json_begin();
         printf("[");
@@ -944,7 +962,7 @@ finish_all(cli_opts *o, CLIENT *clnt, const task_opts *t, char **files, int n,
 
         if (o->json)
             printf("%s\n  ", i ? "," : "");
-        if (items[i].failed) {
+        if (!items[i].id) {     /* not created: said when it failed */
             if (o->json)
                 fputs(items[i].failed, stdout);
             continue;
@@ -953,7 +971,7 @@ finish_all(cli_opts *o, CLIENT *clnt, const task_opts *t, char **files, int n,
         if (t->out && rc == EXIT_RPC)
             w = EXIT_RPC;   /* the server has gone: the task is there, its result not here */
         else if (t->out)
-            w = finish(o, clnt, t, items[i].id, files[i], &dest);
+            w = finish(o, clnt, t, items[i].id, files[i], &written, &dest);
         report_one(o, files[i], &items[i], w, dest);
         if (w != EXIT_OK && rc != EXIT_RPC)
             rc = w;
@@ -961,6 +979,7 @@ finish_all(cli_opts *o, CLIENT *clnt, const task_opts *t, char **files, int n,
     }
     if (o->json)
         printf("\n]\n");
+    cli_written_free(&written);
     return rc;
 }
 
@@ -997,6 +1016,10 @@ cmd_submit(cli_opts *o, int argc, char **argv)
     }
     if (t.wait && !t.out)
         t.out = ".";
+    if (t.out && cli_check_outputs(t.out, argv + optind, (size_t)n,
+                                   t.spec.have_format ? t.spec.output.format
+                                                      : IP_FMT_AUTO) < 0)
+        return EXIT_USAGE;
     if (cli_require_tcp(o, "submit"))
         return EXIT_USAGE;
     if (!(items = calloc((size_t)n, sizeof(*items)))) {

@@ -206,3 +206,111 @@ cli_read_image(const char *path, ip_image *im)
     im->ip_image_len = (u_int)len;
     return 0;
 }
+
+/* An input's output name, and where the input is in the list. */
+typedef struct out_name {
+    char *name;                 /* DIR/STEM.EXT (malloc'ed) */
+    size_t index;               /* the input */
+} out_name;
+
+static int
+by_out_name(const void *a, const void *b)
+{
+    const out_name *x = a, *y = b;
+    int c = strcmp(x->name, y->name);
+
+    return c ? c : (x->index > y->index) - (x->index < y->index);
+}
+
+/* Two names for one file. */
+static int
+same_file(const char *a, const char *b)
+{
+    struct stat x, y;
+
+    return stat(a, &x) == 0 && stat(b, &y) == 0 && x.st_dev == y.st_dev && x.st_ino == y.st_ino;
+}
+
+/*
+ * Sorted, so equal names are neighbours: n log n, not n squared, for a
+ * folder of many thousand files.
+ */
+int
+cli_check_outputs(const char *dir, char *const *inputs, size_t n, ip_format format)
+{
+    out_name *names;
+    int rc = 0;
+
+    if (strcmp(dir, "-") == 0)
+        return 0;
+    if (!(names = calloc(n, sizeof(*names)))) {
+        cli_error("out of memory\n");
+        return -1;
+    }
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        ip_format f = format != IP_FMT_AUTO ? format : proto_format_from_path(inputs[i]);
+        names[i].name = cli_output_path(dir, inputs[i], proto_format_ext(f));
+        names[i].index = i;
+        if (!names[i].name) {
+            cli_error("out of memory\n");
+            rc = -1;
+        } else if (same_file(inputs[i], names[i].name)) {
+            cli_error("'%s' would be overwritten by its own result: give -o another "
+                      "folder, or -f another format\n", inputs[i]);
+            rc = -1;
+        }
+    }
+    if (rc == 0)
+        qsort(names, n, sizeof(*names), by_out_name);
+    for (size_t i = 1; i < n && rc == 0; i++)
+        if (strcmp(names[i - 1].name, names[i].name) == 0) {
+            cli_error("'%s' and '%s' would both be written to '%s': nothing was sent\n",
+                      inputs[names[i - 1].index], inputs[names[i].index], names[i].name);
+            rc = -1;
+        }
+    for (size_t i = 0; i < n; i++)
+        free(names[i].name);
+    free(names);
+    return rc;
+}
+
+int
+cli_written_claim(cli_written *w, const char *dest, const char *input, const char **earlier)
+{
+    *earlier = NULL;
+    if (strcmp(dest, "-") == 0)
+        return 0;
+    for (size_t i = 0; i < w->n; i++)
+        if (strcmp(w->items[i].dest, dest) == 0) {
+            *earlier = w->items[i].input;
+            return -1;
+        }
+    if (w->n == w->cap) {
+        size_t cap = w->cap * 2 + 16;
+        void *more = realloc(w->items, cap * sizeof(*w->items));
+        if (!more)
+            return -1;
+        w->items = more;
+        w->cap = cap;
+    }
+    w->items[w->n].dest = strdup(dest);
+    w->items[w->n].input = strdup(input);
+    if (!w->items[w->n].dest || !w->items[w->n].input) {
+        free(w->items[w->n].dest);
+        free(w->items[w->n].input);
+        return -1;
+    }
+    w->n++;
+    return 0;
+}
+
+void
+cli_written_free(cli_written *w)
+{
+    for (size_t i = 0; i < w->n; i++) {
+        free(w->items[i].dest);
+        free(w->items[i].input);
+    }
+    free(w->items);
+    memset(w, 0, sizeof(*w));
+}

@@ -57,7 +57,9 @@ cli_spec_option(cli_spec *sp, int c, const char *arg)
         return 1;
     case 'f':
         if (proto_format_parse(arg, &sp->output.format)) {
-            cli_error("invalid format '%s'\n", arg);
+            char names[128];
+            proto_format_names(names, sizeof(names));
+            cli_error("invalid format '%s': -f takes %s\n", arg, names);
             return -1;
         }
         sp->have_format = 1;

@@ -123,6 +123,15 @@ proto_format_parse(const char *name, ip_format *out)
     return -1;
 }
 
+void
+proto_format_names(char *buf, size_t len)
+{
+    size_t n = (size_t)snprintf(buf, len, "auto");
+
+    for (size_t i = 0; i < NFORMATS && n < len; i++)
+        n += (size_t)snprintf(buf + n, len - n, ", %s", formats[i].name);
+}
+
 ip_format
 proto_format_from_path(const char *path)
 {

@@ -92,6 +92,8 @@ int proto_task_final(ip_task_state st);
 const char *proto_format_name(ip_format f);
 const char *proto_format_ext(ip_format f);
 int proto_format_parse(const char *name, ip_format *out);
+/* "auto, jpeg, png, ...": the names proto_format_parse takes, for messages, into buf. */
+void proto_format_names(char *buf, size_t len);
 /* Format from a file name's extension; IP_FMT_AUTO when unknown or absent. */
 ip_format proto_format_from_path(const char *path);
 
