@@ -569,7 +569,17 @@ dispatch_call(srv *s, struct svc_req *req, SVCXPRT *xprt, int stream, tasks_batc
      * client that is still writing its batch (see ONCRPC-NOTES). */
     if (p->batched)
         log_call(xprt, p->name, &log, NULL, now_ms() - t0);
-    else if (!svc_sendreply(xprt, p->xdr_res, (caddr_t)res))
+    else if (!stream && p->res_size &&
+             xdr_sizeof(p->xdr_res, res) > SRV_UDP_RESULT_ROOM) {
+        /* Not sent, the caller would only retransmit until its timeout. */
+        char text[IP_MAX_MESSAGE];
+        refusal r = { IP_ETOOBIG, text };
+        snprintf(text, sizeof(text), "%s's reply (%lu bytes) is larger than a UDP datagram "
+                 "carries (%d bytes); use TCP, the default", p->name,
+                 xdr_sizeof(p->xdr_res, res), SRV_UDP_RESULT_ROOM);
+        svc_sendreply(xprt, XDR(xdr_refusal), (caddr_t)&r);
+        log_call(xprt, p->name, &log, "too-big-for-udp", now_ms() - t0);
+    } else if (!svc_sendreply(xprt, p->xdr_res, (caddr_t)res))
         log_call(xprt, p->name, &log, "reply-failed", now_ms() - t0);
     else
         log_call(xprt, p->name, &log, NULL, now_ms() - t0);

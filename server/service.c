@@ -338,10 +338,20 @@ service_task_delete(srv *s, const call_ctx *c, void *arg, void *res, call_log *l
 }
 
 void
-service_task_list(srv *s, const call_ctx *c, void *arg, void *res, call_log *log)
+service_task_list(srv *s, const call_ctx *c, void *arg, void *resp, call_log *log)
 {
+    ip_task_list_res *res = resp;
+    ip_task_page *page = &res->ip_task_list_res_u.page;
+
     (void)log;
     tasks_list(s->tasks, c->owner, arg, res);
+    /* Over UDP a page is what one datagram holds; the caller asks for the rest. */
+    while (!c->stream && res->status == IP_OK && page->tasks.tasks_len > 0 &&
+           xdr_sizeof((xdrproc_t)xdr_ip_task_list_res, res) > SRV_UDP_RESULT_ROOM) {
+        xdr_free((xdrproc_t)xdr_ip_task_info,
+                 (char *)&page->tasks.tasks_val[--page->tasks.tasks_len]);
+        page->more = TRUE;
+    }
 }
 
 void

@@ -20,6 +20,15 @@ typedef struct call_ctx {
     int local;                  /* the caller is on this machine (a loopback address) */
 } call_ctx;
 
+/*
+ * The largest result a UDP reply carries: a datagram (libtirpc's
+ * UDPMSGSIZE, the size svc_dg_create is given) less the reply's header and
+ * the largest verifier.  A larger one cannot be sent, and its caller would
+ * retransmit until its timeout: TASK_LIST shortens its page to fit, and
+ * dispatch refuses anything else as too big.
+ */
+#define SRV_UDP_RESULT_ROOM (UDPMSGSIZE - 6 * BYTES_PER_XDR_UNIT - MAX_AUTH_BYTES)
+
 typedef void (*handler_fn)(srv *s, const call_ctx *c, void *arg, void *res, call_log *log);
 
 /* Is fd readable (or hung up, events POLLRDHUP) right now?  Never blocks. */

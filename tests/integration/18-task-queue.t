@@ -56,6 +56,23 @@ cli task wait "$e" --while done --for 50 2>"$TMP/err" >/dev/null
 like "$(cat "$TMP/err")" "*not-found: no task $e*" "the sweeper removed it after its TTL"
 [ ! -e "$TMP/state/out/$e" ] && [ ! -e "$TMP/state/in/$e" ]; ok $? "and its files"
 is "$(cli --json task status "$id" | field state)" "done" "a task finished under the old TTL keeps its expiry"
+
+# ---- over UDP a list longer than a datagram comes in pages that each fit one
+steps='grayscale,blur=1,resize=100x100,rotate=90,flip'
+for i in $(seq 80); do cli task create --hold --steps "$steps" "$TMP/photo.jpg" >/dev/null; done
+cli task list >"$TMP/tcp.list"
+cli -T udp task list >"$TMP/udp.list" 2>"$TMP/err"
+rc=$?
+n=$(($(wc -l <"$TMP/tcp.list") - 1))
+is "$rc" 0 "-T udp task list of $n tasks works (more than one datagram holds)"
+ok "$([ "$n" -gt 80 ]; echo $?)" "... every task over TCP too ($n)"
+is "$(wc -l <"$TMP/udp.list")" "$((n + 1))" "... the header and every task"
+is "$(cut -c1-30 "$TMP/udp.list" | md5sum)" "$(cut -c1-30 "$TMP/tcp.list" | md5sum)" \
+   "... the same ids and states as over TCP"
+is "$(cli -T udp --json task list | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" \
+   "$n" "... and as JSON"
 stop_server
 is "$STOP_STATUS" 0 "server stopped cleanly"
+cli task list >"$TMP/none.list" 2>"$TMP/err"
+is "$?:$(wc -c <"$TMP/none.list")" "3:0" "with no server, task list fails and prints no header"
 done_testing
