@@ -89,7 +89,8 @@ print_ready(const srv *s)
         getsockname(s->listeners[i].fd, (struct sockaddr *)&ss, &sl);
         if (getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host), port,
                         sizeof(port), NI_NUMERICHOST | NI_NUMERICSERV) == 0)
-            printf(" %s:%s:%s", s->listeners[i].netid, host, port);
+            printf(strchr(host, ':') ? " %s:[%s]:%s" : " %s:%s:%s", s->listeners[i].netid,
+                   host, port);
     }
     printf("%s\n", s->cfg.use_rpcbind ? "" : " (not registered with rpcbind)");
     fflush(stdout);

@@ -313,6 +313,33 @@ open_socket(srv *s, const struct addrinfo *ai, int stream, char **why)
     return 0;
 }
 
+/* sa's port, in network order. */
+static in_port_t *
+port_of(struct sockaddr *sa)
+{
+    return sa->sa_family == AF_INET6 ? &((struct sockaddr_in6 *)sa)->sin6_port
+                                     : &((struct sockaddr_in *)sa)->sin_port;
+}
+
+/*
+ * Without --port, a second address of a family takes the port the first one
+ * got: rpcbind keeps one address per program and transport, and that
+ * address's port then reaches every address of the family.
+ */
+static void
+same_port_as_family(const srv *s, struct sockaddr *sa)
+{
+    for (int i = 0; i < s->nlisteners; i++) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof(ss);
+        if (getsockname(s->listeners[i].fd, (struct sockaddr *)&ss, &sl) == 0 &&
+            ss.ss_family == sa->sa_family) {
+            *port_of(sa) = *port_of((struct sockaddr *)&ss);
+            return;
+        }
+    }
+}
+
 int
 net_listen(srv *s, char **why)
 {
@@ -332,6 +359,8 @@ net_listen(srv *s, char **why)
                 *why = NULL;
             return -1;
         }
+        if (s->cfg.port == 0)
+            same_port_as_family(s, res->ai_addr);
         rc = open_socket(s, res, 1, why);
         if (rc == 0 && s->cfg.port == 0) {
             /* UDP on the same port number as TCP, as rpcinfo users expect. */
@@ -350,90 +379,128 @@ net_listen(srv *s, char **why)
 }
 
 /*
- * Where rpcbind says prog, version 1, is served over nc: 1 with the address
- * in *ss, or 0 when it has no entry.
+ * rpcbind's own entry for prog, version 1, over netid: its universal address
+ * (malloc'ed), or NULL when there is none.  Read from the table rpcbind
+ * keeps (RPCBPROC_DUMP), not asked for with GETADDR: that answer is merged
+ * with the asker's address, so it cannot say which address was registered.
  */
-static int
-registered_at(rpcprog_t prog, const struct netconfig *nc, struct sockaddr_storage *ss,
-              socklen_t *sl)
+static char *
+registered_uaddr(rpcprog_t prog, const char *netid)
 {
-    struct netbuf nb = { sizeof(*ss), 0, ss };  /* maxlen, len, buf */
+    struct netconfig *lo = getnetconfigent("tcp");
+    rpcblist_ptr list = lo ? rpcb_getmaps(lo, "127.0.0.1") : NULL;
+    char *uaddr = NULL;
 
-    memset(ss, 0, sizeof(*ss));
-    if (!rpcb_getaddr(prog, IMGPROC_V1, nc, &nb, nc->nc_protofmly[4] == '6' ? "::1" : "127.0.0.1"))
-        return 0;
-    *sl = nb.len;
-    return 1;
+    for (rpcblist_ptr e = list; e && !uaddr; e = e->rpcb_next)
+        if (e->rpcb_map.r_prog == prog && e->rpcb_map.r_vers == IMGPROC_V1 &&
+            strcmp(e->rpcb_map.r_netid, netid) == 0)
+            uaddr = strdup(e->rpcb_map.r_addr);
+    if (list)
+        xdr_free((xdrproc_t)xdr_rpcblist_ptr, (char *)&list);
+    if (lo)
+        freenetconfigent(lo);
+    return uaddr;
 }
 
-/* Does a server answer a NULL call of prog at ss over nc, within 3 s? */
+/* Does a server answer a NULL call of prog at uaddr over nc, within 3 s? */
 static int
-answers(rpcprog_t prog, const struct netconfig *nc, struct sockaddr_storage *ss, socklen_t sl)
+answers(rpcprog_t prog, const struct netconfig *nc, const char *uaddr)
 {
-    struct netbuf nb = { sl, sl, ss };
+    struct netbuf *nb = uaddr2taddr(nc, uaddr);
     struct timeval tv = { 3, 0 };
-    CLIENT *c = clnt_tli_create(RPC_ANYFD, nc, &nb, prog, IMGPROC_V1, 0, 0);
-    int ok;
+    CLIENT *c = nb ? clnt_tli_create(RPC_ANYFD, nc, nb, prog, IMGPROC_V1, 0, 0) : NULL;
+    int ok = 0;
 
-    if (!c)
-        return 0;
-    ok = clnt_call(c, NULLPROC, (xdrproc_t)(void (*)(void))xdr_void, NULL,
-                   (xdrproc_t)(void (*)(void))xdr_void, NULL, tv) ==
-         RPC_SUCCESS;
-    clnt_destroy(c);
+    if (c) {
+        ok = clnt_call(c, NULLPROC, (xdrproc_t)(void (*)(void))xdr_void, NULL,
+                       (xdrproc_t)(void (*)(void))xdr_void, NULL, tv) == RPC_SUCCESS;
+        clnt_destroy(c);
+    }
+    if (nb) {
+        free(nb->buf);
+        free(nb);
+    }
     return ok;
 }
 
-/* Is ss (from rpcbind) the address l is bound to? */
-static int
-is_ours(const srv_listener *l, const struct sockaddr_storage *ss)
+/* uaddr ("127.0.0.1.139.21") as people write it ("127.0.0.1 port 35605"). */
+static void
+uaddr_text(const struct netconfig *nc, const char *uaddr, char *buf, size_t size)
 {
-    struct sockaddr_storage mine;
-    socklen_t sl = sizeof(mine);
+    struct netbuf *nb = uaddr2taddr(nc, uaddr);
 
-    if (getsockname(l->fd, (struct sockaddr *)&mine, &sl) < 0 || mine.ss_family != ss->ss_family)
-        return 0;
-    if (ss->ss_family == AF_INET)
-        return memcmp(&((struct sockaddr_in *)&mine)->sin_addr,
-                      &((const struct sockaddr_in *)ss)->sin_addr, 4) == 0 &&
-               ((struct sockaddr_in *)&mine)->sin_port == ((const struct sockaddr_in *)ss)->sin_port;
-    return memcmp(&((struct sockaddr_in6 *)&mine)->sin6_addr,
-                  &((const struct sockaddr_in6 *)ss)->sin6_addr, 16) == 0 &&
-           ((struct sockaddr_in6 *)&mine)->sin6_port == ((const struct sockaddr_in6 *)ss)->sin6_port;
+    if (nb && nb->buf)
+        addr_text(nb->buf, nb->len, buf, size);
+    else
+        snprintf(buf, size, "%s", uaddr);
+    if (nb) {
+        free(nb->buf);
+        free(nb);
+    }
+}
+
+/* l's address as rpcbind writes it ("127.0.0.1.139.21"; malloc'ed), or NULL. */
+static char *
+listener_uaddr(const srv_listener *l, const struct netconfig *nc)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    struct netbuf nb;
+
+    if (getsockname(l->fd, (struct sockaddr *)&ss, &sl) < 0)
+        return NULL;
+    nb.buf = &ss;
+    nb.len = nb.maxlen = sl;
+    return taddr2uaddr(nc, &nb);
+}
+
+/* The first listener over l's netid: rpcbind holds one address per netid. */
+static int
+first_of_netid(const srv *s, const srv_listener *l)
+{
+    for (const srv_listener *k = s->listeners; k < l; k++)
+        if (strcmp(k->netid, l->netid) == 0)
+            return 0;
+    return 1;
 }
 
 /*
- * Registers every listener with rpcbind.  A live server already holding
- * the program is never displaced: if what rpcbind names answers a NULL
- * call, we refuse to start.  An entry nobody answers at (a server that died
- * without unregistering) is replaced, and the log says so.
+ * Registers the listeners with rpcbind, which keeps one address for each
+ * program, version and transport: the first --listen address of each family
+ * is registered, and the others are served on the same port (net_listen).
+ * A live server already holding the program is never displaced: if what
+ * rpcbind names answers a NULL call, we refuse to start.  An entry nobody
+ * answers at (a server that died without unregistering) is replaced, and
+ * the log says so.
  */
 int
 net_register(srv *s, char **why)
 {
     for (int i = 0; i < s->nlisteners; i++) {
-        struct netconfig *nc = getnetconfigent(s->listeners[i].netid);
-        struct sockaddr_storage ss;
-        socklen_t sl;
-        char where[NI_MAXHOST + 32];
+        const char *netid = s->listeners[i].netid;
+        struct netconfig *nc;
+        char *uaddr;
 
-        if (!nc)
+        if (!first_of_netid(s, &s->listeners[i]) || !(nc = getnetconfigent(netid)))
             continue;
-        if (registered_at(s->cfg.program, nc, &ss, &sl)) {
-            addr_text((struct sockaddr *)&ss, sl, where, sizeof(where));
-            if (answers(s->cfg.program, nc, &ss, sl)) {
+        if ((uaddr = registered_uaddr(s->cfg.program, netid))) {
+            char where[NI_MAXHOST + 32];
+            uaddr_text(nc, uaddr, where, sizeof(where));
+            if (answers(s->cfg.program, nc, uaddr)) {
                 if (asprintf(why, "program 0x%lX version %d is already served over %s at %s "
                              "by a live server; stop it, or start this one with another "
                              "--program", (unsigned long)s->cfg.program, IMGPROC_V1,
-                             nc->nc_netid, where) < 0)
+                             netid, where) < 0)
                     *why = NULL;
+                free(uaddr);
                 freenetconfigent(nc);
                 return -1;
             }
             srv_log(SRV_LOG_NOTICE, "replacing a stale rpcbind entry: program 0x%lX "
                     "version %d over %s at %s (nobody answers there)\n",
-                    (unsigned long)s->cfg.program, IMGPROC_V1, nc->nc_netid, where);
+                    (unsigned long)s->cfg.program, IMGPROC_V1, netid, where);
             rpcb_unset(s->cfg.program, IMGPROC_V1, nc);
+            free(uaddr);
         }
         freenetconfigent(nc);
     }
@@ -450,14 +517,19 @@ net_register(srv *s, char **why)
                 *why = NULL;
             return -1;
         }
+        if (!first_of_netid(s, l)) {
+            freenetconfigent(nc);
+            continue;
+        }
         getsockname(l->fd, (struct sockaddr *)&ss, &sl);
         nb.buf = &ss;
         nb.len = nb.maxlen = sl;
         ok = rpcb_set(s->cfg.program, IMGPROC_V1, nc, &nb);
         freenetconfigent(nc);
         if (!ok) {
-            if (asprintf(why, "cannot register %s with rpcbind (is rpcbind running? "
-                         "--no-rpcbind serves without it)", l->netid) < 0)
+            if (asprintf(why, "rpcbind refused to register program 0x%lX version %d over "
+                         "%s (is rpcbind running? --no-rpcbind serves without it)",
+                         (unsigned long)s->cfg.program, IMGPROC_V1, l->netid) < 0)
                 *why = NULL;
             return -1;
         }
@@ -473,13 +545,16 @@ net_unregister(srv *s)
     for (int i = 0; i < s->nlisteners; i++) {
         srv_listener *l = &s->listeners[i];
         struct netconfig *nc;
-        struct sockaddr_storage ss;
-        socklen_t sl;
+        char *theirs, *mine;
 
         if (!l->registered || !(nc = getnetconfigent(l->netid)))
             continue;
-        if (registered_at(s->cfg.program, nc, &ss, &sl) && is_ours(l, &ss))
+        theirs = registered_uaddr(s->cfg.program, l->netid);
+        mine = listener_uaddr(l, nc);
+        if (theirs && mine && strcmp(theirs, mine) == 0)
             rpcb_unset(s->cfg.program, IMGPROC_V1, nc);
+        free(theirs);
+        free(mine);
         l->registered = 0;
         freenetconfigent(nc);
     }

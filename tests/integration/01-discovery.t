@@ -228,6 +228,22 @@ if [ "$(id -u)" -eq 0 ] && ip netns add "$NS" 2>/dev/null; then
     is "$(field state_dir <"$TMP/far.json")-$(field server_version <"$TMP/far.json")" "None-0.1.0" \
        "a caller on another host gets the rest of info but not the folder (null)"
     stop_server
+
+    # Two addresses of one family: rpcbind keeps one address per transport,
+    # so the first is registered and the other is served on the same port.
+    start_server --listen 127.0.0.1 --listen $NET.1
+    is "$(listed_ports)" "$PORT " "two IPv4 addresses: registered once, on one port"
+    like "$(cli ping)" "ok:*" "a caller here finds it through rpcbind"
+    like "$(ip netns exec "$NS" "$IMGPROC" --program $PROG -H $NET.1 -p $PORT ping)" "ok:*" \
+         "a caller across the veth reaches the second address on that port"
+    stop_server
+    is "$STOP_STATUS-$(listed_ports)" "0-" "stopped by SIGTERM, it leaves no entry behind"
+    start_server --listen $NET.1
+    is "$(listed_ports)" "$PORT " "a server on a non-loopback address only registers"
+    like "$(ip netns exec "$NS" "$IMGPROC" --program $PROG -H $NET.1 ping)" "ok:*" \
+         "... and a caller across the veth finds it through rpcbind there"
+    stop_server
+    is "$STOP_STATUS-$(listed_ports)" "0-" "... and leaves no entry behind either"
 else
     ok 1 "# SKIP a network namespace needs root"
 fi
