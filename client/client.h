@@ -12,7 +12,8 @@ enum {
     EXIT_OK = 0,                /* everything worked */
     EXIT_FAILED = 1,            /* at least one input failed (server said no, bad file) */
     EXIT_USAGE = 2,             /* wrong command line */
-    EXIT_RPC = 3                /* the server could not be reached or the call failed */
+    EXIT_RPC = 3,               /* the server could not be reached or the call failed */
+    EXIT_INTERRUPTED = 130      /* Ctrl-C, as a shell reports SIGINT */
 };
 
 /* Options every subcommand takes. */
@@ -58,6 +59,13 @@ enum {
  * (room for max, NULL-terminated) and shorts.  The number of options.
  */
 size_t cli_getopt_table(struct option *opts, size_t max, char *shorts, size_t slen);
+/*
+ * getopt_long for command name (a CMD_* bit in cmd; 0 for the options before
+ * the command): the next option, -1 at the end, or '?' having said what is
+ * wrong (unknown, missing its value, or not one the command takes).
+ */
+int cli_getopt(int argc, char **argv, const char *shorts, const struct option *opts,
+               unsigned cmd, const char *name);
 /* Whether command cmd (a CMD_* bit) takes option id. */
 int cli_takes(unsigned cmd, int id);
 const char *cli_option_name(int id);
@@ -169,6 +177,41 @@ const char *cli_last_error(void);
  */
 void cli_json_begin(void);
 int cli_json_begun(void);
+/* The name the fallback document gives the command ("task status"), when not argv's. */
+void cli_json_command(const char *name);
+/*
+ * The fallback: {"command", "exit": rc, "ok": false, "status", "error"} on
+ * stdout, unless a document was begun.  main calls it for every failure.
+ */
+void cli_json_fallback(const char *command, int rc);
+/*
+ * --json: Ctrl-C (or SIGTERM) ends the command with exit 130 and what its
+ * document still needs.  interruptible installs the handler, its tail the
+ * fallback object; a command that begins a long document sets its own tail
+ * (flushing stdout) each time it has printed an item, with what finishes
+ * the document from there.  segs must live until the next call.
+ */
+typedef struct cli_seg {
+    const char *text;
+    size_t len;
+} cli_seg;
+void cli_json_interruptible(const char *command);
+void cli_json_tail(const cli_seg *segs, size_t n);
+/*
+ * The tail of a --json list of inputs: "[", then each input's object (at
+ * first {"file", "ok": false, "error": "interrupted"}; set replaces one,
+ * say with its task's id) and what follows it.  from makes the tail the
+ * list from input i on (begun: "[" and the inputs before i are printed).
+ */
+typedef struct cli_json_list {
+    cli_seg *segs;              /* [0] "[", then one per input */
+    char **texts;               /* the inputs' texts (malloc'ed) */
+    size_t n;
+} cli_json_list;
+int cli_json_list_init(cli_json_list *l, char **files, size_t n);
+int cli_json_list_set(cli_json_list *l, size_t i, const char *object);
+void cli_json_list_from(cli_json_list *l, size_t i, int begun);
+void cli_json_list_free(cli_json_list *l);
 /* The fields of a failed object: "ok": false, "status": ..., "error": the last error (else fallback). */
 void cli_json_failure(FILE *f, const char *fallback);
 /*

@@ -20,7 +20,7 @@
 #define DEFAULT_BATCH BATCH_DEFAULT_SIZE
 #define MAX_JOBS BATCH_MAX_JOBS
 #define WAIT_STEP 1             /* seconds one TASK_WAIT blocks: how soon Ctrl-C is seen */
-#define EXIT_INTERRUPTED 130    /* as a shell reports SIGINT */
+
 
 
 /* Where an input is in its life. */
@@ -806,13 +806,10 @@ parse(cli_opts *o, batch_opts *b, int argc, char **argv)
     b->batch_size = DEFAULT_BATCH;
     optind = 0;
     cli_getopt_table(opts, sizeof(opts) / sizeof(opts[0]), shorts, sizeof(shorts));
-    while ((c = getopt_long(argc, argv, shorts, opts, NULL)) != -1) {
+    while ((c = cli_getopt(argc, argv, shorts, opts, CMD_BATCH, "batch")) != -1) {
         int g;
-        if (c != '?' && !cli_takes(CMD_BATCH, c)) {
-            cli_error("batch does not take --%s (see 'imgproc batch --help')\n",
-                      cli_option_name(c));
+        if (c == '?')
             return EXIT_USAGE;
-        }
         g = cli_global_option(o, c, optarg);
         if (g == 0)
             g = cli_spec_option(&b->spec, c, optarg);

@@ -273,12 +273,9 @@ parse(cli_opts *o, image_job *job, int argc, char **argv)
     options(opts, sizeof(opts) / sizeof(opts[0]), shorts, sizeof(shorts));
     if (job->cmd->op)
         proto_step_init(proto_op_by_num(job->cmd->op), &job->spec.steps[0]);
-    while ((c = getopt_long(argc, argv, shorts, opts, NULL)) != -1) {
-        if (c != '?' && c < CLI_O_FIRST_LOCAL && !cli_takes(CMD_OF(job->cmd), c)) {
-            cli_error("%s does not take --%s (see 'imgproc %s --help')\n", job->cmd->name,
-                      cli_option_name(c), job->cmd->name);
+    while ((c = cli_getopt(argc, argv, shorts, opts, CMD_OF(job->cmd), job->cmd->name)) != -1) {
+        if (c == '?')
             return EXIT_USAGE;
-        }
         if ((r = cli_global_option(o, c, optarg)) < 0)
             return EXIT_USAGE;
         if (r > 0)

@@ -19,12 +19,10 @@ parse_common(cli_opts *o, unsigned cmd, int argc, char **argv, const char *synop
     int c;
 
     cli_getopt_table(opts, sizeof(opts) / sizeof(opts[0]), shorts, sizeof(shorts));
-    while ((c = getopt_long(argc, argv, shorts, opts, NULL)) != -1) {
+    while ((c = cli_getopt(argc, argv, shorts, opts, cmd, argv[0])) != -1) {
         int r;
-        if (c != '?' && !cli_takes(cmd, c)) {
-            cli_error("%s does not take --%s (see its --help)\n", argv[0], cli_option_name(c));
+        if (c == '?')
             return EXIT_USAGE;
-        }
         if ((r = cli_global_option(o, c, optarg)) < 0)
             return EXIT_USAGE;
         if (r > 0)

@@ -82,40 +82,68 @@ print_time(const char *label, uint64_t ms)
     printf("  %-9s %s.%03u\n", label, buf, (unsigned)(ms % 1000));
 }
 
-/* A task as a JSON object; with_ok adds "ok": true (the answer to a call about it). */
+/* A time in ms since the epoch, or null when it has not happened. */
 static void
-json_info(const ip_task_info *i, int with_ok)
+json_time(const char *name, uint64_t ms)
 {
-    printf("{\"id\": %llu, %s\"state\": \"%s\", \"progress\": %u, \"created\": %llu, "
-           "\"started\": %llu, \"finished\": %llu, \"size\": %llu, \"received\": %llu, "
-           "\"sha256\": ", (unsigned long long)i->id, with_ok ? "\"ok\": true, " : "",
-           proto_task_state_name(i->state),
-           i->progress, (unsigned long long)i->created, (unsigned long long)i->started,
-           (unsigned long long)i->finished, (unsigned long long)i->size,
+    if (ms)
+        printf(", \"%s\": %llu", name, (unsigned long long)ms);
+    else
+        printf(", \"%s\": null", name);
+}
+
+/* A string field, or null when it is empty (nothing to say). */
+static void
+json_text(const char *name, const char *text)
+{
+    printf(", \"%s\": ", name);
+    if (text && *text)
+        proto_json_string(stdout, text);
+    else
+        printf("null");
+}
+
+/*
+ * A task as a JSON object.  ok: 1 or 0 adds "ok" (the answer to a call about
+ * it: a wait that ended otherwise than asked is not ok), -1 leaves it out (a
+ * list).  why, when not NULL, is the error rather than the task's own.
+ */
+static void
+json_info(const ip_task_info *i, int ok, const char *why)
+{
+    printf("{\"id\": %llu", (unsigned long long)i->id);
+    if (ok >= 0)
+        printf(", \"ok\": %s", ok ? "true" : "false");
+    printf(", \"state\": \"%s\", \"progress\": %u", proto_task_state_name(i->state),
+           i->progress);
+    json_time("created", i->created);
+    json_time("started", i->started);
+    json_time("finished", i->finished);
+    printf(", \"size\": %llu, \"received\": %llu", (unsigned long long)i->size,
            (unsigned long long)i->received);
-    proto_json_string(stdout, i->sha256);
-    printf(", \"steps\": ");
-    proto_json_string(stdout, i->steps);
-    printf(", \"token\": ");
-    proto_json_string(stdout, i->token);
-    printf(", \"owner\": ");
-    proto_json_string(stdout, i->owner);
-    printf(", \"result_size\": %llu, \"result_format\": \"%s\", \"width\": %u, \"height\": %u, "
-           "\"bands\": %u, \"error_status\": \"%s\", \"error\": ",
-           (unsigned long long)i->result_size,
-           i->state == IP_TASK_DONE ? proto_format_name(i->result_format) : "",
-           i->width, i->height, i->bands,
-           i->error_status == IP_OK ? "" : proto_status_name(i->error_status));
-    proto_json_string(stdout, i->error);
+    json_text("sha256", i->sha256);
+    json_text("steps", i->steps);
+    json_text("token", i->token);
+    json_text("owner", i->owner);
+    if (i->state == IP_TASK_DONE)
+        printf(", \"result_size\": %llu, \"result_format\": \"%s\", \"width\": %u, "
+               "\"height\": %u, \"bands\": %u", (unsigned long long)i->result_size,
+               proto_format_name(i->result_format), i->width, i->height, i->bands);
+    else
+        printf(", \"result_size\": null, \"result_format\": null, \"width\": null, "
+               "\"height\": null, \"bands\": null");
+    json_text("error_status", i->error_status == IP_OK ? NULL
+                              : proto_status_name(i->error_status));
+    json_text("error", why ? why : i->error);
     printf("}");
 }
 
 static void
-print_info(const cli_opts *o, const ip_task_info *i)
+print_info(const cli_opts *o, const ip_task_info *i, int ok, const char *why)
 {
     if (o->json) {
         cli_json_begin();
-        json_info(i, 1);
+        json_info(i, ok, why);
         printf("\n");
         return;
     }
@@ -366,8 +394,10 @@ simple(cli_opts *o, CLIENT *clnt, ip_task_id id, const char *verb,
         return rc;
     }
     if (o->json) {
+        /* A deleted task has no state left: the one it had is "was". */
         cli_json_begin();
-        printf("{\"id\": %llu, \"ok\": true, \"state\": \"%s\"}\n", (unsigned long long)id,
+        printf("{\"id\": %llu, \"ok\": true, \"%s\": \"%s\"}\n", (unsigned long long)id,
+               strcmp(verb, "delete") == 0 ? "was" : "state",
                proto_task_state_name(r.ip_task_res_u.state));
     } else if (o->verbose)
         cli_note("task %llu: %s\n", (unsigned long long)id,
@@ -476,7 +506,7 @@ t_status(cli_opts *o, CLIENT *clnt, task_opts *t, char **args, int nargs)
     if (r.status != IP_OK)
         rc = refused(what, r.status, r.ip_task_info_res_u.message);
     else
-        print_info(o, &r.ip_task_info_res_u.info);
+        print_info(o, &r.ip_task_info_res_u.info, 1, NULL);
     xdr_free((xdrproc_t)xdr_ip_task_info_res, (char *)&r);
     return rc;
 }
@@ -494,10 +524,15 @@ t_wait(cli_opts *o, CLIENT *clnt, task_opts *t, char **args, int nargs)
     rc = wait_task(o, clnt, id, t->wait_for, t->has_while, t->while_state, &r);
     if (r.status == IP_OK && rc != EXIT_RPC) {
         const ip_task_info *i = &r.ip_task_info_res_u.info;
-        print_info(o, i);
+        const char *why = NULL;
         /* Without --while, success means DONE. */
-        if (!t->has_while && i->state != IP_TASK_DONE)
+        if (rc == EXIT_OK && !t->has_while && i->state != IP_TASK_DONE) {
             rc = EXIT_FAILED;
+            if (i->state == IP_TASK_CANCELLED)
+                why = "the task was cancelled";
+        } else if (rc != EXIT_OK)
+            why = cli_last_error();     /* --for ran out */
+        print_info(o, i, rc == EXIT_OK, why);
     }
     xdr_free((xdrproc_t)xdr_ip_task_info_res, (char *)&r);
     return rc;
@@ -567,7 +602,7 @@ t_list(cli_opts *o, CLIENT *clnt, task_opts *t, char **args, int nargs)
             const ip_task_info *ti = &r.ip_task_list_res_u.page.tasks.tasks_val[i];
             if (o->json) {
                 printf("%s\n  ", first ? "" : ",");
-                json_info(ti, 0);
+                json_info(ti, -1, NULL);
             } else {
                 time_t secs = (time_t)(ti->created / 1000);
                 struct tm tm;
@@ -633,6 +668,16 @@ task_help(FILE *f)
     cli_help_global(f);
 }
 
+/* One task command's --help: its synopsis, its options, the global ones. */
+static void
+task_cmd_help(const task_cmd *cmd)
+{
+    printf("usage: %s\n\nOptions:\n", cmd->synopsis);
+    cli_help_options(stdout, cmd->cmd);
+    printf("\n");
+    cli_help_global(stdout);
+}
+
 /*
  * Parses options into t for the command whose letters are allowed.  -1 to
  * go on, or an exit code.  Long (about 90 lines): one case per option.
@@ -646,14 +691,10 @@ parse(cli_opts *o, task_opts *t, const char *name, unsigned cmd, int argc, char 
     int c;
 
     cli_getopt_table(opts, sizeof(opts) / sizeof(opts[0]), shorts, sizeof(shorts));
-    while ((c = getopt_long(argc, argv, shorts, opts, NULL)) != -1) {
+    while ((c = cli_getopt(argc, argv, shorts, opts, cmd, name)) != -1) {
         int r;
         if (c == '?')
             return EXIT_USAGE;
-        if (!cli_takes(cmd, c)) {
-            cli_error("%s does not take --%s\n", name, cli_option_name(c));
-            return EXIT_USAGE;
-        }
         if ((r = cli_global_option(o, c, optarg)) < 0)
             return EXIT_USAGE;
         if (r > 0)
@@ -753,6 +794,7 @@ int
 cmd_task(cli_opts *o, int argc, char **argv)
 {
     const task_cmd *cmd = NULL;
+    char name[32];
     task_opts t;
     CLIENT *clnt;
     int rc;
@@ -773,9 +815,11 @@ cmd_task(cli_opts *o, int argc, char **argv)
     argc--;
     argv++;
     optind = 0;
-    rc = parse(o, &t, cmd->name, cmd->cmd, argc, argv);
+    snprintf(name, sizeof(name), "task %s", cmd->name);
+    cli_json_command(name);
+    rc = parse(o, &t, name, cmd->cmd, argc, argv);
     if (rc == -2) {
-        task_help(stdout);
+        task_cmd_help(cmd);
         return EXIT_OK;
     }
     if (rc >= 0) {
@@ -783,6 +827,14 @@ cmd_task(cli_opts *o, int argc, char **argv)
         return rc;
     }
     if (argc - optind != (int)strlen(cmd->args)) {
+        static const char *const takes[] = { "I", "a task ID", "F", "one FILE",
+                                             "IF", "a task ID and a FILE" };
+        const char *what = "no arguments";
+        for (size_t i = 0; i + 1 < sizeof(takes) / sizeof(takes[0]); i += 2)
+            if (strcmp(takes[i], cmd->args) == 0 && *takes[i])
+                what = takes[i + 1];
+        cli_error("%s takes %s, not %d argument%s\n", name, what, argc - optind,
+                  argc - optind == 1 ? "" : "s");
         cli_usage(cmd->synopsis);
         return EXIT_USAGE;
     }
@@ -899,9 +951,11 @@ submit_help(void)
  */
 static int
 create_all(cli_opts *o, CLIENT *clnt, const task_opts *t, char **files, int n,
-           submitted *items)
+           submitted *items, cli_json_list *tl)
 {
     int rc = clnt ? EXIT_OK : EXIT_RPC;
+
+    cli_json_list_from(tl, 0, 0);
 
     for (int i = 0; i < n; i++) {
         ip_task_state state;
@@ -916,8 +970,29 @@ create_all(cli_opts *o, CLIENT *clnt, const task_opts *t, char **files, int n,
             if (r == EXIT_RPC && rc != EXIT_RPC)
                 cli_error_clear();  /* the rest: not tried, as the server went away */
             rc = r == EXIT_RPC || rc == EXIT_RPC ? EXIT_RPC : EXIT_FAILED;
+            if (items[i].failed)
+                cli_json_list_set(tl, (size_t)i, items[i].failed);
         } else if (!t->out && !o->json)
             printf("%llu\n", (unsigned long long)items[i].id);
+        else if (o->json) {
+            /* Ctrl-C from now on still names the task: it exists. */
+            char *text = NULL;
+            size_t len;
+            FILE *f = open_memstream(&text, &len);
+            if (f) {
+                fprintf(f, "{\"file\": ");
+                proto_json_string(f, files[i]);
+                fprintf(f, ", \"id\": %llu, ", (unsigned long long)items[i].id);
+                if (t->out)
+                    fprintf(f, "\"ok\": false, \"status\": null, \"error\": "
+                            "\"interrupted before its result was fetched\"}");
+                else
+                    fprintf(f, "\"ok\": true}");
+                fclose(f);
+                cli_json_list_set(tl, (size_t)i, text);
+                free(text);
+            }
+        }
     }
     return rc;
 }
@@ -947,7 +1022,7 @@ report_one(const cli_opts *o, const char *path, const submitted *item, int w, co
 /* Waits for each task and fetches its result when -o; reports every file, in order. */
 static int
 finish_all(cli_opts *o, CLIENT *clnt, const task_opts *t, char **files, int n,
-           submitted *items, int rc)
+           submitted *items, int rc, cli_json_list *tl)
 {
     cli_written written;
 
@@ -960,8 +1035,10 @@ finish_all(cli_opts *o, CLIENT *clnt, const task_opts *t, char **files, int n,
         char *dest = NULL;
         int w = EXIT_OK;
 
-        if (o->json)
+        if (o->json) {
             printf("%s\n  ", i ? "," : "");
+            cli_json_list_from(tl, (size_t)i, 1);
+        }
         if (!items[i].id) {     /* not created: said when it failed */
             if (o->json)
                 fputs(items[i].failed, stdout);
@@ -987,11 +1064,13 @@ int
 cmd_submit(cli_opts *o, int argc, char **argv)
 {
     submitted *items;
+    cli_json_list tl;
     task_opts t;
     CLIENT *clnt;
     int rc, n;
 
     memset(&t, 0, sizeof(t));
+    memset(&tl, 0, sizeof(tl));
     rc = parse(o, &t, "submit", CMD_SUBMIT, argc, argv);
     if (rc == -2) {
         submit_help();
@@ -1029,8 +1108,11 @@ cmd_submit(cli_opts *o, int argc, char **argv)
     /* Without a server, each input fails for that reason (--json lists them).
      * All are created first, so the server works on them while we wait. */
     clnt = cli_connect_or_say(o);
-    rc = create_all(o, clnt, &t, argv + optind, n, items);
-    rc = finish_all(o, clnt, &t, argv + optind, n, items, rc);
+    if (o->json && cli_json_list_init(&tl, argv + optind, (size_t)n) < 0)
+        cli_json_list_free(&tl);    /* no tail: Ctrl-C then cuts the document short */
+    rc = create_all(o, clnt, &t, argv + optind, n, items, &tl);
+    rc = finish_all(o, clnt, &t, argv + optind, n, items, rc, &tl);
+    cli_json_list_free(&tl);
     for (int i = 0; i < n; i++)
         free(items[i].failed);
     free(items);

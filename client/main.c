@@ -156,6 +156,22 @@ cli_global_option(cli_opts *o, int c, const char *arg)
     }
 }
 
+/*
+ * The command line failed before a command was found: exit 2, and with
+ * --json anywhere on it (perhaps after the mistake) the fallback document.
+ */
+static int
+global_failure(const cli_opts *o, int argc, char **argv)
+{
+    int json = o->json;
+
+    for (int i = 1; i < argc && !json; i++)
+        json = strcmp(argv[i], "--json") == 0;
+    if (json)
+        cli_json_fallback("", EXIT_USAGE);
+    return EXIT_USAGE;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -182,43 +198,40 @@ main(int argc, char **argv)
     opts[n] = (struct option){ "version", no_argument, NULL, 'V' };
     opts[n + 1] = (struct option){ NULL, 0, NULL, 0 };
     strcat(shorts, "V");
-    while ((c = getopt_long(argc, argv, shorts, opts, NULL)) != -1) {
-        int r = cli_global_option(&o, c, optarg);
-        if (r < 0)
-            return EXIT_USAGE;
+    while ((c = cli_getopt(argc, argv, shorts, opts, 0, "")) != -1) {
+        int r = c == '?' ? -1 : cli_global_option(&o, c, optarg);
         if (r > 0)
             continue;
-        if (c == 'h') {
-            usage(stdout);
+        if (c == 'h' || c == 'V') {
+            if (c == 'h')
+                usage(stdout);
+            else
+                printf("imgproc %s\n", IMGPROC_VERSION);
             return EXIT_OK;
         }
-        if (c == 'V') {
-            printf("imgproc %s\n", IMGPROC_VERSION);
-            return EXIT_OK;
-        }
-        usage(stderr);
-        return EXIT_USAGE;
+        if (r == 0)     /* a command's option before the command */
+            cli_error("--%s goes after the command (see 'imgproc --help')\n",
+                      cli_option_name(c));
+        return global_failure(&o, argc, argv);
     }
     if (optind >= argc) {
+        cli_error("which command? (see 'imgproc --help')\n");
         usage(stderr);
-        return EXIT_USAGE;
+        return global_failure(&o, argc, argv);
     }
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
         if (strcmp(argv[optind], commands[i].name) == 0) {
             argv += optind;
             argc -= optind;
             optind = 0;     /* 0 makes glibc start afresh on the subcommand argv */
+            if (o.json)
+                cli_json_interruptible(argv[0]);
             rc = commands[i].fn(&o, argc, argv);
             /* --json: one document, even when the command ended before its own. */
-            if (o.json && rc != EXIT_OK && !cli_json_begun()) {
-                printf("{\"command\": ");
-                proto_json_string(stdout, argv[0]);
-                printf(", \"exit\": %d, ", rc);
-                cli_json_failure(stdout, rc == EXIT_USAGE ? "wrong command line" : "failed");
-                printf("}\n");
-            }
+            if (o.json && rc != EXIT_OK)
+                cli_json_fallback(argv[0], rc);
             return rc;
         }
     cli_error("unknown command '%s' (see 'imgproc --help')\n", argv[optind]);
-    return EXIT_USAGE;
+    return global_failure(&o, argc, argv);
 }

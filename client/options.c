@@ -1,5 +1,6 @@
 /* options.c - every option of the client, once: its names, argument, help, and the
  * commands that take it.  getopt_long's tables and every --help come from here. */
+#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -90,6 +91,9 @@ cli_getopt_table(struct option *opts, size_t max, char *shorts, size_t slen)
 {
     size_t n = 0, s = 0;
 
+    /* ':' first: a missing value is told from an unknown option (cli_getopt). */
+    if (slen > 1)
+        shorts[s++] = ':';
     /* Every option, each name once: one a command does not take is then
      * named as such (cli_takes) rather than called unknown. */
     for (size_t i = 0; i < NOPTIONS && n + 1 < max; i++) {
@@ -110,6 +114,37 @@ cli_getopt_table(struct option *opts, size_t max, char *shorts, size_t slen)
     if (slen)
         shorts[s < slen ? s : slen - 1] = '\0';
     return n;
+}
+
+int
+cli_getopt(int argc, char **argv, const char *shorts, const struct option *opts,
+           unsigned cmd, const char *name)
+{
+    const char *token;
+    char opt[64];
+    int c;
+
+    opterr = 0;                 /* getopt's own messages would name the subcommand as a program */
+    c = getopt_long(argc, argv, shorts, opts, NULL);
+    if (c == -1 || ((c != '?' && c != ':') &&
+                    (!cmd || c >= CLI_O_FIRST_LOCAL || cli_takes(cmd, c))))
+        return c;
+    if (c != '?' && c != ':') {
+        cli_error("%s does not take --%s (see 'imgproc %s --help')\n", name,
+                  cli_option_name(c), name);
+        return '?';
+    }
+    token = optind > 0 && optind <= argc ? argv[optind - 1] : "";
+    if (strncmp(token, "--", 2) == 0)
+        snprintf(opt, sizeof(opt), "%.*s", (int)strcspn(token, "="), token);
+    else
+        snprintf(opt, sizeof(opt), "-%c", optopt > 0 && optopt < 128 ? optopt : '?');
+    if (c == ':')
+        cli_error("%s needs a value (see 'imgproc %s%s--help')\n", opt, name, *name ? " " : "");
+    else
+        cli_error("unknown option '%s' (see 'imgproc %s%s--help')\n", opt, name,
+                  *name ? " " : "");
+    return '?';
 }
 
 int

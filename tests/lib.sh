@@ -102,16 +102,22 @@ start_server() {
     esac
 }
 
-# wait_log PATTERN [SECONDS]: blocks until the server's log has a line matching
-# the extended regular expression (default: 60 s at most); 0 if it came.
+# wait_log PATTERN [SECONDS] [FROM]: blocks until the server's log has a line
+# matching the extended regular expression (default: 60 s at most), from line
+# FROM on (default 1; log_lines + 1 is "from now on"); 0 if it came.
 wait_log() {
     local rc
-    coproc LOGTAIL { exec tail -n +1 -f "$TMP/server.log"; }
+    coproc LOGTAIL { exec tail -n +"${3:-1}" -f "$TMP/server.log"; }
     timeout "${2:-60}" grep -m1 -qE -- "$1" <&"${LOGTAIL[0]}"
     rc=$?
     kill "$LOGTAIL_PID" 2>/dev/null
     wait "$LOGTAIL_PID" 2>/dev/null
     return $rc
+}
+
+# log_lines: how many lines the server's log has now.
+log_lines() {
+    wc -l <"$TMP/server.log"
 }
 
 # kill_server: SIGKILL, as a crash would; no clean-up happens.

@@ -115,11 +115,87 @@ for sub in start status wait cancel delete; do
 done
 tcase "result (no such task)" 1 "(99999, False, 'not-found', True)" "d['id'], $F" result 99999 -o r.png
 tcase "status (not an id)" 2 "(None, False, None, True)" "d['id'], $F" status abc
-tcase "status (wrong arguments)" 2 "(False, True)" 'd["ok"], d["error"].startswith("usage:")' status 1 2
+tcase "status (wrong arguments)" 2 "(False, 'task status', 'task status takes a task ID, not 2 arguments')" \
+      'd["ok"], d["command"], d["error"]' status 1 2
 # And their answers when they work, for contrast: the same shape, "ok": true.
 tcase "result (done)" 0 "(True, $W, 1)" 'd["ok"], d["width"], d["bands"]' result "$id" -o r.png
 is "$(hdr bands r.png)" 1 "... and the file is there"
 tcase "status (done)" 0 "(True, 'done')" 'd["ok"], d["state"]' status "$id"
+
+# ---- a wrong command line: one document whose error is the reason, not the usage line
+ucase() {   # ucase EXPECTED-COMMAND EXPECTED-ERROR-GLOB ARGS...
+    local want=$1 glob=$2
+    shift 2
+    cli "$@" >u.json 2>/dev/null
+    is "$?:$(j u.json 'd["command"], d["ok"], d["exit"]')" "2:($want, False, 2)" \
+       "imgproc $*: exit 2, one document"
+    like "$(j u.json 'd["error"]')" "$glob" "... whose error says what is wrong"
+}
+ucase None "unknown option '--bogus'*" --json --bogus ping
+ucase None "unknown option '--bogus'*" --bogus --json ping
+ucase None "invalid program number 'zz'" --program zz --json ping
+ucase None "which command?*" --json
+ucase None "unknown command 'frob'*" --json frob
+ucase None "--steps goes after the command*" --json --steps grayscale ping
+ucase "'ping'" "unknown option '--bogus' (see 'imgproc ping --help')" --json ping --bogus
+ucase "'ping'" "-p needs a value*" --json ping -p
+ucase "'grayscale'" "grayscale does not take --steps*" --json grayscale --steps flip bad.jpg -o x.png
+ucase "'task wait'" "invalid state 'bogus'" --json task wait 1 --while bogus
+ucase "'task list'" "invalid state 'bogus'*" --json task list --state bogus
+ucase "'task create'" "invalid --steps:*separated by commas*" --json task create --steps 'blur=5;grayscale' bad.jpg
+ucase "'task upload'" "task upload takes a task ID and a FILE, not 1 argument" --json task upload 1
+
+# ---- task wait: "ok" is whether the wait ended as asked; unknown facts are null
+held=$(cli task create --hold --steps grayscale "$GOOD")
+cli --json task status "$held" >st.json
+is "$(j st.json 'd["started"], d["finished"], d["error_status"], d["result_format"], d["width"], d["token"]')" \
+   "(None, None, None, None, None, None)" "a task not yet run: its times, result and error are null"
+cli --json task wait "$held" --for 1 >w1.json 2>/dev/null
+is "$?:$(j w1.json 'd["ok"], d["state"], d["error"]')" \
+   "1:(False, 'created', 'task $held is still created after 1 s')" \
+   "task wait --for that runs out: ok false, saying so"
+cli task cancel "$held"
+cli --json task wait "$held" >w2.json 2>/dev/null
+is "$?:$(j w2.json 'd["ok"], d["state"], d["error"]')" "1:(False, 'cancelled', 'the task was cancelled')" \
+   "task wait on a cancelled task: ok false"
+cli --json task wait "$held" --while queued >w3.json 2>/dev/null
+is "$?:$(j w3.json 'd["ok"], d["state"]')" "0:(True, 'cancelled')" \
+   "task wait --while queued on it: ok true (it is not queued)"
+cli --json task delete "$held" >del.json
+is "$(j del.json 'd["ok"], d["was"], "state" in d')" "(True, 'cancelled', False)" \
+   "task delete says the state it was in, not a state it has"
+
+# ---- Ctrl-C ends the document: exit 130, and every input is still listed.  A
+# background job of a script ignores SIGINT, as the client then does too, so
+# the test sends SIGTERM, which the client takes the same way.
+mkfifo in.fifo out.fifo
+"$IMGPROC" --program "$PROG" --json grayscale "$GOOD" - bad.jpg -o cc <in.fifo >out.fifo 2>/dev/null &
+pid=$!
+exec {IN}>in.fifo {OUT}<out.fifo
+# The first result's line comes once the client has flushed it and gone on to
+# read standard input, which this test holds open and never writes.
+# (-t: a client that never flushes fails here rather than hanging the test)
+read -t 60 -r -u "$OUT" line && read -t 60 -r -u "$OUT" line || line=
+like "$line" "*\"ok\": true*" "image command: the first input is done"
+kill -TERM "$pid"
+wait "$pid"
+is "$?" 130 "... interrupted while it reads the second: exit 130"
+{ echo "["; echo "$line"; cat <&"$OUT"; } >cc.json
+exec {IN}>&- {OUT}<&-
+is "$(j cc.json '[(i["file"], i["ok"], i.get("error")) for i in d]')" \
+   "[('$GOOD', True, None), ('-', False, 'interrupted'), ('bad.jpg', False, 'interrupted')]" \
+   "... and the document lists all three, the two not done as interrupted"
+rm -f in.fifo out.fifo
+
+held=$(cli task create --hold --steps grayscale "$GOOD")
+from=$(($(log_lines) + 1))
+"$IMGPROC" --program "$PROG" --json task wait "$held" >cw.json 2>/dev/null &
+pid=$!
+wait_log "TASK_STATUS from" 60 "$from"     # its first call: the wait comes next
+kill -TERM "$pid"
+wait "$pid"
+is "$?:$(j cw.json 'd["command"], d["ok"], d["error"]')" "130:('task wait', False, 'interrupted')" \
+   "task wait: interrupted while waiting, it prints one object saying so"
 
 # ---- no server at all: still one document, each input listed
 stop_server
