@@ -187,6 +187,21 @@ is "$(j cc.json '[(i["file"], i["ok"], i.get("error")) for i in d]')" \
    "... and the document lists all three, the two not done as interrupted"
 rm -f in.fifo out.fifo
 
+mkfifo in.fifo
+from=$(($(log_lines) + 1))
+"$IMGPROC" --program "$PROG" --json submit --steps grayscale "$GOOD" - -o sub <in.fifo \
+    >cs.json 2>/dev/null &
+pid=$!
+exec {IN}>in.fifo
+wait_log "TASK_CREATE from" 60 "$from"     # the first is created; then it reads stdin
+kill -TERM "$pid"
+wait "$pid"
+is "$?:$(j cs.json '[(i["file"], i["ok"]) for i in d], d[1]["error"]')" \
+   "130:([('$GOOD', False), ('-', False)], 'interrupted')" \
+   "submit: interrupted while reading its second input, it lists both"
+exec {IN}>&-
+rm -f in.fifo
+
 held=$(cli task create --hold --steps grayscale "$GOOD")
 from=$(($(log_lines) + 1))
 "$IMGPROC" --program "$PROG" --json task wait "$held" >cw.json 2>/dev/null &
