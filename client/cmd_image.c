@@ -301,6 +301,13 @@ parse(cli_opts *o, image_job *job, int argc, char **argv)
     }
     if (job->cmd->op && (r = finish_step(job, given)) != 0)
         return r;
+    if (job->cmd->op) {     /* imgproc.x's ranges, checked before any upload */
+        char why[IP_MAX_MESSAGE];
+        if (proto_step_check(&job->spec.steps[0], why, sizeof(why))) {
+            cli_error("%s\n", why);
+            return EXIT_USAGE;
+        }
+    }
     if (!job->cmd->op && job->spec.nsteps == 0) {
         cli_error("process needs --steps\n");
         return EXIT_USAGE;

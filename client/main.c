@@ -54,6 +54,15 @@ cli_spec_option(cli_spec *sp, int c, const char *arg)
             cli_error("invalid --steps: %s\n", why);
             return -1;
         }
+        /* The ranges are imgproc.x's (version 1): checked here, before any upload. */
+        for (unsigned i = 0; i < sp->nsteps; i++)
+            if (proto_step_check(&sp->steps[i], why, sizeof(why))) {
+                if (sp->nsteps > 1)
+                    cli_error("invalid --steps: step %u of %u: %s\n", i + 1, sp->nsteps, why);
+                else
+                    cli_error("invalid --steps: %s\n", why);
+                return -1;
+            }
         return 1;
     case 'f':
         if (proto_format_parse(arg, &sp->output.format)) {

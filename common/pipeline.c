@@ -1,4 +1,5 @@
 /* pipeline.c - the table of pipeline operations: ranges, the --steps syntax, the text form. */
+#include <ctype.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -419,6 +420,32 @@ parse_step(char *text, ip_step *s, char *why, size_t len)
     return op->parse ? op->parse(arg, s, why, len) : parse_values(op, arg, s, why, len);
 }
 
+/*
+ * In a step's text (n bytes), a separator other than a comma followed by
+ * an operation's name ("blur=5;grayscale", "flip grayscale"), or NULL.
+ * A '+' in crop=WxH+X+Y is followed by a number: not taken for one.
+ */
+static const char *
+other_separator(const char *step, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strchr(";| \t+/&", step[i]) && step[i]) {
+            size_t j = i + 1, k = 0;
+            char name[32];
+            while (j < n && step[j] == ' ')
+                j++;
+            while (j + k < n && k + 1 < sizeof(name) && (isalpha((unsigned char)step[j + k]) ||
+                                                         step[j + k] == '_')) {
+                name[k] = step[j + k];
+                k++;
+            }
+            name[k] = '\0';
+            if (k && proto_op_by_name(name))
+                return step + i;
+        }
+    return NULL;
+}
+
 int
 proto_pipeline_parse(const char *text, ip_step *steps, unsigned max,
                      unsigned *nsteps, char *why, size_t len)
@@ -441,16 +468,21 @@ proto_pipeline_parse(const char *text, ip_step *steps, unsigned max,
             fail(why, len, "more than %u steps", max);
             goto cleanup;
         }
-        /* Syntax only: ranges are the server's to judge (SERVER_INFO lists them). */
+        /* Syntax only: ranges are proto_step_check's. */
         if (parse_step(part, &steps[n], why, len)) {
             /* Where it went wrong (parse_step cut part up: the text says it
-             * whole), and the likeliest cause: another separator. */
+             * whole), and the likeliest cause: another separator before a
+             * step's name. */
             size_t at = (size_t)(part - copy), used = strlen(why);
             int step_len = (int)strcspn(text + at, ",");
-            snprintf(why + used, len - used, " (step %u, '%.*s', at character %zu of '%s')%s",
-                     n + 1, step_len, text + at, at + 1, text,
-                     strpbrk(text + at, ";| \t+") && strpbrk(text + at, ";| \t+") < text + at + step_len
-                         ? "; steps are separated by commas, as in 'blur=5,grayscale'" : "");
+            const char *sep = other_separator(text + at, (size_t)step_len);
+            if (sep)
+                snprintf(why, len, "'%.*s' is not one step: steps are separated by commas, "
+                         "not '%c' (at character %zu of '%s')", step_len, text + at, *sep,
+                         (size_t)(sep - text) + 1, text);
+            else
+                snprintf(why + used, len - used, " (step %u, '%.*s', at character %zu of '%s')",
+                         n + 1, step_len, text + at, at + 1, text);
             goto cleanup;
         }
         n++;

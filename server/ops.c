@@ -320,6 +320,9 @@ step_gamma(VipsImage *in, VipsImage **t, VipsImage **out,
     return 0;
 }
 
+/* Set on an image whose bands are data, not colour and alpha (extract_band). */
+#define DATA_BANDS "imgproc-data-bands"
+
 static int
 step_extract_band(VipsImage *in, VipsImage **t, VipsImage **out,
                   const ip_step *s, ops_err *err)
@@ -327,9 +330,14 @@ step_extract_band(VipsImage *in, VipsImage **t, VipsImage **out,
     const ip_extract_params *x = &s->ip_step_u.extract;
     VipsInterpretation type = in->Type;
 
-    if ((uint64_t)x->band + x->n > (uint64_t)in->Bands)
-        return set_err(err, IP_EINVAL, "extract_band: bands %u..%u of a %d-band image",
-                       x->band, x->band + x->n - 1, in->Bands);
+    if ((uint64_t)x->band + x->n > (uint64_t)in->Bands) {
+        if (x->n == 1)
+            return set_err(err, IP_EINVAL, "extract_band: no band %u in a %d-band image "
+                           "(its bands are 0..%d)", x->band, in->Bands, in->Bands - 1);
+        return set_err(err, IP_EINVAL, "extract_band: no bands %u..%u in a %d-band image "
+                       "(its bands are 0..%d)", x->band, x->band + x->n - 1, in->Bands,
+                       in->Bands - 1);
+    }
     /* Fewer than three bands are gray to the encoders, whatever they were. */
     if (x->n < 3)
         type = in->BandFmt == VIPS_FORMAT_USHORT ? VIPS_INTERPRETATION_GREY16
@@ -340,6 +348,10 @@ step_extract_band(VipsImage *in, VipsImage **t, VipsImage **out,
     /* A colour profile describes the bands it came with. */
     if ((int)x->n != in->Bands)
         vips_image_remove(*out, VIPS_META_ICC_NAME);
+    /* Two or four bands look like gray or colour with alpha to the encoders;
+     * these are data (see data_bands_format). */
+    if (x->n == 2 || x->n == 4)
+        vips_image_set_int(*out, DATA_BANDS, 1);
     return 0;
 }
 
@@ -574,6 +586,30 @@ open_image(const ops_limits *lim, const void *buf, size_t len, VipsAccess access
     return im;
 }
 
+/*
+ * An extract_band result of two or four bands: the encoders would take its
+ * last band for transparency.  JPEG flattens it away and WebP and GIF
+ * keep it only as alpha, so those are refused (auto chooses PNG, which keeps
+ * every band's values).  0, or -1 with err set.
+ */
+static int
+data_bands_format(VipsImage *im, const ip_output *out, ip_format *fmt, ops_err *err)
+{
+    int flag = 0;
+
+    if ((im->Bands != 2 && im->Bands != 4) || !vips_image_get_typeof(im, DATA_BANDS) ||
+        vips_image_get_int(im, DATA_BANDS, &flag) || !flag ||
+        (*fmt != IP_FMT_JPEG && *fmt != IP_FMT_WEBP && *fmt != IP_FMT_GIF))
+        return 0;
+    if (out->format == IP_FMT_AUTO) {
+        *fmt = IP_FMT_PNG;
+        return 0;
+    }
+    return set_err(err, IP_EINVAL, "%s would take band %d of this %d-band extract_band "
+                   "result for transparency: choose png or tiff, which keep every band, or "
+                   "extract 1 or 3 bands", proto_format_name(*fmt), im->Bands - 1, im->Bands);
+}
+
 static ip_format
 auto_format(const char *in_fmt)
 {
@@ -693,8 +729,12 @@ ops_validate(const ip_step *steps, unsigned nsteps, const ip_output *out,
             const step_entry *e = step_find(steps[i].op);
             char reason[IP_MAX_MESSAGE];
             if (!e || proto_step_check(&steps[i], reason, sizeof(reason))) {
-                set_err(&err, IP_EINVAL, "step %u: %s", i + 1,
-                        e ? reason : "unknown operation");
+                /* "step N" only where there are steps to tell apart. */
+                if (nsteps > 1)
+                    set_err(&err, IP_EINVAL, "step %u of %u: %s", i + 1, nsteps,
+                            e ? reason : "unknown operation");
+                else
+                    set_err(&err, IP_EINVAL, "%s", e ? reason : "unknown operation");
                 break;
             }
         }
@@ -746,8 +786,14 @@ ops_process(const ops_limits *lim, const void *buf, size_t len,
         VipsImage **slots = t + 1 + i * STEP_SLOTS;
         VipsImage **next = &slots[STEP_SLOTS - 1];
         if (check_work(lim, cur, &steps[i], &err) ||
-            step_find(steps[i].op)->fn(cur, slots, next, &steps[i], &err))
+            step_find(steps[i].op)->fn(cur, slots, next, &steps[i], &err)) {
+            if (nsteps > 1 && err.status == IP_EINVAL) {
+                char reason[sizeof(err.msg)];
+                snprintf(reason, sizeof(reason), "%s", err.msg);
+                snprintf(err.msg, sizeof(err.msg), "step %u of %u: %.900s", i + 1, nsteps, reason);
+            }
             goto cleanup;
+        }
         cur = *next;
         /* Every intermediate is held to the same limits as the input. */
         if (check_size(lim, cur, "the result", &err))
@@ -755,6 +801,8 @@ ops_process(const ops_limits *lim, const void *buf, size_t len,
     }
 
     ofmt = out->format == IP_FMT_AUTO ? auto_format(fmt) : out->format;
+    if (data_bands_format(cur, out, &ofmt, &err))
+        goto cleanup;
     if (watch) {
         vips_image_set_progress(cur, TRUE);
         g_signal_connect(cur, "eval", G_CALLBACK(on_eval), (gpointer)watch);

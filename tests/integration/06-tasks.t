@@ -68,8 +68,12 @@ cli task wait 0 2>/dev/null; is "$?" 2 "task id 0 is a usage error"
 echo "not an image" >"$TMP/bad.jpg"
 cli task create --steps grayscale "$TMP/bad.jpg" 2>"$TMP/err"; is "$?" 1 "a non-image is refused at create"
 like "$(cat "$TMP/err")" "*unsupported-format*" "with its reason"
-cli task create --steps 'blur=0' "$TMP/photo.jpg" 2>"$TMP/err"; is "$?" 1 "a bad pipeline is refused at create"
-like "$(cat "$TMP/err")" "*invalid-argument: step 1:*" "with the step named"
+cli task create --steps 'blur=0' "$TMP/photo.jpg" 2>"$TMP/err"; is "$?" 2 "a pipeline out of range is refused before sending"
+like "$(cat "$TMP/err")" "*invalid --steps: blur: sigma must be > 0*" "with the range"
+xb=$(cli task create --steps 'grayscale,extract_band=1' "$TMP/photo.jpg")
+cli task wait "$xb" >"$TMP/err" 2>&1; is "$?" 1 "a step that cannot run on this image fails the task"
+like "$(cat "$TMP/err")" "*invalid-argument: step 2 of 2: extract_band: no band 1 in a 1-band image (its bands are 0..0)*" \
+     "... naming the step"
 
 # ---- a task that fails while running keeps its reason
 head -c 3000 "$TMP/photo.jpg" >"$TMP/trunc.jpg"

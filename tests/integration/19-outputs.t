@@ -87,4 +87,19 @@ is "$?" 2 "-f bmp: refused"
 like "$(cat "$TMP/e")" "*invalid format 'bmp': -f takes auto, jpeg, png, webp, tiff, gif*" \
      "... listing what -f takes"
 
+# ---- two bands of data (extract_band) are never taken for gray and alpha
+cli process --steps extract_band=1:2 a/x.jpg -o two 2>"$TMP/e"
+is "$?:$(hdr vips-loader two)-$(hdr bands two)" "0:pngload-2" \
+   "extract_band=1:2 of a JPEG: auto writes a 2-band PNG, not a JPEG that drops band 2"
+vips extract_band a/x.jpg want.v 2 && vips extract_band two got.v 1
+is "$(vips avg want.v)" "$(vips avg got.v)" "... whose second band is the photo's band 2, level for level"
+for f in jpeg webp gif; do
+    cli process --steps extract_band=1:2 -f $f a/x.jpg -o "two.$f" 2>"$TMP/e"
+    is "$?" 1 "... -f $f is refused (it would read band 2 as transparency)"
+done
+like "$(cat "$TMP/e")" "*invalid-argument: gif would take band 1 of this 2-band extract_band result for transparency*" \
+     "... saying so, and what to choose instead"
+cli process --steps extract_band=1:2 -f tiff a/x.jpg -o two.tif
+is "$(hdr bands two.tif)" 2 "... -f tiff keeps both bands"
+
 done_testing
