@@ -92,7 +92,9 @@ synopsis(const image_cmd *c, char *buf, size_t len)
     for (int i = 0; op && i < op->nparams && n < len; i++) {
         char u[64];
         param_usage(&op->params[i], u, sizeof(u));
-        n += (size_t)snprintf(buf + n, len - n, op->params[i].required ? " %s" : " [%s]", u);
+        /* resize needs a side, either one: both are shown as optional. */
+        int required = op->params[i].required && c->op != IP_OP_RESIZE;
+        n += (size_t)snprintf(buf + n, len - n, required ? " %s" : " [%s]", u);
     }
     if (n < len)
         snprintf(buf + n, len - n, " [-o OUT] FILE...");
@@ -105,7 +107,7 @@ help(const image_cmd *c)
     char text[256];
 
     synopsis(c, text, sizeof(text));
-    printf("usage: %s\n\nOutput:\n", text);
+    printf("usage: %s\n\n%s:\n", text, op ? "Output" : "Options");
     cli_help_options(stdout, CMD_OF(c));
     if (op && op->nparams)
         printf("\n%s (%s):\n", op->doc, op->name);

@@ -204,7 +204,7 @@ print_info_text(const ip_server_info *si, const ip_guard_limits *g, const char *
 int
 cmd_info(cli_opts *o, int argc, char **argv)
 {
-    int rc = parse_common(o, CMD_INFO, argc, argv, "imgproc info [--json]");
+    int rc = parse_common(o, CMD_INFO, argc, argv, "imgproc info");
     ip_server_info_res res;
     CLIENT *clnt;
 
@@ -297,7 +297,7 @@ identify_one(const cli_opts *o, CLIENT *clnt, const char *path, void *ctx)
 int
 cmd_identify(cli_opts *o, int argc, char **argv)
 {
-    int rc = parse_common(o, CMD_IDENTIFY, argc, argv, "imgproc identify [--json] FILE...");
+    int rc = parse_common(o, CMD_IDENTIFY, argc, argv, "imgproc identify FILE...");
     CLIENT *clnt;
 
     if (rc >= 0)

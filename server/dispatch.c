@@ -1,4 +1,5 @@
 /* dispatch.c - the procedure table: decode the arguments, run the handler, reply, log. */
+#include <ifaddrs.h>
 #include <netdb.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -442,7 +443,35 @@ now_ms(void)
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
-/* 1 when the caller's address is a loopback one (127/8, ::1, ::ffff:127/104). */
+/* Is sa one of this machine's own interface addresses? */
+static int
+own_address(const struct sockaddr *sa)
+{
+    struct ifaddrs *all, *i;
+    int found = 0;
+
+    if (getifaddrs(&all) < 0)
+        return 0;
+    for (i = all; i && !found; i = i->ifa_next) {
+        const struct sockaddr *a = i->ifa_addr;
+        if (!a || a->sa_family != sa->sa_family)
+            continue;
+        if (sa->sa_family == AF_INET)
+            found = ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
+                    ((const struct sockaddr_in *)sa)->sin_addr.s_addr;
+        else
+            found = IN6_ARE_ADDR_EQUAL(&((const struct sockaddr_in6 *)a)->sin6_addr,
+                                       &((const struct sockaddr_in6 *)sa)->sin6_addr);
+    }
+    freeifaddrs(all);
+    return found;
+}
+
+/*
+ * 1 when the caller is on this machine: a loopback address (127/8, ::1,
+ * ::ffff:127/104), or one of the machine's own addresses (a caller here that
+ * used the host's network address).
+ */
 static int
 caller_local(SVCXPRT *xprt)
 {
@@ -450,10 +479,12 @@ caller_local(SVCXPRT *xprt)
     const struct sockaddr *sa = nb && nb->buf ? nb->buf : NULL;
 
     if (sa && sa->sa_family == AF_INET)
-        return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
+        return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127 ||
+               own_address(sa);
     if (sa && sa->sa_family == AF_INET6) {
         const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
-        return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+        return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127) ||
+               own_address(sa);
     }
     return 0;
 }
@@ -501,7 +532,10 @@ dispatch_call(srv *s, struct svc_req *req, SVCXPRT *xprt, int stream, tasks_batc
     _Alignas(max_align_t) unsigned char arg[ARG_ROOM];
     _Alignas(max_align_t) unsigned char res[RES_ROOM];
     char owner[IP_MAX_NAME + 1];
-    call_ctx ctx = { owner, stream, batch, stream ? xprt->xp_fd : -1, caller_local(xprt) };
+    /* Only SERVER_INFO asks whether the caller is local: the interface list
+     * is read for it alone. */
+    call_ctx ctx = { owner, stream, batch, stream ? xprt->xp_fd : -1,
+                     req->rq_proc == SERVER_INFO && caller_local(xprt) };
     call_log log = { 0, 0, IP_OK };
     arg_guard guard;
     double t0 = now_ms();

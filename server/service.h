@@ -17,7 +17,7 @@ typedef struct call_ctx {
     int stream;                 /* TCP (1) or UDP (0): UDP calls must not block */
     tasks_batch *batch;         /* the connection's batch (TCP only, else NULL) */
     int fd;                     /* the caller's connection (TCP), else -1 */
-    int local;                  /* the caller is on this machine (a loopback address) */
+    int local;                  /* the caller is on this machine (SERVER_INFO only) */
 } call_ctx;
 
 /*

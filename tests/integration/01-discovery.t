@@ -224,6 +224,8 @@ if [ "$(id -u)" -eq 0 ] && ip netns add "$NS" 2>/dev/null; then
        "a caller on the same machine is told the state folder, as an absolute path"
     like "$(cli -p $PORT info | grep '^state:')" "state: $(realpath "$TMP/state") (tasks.db, in/, out/)" \
          "... in info's text too"
+    is "$(cli -H $NET.1 -p $PORT --json info | field state_dir)" "$(realpath "$TMP/state")" \
+       "... and so is one here that uses the machine's network address"
     ip netns exec "$NS" "$IMGPROC" --program $PROG -H $NET.1 -p $PORT --json info >"$TMP/far.json"
     is "$(field state_dir <"$TMP/far.json")-$(field server_version <"$TMP/far.json")" "None-0.1.0" \
        "a caller on another host gets the rest of info but not the folder (null)"
