@@ -114,16 +114,19 @@ report_item(run *r, const item *it)
 {
     size_t k = r->ndone + r->nfailed;
 
-    if (r->tty || r->o->json || r->o->quiet)
+    /* A failure is said on stderr as every command says one (--json too:
+     * stdout has the document); a bar or --quiet leaves it to the summary. */
+    if (r->tty || r->o->quiet)
         return;
-    if (it->state == IT_DONE)
+    if (it->state == IT_DONE && !r->o->json)
         printf("[%zu/%zu] %s -> %s (%ux%u, %u band%s)\n", k, r->n, it->path, it->dest,
                it->width, it->height, it->bands, it->bands == 1 ? "" : "s");
-    else
-        cli_error("[%zu/%zu] '%s' failed: %s%s%s\n", k, r->n, it->path,
+    else if (it->state != IT_DONE)
+        cli_error("cannot process '%s' [%zu/%zu]: %s%s%s\n", it->path, k, r->n,
                   it->status != IP_OK ? proto_status_name(it->status) : "",
                   it->status != IP_OK ? ": " : "", it->reason);
-    fflush(stdout);
+    if (!r->o->json)
+        fflush(stdout);
 }
 
 /* Item it is finished (IT_DONE or IT_FAILED): count it, say so, wake whoever waits. */
@@ -873,7 +876,7 @@ static void
 summary(run *r, double secs, int interrupted, size_t cancelled)
 {
     size_t left = r->n - r->ndone - r->nfailed;
-    double rate = secs > 0 ? (double)(r->ndone + r->nfailed) / secs : 0;
+    double rate = secs > 0 ? (double)r->ndone / secs : 0;     /* written, not tried */
     const char *mode = r->b->sync ? "sync" : r->b->no_batch ? "tasks" : "batched";
 
     if (r->o->json) {

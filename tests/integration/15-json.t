@@ -89,8 +89,12 @@ id=$(j submit2.json 'd[1]["id"]')
 like "$id" "[1-9]*" "submit: the good input has its task id ($id)"
 
 # ---- batch
-cli --json batch --steps grayscale -o out-batch bad.jpg "$GOOD" >batch.json 2>/dev/null
+cli --json batch --steps grayscale -o out-batch bad.jpg "$GOOD" >batch.json 2>batch.err
 is "$?" 1 "batch --json exits 1 when an input failed"
+like "$(cat batch.err)" "imgproc: cannot process 'bad.jpg' \[*/2\]: unsupported-format: *" \
+     "... and says so on stderr, as the other commands do"
+is "$(j batch.json 'round(d["images_per_second"] * d["seconds"], 1)')" "1.0" \
+   "... its images per second count the one written, not the one that failed"
 is "$(j batch.json '[(i["file"].split("/")[-1], i["ok"]) for i in d["items"]]')" \
    "[('bad.jpg', False), ('$(basename "$GOOD")', True)]" "batch: every input, in order"
 is "$(j batch.json 'd["items"][0]["status"], d["failed"], d["written"]')" \
