@@ -304,18 +304,27 @@ step_gamma(VipsImage *in, VipsImage **t, VipsImage **out,
            const ip_step *s, ops_err *err)
 {
     double e = s->ip_step_u.gamma;
+    int alpha = vips_image_hasalpha(in);
+    VipsImage *colour = in;
 
     /* The colour bands only: alpha is coverage, not light. */
-    if (!vips_image_hasalpha(in)) {
-        if (vips_gamma(in, out, "exponent", e, NULL))
+    if (alpha) {
+        if (vips_extract_band(in, &t[0], 0, "n", in->Bands - 1, NULL) ||
+            vips_extract_band(in, &t[1], in->Bands - 1, NULL))
             return set_vips_err(err, IP_EINTERNAL, "gamma");
-        return 0;
+        colour = t[0];
     }
-    if (vips_extract_band(in, &t[0], 0, "n", in->Bands - 1, NULL) ||
-        vips_extract_band(in, &t[1], in->Bands - 1, NULL) ||
-        vips_gamma(t[0], &t[2], "exponent", e, NULL) ||
-        vips_cast(t[2], &t[3], in->BandFmt, NULL) ||
-        vips_bandjoin2(t[3], t[1], out, NULL))
+    /* CMYK bands are ink: the curve is applied to the paper left (full
+     * scale - ink), so that an exponent over 1 lightens every image. */
+    if (in->Type == VIPS_INTERPRETATION_CMYK) {
+        if (vips_invert(colour, &t[2], NULL) ||
+            vips_gamma(t[2], &t[3], "exponent", e, NULL) ||
+            vips_invert(t[3], &t[4], NULL))
+            return set_vips_err(err, IP_EINTERNAL, "gamma");
+    } else if (vips_gamma(colour, &t[4], "exponent", e, NULL))
+        return set_vips_err(err, IP_EINTERNAL, "gamma");
+    if (vips_cast(t[4], &t[5], in->BandFmt, NULL) ||
+        (alpha ? vips_bandjoin2(t[5], t[1], out, NULL) : vips_copy(t[5], out, NULL)))
         return set_vips_err(err, IP_EINTERNAL, "gamma");
     return 0;
 }

@@ -170,6 +170,26 @@ done:
     return rc;
 }
 
+/* libvips' gamma; on CMYK, on the paper left (full scale - ink), then back to ink. */
+static int
+ref_gamma(VipsImage *in, double e, VipsImage **out)
+{
+    VipsImage *a, *b;
+    int rc;
+
+    if (in->Type != VIPS_INTERPRETATION_CMYK)
+        return vips_gamma(in, out, "exponent", e, NULL);
+    if (vips_invert(in, &a, NULL))
+        return -1;
+    rc = vips_gamma(a, &b, "exponent", e, NULL);
+    g_object_unref(a);
+    if (rc)
+        return -1;
+    rc = vips_invert(b, out, NULL);
+    g_object_unref(b);
+    return rc;
+}
+
 static int
 ref_step(VipsImage *in, const rstep *s, VipsImage **out, int *invalid)
 {
@@ -281,18 +301,18 @@ ref_step(VipsImage *in, const rstep *s, VipsImage **out, int *invalid)
                                  (int)s->v[1], NULL);
     }
     if (strcmp(op, "gamma") == 0) {
-        /* imgproc.x: per band, alpha kept. */
+        /* imgproc.x: per band, alpha kept; CMYK's curve on the paper left. */
         VipsImage *colour, *alpha, *g;
         int rc;
         if (!vips_image_hasalpha(in))
-            return vips_gamma(in, out, "exponent", s->v[0], NULL);
+            return ref_gamma(in, s->v[0], out);
         if (vips_extract_band(in, &colour, 0, "n", in->Bands - 1, NULL))
             return -1;
         if (vips_extract_band(in, &alpha, in->Bands - 1, NULL)) {
             g_object_unref(colour);
             return -1;
         }
-        rc = vips_gamma(colour, &g, "exponent", s->v[0], NULL);
+        rc = ref_gamma(colour, s->v[0], &g);
         if (!rc) {
             VipsImage *c;
             rc = vips_cast(g, &c, in->BandFmt, NULL);
