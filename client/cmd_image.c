@@ -422,8 +422,9 @@ one(const cli_opts *o, CLIENT *clnt, const char *path, void *ctx)
                    "\"size\": %u}", proto_format_name(ok->format), ok->width, ok->height,
                    ok->bands, ok->image.ip_image_len);
         } else if (o->verbose)
-            cli_note("%s -> %s (%s %ux%u, %u band%s, %u bytes)\n", path,
-                     dest, proto_format_name(ok->format), ok->width, ok->height, ok->bands,
+            cli_note("%s -> %s (%s %ux%u, %u band%s, %u bytes)\n",
+                     strcmp(path, "-") ? path : "standard input",
+                     strcmp(dest, "-") ? dest : "standard output", proto_format_name(ok->format), ok->width, ok->height, ok->bands,
                      ok->bands == 1 ? "" : "s", ok->image.ip_image_len);
         free(dest);
     }

@@ -370,8 +370,8 @@ fetch(cli_opts *o, CLIENT *clnt, ip_task_id id, const char *dest, ip_task_chunk 
         cli_error("cannot write '%s': %s\n", dest, why);
         rc = EXIT_FAILED;
     } else if (o->verbose)
-        cli_note("task %llu -> %s (%llu bytes)\n", (unsigned long long)id, dest,
-                 (unsigned long long)got);
+        cli_note("task %llu -> %s (%llu bytes)\n", (unsigned long long)id,
+                 strcmp(dest, "-") ? dest : "standard output", (unsigned long long)got);
     free(buf);
     return rc;
 }
@@ -886,7 +886,7 @@ json_file_failure(const cli_opts *o, const char *path)
  */
 static int
 finish(cli_opts *o, CLIENT *clnt, const task_opts *t, ip_task_id id, const char *path,
-       cli_written *written, char **dest)
+       cli_written *written, char **dest, ip_task_chunk *facts)
 {
     const char *earlier;
 
@@ -914,7 +914,7 @@ finish(cli_opts *o, CLIENT *clnt, const task_opts *t, ip_task_id id, const char 
                 *dest = NULL;
                 w = EXIT_FAILED;
             } else
-                w = fetch(o, clnt, id, *dest, NULL);
+                w = fetch(o, clnt, id, *dest, facts);
         }
     } else if (w == EXIT_OK) {
         const ip_task_info *ti = &r.ip_task_info_res_u.info;
@@ -999,7 +999,8 @@ create_all(cli_opts *o, CLIENT *clnt, const task_opts *t, char **files, int n,
 
 /* Says how file i came out (its task, its result when -o), as a line or a --json object. */
 static void
-report_one(const cli_opts *o, const char *path, const submitted *item, int w, const char *dest)
+report_one(const cli_opts *o, const char *path, const submitted *item, int w, const char *dest,
+           const ip_task_chunk *facts)
 {
     if (!o->json) {
         if (w == EXIT_OK && dest && !o->verbose && strcmp(dest, "-") != 0)
@@ -1012,6 +1013,9 @@ report_one(const cli_opts *o, const char *path, const submitted *item, int w, co
     if (w == EXIT_OK && dest) {
         printf("\"ok\": true, \"output\": ");
         proto_json_string(stdout, dest);
+        printf(", \"format\": \"%s\", \"width\": %u, \"height\": %u, \"bands\": %u, "
+               "\"size\": %llu", proto_format_name(facts->format), facts->width,
+               facts->height, facts->bands, (unsigned long long)facts->total);
     } else if (w == EXIT_OK)
         printf("\"ok\": true");
     else
@@ -1032,8 +1036,11 @@ finish_all(cli_opts *o, CLIENT *clnt, const task_opts *t, char **files, int n,
         printf("[");
     }
     for (int i = 0; i < n; i++) {
+        ip_task_chunk facts;
         char *dest = NULL;
         int w = EXIT_OK;
+
+        memset(&facts, 0, sizeof(facts));
 
         if (o->json) {
             printf("%s\n  ", i ? "," : "");
@@ -1048,8 +1055,8 @@ finish_all(cli_opts *o, CLIENT *clnt, const task_opts *t, char **files, int n,
         if (t->out && rc == EXIT_RPC)
             w = EXIT_RPC;   /* the server has gone: the task is there, its result not here */
         else if (t->out)
-            w = finish(o, clnt, t, items[i].id, files[i], &written, &dest);
-        report_one(o, files[i], &items[i], w, dest);
+            w = finish(o, clnt, t, items[i].id, files[i], &written, &dest, &facts);
+        report_one(o, files[i], &items[i], w, dest, &facts);
         if (w != EXIT_OK && rc != EXIT_RPC)
             rc = w;
         free(dest);

@@ -158,7 +158,8 @@ cli_write_file(const char *path, const void *data, size_t len, char *why, size_t
 
     if (strcmp(path, "-") == 0) {
         if (proto_write_all(STDOUT_FILENO, data, len) < 0) {
-            snprintf(why, whylen, "%s", strerror(errno));
+            snprintf(why, whylen, errno == EPIPE ? "standard output was closed by its reader "
+                     "before the image was all written" : "%s", strerror(errno));
             return -1;
         }
         return 0;

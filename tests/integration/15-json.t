@@ -83,6 +83,8 @@ cli --json submit --steps grayscale -o out-submit bad.jpg "$GOOD" >submit.json 2
 is "$?" 1 "submit --json exits 1 when an input failed"
 two submit.json "submit -o" unsupported-format
 is "$(hdr bands "$(j submit.json 'd[1]["output"]')")" 1 "submit: the good input's result is written"
+is "$(j submit.json 'd[1]["width"], d[1]["height"], d[1]["bands"], d[1]["format"]')" \
+   "($W, $H, 1, 'jpeg')" "... and its object says what it is, as the image commands' do"
 cli --json submit --steps grayscale bad.jpg "$GOOD" >submit2.json 2>/dev/null
 two submit2.json "submit (ids only)" unsupported-format
 id=$(j submit2.json 'd[1]["id"]')
