@@ -1,5 +1,4 @@
 /* dispatch.c - the procedure table: decode the arguments, run the handler, reply, log. */
-#include <ifaddrs.h>
 #include <netdb.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -412,28 +411,6 @@ proc_find(rpcproc_t proc)
     return NULL;
 }
 
-/*
- * The caller's identity, as tasks are labelled with it.  AUTH_SYS says
- * uid and machine name, but the client says so itself: a label, not proof.
- */
-static void
-caller_identity(const struct svc_req *req, char *buf, size_t len)
-{
-    const struct authunix_parms *p = (const struct authunix_parms *)req->rq_clntcred;
-    char host[IP_MAX_NAME - 11];  /* room for a 10-digit uid, '@' and the name */
-    size_t n = 0;
-
-    if (req->rq_cred.oa_flavor != AUTH_SYS || !p) {
-        snprintf(buf, len, "anonymous");
-        return;
-    }
-    /* The machine name is the client's bytes: printable ones only. */
-    for (const char *m = p->aup_machname; m && *m && n + 1 < sizeof(host); m++)
-        host[n++] = (*m > 0x20 && *m < 0x7f) ? *m : '?';
-    host[n] = '\0';
-    snprintf(buf, len, "%u@%s", (unsigned)p->aup_uid, host);
-}
-
 static double
 now_ms(void)
 {
@@ -443,84 +420,81 @@ now_ms(void)
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
-/* Is sa one of this machine's own interface addresses? */
-static int
-own_address(const struct sockaddr *sa)
+/* What the transport says of the caller: its address and the credentials it claims. */
+static void
+peer_of(const struct svc_req *req, SVCXPRT *xprt, srv_peer *p)
 {
-    struct ifaddrs *all, *i;
-    int found = 0;
-
-    if (getifaddrs(&all) < 0)
-        return 0;
-    for (i = all; i && !found; i = i->ifa_next) {
-        const struct sockaddr *a = i->ifa_addr;
-        if (!a || a->sa_family != sa->sa_family)
-            continue;
-        if (sa->sa_family == AF_INET)
-            found = ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
-                    ((const struct sockaddr_in *)sa)->sin_addr.s_addr;
-        else
-            found = IN6_ARE_ADDR_EQUAL(&((const struct sockaddr_in6 *)a)->sin6_addr,
-                                       &((const struct sockaddr_in6 *)sa)->sin6_addr);
-    }
-    freeifaddrs(all);
-    return found;
-}
-
-/*
- * 1 when the caller is on this machine: a loopback address (127/8, ::1,
- * ::ffff:127/104), or one of the machine's own addresses (a caller here that
- * used the host's network address).
- */
-static int
-caller_local(SVCXPRT *xprt)
-{
+    const struct authunix_parms *cred = (const struct authunix_parms *)req->rq_clntcred;
     struct netbuf *nb = svc_getrpccaller(xprt);
-    const struct sockaddr *sa = nb && nb->buf ? nb->buf : NULL;
 
-    if (sa && sa->sa_family == AF_INET)
-        return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127 ||
-               own_address(sa);
-    if (sa && sa->sa_family == AF_INET6) {
-        const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
-        return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127) ||
-               own_address(sa);
+    memset(p, 0, sizeof(*p));
+    if (nb && nb->buf && nb->len) {
+        p->addr = nb->buf;
+        p->addrlen = nb->len;
     }
-    return 0;
+    if (req->rq_cred.oa_flavor == AUTH_SYS && cred) {
+        p->sys = 1;
+        p->uid = (unsigned)cred->aup_uid;
+        p->machine = cred->aup_machname;
+    }
 }
 
 static void
-caller_name(SVCXPRT *xprt, char *buf, size_t len)
-{
-    struct netbuf *nb = svc_getrpccaller(xprt);
-    char host[NI_MAXHOST], serv[NI_MAXSERV];
-
-    snprintf(buf, len, "?");
-    if (!nb || !nb->buf || nb->len == 0)
-        return;
-    if (getnameinfo(nb->buf, nb->len, host, sizeof(host), serv, sizeof(serv),
-                    NI_NUMERICHOST | NI_NUMERICSERV) == 0)
-        snprintf(buf, len, strchr(host, ':') ? "[%s]:%s" : "%s:%s", host, serv);
-}
-
-static void
-log_call(SVCXPRT *xprt, const char *name, const call_log *log,
+log_call(const srv_peer *peer, const char *name, const call_log *log,
          const char *outcome, double ms)
 {
     char who[NI_MAXHOST + NI_MAXSERV + 4];
 
     if (!srv_log_is_verbose())
         return;
-    caller_name(xprt, who, sizeof(who));
+    service_peer_name(peer, who, sizeof(who));
     srv_log(SRV_LOG_VERBOSE, "%s from %s in=%zu out=%zu %s %.1fms\n", name, who,
             log->in_bytes, log->out_bytes,
             outcome ? outcome : proto_status_name(log->status), ms);
 }
 
+/* The guard for a call of p, decoding into arg. */
+static void
+guard_init(arg_guard *g, srv *s, const proc_entry *p, void *arg, SVCXPRT *xprt,
+           conn_activity *act)
+{
+    g->s = s;
+    g->decode = p->xdr_arg;
+    g->arg = arg;
+    /* A TASK_UPLOAD chunk is bounded by imgproc.x (IP_MAX_CHUNK), not by the flag. */
+    g->max_bytes = p->proc == TASK_UPLOAD ? IP_MAX_CHUNK : s->cfg.max_request_bytes;
+    g->act = act;
+    caller_key(xprt, g->key);
+    g->share = NULL;
+    g->held = 0;
+    g->status = IP_OK;
+}
+
+/* Sends p's result res, or what stands for it: NULL when sent, else the log's outcome. */
+static const char *
+send_result(const proc_entry *p, SVCXPRT *xprt, int stream, void *res)
+{
+    char why[IP_MAX_MESSAGE];
+
+    /* A batched call expects no reply; sending one would deadlock a
+     * client that is still writing its batch (see ONCRPC-NOTES). */
+    if (p->batched)
+        return NULL;
+    if (p->res_size && service_result_fits(stream, stream ? 0 : xdr_sizeof(p->xdr_res, res),
+                                           p->name, why, sizeof(why))) {
+        /* Not sent, the caller would only retransmit until its timeout. */
+        refusal r = { IP_ETOOBIG, why };
+        svc_sendreply(xprt, XDR(xdr_refusal), (caddr_t)&r);
+        return "too-big-for-udp";
+    }
+    return svc_sendreply(xprt, p->xdr_res, (caddr_t)res) ? NULL : "reply-failed";
+}
+
 /*
- * One call: find the row, refuse what UDP may not carry, decode through the
- * guard, run the handler, reply, free, log.  Long (about 90 lines) because
- * the order of these steps, and what each failure must undo, is the point.
+ * One call: find the row, refuse what the transport may not carry, decode
+ * through the guard, run the handler, reply, free, log.  Long (about 75
+ * lines) because the order of these steps, and what each failure must
+ * undo, is the point.
  */
 void
 dispatch_call(srv *s, struct svc_req *req, SVCXPRT *xprt, int stream, tasks_batch *batch,
@@ -532,42 +506,30 @@ dispatch_call(srv *s, struct svc_req *req, SVCXPRT *xprt, int stream, tasks_batc
     _Alignas(max_align_t) unsigned char arg[ARG_ROOM];
     _Alignas(max_align_t) unsigned char res[RES_ROOM];
     char owner[IP_MAX_NAME + 1];
-    /* Only SERVER_INFO asks whether the caller is local: the interface list
-     * is read for it alone. */
-    call_ctx ctx = { owner, stream, batch, stream ? xprt->xp_fd : -1,
-                     req->rq_proc == SERVER_INFO && caller_local(xprt) };
+    call_ctx ctx = { owner, stream, batch, stream ? xprt->xp_fd : -1, 0 };
     call_log log = { 0, 0, IP_OK };
+    char why[IP_MAX_MESSAGE];
     arg_guard guard;
+    srv_peer peer;
     double t0 = now_ms();
+
+    peer_of(req, xprt, &peer);
 
     if (!p) {
         svcerr_noproc(xprt);
-        log_call(xprt, "?", &log, "no-such-procedure", now_ms() - t0);
+        log_call(&peer, "?", &log, "no-such-procedure", now_ms() - t0);
         return;
     }
-    if (!stream && !p->udp) {
-        char text[IP_MAX_MESSAGE];
-        refusal r = { IP_EINVAL, text };
-        snprintf(text, sizeof(text), "%s is served over TCP only (UDP carries small, quick "
-                 "calls: NULL, SERVER_INFO and the task queries); use TCP, the default",
-                 p->name);
+    if (service_transport_ok(p->name, p->udp, stream, why, sizeof(why))) {
+        refusal r = { IP_EINVAL, why };
         if (!p->batched)
             svc_sendreply(xprt, XDR(xdr_refusal), (caddr_t)&r);
-        log_call(xprt, p->name, &log, "tcp-only", now_ms() - t0);
+        log_call(&peer, p->name, &log, "tcp-only", now_ms() - t0);
         return;
     }
     memset(arg, 0, sizeof(arg));
     memset(res, 0, sizeof(res));
-    guard.s = s;
-    guard.decode = p->xdr_arg;
-    guard.arg = arg;
-    /* A TASK_UPLOAD chunk is bounded by imgproc.x (IP_MAX_CHUNK), not by the flag. */
-    guard.max_bytes = p->proc == TASK_UPLOAD ? IP_MAX_CHUNK : s->cfg.max_request_bytes;
-    guard.act = act;
-    caller_key(xprt, guard.key);
-    guard.share = NULL;
-    guard.held = 0;
-    guard.status = IP_OK;
+    guard_init(&guard, s, p, arg, xprt, act);
     if (!svc_getargs(xprt, XDR(xdr_guarded), (caddr_t)&guard)) {
         /* Over a size limit or the budget: a refusal saying so.  Otherwise
          * malformed: a garbage-arguments reply.  A batched call gets neither;
@@ -585,38 +547,24 @@ dispatch_call(srv *s, struct svc_req *req, SVCXPRT *xprt, int stream, tasks_batc
         svc_freeargs(xprt, p->xdr_arg, (caddr_t)arg);
         budget_give(&guard);
         log.status = guard.status;
-        log_call(xprt, p->name, &log, guard.status != IP_OK ? NULL : "garbage-args",
+        log_call(&peer, p->name, &log, guard.status != IP_OK ? NULL : "garbage-args",
                  now_ms() - t0);
         return;
     }
     __atomic_add_fetch(&s->in_progress, 1, __ATOMIC_RELAXED);
     if (act)
         __atomic_store_n(&act->working, 1, __ATOMIC_RELAXED);
-    caller_identity(req, owner, sizeof(owner));
+    service_owner(&peer, owner, sizeof(owner));
+    /* Only SERVER_INFO asks whether the caller is local: the interface list
+     * is read for it alone. */
+    ctx.local = p->proc == SERVER_INFO && service_peer_local(&peer);
     p->handler(s, &ctx, arg, res, &log);
     /* Every result in imgproc.x is a union on ip_status: its first field. */
     if (p->res_size)
         log.status = *(ip_status *)(void *)res;
     __atomic_sub_fetch(&s->in_progress, 1, __ATOMIC_RELAXED);
     __atomic_add_fetch(&s->served, 1, __ATOMIC_RELAXED);
-    /* A batched call expects no reply; sending one would deadlock a
-     * client that is still writing its batch (see ONCRPC-NOTES). */
-    if (p->batched)
-        log_call(xprt, p->name, &log, NULL, now_ms() - t0);
-    else if (!stream && p->res_size &&
-             xdr_sizeof(p->xdr_res, res) > SRV_UDP_RESULT_ROOM) {
-        /* Not sent, the caller would only retransmit until its timeout. */
-        char text[IP_MAX_MESSAGE];
-        refusal r = { IP_ETOOBIG, text };
-        snprintf(text, sizeof(text), "%s's reply (%lu bytes) is larger than a UDP datagram "
-                 "carries (%d bytes); use TCP, the default", p->name,
-                 xdr_sizeof(p->xdr_res, res), SRV_UDP_RESULT_ROOM);
-        svc_sendreply(xprt, XDR(xdr_refusal), (caddr_t)&r);
-        log_call(xprt, p->name, &log, "too-big-for-udp", now_ms() - t0);
-    } else if (!svc_sendreply(xprt, p->xdr_res, (caddr_t)res))
-        log_call(xprt, p->name, &log, "reply-failed", now_ms() - t0);
-    else
-        log_call(xprt, p->name, &log, NULL, now_ms() - t0);
+    log_call(&peer, p->name, &log, send_result(p, xprt, stream, res), now_ms() - t0);
     if (p->free_res)
         p->free_res(res);
     else if (p->res_size)

@@ -29,6 +29,34 @@ typedef struct call_ctx {
  */
 #define SRV_UDP_RESULT_ROOM (UDPMSGSIZE - 6 * BYTES_PER_XDR_UNIT - MAX_AUTH_BYTES)
 
+/*
+ * The caller, as the transport saw it (dispatch.c fills it from libtirpc):
+ * its address and the credentials it claims.  caller.c makes the rest of
+ * the server's view of them: owner label, locality, log name, policy.
+ */
+typedef struct srv_peer {
+    const struct sockaddr *addr;    /* NULL when unknown */
+    socklen_t addrlen;
+    int sys;                        /* AUTH_SYS credentials came with the call */
+    unsigned uid;                   /* their uid */
+    const char *machine;            /* their machine name (the client's bytes) */
+} srv_peer;
+
+/* The owner label of the caller's tasks: "uid@machine" (AUTH_SYS) or "anonymous". */
+void service_owner(const srv_peer *p, char *buf, size_t len);
+/* 1 when the caller is on this machine (loopback, or one of its addresses). */
+int service_peer_local(const srv_peer *p);
+/* The caller's address for the log: "127.0.0.1:812", "[::1]:812", "?". */
+void service_peer_name(const srv_peer *p, char *buf, size_t len);
+/*
+ * Request policy.  transport_ok: may proc (udp_ok: it is cheap and bounded)
+ * be served over this transport?  result_fits: can its result of that many
+ * bytes go back on it?  0, or -1 with the refusal's message in why.
+ */
+int service_transport_ok(const char *proc, int udp_ok, int stream, char *why, size_t len);
+int service_result_fits(int stream, size_t result_bytes, const char *proc, char *why,
+                        size_t len);
+
 typedef void (*handler_fn)(srv *s, const call_ctx *c, void *arg, void *res, call_log *log);
 
 /* Is fd readable (or hung up, events POLLRDHUP) right now?  Never blocks. */
