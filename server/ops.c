@@ -718,6 +718,18 @@ fail_res(ip_image_res *res, const ops_err *err)
     res->ip_image_res_u.message = strdup(err->msg);
 }
 
+/* A step's refusal names the step, where there are steps to tell apart. */
+static void
+name_step(ops_err *err, unsigned i, unsigned nsteps)
+{
+    char reason[sizeof(err->msg)];
+
+    if (nsteps < 2 || err->status != IP_EINVAL)
+        return;
+    snprintf(reason, sizeof(reason), "%s", err->msg);
+    snprintf(err->msg, sizeof(err->msg), "step %u of %u: %.900s", i + 1, nsteps, reason);
+}
+
 int
 ops_validate(const ip_step *steps, unsigned nsteps, const ip_output *out,
              ip_status *st, char *why, size_t whylen)
@@ -738,12 +750,8 @@ ops_validate(const ip_step *steps, unsigned nsteps, const ip_output *out,
             const step_entry *e = step_find(steps[i].op);
             char reason[IP_MAX_MESSAGE];
             if (!e || proto_step_check(&steps[i], reason, sizeof(reason))) {
-                /* "step N" only where there are steps to tell apart. */
-                if (nsteps > 1)
-                    set_err(&err, IP_EINVAL, "step %u of %u: %s", i + 1, nsteps,
-                            e ? reason : "unknown operation");
-                else
-                    set_err(&err, IP_EINVAL, "%s", e ? reason : "unknown operation");
+                set_err(&err, IP_EINVAL, "%s", e ? reason : "unknown operation");
+                name_step(&err, i, nsteps);
                 break;
             }
         }
@@ -796,11 +804,7 @@ ops_process(const ops_limits *lim, const void *buf, size_t len,
         VipsImage **next = &slots[STEP_SLOTS - 1];
         if (check_work(lim, cur, &steps[i], &err) ||
             step_find(steps[i].op)->fn(cur, slots, next, &steps[i], &err)) {
-            if (nsteps > 1 && err.status == IP_EINVAL) {
-                char reason[sizeof(err.msg)];
-                snprintf(reason, sizeof(reason), "%s", err.msg);
-                snprintf(err.msg, sizeof(err.msg), "step %u of %u: %.900s", i + 1, nsteps, reason);
-            }
+            name_step(&err, i, nsteps);
             goto cleanup;
         }
         cur = *next;
