@@ -45,14 +45,19 @@ TEST_BIN   := $(UNIT_BIN) $(BUILD)/tests/hostile $(BENCH_BIN) $(CORPUS_DIFF)
 
 SERVER_BIN := $(BUILD)/imgprocd
 CLIENT_BIN := $(BUILD)/imgproc
+WEB_SRC    := $(wildcard web/*.c)
+WEB_OBJ    := $(call obj,$(WEB_SRC)) $(BUILD)/obj/gen/imgproc_clnt.o
+WEB_BIN    := $(BUILD)/imgproc-web
+# The web gateway: civetweb for HTTP; the RPC side is the client's (no libvips).
+WEB_LIBS    = $(CLIENT_LIBS) -lcivetweb
 
 .PHONY: all deps check unit integration demo install uninstall clean help \
         check-asan check-valgrind bench corpus check-corpus check-stress fuzz fuzz-build
 
-all: $(SERVER_BIN) $(CLIENT_BIN)
+all: $(SERVER_BIN) $(CLIENT_BIN) $(WEB_BIN)
 
 help:
-	@echo "make              build $(SERVER_BIN) and $(CLIENT_BIN)"
+	@echo "make              build $(SERVER_BIN), $(CLIENT_BIN) and $(WEB_BIN)"
 	@echo "make deps         install the Debian packages needed (as root)"
 	@echo "make check        unit and integration tests (starts rpcbind if needed), the"
 	@echo "                  differential suite on the real-image corpus included"
@@ -97,6 +102,9 @@ $(SERVER_BIN): $(SERVER_OBJ) $(COMMON_OBJ)
 
 $(CLIENT_BIN): $(CLIENT_OBJ) $(COMMON_OBJ)
 	$(CC) $(OPT) $(SANITIZE) -o $@ $^ $(CLIENT_LIBS)
+
+$(WEB_BIN): $(WEB_OBJ) $(COMMON_OBJ)
+	$(CC) $(OPT) $(SANITIZE) -o $@ $^ $(WEB_LIBS)
 
 $(BUILD)/tests/%: tests/unit/%.c $(COMMON_OBJ)
 	@mkdir -p $(@D)
@@ -237,11 +245,12 @@ demo: deps
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/imgproc
-	install -m 755 $(SERVER_BIN) $(CLIENT_BIN) $(DESTDIR)$(PREFIX)/bin/
+	install -m 755 $(SERVER_BIN) $(CLIENT_BIN) $(WEB_BIN) $(DESTDIR)$(PREFIX)/bin/
 	install -m 644 imgproc.x $(DESTDIR)$(PREFIX)/share/imgproc/
 
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/bin/imgprocd $(DESTDIR)$(PREFIX)/bin/imgproc
+	rm -f $(DESTDIR)$(PREFIX)/bin/imgprocd $(DESTDIR)$(PREFIX)/bin/imgproc \
+	    $(DESTDIR)$(PREFIX)/bin/imgproc-web
 	rm -rf $(DESTDIR)$(PREFIX)/share/imgproc
 
 clean:

@@ -83,78 +83,6 @@ cmd_ping(cli_opts *o, int argc, char **argv)
 }
 
 static void
-json_names(const char *key, ip_name *names, u_int n)
-{
-    printf("  \"%s\": [", key);
-    for (u_int i = 0; i < n; i++) {
-        printf(i ? ", " : "");
-        proto_json_string(stdout, names[i]);
-    }
-    printf("],\n");
-}
-
-static void
-print_info_json(const ip_server_info *si, const ip_guard_limits *g, const char *state_dir)
-{
-    printf("{\n  \"server_version\": ");
-    proto_json_string(stdout, si->server_version);
-    printf(",\n  \"vips_version\": ");
-    proto_json_string(stdout, si->vips_version);
-    printf(",\n  \"operations\": [\n");
-    for (u_int i = 0; i < si->ops.ops_len; i++) {
-        const ip_op_desc *d = &si->ops.ops_val[i];
-        printf("    {\"op\": %d, \"name\": ", (int)d->op);
-        proto_json_string(stdout, d->name);
-        printf(", \"syntax\": ");
-        proto_json_string(stdout, d->doc);
-        printf(", \"params\": [");
-        for (u_int j = 0; j < d->params.params_len; j++) {
-            const ip_param_desc *p = &d->params.params_val[j];
-            printf("%s{\"name\": ", j ? ", " : "");
-            proto_json_string(stdout, p->name);
-            printf(", \"type\": ");
-            proto_json_string(stdout, p->type);
-            printf(", \"min\": %.17g, \"max\": %.17g, \"doc\": ", p->min, p->max);
-            proto_json_string(stdout, p->doc);
-            printf("}");
-        }
-        printf("]}%s\n", i + 1 < si->ops.ops_len ? "," : "");
-    }
-    printf("  ],\n");
-    json_names("input_formats", si->input_formats.input_formats_val,
-               si->input_formats.input_formats_len);
-    json_names("output_formats", si->output_formats.output_formats_val,
-               si->output_formats.output_formats_len);
-    printf("  \"limits\": {\"max_request_bytes\": %llu, \"max_pixels\": %llu, "
-           "\"max_steps\": %u, \"max_connections\": %u, \"max_upload_bytes\": %llu, "
-           "\"workers\": %u, \"max_queued\": %u, \"max_tasks\": %u, \"result_ttl\": %u},\n",
-           (unsigned long long)si->limits.max_request_bytes,
-           (unsigned long long)si->limits.max_pixels, si->limits.max_steps,
-           si->limits.max_connections, (unsigned long long)si->limits.max_upload_bytes,
-           si->limits.workers, si->limits.max_queued, si->limits.max_tasks,
-           si->limits.result_ttl);
-    if (g->max_inflight_bytes == 0)     /* a server older than ip_guard_limits */
-        printf("  \"guard\": null,\n");
-    else
-        printf("  \"guard\": {\"max_connections_per_address\": %u, \"min_receive_rate\": %u, "
-               "\"max_inflight_bytes\": %llu, \"max_request_seconds\": %u, "
-               "\"max_task_seconds\": %u, \"max_blur_work\": %u, \"inflight_bytes\": %llu},\n",
-               g->max_per_address, g->min_receive_rate,
-               (unsigned long long)g->max_inflight_bytes, g->max_request_seconds,
-               g->max_task_seconds, g->max_blur_work, (unsigned long long)g->inflight_bytes);
-    printf("  \"state_dir\": ");
-    if (state_dir && *state_dir)
-        proto_json_string(stdout, state_dir);
-    else
-        printf("null");
-    printf(",\n  \"load\": {\"connections\": %u, \"calls_in_progress\": %u, "
-           "\"calls_served\": %llu, \"tasks_queued\": %u, \"tasks_running\": %u}\n}\n",
-           si->load.connections, si->load.calls_in_progress,
-           (unsigned long long)si->load.calls_served, si->load.tasks_queued,
-           si->load.tasks_running);
-}
-
-static void
 print_info_text(const ip_server_info *si, const ip_guard_limits *g, const char *state_dir)
 {
     printf("imgprocd %s with libvips %s\n\noperations (for --steps):\n",
@@ -230,7 +158,8 @@ cmd_info(cli_opts *o, int argc, char **argv)
         rc = EXIT_FAILED;
     } else if (o->json) {
         cli_json_begin();
-        print_info_json(&res.ip_server_info_res_u.info.info, &res.ip_server_info_res_u.info.guard,
+        proto_info_json(stdout, &res.ip_server_info_res_u.info.info,
+                        &res.ip_server_info_res_u.info.guard,
                         res.ip_server_info_res_u.info.state_dir);
     } else
         print_info_text(&res.ip_server_info_res_u.info.info, &res.ip_server_info_res_u.info.guard,

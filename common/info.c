@@ -1,4 +1,5 @@
 /* info.c - SERVER_INFO from any imgprocd, older ones included. */
+#include <stdio.h>
 #include <string.h>
 
 #include "proto.h"
@@ -37,4 +38,77 @@ proto_server_info(CLIENT *c, ip_server_info_res *res, struct timeval timeout)
     memset(res, 0, sizeof(*res));
     return clnt_call(c, SERVER_INFO, (xdrproc_t)(void (*)(void))xdr_void, NULL,
                      (xdrproc_t)(void (*)(void))xdr_server_info_res_any, (caddr_t)res, timeout);
+}
+
+static void
+json_names(FILE *f, const char *key, ip_name *names, u_int n)
+{
+    fprintf(f, "  \"%s\": [", key);
+    for (u_int i = 0; i < n; i++) {
+        fputs(i ? ", " : "", f);
+        proto_json_string(f, names[i]);
+    }
+    fprintf(f, "],\n");
+}
+
+void
+proto_info_json(FILE *f, const ip_server_info *si, const ip_guard_limits *g,
+                const char *state_dir)
+{
+    fprintf(f, "{\n  \"server_version\": ");
+    proto_json_string(f, si->server_version);
+    fprintf(f, ",\n  \"vips_version\": ");
+    proto_json_string(f, si->vips_version);
+    fprintf(f, ",\n  \"operations\": [\n");
+    for (u_int i = 0; i < si->ops.ops_len; i++) {
+        const ip_op_desc *d = &si->ops.ops_val[i];
+        fprintf(f, "    {\"op\": %d, \"name\": ", (int)d->op);
+        proto_json_string(f, d->name);
+        fprintf(f, ", \"syntax\": ");
+        proto_json_string(f, d->doc);
+        fprintf(f, ", \"params\": [");
+        for (u_int j = 0; j < d->params.params_len; j++) {
+            const ip_param_desc *p = &d->params.params_val[j];
+            fprintf(f, "%s{\"name\": ", j ? ", " : "");
+            proto_json_string(f, p->name);
+            fprintf(f, ", \"type\": ");
+            proto_json_string(f, p->type);
+            fprintf(f, ", \"min\": %.17g, \"max\": %.17g, \"doc\": ", p->min, p->max);
+            proto_json_string(f, p->doc);
+            fprintf(f, "}");
+        }
+        fprintf(f, "]}%s\n", i + 1 < si->ops.ops_len ? "," : "");
+    }
+    fprintf(f, "  ],\n");
+    json_names(f, "input_formats", si->input_formats.input_formats_val,
+               si->input_formats.input_formats_len);
+    json_names(f, "output_formats", si->output_formats.output_formats_val,
+               si->output_formats.output_formats_len);
+    fprintf(f, "  \"limits\": {\"max_request_bytes\": %llu, \"max_pixels\": %llu, "
+            "\"max_steps\": %u, \"max_connections\": %u, \"max_upload_bytes\": %llu, "
+            "\"workers\": %u, \"max_queued\": %u, \"max_tasks\": %u, \"result_ttl\": %u},\n",
+            (unsigned long long)si->limits.max_request_bytes,
+            (unsigned long long)si->limits.max_pixels, si->limits.max_steps,
+            si->limits.max_connections, (unsigned long long)si->limits.max_upload_bytes,
+            si->limits.workers, si->limits.max_queued, si->limits.max_tasks,
+            si->limits.result_ttl);
+    if (g->max_inflight_bytes == 0)     /* a server older than ip_guard_limits */
+        fprintf(f, "  \"guard\": null,\n");
+    else
+        fprintf(f, "  \"guard\": {\"max_connections_per_address\": %u, \"min_receive_rate\": %u, "
+                "\"max_inflight_bytes\": %llu, \"max_request_seconds\": %u, "
+                "\"max_task_seconds\": %u, \"max_blur_work\": %u, \"inflight_bytes\": %llu},\n",
+                g->max_per_address, g->min_receive_rate,
+                (unsigned long long)g->max_inflight_bytes, g->max_request_seconds,
+                g->max_task_seconds, g->max_blur_work, (unsigned long long)g->inflight_bytes);
+    fprintf(f, "  \"state_dir\": ");
+    if (state_dir && *state_dir)
+        proto_json_string(f, state_dir);
+    else
+        fprintf(f, "null");
+    fprintf(f, ",\n  \"load\": {\"connections\": %u, \"calls_in_progress\": %u, "
+            "\"calls_served\": %llu, \"tasks_queued\": %u, \"tasks_running\": %u}\n}\n",
+            si->load.connections, si->load.calls_in_progress,
+            (unsigned long long)si->load.calls_served, si->load.tasks_queued,
+            si->load.tasks_running);
 }

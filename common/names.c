@@ -79,12 +79,13 @@ static const struct {
     ip_format fmt;              /* protocol value */
     const char *name;           /* canonical name */
     const char *exts[3];        /* extensions, first is preferred */
+    const char *mime;           /* its media type (HTTP's Content-Type) */
 } formats[] = {
-    { IP_FMT_JPEG, "jpeg", { "jpg", "jpeg", "jpe" } },
-    { IP_FMT_PNG, "png", { "png" } },
-    { IP_FMT_WEBP, "webp", { "webp" } },
-    { IP_FMT_TIFF, "tiff", { "tif", "tiff" } },
-    { IP_FMT_GIF, "gif", { "gif" } },
+    { IP_FMT_JPEG, "jpeg", { "jpg", "jpeg", "jpe" }, "image/jpeg" },
+    { IP_FMT_PNG, "png", { "png" }, "image/png" },
+    { IP_FMT_WEBP, "webp", { "webp" }, "image/webp" },
+    { IP_FMT_TIFF, "tiff", { "tif", "tiff" }, "image/tiff" },
+    { IP_FMT_GIF, "gif", { "gif" }, "image/gif" },
 };
 #define NFORMATS (sizeof(formats) / sizeof(formats[0]))
 
@@ -104,6 +105,15 @@ proto_format_ext(ip_format f)
         if (formats[i].fmt == f)
             return formats[i].exts[0];
     return NULL;
+}
+
+const char *
+proto_format_mime(ip_format f)
+{
+    for (size_t i = 0; i < NFORMATS; i++)
+        if (formats[i].fmt == f)
+            return formats[i].mime;
+    return "application/octet-stream";
 }
 
 int

@@ -91,6 +91,7 @@ int proto_task_final(ip_task_state st);
 /* Output formats: "jpeg" <-> IP_FMT_JPEG, file extensions. */
 const char *proto_format_name(ip_format f);
 const char *proto_format_ext(ip_format f);
+const char *proto_format_mime(ip_format f);   /* "image/jpeg" */
 int proto_format_parse(const char *name, ip_format *out);
 /* "auto, jpeg, png, ...": the names proto_format_parse takes, for messages, into buf. */
 void proto_format_names(char *buf, size_t len);
@@ -141,6 +142,20 @@ double proto_seconds(void);
 /* SERVER_INFO, from any imgprocd: fields an older server lacks are left zero
  * (its guard limits).  xdr_free(xdr_ip_server_info_res) releases res. */
 enum clnt_stat proto_server_info(CLIENT *c, ip_server_info_res *res, struct timeval timeout);
+/*
+ * SERVER_INFO as one JSON object on f (imgproc info --json, the web
+ * gateway's GET /v1/info); g all zero is a server older than the guard
+ * limits (null), state_dir NULL or empty is not told (null).
+ */
+/*
+ * A client handle for imgprocd on host: through rpcbind, or straight to
+ * port when not 0; proto "tcp" or "udp"; timeout seconds for every call.
+ * NULL with why (malloc'ed, or NULL if out of memory) when it cannot.
+ */
+CLIENT *proto_connect(const char *host, int port, rpcprog_t prog, const char *proto,
+                      unsigned timeout, char **why);
+void proto_info_json(FILE *f, const ip_server_info *si, const ip_guard_limits *g,
+                     const char *state_dir);
 
 /*
  * One option's --help line, as both programs print them: head ("  -o,

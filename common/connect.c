@@ -1,0 +1,89 @@
+/* connect.c - reaching imgprocd: through rpcbind, or straight to a known port.
+ * The command line and the web gateway both connect this way. */
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "proto.h"
+
+#define RECORD_BUFFER (256 * 1024) /* bytes buffered each way (TCP) */
+
+/* Why the last client handle could not be made, without libtirpc's leading ": ". */
+static const char *
+create_error(void)
+{
+    const char *e = clnt_spcreateerror("");
+
+    while (*e == ':' || *e == ' ')
+        e++;
+    return e;
+}
+
+/* Straight to host:port, without asking rpcbind. */
+static CLIENT *
+connect_port(const char *host, int portnum, rpcprog_t prog, const char *proto, char **why)
+{
+    struct addrinfo hints = { 0 }, *res = NULL, *ai;
+    char port[16];
+    int udp = strcmp(proto, "udp") == 0;
+    CLIENT *clnt = NULL;
+    int rc;
+
+    snprintf(port, sizeof(port), "%d", portnum);
+    hints.ai_socktype = udp ? SOCK_DGRAM : SOCK_STREAM;
+    rc = getaddrinfo(host, port, &hints, &res);
+    if (rc != 0) {
+        if (asprintf(why, "cannot resolve '%s': %s", host, gai_strerror(rc)) < 0)
+            *why = NULL;
+        return NULL;
+    }
+    for (ai = res; ai && !clnt; ai = ai->ai_next) {
+        const char *netid = ai->ai_family == AF_INET6 ? (udp ? "udp6" : "tcp6")
+                                                      : (udp ? "udp" : "tcp");
+        struct netconfig *nc = getnetconfigent(netid);
+        struct netbuf nb = { ai->ai_addrlen, ai->ai_addrlen, ai->ai_addr };
+        if (!nc)
+            continue;
+        /* 256 KiB record buffers, libtirpc's largest (its default is 64 KiB). */
+        clnt = clnt_tli_create(RPC_ANYFD, nc, &nb, prog, IMGPROC_V1,
+                               RECORD_BUFFER, RECORD_BUFFER);
+        freenetconfigent(nc);
+    }
+    freeaddrinfo(res);
+    if (!clnt && asprintf(why, "cannot reach %s port %d: %s", host, portnum,
+                          create_error()) < 0)
+        *why = NULL;
+    return clnt;
+}
+
+CLIENT *
+proto_connect(const char *host, int port, rpcprog_t prog, const char *proto,
+              unsigned timeout, char **why)
+{
+    struct timeval tv = { (time_t)timeout, 0 };
+    CLIENT *clnt;
+
+    *why = NULL;
+    if (port)
+        clnt = connect_port(host, port, prog, proto, why);
+    else {
+        clnt = clnt_create_timed(host, prog, IMGPROC_V1, proto, &tv);
+        if (!clnt && asprintf(why, "cannot reach %s: %s", host, create_error()) < 0)
+            *why = NULL;
+    }
+    if (!clnt)
+        return NULL;
+    /* Small calls must not wait for delayed ACKs (Nagle): see server/net.c. */
+    if (strcmp(proto, "tcp") == 0) {
+        int fd;
+        if (clnt_control(clnt, CLGET_FD, (char *)&fd))
+            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 }, sizeof(int));
+    }
+    /* One timeout for every call, whatever the stubs ask for. */
+    clnt_control(clnt, CLSET_TIMEOUT, (char *)&tv);
+    return clnt;
+}

@@ -1,0 +1,114 @@
+#!/bin/bash
+# The web gateway (imgproc-web) in front of a real imgprocd: GET /v1/info, and
+# POST /v1/process on real photographs, each result byte for byte what the
+# command line gets for the same steps; its errors are problem+json with the
+# service's status names, and the HTTP status that says what to do.
+PORT=47121
+PROG=1061000021
+. "$(dirname "$0")/../lib.sh"
+
+WEB="$TOP/$BUILD/imgproc-web"
+WPORT=$((PORT + 100))
+URL="http://127.0.0.1:$WPORT"
+CORPUS=${IMGPROC_CORPUS:-${XDG_CACHE_HOME:-$HOME/.cache}/imgproc/corpus}
+[ -f "$CORPUS/MANIFEST.txt" ] || bail "the real-photo corpus is missing: run 'make corpus'"
+command -v curl >/dev/null || bail "curl is missing (Debian: curl)"
+cd "$TMP" || bail "no temporary folder"
+
+ensure_rpcbind
+start_server
+
+# start_web [options]: the gateway, waited for by its ready line.
+WEB_PID=
+start_web() {
+    mkfifo web.ready
+    "$WEB" --program "$PROG" --listen 127.0.0.1:$WPORT "$@" >web.ready 2>>web.log &
+    WEB_PID=$!
+    read -r line <web.ready || true
+    rm -f web.ready
+    case "$line" in
+    "imgproc-web: ready"*) ;;
+    *) sed 's/^/# /' web.log; bail "imgproc-web did not start" ;;
+    esac
+}
+stop_web() {
+    kill -TERM "$WEB_PID"
+    wait "$WEB_PID"
+    WEB_STATUS=$?
+    WEB_PID=
+}
+trap '[ -n "$WEB_PID" ] && kill -KILL "$WEB_PID" 2>/dev/null; cleanup' EXIT
+
+# j FILE EXPR: EXPR in Python over the JSON document d in FILE ("INVALID" if none).
+j() {
+    python3 -c 'import json,sys
+try: d = json.load(open(sys.argv[1]))
+except Exception as e: print("INVALID: %s" % e); sys.exit(0)
+print(eval(sys.argv[2]))' "$1" "$2"
+}
+
+start_web
+
+# ---- GET /v1/info: what the command line's info --json says
+code=$(curl -s -o info.json -w '%{http_code} %{content_type}' "$URL/v1/info")
+is "$code" "200 application/json" "GET /v1/info: 200, JSON"
+cli info --json >cli-info.json
+is "$(j info.json '[o["name"] for o in d["operations"]]')" \
+   "$(j cli-info.json '[o["name"] for o in d["operations"]]')" "... the operations info lists"
+is "$(j info.json 'd["state_dir"]')" "None" "... but not the server's state folder"
+
+# ---- POST /v1/process on real photographs of every common kind
+for name in jpeg-photo-ladybird.jpg png-rgba-art.png webp-lossy-alpha-photo.webp \
+            tiff-photo.tif jpeg-cmyk.jpg png-16bit-photo.png; do
+    img="$CORPUS/$name"
+    for steps in "grayscale" "resize=300x300,blur=1.5" "rotate=90,gamma=2.2"; do
+        code=$(curl -s -o web.out -w '%{http_code} %{content_type}' --data-binary @"$img" \
+               "$URL/v1/process?steps=$steps")
+        cli process --steps "$steps" "$img" -o "cli.${name##*.}"
+        like "$code" "200 image/*" "$name $steps: 200 and an image"
+        is "$(md5sum <web.out)" "$(md5sum <"cli.${name##*.}")" \
+           "... byte for byte what imgproc process writes"
+    done
+    is "$(hdr width web.out)x$(hdr height web.out)" "$(hdr height "$img")x$(hdr width "$img")" \
+       "$name rotate=90: the sides swapped, as libvips reads them"
+done
+code=$(curl -s -o web.out -w '%{http_code} %{content_type}' --data-binary @"$CORPUS/jpeg-photo-ladybird.jpg" \
+       "$URL/v1/process?steps=grayscale&format=png")
+is "$code $(hdr bands web.out)" "200 image/png 1" "format=png: a one-band PNG, said in Content-Type"
+
+# ---- errors: problem+json, the service's status, an HTTP status to act on
+perr() {    # perr DESCRIPTION EXPECTED-HTTP EXPECTED-TITLE CURL-ARGS...
+    local desc=$1 http=$2 title=$3
+    shift 3
+    code=$(curl -s -o p.json -w '%{http_code} %{content_type}' "$@")
+    is "$code" "$http application/problem+json" "$desc: $http, problem+json"
+    is "$(j p.json 'd["title"], d["status"], d["type"].endswith(d["title"]), len(d["detail"]) > 0')" \
+       "('$title', $http, True, True)" "... titled $title, with a detail"
+}
+perr "steps out of range" 400 invalid-argument --data-binary @"$CORPUS/jpeg-photo-ladybird.jpg" \
+     "$URL/v1/process?steps=blur=0"
+like "$(j p.json 'd["detail"]')" "*sigma must be > 0*" "... naming the range"
+perr "no steps" 400 invalid-argument --data-binary @"$CORPUS/jpeg-photo-ladybird.jpg" "$URL/v1/process"
+perr "a format nobody knows" 400 invalid-argument --data-binary @"$CORPUS/jpeg-photo-ladybird.jpg" \
+     "$URL/v1/process?steps=flip&format=bmp"
+printf 'not an image' >bad.jpg
+perr "not an image" 415 unsupported-format --data-binary @bad.jpg "$URL/v1/process?steps=flip"
+head -c 5000 "$CORPUS/jpeg-photo-ladybird.jpg" >cut.jpg
+perr "a JPEG cut short" 422 corrupt-image --data-binary @cut.jpg "$URL/v1/process?steps=flip"
+perr "extract_band beyond the bands" 400 invalid-argument --data-binary @"$CORPUS/jpeg-gray-photo.jpg" \
+     "$URL/v1/process?steps=extract_band=2"
+perr "an unknown path" 404 not-found "$URL/v2/info"
+perr "GET on process" 405 method-not-allowed "$URL/v1/process"
+stop_web
+is "$WEB_STATUS" 0 "the gateway stops cleanly on SIGTERM"
+
+start_web --max-body 100K
+perr "a body over --max-body" 413 too-large --data-binary @"$CORPUS/jpeg-photo-ladybird.jpg" \
+     "$URL/v1/process?steps=flip"
+stop_server
+perr "imgprocd gone" 502 gateway "$URL/v1/info"
+like "$(j p.json 'd["detail"]')" "imgprocd: *" "... saying imgprocd could not be asked"
+stop_web
+is "$WEB_STATUS" 0 "the gateway stops cleanly"
+
+done_testing

@@ -1,0 +1,74 @@
+/* rpc.c - the gateway's RPC side: a connection to imgprocd per civetweb thread. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "proto.h"
+#include "web.h"
+
+/* This thread's connection; civetweb's threads live as long as the server. */
+static __thread CLIENT *conn;
+
+/* The connection, made if there is none; NULL with why (malloc'ed). */
+static CLIENT *
+connection(const web_config *cfg, int *fresh, char **why)
+{
+    *why = NULL;
+    *fresh = !conn;
+    if (conn)
+        return conn;
+    conn = proto_connect(cfg->host, cfg->port, cfg->program, "tcp", cfg->timeout, why);
+    if (conn) {
+        /* AUTH_SYS: the gateway's own uid owns what its callers create. */
+        AUTH *sys = authunix_create_default();
+        if (sys) {
+            auth_destroy(conn->cl_auth);
+            conn->cl_auth = sys;
+        }
+    }
+    return conn;
+}
+
+static void
+drop(void)
+{
+    if (conn->cl_auth)
+        auth_destroy(conn->cl_auth);
+    clnt_destroy(conn);
+    conn = NULL;
+}
+
+/*
+ * An idle connection may have been closed by imgprocd (its idle timeout, or
+ * its cap on connections from one address): a call that fails on one that
+ * was not new is made once more on a new one.  Only for calls that may be
+ * repeated (call's own say).
+ */
+int
+web_call(const web_config *cfg, const char *what, web_call_fn call, void *ctx, int repeatable,
+         char **why)
+{
+    for (int attempt = 0;; attempt++) {
+        int fresh;
+        CLIENT *c = connection(cfg, &fresh, why);
+        const char *e;
+
+        if (!c) {
+            char *reason = *why;
+            if (asprintf(why, "imgprocd: %s", reason ? reason : "cannot reach the server") < 0)
+                *why = NULL;
+            free(reason);
+            return -1;
+        }
+        if (call(c, ctx) == RPC_SUCCESS)
+            return 0;
+        e = clnt_sperror(c, "");
+        while (*e == ':' || *e == ' ')
+            e++;
+        if (asprintf(why, "imgprocd: %s failed: %s", what, e) < 0)
+            *why = NULL;
+        drop();
+        if (fresh || !repeatable || attempt > 0)
+            return -1;
+        free(*why);
+    }
+}
