@@ -387,18 +387,30 @@ net_listen(srv *s, char **why)
 static char *
 registered_uaddr(rpcprog_t prog, const char *netid)
 {
-    struct netconfig *lo = getnetconfigent("tcp");
-    rpcblist_ptr list = lo ? rpcb_getmaps(lo, "127.0.0.1") : NULL;
+    /* Asked of rpcbind at 127.0.0.1 port 111 directly: libtirpc's
+     * rpcb_getmaps loses a little memory on each call (valgrind). */
+    struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(PMAPPORT),
+                               .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    struct netbuf nb = { sizeof(sin), sizeof(sin), &sin };
+    struct netconfig *nc = getnetconfigent("tcp");
+    CLIENT *c = nc ? clnt_tli_create(RPC_ANYFD, nc, &nb, RPCBPROG, RPCBVERS, 0, 0) : NULL;
+    struct timeval tv = { 5, 0 };
+    rpcblist_ptr list = NULL;
     char *uaddr = NULL;
 
-    for (rpcblist_ptr e = list; e && !uaddr; e = e->rpcb_next)
-        if (e->rpcb_map.r_prog == prog && e->rpcb_map.r_vers == IMGPROC_V1 &&
-            strcmp(e->rpcb_map.r_netid, netid) == 0)
-            uaddr = strdup(e->rpcb_map.r_addr);
+    if (c && clnt_call(c, RPCBPROC_DUMP, (xdrproc_t)(void (*)(void))xdr_void, NULL,
+                       (xdrproc_t)(void (*)(void))xdr_rpcblist_ptr, (caddr_t)&list,
+                       tv) == RPC_SUCCESS)
+        for (rpcblist_ptr e = list; e && !uaddr; e = e->rpcb_next)
+            if (e->rpcb_map.r_prog == prog && e->rpcb_map.r_vers == IMGPROC_V1 &&
+                strcmp(e->rpcb_map.r_netid, netid) == 0)
+                uaddr = strdup(e->rpcb_map.r_addr);
     if (list)
-        xdr_free((xdrproc_t)xdr_rpcblist_ptr, (char *)&list);
-    if (lo)
-        freenetconfigent(lo);
+        xdr_free((xdrproc_t)(void (*)(void))xdr_rpcblist_ptr, (char *)&list);
+    if (c)
+        clnt_destroy(c);
+    if (nc)
+        freenetconfigent(nc);
     return uaddr;
 }
 
