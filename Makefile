@@ -49,7 +49,7 @@ WEB_SRC    := $(wildcard web/*.c)
 WEB_OBJ    := $(call obj,$(WEB_SRC)) $(BUILD)/obj/gen/imgproc_clnt.o
 WEB_BIN    := $(BUILD)/imgproc-web
 # The web gateway: civetweb for HTTP; the RPC side is the client's (no libvips).
-WEB_LIBS    = $(CLIENT_LIBS) -lcivetweb
+WEB_LIBS    = $(CLIENT_LIBS) -lcivetweb $(shell xmlrpc-c-config server-util --libs 2>/dev/null)
 
 .PHONY: all deps check unit integration demo install uninstall clean help \
         check-asan check-valgrind bench corpus check-corpus check-stress fuzz fuzz-build

@@ -10,8 +10,9 @@ PKGS="$PKGS clang libclang-rt-dev llvm"
 # Tests: ip (iproute2) makes the network namespaces some use; script
 # (bsdutils) gives the client a terminal for its progress bars.
 PKGS="$PKGS iproute2 bsdutils"
-# The web gateway: civetweb serves HTTP; its tests talk to it with curl.
-PKGS="$PKGS libcivetweb-dev curl"
+# The web gateway: civetweb serves HTTP, xmlrpc-c answers XML-RPC; its tests
+# talk to it with curl and Python's xmlrpc.client.
+PKGS="$PKGS libcivetweb-dev libxmlrpc-core-c3-dev curl"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

@@ -5,9 +5,15 @@
 #include <string.h>
 
 #include <civetweb.h>
+#include <xmlrpc-c/base.h>
+#include <xmlrpc-c/server.h>
 
 #include "proto.h"
 #include "web.h"
+
+/* The settings, for handlers whose data is something else; the XML-RPC methods. */
+static const web_config *web_cfg;
+static xmlrpc_registry *registry;
 
 /* The HTTP status for each service status: what the caller should do about it. */
 static int
@@ -287,6 +293,29 @@ on_process(struct mg_connection *c, void *data)
     return http;
 }
 
+/* POST /RPC2: an XML-RPC call (xmlrpc.c). */
+static int
+on_rpc2(struct mg_connection *c, void *data)
+{
+    const web_config *cfg = web_cfg;
+    const struct mg_request_info *ri = mg_get_request_info(c);
+    char *body, *out = NULL;
+    size_t len, outlen;
+    int http;
+
+    if (strcmp(ri->request_method, "POST") != 0)
+        return problem(c, 405, "method-not-allowed", "/RPC2 takes XML-RPC calls by POST");
+    if ((http = read_body(c, cfg->max_body / 3 * 4 + 65536, &body, &len)) != 0)
+        return http;
+    if (web_xmlrpc_answer(data, body, len, &out, &outlen) == 0)
+        http = send_ok(c, "text/xml", out, outlen);
+    else
+        http = problem(c, 400, "invalid-argument", "not an XML-RPC call");
+    free(body);
+    free(out);
+    return http;
+}
+
 /* Anything else. */
 static int
 on_unknown(struct mg_connection *c, void *data)
@@ -319,6 +348,7 @@ web_start(const web_config *cfg)
     struct mg_callbacks cb;
     struct mg_context *ctx;
 
+    web_cfg = cfg;
     snprintf(threads, sizeof(threads), "%u", cfg->threads);
     snprintf(timeout, sizeof(timeout), "%u", (cfg->timeout + 10) * 1000);
     memset(&cb, 0, sizeof(cb));
@@ -332,6 +362,12 @@ web_start(const web_config *cfg)
     }
     mg_set_request_handler(ctx, "/v1/info$", on_info, (void *)cfg);
     mg_set_request_handler(ctx, "/v1/process$", on_process, (void *)cfg);
+    if ((registry = web_xmlrpc_registry(cfg)))
+        mg_set_request_handler(ctx, "/RPC2$", on_rpc2, registry);
+    else {
+        mg_stop(ctx);
+        return NULL;
+    }
     mg_set_request_handler(ctx, "/", on_unknown, NULL);
     return ctx;
 }
@@ -341,4 +377,7 @@ web_stop(struct mg_context *ctx)
 {
     mg_stop(ctx);
     mg_exit_library();
+    if (registry)
+        xmlrpc_registry_free(registry);
+    registry = NULL;
 }

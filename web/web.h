@@ -36,4 +36,14 @@ typedef enum clnt_stat (*web_call_fn)(CLIENT *c, void *ctx);
 int web_call(const web_config *cfg, const char *what, web_call_fn call, void *ctx,
              int repeatable, char **why);
 
+/*
+ * xmlrpc.c: the labs' XML-RPC calls at /RPC2.  registry: made once at start
+ * (NULL having said why).  answer: the response to the call in xml, into
+ * *out (malloc'ed); -1 when no response could be made.
+ */
+typedef struct xmlrpc_registry xmlrpc_registry;
+xmlrpc_registry *web_xmlrpc_registry(const web_config *cfg);
+int web_xmlrpc_answer(xmlrpc_registry *reg, const char *xml, size_t len, char **out,
+                      size_t *outlen);
+
 #endif

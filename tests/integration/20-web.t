@@ -99,6 +99,33 @@ perr "extract_band beyond the bands" 400 invalid-argument --data-binary @"$CORPU
      "$URL/v1/process?steps=extract_band=2"
 perr "an unknown path" 404 not-found "$URL/v2/info"
 perr "GET on process" 405 method-not-allowed "$URL/v1/process"
+
+# ---- XML-RPC at /RPC2: a lab's unmodified Python client (xmlrpc.client, MultiCall)
+PHOTO="$CORPUS/jpeg-photo-ladybird.jpg"
+mkdir lab
+/usr/bin/python3 "$TOP/tests/web/xmlrpc_lab.py" "$URL/RPC2" "$PHOTO" lab >lab.json
+is "$?" 0 "the lab's XML-RPC client runs to its end"
+is "$(j lab.json 'all(m in d["methods"] for m in ["convert_to_grayscale", "resize_image", "rotate_image", "apply_blur", "system.multicall"])')" \
+   "True" "system.listMethods names the four lab calls and system.multicall"
+W=$(hdr width "$PHOTO"); H=$(hdr height "$PHOTO")
+is "$(hdr vips-loader lab/grayscale.jpg) $(hdr width lab/grayscale.jpg)x$(hdr height lab/grayscale.jpg) $(hdr bands lab/grayscale.jpg)" \
+   "jpegload ${W}x$H 1" "convert_to_grayscale: a one-band JPEG of the photo's size"
+cli process --steps grayscale -f jpeg "$PHOTO" -o cli-gray.jpg
+is "$(md5sum <lab/grayscale.jpg)" "$(md5sum <cli-gray.jpg)" "... byte for byte imgproc process's"
+python3 -c "import sys; w,h=$W,$H; s=min(300/w,200/h); print('%dx%d' % (round(w*s), round(h*s)))" >want
+is "$(hdr width lab/resize.jpg)x$(hdr height lab/resize.jpg)" "$(cat want)" \
+   "resize_image(300, 200): fits inside the box, keeping the photo's shape"
+is "$(hdr width lab/rotate.jpg)x$(hdr height lab/rotate.jpg)" "${H}x$W" "rotate_image(90): the sides swap"
+cli process --steps blur=5 -f jpeg "$PHOTO" -o cli-blur.jpg
+is "$(md5sum <lab/blur.jpg)" "$(md5sum <cli-blur.jpg)" "apply_blur: imgproc's blur=5, a JPEG"
+is "$(j lab.json 'd["multicall"]')" 2 "MultiCall: two calls, two results"
+cli process --steps rotate=45.5 -f jpeg "$PHOTO" -o cli-rot.jpg
+is "$(md5sum <lab/multi-rotate.jpg)" "$(md5sum <cli-rot.jpg)" "... the second a rotation by 45.5"
+is "$(j lab.json 'd["fault_not_image"][0], d["fault_not_image"][1].split(":")[0]')" \
+   "(2, 'unsupported-format')" "not an image: a fault with the service's status"
+is "$(j lab.json 'd["fault_size"][0]')" 1 "a box of width 0: invalid-argument"
+is "$(j lab.json 'd["fault_no_method"] is not None')" True "an unknown method: a fault"
+
 stop_web
 is "$WEB_STATUS" 0 "the gateway stops cleanly on SIGTERM"
 
