@@ -559,6 +559,11 @@ t_result(cli_opts *o, CLIENT *clnt, task_opts *t, char **args, int nargs)
         }
         t->out = "-";
     }
+    if (cli_is_dir(t->out)) {
+        cli_error("'%s' is a folder, and task result writes one file: give -o FOLDER/NAME\n",
+                  t->out);
+        return EXIT_USAGE;
+    }
     rc = fetch(o, clnt, id, t->out, &facts);
     if (rc == EXIT_OK && o->json) {
         cli_json_begin();
@@ -672,9 +677,12 @@ task_help(FILE *f)
 static void
 task_cmd_help(const task_cmd *cmd)
 {
-    printf("usage: %s\n\nOptions:\n", cmd->synopsis);
-    cli_help_options(stdout, cmd->cmd);
-    printf("\n");
+    printf("usage: %s\n\n", cmd->synopsis);
+    if (cli_help_options(NULL, cmd->cmd)) {
+        printf("Options:\n");
+        cli_help_options(stdout, cmd->cmd);
+        printf("\n");
+    }
     cli_help_global(stdout);
 }
 
