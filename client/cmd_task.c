@@ -299,7 +299,7 @@ wait_task(cli_opts *o, CLIENT *clnt, ip_task_id id, unsigned for_secs, int has_w
     for (;;) {
         ip_task_wait_args a;
         ip_task_state seen;
-        unsigned spent, step = IP_MAX_WAIT;
+        unsigned spent;
         if (out->status != IP_OK) {
             rc = refused(what, out->status, out->ip_task_info_res_u.message);
             break;
@@ -323,18 +323,15 @@ wait_task(cli_opts *o, CLIENT *clnt, ip_task_id id, unsigned for_secs, int has_w
                 rc = EXIT_FAILED;
                 break;
             }
-            if (for_secs - spent < step)
-                step = for_secs - spent;
         }
-        /* The server blocks at most IP_MAX_WAIT; stay inside our own call timeout. */
-        if (o->timeout > 5 && step > (unsigned)o->timeout - 5)
-            step = (unsigned)o->timeout - 5;
-        /* A task's percent does not wake TASK_WAIT: a bar asks once a second. */
-        if (bar.on)
-            step = 1;
+        /* libtirpc blocks every signal for the length of a call (clnt_vc_call
+         * holds its fd lock with all signals masked), so a call of a minute
+         * would keep Ctrl-C waiting that long: each waits a second at most.
+         * That also lets a bar show the task's percent, which does not wake
+         * TASK_WAIT. */
         a.id = id;
         a.seen = seen;
-        a.timeout = step ? step : 1;
+        a.timeout = 1;
         xdr_free((xdrproc_t)xdr_ip_task_info_res, (char *)out);
         memset(out, 0, sizeof(*out));
         if (task_wait_1(&a, out, clnt) != RPC_SUCCESS) {
