@@ -69,8 +69,8 @@ int cli_getopt(int argc, char **argv, const char *shorts, const struct option *o
 /* Whether command cmd (a CMD_* bit) takes option id. */
 int cli_takes(unsigned cmd, int id);
 const char *cli_option_name(int id);
-/* --help: the options of command cmd but those of every command; those. */
-void cli_help_options(FILE *f, unsigned cmd);
+/* --help: the options of command cmd but those of every command (f NULL: only counted); those. */
+int cli_help_options(FILE *f, unsigned cmd);
 void cli_help_global(FILE *f);
 /* One help line, as options.c prints them (for options beyond the table). */
 void cli_help_line(FILE *f, int letter, const char *name, const char *arg, const char *help);
@@ -111,6 +111,8 @@ int cli_read_file(const char *path, size_t max, char **data, size_t *len,
 int cli_write_file(const char *path, const void *data, size_t len,
                    char *why, size_t whylen);
 int cli_is_dir(const char *path);
+/* Are a and b names of one existing file (symbolic links followed)? */
+int cli_same_file(const char *a, const char *b);
 /* An image file (or - for stdin) into im (ip_image_val malloc'ed).  0, or -1 having said why. */
 int cli_read_image(const char *path, ip_image *im);
 /* DIR/NAME, without a doubled slash when DIR ends in one (malloc'ed, NULL if out of memory). */

@@ -241,6 +241,18 @@ parse_output(const cli_opts *o, image_job *job, char **inputs, int ninputs)
                   ninputs);
         return EXIT_USAGE;
     }
+    /* -o x.jpg with many inputs would make a folder called x.jpg. */
+    if (ninputs > 1 && access(job->out, F_OK) != 0 &&
+        proto_format_from_path(job->out) != IP_FMT_AUTO) {
+        cli_error("-o '%s' names one image, and %d inputs need a folder: give -o DIR "
+                  "(made if missing)\n", job->out, ninputs);
+        return EXIT_USAGE;
+    }
+    if (ninputs == 1 && strcmp(job->out, "-") != 0 && cli_same_file(inputs[0], job->out)) {
+        cli_error("'%s' would be overwritten by its own result: give -o another name\n",
+                  inputs[0]);
+        return EXIT_USAGE;
+    }
     job->out_is_dir = cli_is_dir(job->out) || ninputs > 1 ||
                       job->out[strlen(job->out) - 1] == '/';
     if (!job->spec.have_format && !job->out_is_dir && strcmp(job->out, "-") != 0) {

@@ -299,7 +299,7 @@ wait_task(cli_opts *o, CLIENT *clnt, ip_task_id id, unsigned for_secs, int has_w
     for (;;) {
         ip_task_wait_args a;
         ip_task_state seen;
-        unsigned spent, step = IP_MAX_WAIT;
+        unsigned spent;
         if (out->status != IP_OK) {
             rc = refused(what, out->status, out->ip_task_info_res_u.message);
             break;
@@ -323,18 +323,15 @@ wait_task(cli_opts *o, CLIENT *clnt, ip_task_id id, unsigned for_secs, int has_w
                 rc = EXIT_FAILED;
                 break;
             }
-            if (for_secs - spent < step)
-                step = for_secs - spent;
         }
-        /* The server blocks at most IP_MAX_WAIT; stay inside our own call timeout. */
-        if (o->timeout > 5 && step > (unsigned)o->timeout - 5)
-            step = (unsigned)o->timeout - 5;
-        /* A task's percent does not wake TASK_WAIT: a bar asks once a second. */
-        if (bar.on)
-            step = 1;
+        /* libtirpc blocks every signal for the length of a call (clnt_vc_call
+         * holds its fd lock with all signals masked), so a call of a minute
+         * would keep Ctrl-C waiting that long: each waits a second at most.
+         * That also lets a bar show the task's percent, which does not wake
+         * TASK_WAIT. */
         a.id = id;
         a.seen = seen;
-        a.timeout = step ? step : 1;
+        a.timeout = 1;
         xdr_free((xdrproc_t)xdr_ip_task_info_res, (char *)out);
         memset(out, 0, sizeof(*out));
         if (task_wait_1(&a, out, clnt) != RPC_SUCCESS) {
@@ -559,6 +556,11 @@ t_result(cli_opts *o, CLIENT *clnt, task_opts *t, char **args, int nargs)
         }
         t->out = "-";
     }
+    if (cli_is_dir(t->out)) {
+        cli_error("'%s' is a folder, and task result writes one file: give -o FOLDER/NAME\n",
+                  t->out);
+        return EXIT_USAGE;
+    }
     rc = fetch(o, clnt, id, t->out, &facts);
     if (rc == EXIT_OK && o->json) {
         cli_json_begin();
@@ -672,9 +674,12 @@ task_help(FILE *f)
 static void
 task_cmd_help(const task_cmd *cmd)
 {
-    printf("usage: %s\n\nOptions:\n", cmd->synopsis);
-    cli_help_options(stdout, cmd->cmd);
-    printf("\n");
+    printf("usage: %s\n\n", cmd->synopsis);
+    if (cli_help_options(NULL, cmd->cmd)) {
+        printf("Options:\n");
+        cli_help_options(stdout, cmd->cmd);
+        printf("\n");
+    }
     cli_help_global(stdout);
 }
 

@@ -223,9 +223,8 @@ by_out_name(const void *a, const void *b)
     return c ? c : (x->index > y->index) - (x->index < y->index);
 }
 
-/* Two names for one file. */
-static int
-same_file(const char *a, const char *b)
+int
+cli_same_file(const char *a, const char *b)
 {
     struct stat x, y;
 
@@ -255,7 +254,7 @@ cli_check_outputs(const char *dir, char *const *inputs, size_t n, ip_format form
         if (!names[i].name) {
             cli_error("out of memory\n");
             rc = -1;
-        } else if (same_file(inputs[i], names[i].name)) {
+        } else if (cli_same_file(inputs[i], names[i].name)) {
             cli_error("'%s' would be overwritten by its own result: give -o another "
                       "folder, or -f another format\n", inputs[i]);
             rc = -1;

@@ -39,7 +39,7 @@ usage(FILE *f)
     cli_help_global(f);
     fprintf(f, "\n'imgproc COMMAND --help' tells more.  --version prints the version.\n"
                "Exit status: 0 all done, 1 some input failed, 2 usage error,\n"
-               "3 the server could not be reached.\n");
+               "3 the server could not be reached, 130 interrupted (Ctrl-C).\n");
 }
 
 int

@@ -176,13 +176,19 @@ cli_help_line(FILE *f, int letter, const char *name, const char *arg, const char
     proto_help_line(f, head, help);
 }
 
-void
+int
 cli_help_options(FILE *f, unsigned cmd)
 {
+    int n = 0;
+
     for (size_t i = 0; i < NOPTIONS; i++)
-        if ((options[i].cmds & cmd) && options[i].cmds != CMD_EVERY)
-            cli_help_line(f, options[i].letter, options[i].name, options[i].arg,
-                          options[i].help);
+        if ((options[i].cmds & cmd) && options[i].cmds != CMD_EVERY) {
+            if (f)
+                cli_help_line(f, options[i].letter, options[i].name, options[i].arg,
+                              options[i].help);
+            n++;
+        }
+    return n;
 }
 
 void

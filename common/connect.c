@@ -54,8 +54,8 @@ connect_port(const char *host, int portnum, rpcprog_t prog, const char *proto, c
         freenetconfigent(nc);
     }
     freeaddrinfo(res);
-    if (!clnt && asprintf(why, "cannot reach %s port %d: %s", host, portnum,
-                          create_error()) < 0)
+    if (!clnt && asprintf(why, "cannot reach %s port %d: %s (is imgprocd running there?)",
+                          host, portnum, create_error()) < 0)
         *why = NULL;
     return clnt;
 }
@@ -72,7 +72,9 @@ proto_connect(const char *host, int port, rpcprog_t prog, const char *proto,
         clnt = connect_port(host, port, prog, proto, why);
     else {
         clnt = clnt_create_timed(host, prog, IMGPROC_V1, proto, &tv);
-        if (!clnt && asprintf(why, "cannot reach %s: %s", host, create_error()) < 0)
+        if (!clnt && asprintf(why, "cannot reach %s: %s (is imgprocd running there, on program "
+                              "0x%lX? -p PORT skips rpcbind)", host, create_error(),
+                              (unsigned long)prog) < 0)
             *why = NULL;
     }
     if (!clnt)

@@ -237,7 +237,9 @@ srv_usage(FILE *f)
     fprintf(f, "\n  -h, --help             this help\n"
                "  -V, --version          print the version\n\n"
                "Once serving, it prints 'imgprocd: ready ...' on stdout.  SIGINT or SIGTERM\n"
-               "unregisters from rpcbind and stops after the calls in progress.\n");
+               "unregisters from rpcbind and stops at once: a synchronous call in progress is\n"
+               "answered busy ('call again later'), and a running task is queued again, to\n"
+               "run from the start when a server opens the state folder again.\n");
 }
 
 int

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -17,6 +18,7 @@
 struct store {
     char *dir;                  /* the state folder */
     sqlite3 *db;                /* its tasks.db */
+    int lock_fd;                /* its lock file, held (flock) while open */
 };
 
 /*
@@ -144,6 +146,37 @@ make_dir(const char *path, char **why)
     return 0;
 }
 
+/*
+ * One server per state folder: two would both recover, run and write the
+ * same tasks.  The lock is flock(2) on DIR/lock, which holds our pid for the
+ * message; the kernel lets it go however we end (kill -9 included).
+ */
+static int
+lock_dir(store *st, char **why)
+{
+    char path[4096], pid[32] = "";
+    ssize_t n;
+
+    snprintf(path, sizeof(path), "%s/lock", st->dir);
+    if ((st->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644)) < 0)
+        return fail(why, "cannot open '%s': %s", path, strerror(errno));
+    if (flock(st->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+        int err = errno;
+        n = pread(st->lock_fd, pid, sizeof(pid) - 1, 0);
+        pid[n > 0 ? n : 0] = '\0';
+        pid[strcspn(pid, "\n")] = '\0';
+        if (err == EWOULDBLOCK)
+            return fail(why, "the state folder '%s' is in use by another imgprocd%s%s%s: "
+                        "give each server its own --state-dir", st->dir, *pid ? " (pid " : "",
+                        pid, *pid ? ")" : "");
+        return fail(why, "cannot lock '%s': %s", path, strerror(err));
+    }
+    n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+    if (ftruncate(st->lock_fd, 0) < 0 || pwrite(st->lock_fd, pid, (size_t)n, 0) != n)
+        return fail(why, "cannot write '%s': %s", path, strerror(errno));
+    return 0;
+}
+
 store *
 store_open(const char *dir, char **why)
 {
@@ -154,8 +187,9 @@ store_open(const char *dir, char **why)
         fail(why, "out of memory");
         return NULL;
     }
+    st->lock_fd = -1;
     st->dir = strdup(dir);
-    if (!st->dir || make_dir(dir, why))
+    if (!st->dir || make_dir(dir, why) || lock_dir(st, why))
         goto fail;
     snprintf(path, sizeof(path), "%s/in", dir);
     if (make_dir(path, why))
@@ -195,6 +229,8 @@ store_close(store *st)
         return;
     if (st->db)
         sqlite3_close(st->db);
+    if (st->lock_fd >= 0)
+        close(st->lock_fd);     /* and the lock goes with it */
     free(st->dir);
     free(st);
 }

@@ -53,6 +53,18 @@ is "$?" 0 "-f png into the input's folder writes x.png beside it"
 is "$(hdr vips-loader a/x.png)-$(hdr bands a/x.png)" "pngload-1" "... a 1-band PNG"
 is "$(md5sum <a/x.jpg)" "$sum_a" "... and the photo is untouched"
 
+cp a/x.jpg self.jpg
+ln -s self.jpg link.jpg
+sum_self=$(md5sum <self.jpg)
+for out in self.jpg ./self.jpg "$TMP/self.jpg"; do
+    cli grayscale self.jpg -o "$out" 2>"$TMP/e"
+    is "$?" 2 "-o $out, the input itself: refused"
+done
+cli blur --sigma 2 link.jpg -o self.jpg 2>"$TMP/e"
+is "$?" 2 "-o the file a symbolic link input points at: refused"
+like "$(cat "$TMP/e")" "*'link.jpg' would be overwritten by its own result*" "... saying so"
+is "$(md5sum <self.jpg)" "$sum_self" "... and the photo is untouched"
+
 # ---- the format comes from the content, not the name: caught when the result is back
 cli grayscale c/p.jpg d/p.png -o out2 2>"$TMP/e"
 is "$?" 1 "a PNG named p.jpg and p.png: the second result is not written (exit 1)"
@@ -74,6 +86,9 @@ touch afile
 cli grayscale a/x.jpg b/x.jpeg -o afile 2>"$TMP/e"
 is "$?" 2 "-o an existing file with two inputs: refused"
 like "$(cat "$TMP/e")" "*'afile' is a file, and 2 inputs need a folder*" "... saying why"
+cli grayscale a/x.jpg b/x.jpeg -o new.jpg 2>"$TMP/e"
+is "$?:$([ -e new.jpg ]; echo $?)" "2:1" "-o new.jpg with two inputs: refused, no folder named new.jpg made"
+like "$(cat "$TMP/e")" "*-o 'new.jpg' names one image, and 2 inputs need a folder*" "... saying why"
 cli grayscale a/x.jpg -o y.xyz 2>"$TMP/e"
 is "$?" 2 "-o y.xyz: a format nobody knows is refused, not written as JPEG"
 like "$(cat "$TMP/e")" "*'y.xyz' names no format*jpeg, png, webp, tiff, gif*" \
@@ -86,6 +101,12 @@ cli grayscale -f bmp a/x.jpg -o y.png 2>"$TMP/e"
 is "$?" 2 "-f bmp: refused"
 like "$(cat "$TMP/e")" "*invalid format 'bmp': -f takes auto, jpeg, png, webp, tiff, gif*" \
      "... listing what -f takes"
+
+id=$(cli task create --steps grayscale a/x.jpg) && cli task wait "$id" >/dev/null
+mkdir results
+cli task result "$id" -o results 2>"$TMP/e"
+is "$?:$(ls results | wc -l)" "2:0" "task result -o FOLDER: refused, nothing written"
+like "$(cat "$TMP/e")" "*'results' is a folder, and task result writes one file*" "... saying so"
 
 # ---- two bands of data (extract_band) are never taken for gray and alpha
 cli process --steps extract_band=1:2 a/x.jpg -o two 2>"$TMP/e"
