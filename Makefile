@@ -29,7 +29,9 @@ GEN_H     := $(BUILD)/gen/imgproc.h
 GEN_XDR   := $(BUILD)/gen/imgproc_xdr.c
 GEN_CLNT  := $(BUILD)/gen/imgproc_clnt.c
 
-COMMON_SRC := $(wildcard common/*.c)
+# common/: what both sides use, and (CALLER_SRC) what every RPC caller uses.
+CALLER_SRC := common/connect.c common/fetch.c
+COMMON_SRC := $(filter-out $(CALLER_SRC),$(wildcard common/*.c))
 SERVER_SRC := $(wildcard server/*.c)
 CLIENT_SRC := $(wildcard client/*.c)
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
@@ -37,7 +39,8 @@ UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 COMMON_OBJ := $(call obj,$(COMMON_SRC)) $(BUILD)/obj/gen/imgproc_xdr.o
 SERVER_OBJ := $(call obj,$(SERVER_SRC))
-CLIENT_OBJ := $(call obj,$(CLIENT_SRC)) $(BUILD)/obj/gen/imgproc_clnt.o
+CALLER_OBJ := $(call obj,$(CALLER_SRC)) $(BUILD)/obj/gen/imgproc_clnt.o
+CLIENT_OBJ := $(call obj,$(CLIENT_SRC)) $(CALLER_OBJ)
 UNIT_BIN   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 BENCH_BIN  := $(BUILD)/bench/bench
 CORPUS_DIFF := $(BUILD)/tests/corpus-diff
@@ -46,7 +49,7 @@ TEST_BIN   := $(UNIT_BIN) $(BUILD)/tests/hostile $(BENCH_BIN) $(CORPUS_DIFF)
 SERVER_BIN := $(BUILD)/imgprocd
 CLIENT_BIN := $(BUILD)/imgproc
 WEB_SRC    := $(wildcard web/*.c)
-WEB_OBJ    := $(call obj,$(WEB_SRC)) $(BUILD)/obj/gen/imgproc_clnt.o
+WEB_OBJ    := $(call obj,$(WEB_SRC)) $(CALLER_OBJ)
 WEB_BIN    := $(BUILD)/imgproc-web
 # The web gateway: civetweb for HTTP; the RPC side is the client's (no libvips).
 WEB_LIBS    = $(CLIENT_LIBS) -lcivetweb $(shell xmlrpc-c-config server-util --libs 2>/dev/null)
@@ -137,7 +140,7 @@ $(BUILD)/obj/bench/bench.o: ALL_CFLAGS += -Iclient -Iserver
 $(BENCH_BIN): $(BUILD)/obj/bench/bench.o $(BUILD)/obj/server/ops.o $(BUILD)/obj/server/log.o \
               $(BUILD)/obj/client/taskio.o $(BUILD)/obj/client/conn.o $(BUILD)/obj/client/io.o \
               $(BUILD)/obj/client/report.o $(BUILD)/obj/client/progress.o \
-              $(BUILD)/obj/gen/imgproc_clnt.o $(COMMON_OBJ)
+              $(CALLER_OBJ) $(COMMON_OBJ)
 	@mkdir -p $(@D)
 	$(CC) $(OPT) $(SANITIZE) -o $@ $^ $(LDLIBS)
 

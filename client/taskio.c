@@ -131,55 +131,15 @@ int
 tio_fetch(CLIENT *clnt, ip_task_id id, char **data, uint64_t *len, ip_task_chunk *facts,
           tio_progress_fn progress, void *ctx, char *why, size_t whylen)
 {
-    char *buf = NULL;
-    uint64_t total = 1, got = 0;
-    int rc = EXIT_OK;
+    ip_status st;
+    int rc = proto_fetch_result(clnt, id, data, len, facts, progress, ctx, &st, why, whylen);
 
-    while (got < total) {
-        ip_task_result_args a = { id, got, IP_MAX_CHUNK };
-        ip_task_result_res r;
-        ip_task_chunk *c = &r.ip_task_result_res_u.chunk;
-        memset(&r, 0, sizeof(r));
-        if (task_result_1(&a, &r, clnt) != RPC_SUCCESS) {
-            rc = tio_rpc_failed(clnt, why, whylen);
-            goto fail;
-        }
-        if (r.status != IP_OK) {
-            rc = tio_refused(r.status, r.ip_task_result_res_u.message, why, whylen);
-            xdr_free((xdrproc_t)xdr_ip_task_result_res, (char *)&r);
-            goto fail;
-        }
-        if (!buf) {
-            total = c->total;
-            buf = malloc(total ? total : 1);
-            if (!buf) {
-                snprintf(why, whylen, "out of memory for %llu bytes", (unsigned long long)total);
-                xdr_free((xdrproc_t)xdr_ip_task_result_res, (char *)&r);
-                rc = EXIT_FAILED;
-                goto fail;
-            }
-            if (facts) {
-                *facts = *c;
-                memset(&facts->data, 0, sizeof(facts->data));
-            }
-        }
-        if (c->total != total || c->data.data_len > total - got ||
-            (c->data.data_len == 0 && got < total)) {
-            snprintf(why, whylen, "the server sent an inconsistent chunk");
-            xdr_free((xdrproc_t)xdr_ip_task_result_res, (char *)&r);
-            rc = EXIT_FAILED;
-            goto fail;
-        }
-        memcpy(buf + got, c->data.data_val, c->data.data_len);
-        got += c->data.data_len;
-        xdr_free((xdrproc_t)xdr_ip_task_result_res, (char *)&r);
-        if (progress)
-            progress(ctx, got, total);
+    if (rc == PROTO_FETCH_RPC)
+        return tio_rpc_failed(clnt, why, whylen);
+    if (rc == PROTO_FETCH_REFUSED) {
+        char msg[IP_MAX_MESSAGE];
+        snprintf(msg, sizeof(msg), "%s", why);
+        return tio_refused(st, msg, why, whylen);
     }
-    *data = buf;
-    *len = got;
-    return EXIT_OK;
-fail:
-    free(buf);
-    return rc;
+    return rc == PROTO_FETCH_OK ? EXIT_OK : EXIT_FAILED;
 }

@@ -154,6 +154,17 @@ enum clnt_stat proto_server_info(CLIENT *c, ip_server_info_res *res, struct time
  */
 CLIENT *proto_connect(const char *host, int port, rpcprog_t prog, const char *proto,
                       unsigned timeout, char **why);
+/*
+ * Task id's result, fetched in IP_MAX_CHUNK pieces into *data (malloc'ed),
+ * with its facts (facts' data left empty) when facts is not NULL; progress,
+ * when not NULL, hears of each piece.  PROTO_FETCH_OK; _RPC when a call
+ * failed (clnt says why); _REFUSED with the server's *st and message in why;
+ * _BAD when out of memory or the server's chunks disagree (why says).
+ */
+enum { PROTO_FETCH_OK, PROTO_FETCH_RPC, PROTO_FETCH_REFUSED, PROTO_FETCH_BAD };
+int proto_fetch_result(CLIENT *clnt, ip_task_id id, char **data, uint64_t *len,
+                       ip_task_chunk *facts, void (*progress)(void *, uint64_t, uint64_t),
+                       void *ctx, ip_status *st, char *why, size_t whylen);
 void proto_info_json(FILE *f, const ip_server_info *si, const ip_guard_limits *g,
                      const char *state_dir);
 

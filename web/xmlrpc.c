@@ -7,6 +7,10 @@
  *   resize_image(image, width, height) PROCESS resize=WxH (fits inside the box)
  *   rotate_image(image, angle)         PROCESS rotate=ANGLE
  *   apply_blur(image)                  PROCESS blur=5 (a Gaussian of radius 5)
+ *   create_task(binary)                TASK_CREATE blur=5,grayscale, held: its id
+ *   get_task_status(id)                TASK_STATUS, in the labs' words
+ *   change_task_status(id, s)          TASK_START ("In Progress"), TASK_WAIT ("Completed")
+ *   get_processed_image(id)            TASK_RESULT, as binary
  *
  * An image comes as a base64 string, as the labs send it (XML-RPC's own
  * base64 type is taken too), and goes back as one, a JPEG.  A refusal is a
@@ -206,6 +210,295 @@ m_blur(xmlrpc_env *env, xmlrpc_value *params, void *cfg, void *call)
     return run(env, params, cfg, "blur=5");
 }
 
+/* ---- the lab's tasks: blur then grayscale, as real imgprocd tasks */
+
+#define LAB_TASK_STEPS "blur=5,grayscale"
+
+/* The task calls' arguments and results, for web_call. */
+typedef struct task_call {
+    const web_config *cfg;
+    ip_task_id id;
+    ip_task_create_args create;     /* create_task */
+    ip_task_create_res created;
+    ip_task_info_res info;          /* get_task_status, and waits */
+    ip_task_res res;                /* TASK_START */
+    ip_task_state seen;             /* TASK_WAIT: wake when no longer this */
+    char *data;                     /* get_processed_image */
+    uint64_t len;
+    ip_status st;
+    char why[IP_MAX_MESSAGE];
+    int fetched;                    /* PROTO_FETCH_* */
+} task_call;
+
+static enum clnt_stat
+call_create(CLIENT *c, void *ctx)
+{
+    task_call *k = ctx;
+
+    return task_create_1(&k->create, &k->created, c);
+}
+
+static enum clnt_stat
+call_status(CLIENT *c, void *ctx)
+{
+    task_call *k = ctx;
+
+    xdr_free((xdrproc_t)xdr_ip_task_info_res, (char *)&k->info);
+    memset(&k->info, 0, sizeof(k->info));
+    return task_status_1(&k->id, &k->info, c);
+}
+
+static enum clnt_stat
+call_start(CLIENT *c, void *ctx)
+{
+    task_call *k = ctx;
+
+    xdr_free((xdrproc_t)xdr_ip_task_res, (char *)&k->res);
+    memset(&k->res, 0, sizeof(k->res));
+    return task_start_1(&k->id, &k->res, c);
+}
+
+static enum clnt_stat
+call_wait(CLIENT *c, void *ctx)
+{
+    task_call *k = ctx;
+    ip_task_wait_args a = { k->id, k->seen, IP_MAX_WAIT };
+
+    xdr_free((xdrproc_t)xdr_ip_task_info_res, (char *)&k->info);
+    memset(&k->info, 0, sizeof(k->info));
+    return task_wait_1(&a, &k->info, c);
+}
+
+static enum clnt_stat
+call_fetch(CLIENT *c, void *ctx)
+{
+    task_call *k = ctx;
+
+    free(k->data);
+    k->data = NULL;
+    k->fetched = proto_fetch_result(c, k->id, &k->data, &k->len, NULL, NULL, NULL, &k->st,
+                                    k->why, sizeof(k->why));
+    return k->fetched == PROTO_FETCH_RPC ? RPC_CANTRECV : RPC_SUCCESS;
+}
+
+static void
+task_call_free(task_call *k)
+{
+    xdr_free((xdrproc_t)xdr_ip_task_create_res, (char *)&k->created);
+    xdr_free((xdrproc_t)xdr_ip_task_info_res, (char *)&k->info);
+    xdr_free((xdrproc_t)xdr_ip_task_res, (char *)&k->res);
+    free(k->data);
+}
+
+/* web_call, its failure said as a fault: 0 when the call went through. */
+static int
+call_or_fault(xmlrpc_env *env, const web_config *cfg, const char *what, web_call_fn fn,
+              task_call *k, int repeatable)
+{
+    char *why = NULL;
+
+    if (web_call(cfg, what, fn, k, repeatable, &why) == 0)
+        return 0;
+    xmlrpc_env_set_fault_formatted(env, FAULT_GATEWAY, "%s", why ? why : "imgprocd");
+    free(why);
+    return -1;
+}
+
+/* A task id as the labs send it: a string of digits, or an int. */
+static int
+read_id(xmlrpc_env *env, xmlrpc_value *params, ip_task_id *id)
+{
+    xmlrpc_value *v;
+    unsigned long long n = 0;
+    char *end = NULL;
+
+    *id = 0;
+    xmlrpc_array_read_item(env, params, 0, &v);
+    if (env->fault_occurred)
+        return -1;
+    if (xmlrpc_value_type(v) == XMLRPC_TYPE_INT) {
+        int i;
+        xmlrpc_read_int(env, v, &i);
+        n = i > 0 ? (unsigned long long)i : 0;
+    } else if (xmlrpc_value_type(v) == XMLRPC_TYPE_STRING) {
+        const char *s;
+        xmlrpc_read_string(env, v, &s);
+        if (!env->fault_occurred) {
+            n = strtoull(s, &end, 10);
+            if (!*s || *end)
+                n = 0;
+            free((void *)s);
+        }
+    }
+    xmlrpc_DECREF(v);
+    if (env->fault_occurred)
+        return -1;
+    *id = n;
+    return 0;
+}
+
+/* "Created", "In Progress", "Completed": the labs' names of a task's states. */
+static const char *
+lab_state(ip_task_state st)
+{
+    switch (st) {
+    case IP_TASK_CREATED: return "Created";
+    case IP_TASK_QUEUED:
+    case IP_TASK_RUNNING: return "In Progress";
+    case IP_TASK_DONE: return "Completed";
+    case IP_TASK_FAILED: return "Failed";
+    case IP_TASK_CANCELLED: return "Cancelled";
+    }
+    return "Unknown";
+}
+
+/* create_task(image as XML-RPC binary): a held task; its id, as a string. */
+static xmlrpc_value *
+m_create_task(xmlrpc_env *env, xmlrpc_value *params, void *cfg, void *call)
+{
+    ip_step steps[IP_MAX_STEPS];
+    unsigned char *image = NULL;
+    task_call k = { .cfg = cfg };
+    xmlrpc_value *v, *out = NULL;
+    char why[IP_MAX_MESSAGE], id[32];
+    unsigned nsteps;
+    size_t len;
+
+    (void)call;
+    xmlrpc_array_read_item(env, params, 0, &v);
+    if (env->fault_occurred)
+        return NULL;
+    if (read_image(env, v, &image, &len)) {
+        xmlrpc_DECREF(v);
+        return NULL;
+    }
+    xmlrpc_DECREF(v);
+    if (proto_pipeline_parse(LAB_TASK_STEPS, steps, IP_MAX_STEPS, &nsteps, why, sizeof(why))) {
+        free(image);
+        xmlrpc_env_set_fault_formatted(env, IP_EINTERNAL, "internal-error: %s", why);
+        return NULL;
+    }
+    k.create.source.kind = IP_SOURCE_INLINE;
+    k.create.source.ip_task_source_u.image.ip_image_len = (u_int)len;
+    k.create.source.ip_task_source_u.image.ip_image_val = (char *)image;
+    k.create.spec.steps.steps_len = nsteps;
+    k.create.spec.steps.steps_val = steps;
+    k.create.spec.output.format = IP_FMT_JPEG;
+    k.create.token = "";
+    k.create.hold = TRUE;           /* the lab starts it: change_task_status */
+    /* Creating is not repeated: a second try could make a second task. */
+    if (!call_or_fault(env, cfg, "TASK_CREATE", call_create, &k, 0)) {
+        if (k.created.status != IP_OK)
+            xmlrpc_env_set_fault_formatted(env, (int)k.created.status, "%s: %s",
+                                           proto_status_name(k.created.status),
+                                           k.created.ip_task_create_res_u.message);
+        else {
+            snprintf(id, sizeof(id), "%llu",
+                     (unsigned long long)k.created.ip_task_create_res_u.created.id);
+            out = xmlrpc_string_new(env, id);
+        }
+    }
+    free(image);
+    task_call_free(&k);
+    return out;
+}
+
+/* get_task_status(id): "Created", "In Progress", "Completed"..., or "Invalid Task ID". */
+static xmlrpc_value *
+m_task_status(xmlrpc_env *env, xmlrpc_value *params, void *cfg, void *call)
+{
+    task_call k = { .cfg = cfg };
+    xmlrpc_value *out = NULL;
+
+    (void)call;
+    if (read_id(env, params, &k.id))
+        return NULL;
+    if (!k.id)
+        return xmlrpc_string_new(env, "Invalid Task ID");
+    if (!call_or_fault(env, cfg, "TASK_STATUS", call_status, &k, 1))
+        out = xmlrpc_string_new(env, k.info.status == IP_OK
+                                     ? lab_state(k.info.ip_task_info_res_u.info.state)
+                                     : "Invalid Task ID");
+    task_call_free(&k);
+    return out;
+}
+
+/*
+ * change_task_status(id, "In Progress" | "Completed"): "In Progress" starts
+ * a created task; "Completed" waits for a started one to finish.  true when
+ * the task is then in that state; false for a jump (Created to Completed),
+ * an unknown task, or a task that failed.
+ */
+static xmlrpc_value *
+m_change_status(xmlrpc_env *env, xmlrpc_value *params, void *cfg, void *call)
+{
+    const web_config *c = cfg;
+    task_call k = { .cfg = cfg };
+    const char *want = NULL;
+    xmlrpc_value *idv, *out = NULL;
+    int ok = 0, progress;
+
+    (void)call;
+    xmlrpc_decompose_value(env, params, "(Vs)", &idv, &want);
+    if (env->fault_occurred)
+        return NULL;
+    xmlrpc_DECREF(idv);
+    progress = strcmp(want, "In Progress") == 0;
+    if (!progress && strcmp(want, "Completed") != 0) {
+        xmlrpc_env_set_fault_formatted(env, IP_EINVAL, "invalid-argument: a task's status "
+                                       "becomes 'In Progress' or 'Completed', not '%s'", want);
+        free((void *)want);
+        return NULL;
+    }
+    free((void *)want);
+    if (read_id(env, params, &k.id))
+        return NULL;
+    if (k.id && !call_or_fault(env, c, "TASK_STATUS", call_status, &k, 1) && k.info.status == IP_OK) {
+        ip_task_state st = k.info.ip_task_info_res_u.info.state;
+        if (progress && st == IP_TASK_CREATED) {
+            ok = !call_or_fault(env, c, "TASK_START", call_start, &k, 1) && k.res.status == IP_OK;
+        } else if (progress)
+            ok = st == IP_TASK_QUEUED || st == IP_TASK_RUNNING;
+        else if (st != IP_TASK_CREATED) {
+            /* Waits as long as the task runs (each TASK_WAIT a minute at most). */
+            while (!env->fault_occurred && k.info.status == IP_OK &&
+                   !proto_task_final(k.info.ip_task_info_res_u.info.state)) {
+                k.seen = k.info.ip_task_info_res_u.info.state;
+                call_or_fault(env, c, "TASK_WAIT", call_wait, &k, 1);
+            }
+            ok = !env->fault_occurred && k.info.status == IP_OK &&
+                 k.info.ip_task_info_res_u.info.state == IP_TASK_DONE;
+        }
+    }
+    if (!env->fault_occurred)
+        out = xmlrpc_bool_new(env, ok);
+    task_call_free(&k);
+    return out;
+}
+
+/* get_processed_image(id): the done task's JPEG, as XML-RPC binary. */
+static xmlrpc_value *
+m_processed_image(xmlrpc_env *env, xmlrpc_value *params, void *cfg, void *call)
+{
+    task_call k = { .cfg = cfg };
+    xmlrpc_value *out = NULL;
+
+    (void)call;
+    if (read_id(env, params, &k.id))
+        return NULL;
+    if (!call_or_fault(env, cfg, "TASK_RESULT", call_fetch, &k, 1)) {
+        if (k.fetched == PROTO_FETCH_REFUSED)
+            xmlrpc_env_set_fault_formatted(env, (int)k.st, "%s: %s", proto_status_name(k.st),
+                                           k.why);
+        else if (k.fetched != PROTO_FETCH_OK)
+            xmlrpc_env_set_fault_formatted(env, FAULT_GATEWAY, "imgprocd: %s", k.why);
+        else
+            out = xmlrpc_base64_new(env, (size_t)k.len, (const unsigned char *)k.data);
+    }
+    task_call_free(&k);
+    return out;
+}
+
 static const struct xmlrpc_method_info3 methods[] = {
     { "convert_to_grayscale", m_grayscale, NULL, 0, "s:s",
       "The image (a base64 string) in one band of luma; a JPEG, as a base64 string." },
@@ -215,6 +508,14 @@ static const struct xmlrpc_method_info3 methods[] = {
       "The image rotated clockwise by ANGLE degrees; a JPEG." },
     { "apply_blur", m_blur, NULL, 0, "s:s",
       "The image under a Gaussian blur of radius 5; a JPEG." },
+    { "create_task", m_create_task, NULL, 0, "s:6",
+      "A task for the image (XML-RPC binary): blur then grayscale, a JPEG; its id." },
+    { "get_task_status", m_task_status, NULL, 0, "s:s",
+      "Created, In Progress, Completed (or Failed, Cancelled), or Invalid Task ID." },
+    { "change_task_status", m_change_status, NULL, 0, "b:ss",
+      "In Progress starts a created task; Completed waits for a started one; true if so." },
+    { "get_processed_image", m_processed_image, NULL, 0, "6:s",
+      "A completed task's JPEG, as XML-RPC binary." },
 };
 
 xmlrpc_registry *

@@ -125,6 +125,18 @@ is "$(j lab.json 'd["fault_not_image"][0], d["fault_not_image"][1].split(":")[0]
    "(2, 'unsupported-format')" "not an image: a fault with the service's status"
 is "$(j lab.json 'd["fault_size"][0]')" 1 "a box of width 0: invalid-argument"
 is "$(j lab.json 'd["fault_no_method"] is not None')" True "an unknown method: a fault"
+is "$(j lab.json 'd["task_id_is_string"], d["task_states"]')" \
+   "(True, ['Created', 'Created', 'Completed'])" "create_task: an id string; Created, then Completed"
+is "$(j lab.json 'd["task_jump"], d["task_start"], d["task_complete"]')" "(False, True, True)" \
+   "change_task_status: Created to Completed is refused; In Progress, then Completed, work"
+cli process --steps blur=5,grayscale -f jpeg "$PHOTO" -o cli-task.jpg
+is "$(hdr bands lab/task.jpg) $(md5sum <lab/task.jpg)" "1 $(md5sum <cli-task.jpg)" \
+   "get_processed_image: blur then grayscale, a JPEG, as imgproc process makes it"
+is "$(j lab.json 'd["task_unknown"], d["task_not_an_id"]')" "('Invalid Task ID', 'Invalid Task ID')" \
+   "get_task_status of an unknown id or of no id: Invalid Task ID"
+is "$(j lab.json 'd["task_bad_state"][0]')" 1 "change_task_status to a state of no lab: invalid-argument"
+is "$(cli --json task list | python3 -c 'import json,sys; print(sum(1 for t in json.load(sys.stdin) if t["steps"].startswith("blur=5") and t["state"] == "done"))')" \
+   1 "... the lab's task is a real imgprocd task, done"
 
 stop_web
 is "$WEB_STATUS" 0 "the gateway stops cleanly on SIGTERM"

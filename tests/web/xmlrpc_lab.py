@@ -34,4 +34,23 @@ for key, call in [("fault_not_image", lambda: s.convert_to_grayscale(
         seen[key] = None
     except xmlrpc.client.Fault as f:
         seen[key] = [f.faultCode, f.faultString]
+# The lab's task: create (the image as binary), start, complete, fetch.
+raw = open(image, "rb").read()
+tid = s.create_task(xmlrpc.client.Binary(raw))
+seen["task_id_is_string"] = isinstance(tid, str)
+seen["task_states"] = [s.get_task_status(tid)]
+seen["task_jump"] = s.change_task_status(tid, "Completed")     # Created -> Completed: no
+seen["task_states"].append(s.get_task_status(tid))
+seen["task_start"] = s.change_task_status(tid, "In Progress")
+seen["task_complete"] = s.change_task_status(tid, "Completed")
+seen["task_states"].append(s.get_task_status(tid))
+with open("%s/task.jpg" % outdir, "wb") as f:
+    f.write(s.get_processed_image(tid).data)
+seen["task_unknown"] = s.get_task_status("999999")
+seen["task_not_an_id"] = s.get_task_status("abc")
+try:
+    s.change_task_status(tid, "Done")
+    seen["task_bad_state"] = None
+except xmlrpc.client.Fault as f:
+    seen["task_bad_state"] = [f.faultCode, f.faultString]
 print(json.dumps(seen))
