@@ -234,22 +234,6 @@ parse_query(struct mg_connection *c, ip_step *steps, unsigned *nsteps, ip_output
     return 0;
 }
 
-/* PROCESS's call, for web_call. */
-typedef struct process_call {
-    ip_process_args a;
-    ip_image_res res;
-} process_call;
-
-static enum clnt_stat
-call_process(CLIENT *clnt, void *ctx)
-{
-    process_call *k = ctx;
-
-    xdr_free((xdrproc_t)xdr_ip_image_res, (char *)&k->res);
-    memset(&k->res, 0, sizeof(k->res));
-    return process_1(&k->a, &k->res, clnt);
-}
-
 /* POST /v1/process?steps=...: the image as the body, the result back. */
 static int
 on_process(struct mg_connection *c, void *data)
@@ -257,7 +241,8 @@ on_process(struct mg_connection *c, void *data)
     const web_config *cfg = data;
     const struct mg_request_info *ri = mg_get_request_info(c);
     ip_step steps[IP_MAX_STEPS];
-    process_call k;
+    ip_process_args a;
+    ip_image_res res;
     unsigned nsteps = 0;
     char *body, *why;
     size_t len;
@@ -266,8 +251,9 @@ on_process(struct mg_connection *c, void *data)
     if (strcmp(ri->request_method, "POST") != 0)
         return problem(c, 405, "method-not-allowed", "%s takes POST with the image as the "
                        "body", ri->local_uri);
-    memset(&k, 0, sizeof(k));
-    if ((http = parse_query(c, steps, &nsteps, &k.a.output)) != 0)
+    memset(&a, 0, sizeof(a));
+    memset(&res, 0, sizeof(res));
+    if ((http = parse_query(c, steps, &nsteps, &a.output)) != 0)
         return http;
     if ((http = read_body(c, cfg->max_body, &body, &len)) != 0)
         return http;
@@ -275,21 +261,22 @@ on_process(struct mg_connection *c, void *data)
         free(body);
         return problem(c, 400, "invalid-argument", "the body is empty: send the image");
     }
-    k.a.image.ip_image_len = (u_int)len;
-    k.a.image.ip_image_val = body;
-    k.a.steps.steps_len = nsteps;
-    k.a.steps.steps_val = steps;
+    a.image.ip_image_len = (u_int)len;
+    a.image.ip_image_val = body;
+    a.steps.steps_len = nsteps;
+    a.steps.steps_val = steps;
     /* PROCESS is a function of its arguments: repeating it is safe. */
-    if (web_call(cfg, "PROCESS", call_process, &k, 1, &why))
+    if (web_rpc_call(cfg, "PROCESS", PROCESS, WEB_XDR(xdr_ip_process_args), &a,
+                     WEB_XDR(xdr_ip_image_res), &res, 1, &why))
         http = call_failed(c, why);
-    else if (k.res.status != IP_OK)
-        http = refused(c, k.res.status, k.res.ip_image_res_u.message);
+    else if (res.status != IP_OK)
+        http = refused(c, res.status, res.ip_image_res_u.message);
     else
-        http = send_ok(c, proto_format_mime(k.res.ip_image_res_u.ok.format),
-                       k.res.ip_image_res_u.ok.image.ip_image_val,
-                       k.res.ip_image_res_u.ok.image.ip_image_len);
+        http = send_ok(c, proto_format_mime(res.ip_image_res_u.ok.format),
+                       res.ip_image_res_u.ok.image.ip_image_val,
+                       res.ip_image_res_u.ok.image.ip_image_len);
     free(body);
-    xdr_free((xdrproc_t)xdr_ip_image_res, (char *)&k.res);
+    xdr_free((xdrproc_t)xdr_ip_image_res, (char *)&res);
     return http;
 }
 

@@ -72,3 +72,30 @@ web_call(const web_config *cfg, const char *what, web_call_fn call, void *ctx, i
         free(*why);
     }
 }
+
+/* One procedure's call, for web_call. */
+typedef struct proc_call {
+    rpcproc_t proc;
+    xdrproc_t xargs, xres;
+    void *args, *res;
+    unsigned timeout;
+} proc_call;
+
+static enum clnt_stat
+call_proc(CLIENT *c, void *ctx)
+{
+    proc_call *k = ctx;
+    struct timeval tv = { (time_t)k->timeout, 0 };
+
+    xdr_free(k->xres, k->res);          /* a failed try's, or nothing (zeroed) */
+    return clnt_call(c, k->proc, k->xargs, k->args, k->xres, k->res, tv);
+}
+
+int
+web_rpc_call(const web_config *cfg, const char *what, rpcproc_t proc, xdrproc_t xargs,
+             void *args, xdrproc_t xres, void *res, int repeatable, char **why)
+{
+    proc_call k = { proc, xargs, xres, args, res, cfg->timeout };
+
+    return web_call(cfg, what, call_proc, &k, repeatable, why);
+}

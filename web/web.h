@@ -35,6 +35,14 @@ void web_stop(struct mg_context *ctx);
 typedef enum clnt_stat (*web_call_fn)(CLIENT *c, void *ctx);
 int web_call(const web_config *cfg, const char *what, web_call_fn call, void *ctx,
              int repeatable, char **why);
+/*
+ * web_call for one procedure: args encoded with xargs, the result decoded
+ * into res (zeroed by the caller; freed and decoded again on a retry).
+ */
+int web_rpc_call(const web_config *cfg, const char *what, rpcproc_t proc, xdrproc_t xargs,
+                 void *args, xdrproc_t xres, void *res, int repeatable, char **why);
+/* The generated XDR routines as web_rpc_call takes them. */
+#define WEB_XDR(fn) ((xdrproc_t)(void (*)(void))(fn))
 
 /*
  * xmlrpc.c: the labs' XML-RPC calls at /RPC2.  registry: made once at start

@@ -74,22 +74,6 @@ read_image(xmlrpc_env *env, xmlrpc_value *v, unsigned char **data, size_t *len)
     return -1;
 }
 
-/* PROCESS's call, for web_call. */
-typedef struct process_call {
-    ip_process_args a;
-    ip_image_res res;
-} process_call;
-
-static enum clnt_stat
-call_process(CLIENT *clnt, void *ctx)
-{
-    process_call *k = ctx;
-
-    xdr_free((xdrproc_t)xdr_ip_image_res, (char *)&k->res);
-    memset(&k->res, 0, sizeof(k->res));
-    return process_1(&k->a, &k->res, clnt);
-}
-
 /*
  * The lab calls' common part: params[0] is the image, steps the pipeline
  * (the other parameters already in it); the result as a base64 string, JPEG.
@@ -101,8 +85,9 @@ run(xmlrpc_env *env, xmlrpc_value *params, const web_config *cfg, const char *st
     unsigned char *image = NULL;
     char why_parse[IP_MAX_MESSAGE], *why, *b64;
     xmlrpc_value *v, *out = NULL;
+    ip_process_args a;
+    ip_image_res res;
     unsigned nsteps;
-    process_call k;
     size_t len;
 
     xmlrpc_array_read_item(env, params, 0, &v);
@@ -120,21 +105,23 @@ run(xmlrpc_env *env, xmlrpc_value *params, const web_config *cfg, const char *st
         xmlrpc_env_set_fault_formatted(env, IP_EINVAL, "invalid-argument: %s", why_parse);
         return NULL;
     }
-    memset(&k, 0, sizeof(k));
-    k.a.image.ip_image_len = (u_int)len;
-    k.a.image.ip_image_val = (char *)image;
-    k.a.steps.steps_len = nsteps;
-    k.a.steps.steps_val = parsed;
-    k.a.output.format = IP_FMT_JPEG;
-    if (web_call(cfg, "PROCESS", call_process, &k, 1, &why)) {
+    memset(&a, 0, sizeof(a));
+    memset(&res, 0, sizeof(res));
+    a.image.ip_image_len = (u_int)len;
+    a.image.ip_image_val = (char *)image;
+    a.steps.steps_len = nsteps;
+    a.steps.steps_val = parsed;
+    a.output.format = IP_FMT_JPEG;
+    if (web_rpc_call(cfg, "PROCESS", PROCESS, WEB_XDR(xdr_ip_process_args), &a,
+                     WEB_XDR(xdr_ip_image_res), &res, 1, &why)) {
         xmlrpc_env_set_fault_formatted(env, FAULT_GATEWAY, "%s", why ? why : "imgprocd");
         free(why);
-    } else if (k.res.status != IP_OK) {
-        xmlrpc_env_set_fault_formatted(env, (int)k.res.status, "%s: %s",
-                                       proto_status_name(k.res.status),
-                                       k.res.ip_image_res_u.message);
+    } else if (res.status != IP_OK) {
+        xmlrpc_env_set_fault_formatted(env, (int)res.status, "%s: %s",
+                                       proto_status_name(res.status),
+                                       res.ip_image_res_u.message);
     } else {
-        const ip_image *r = &k.res.ip_image_res_u.ok.image;
+        const ip_image *r = &res.ip_image_res_u.ok.image;
         size_t blen = ((size_t)r->ip_image_len + 2) / 3 * 4;
         if ((b64 = malloc(blen + 1))) {
             EVP_EncodeBlock((unsigned char *)b64, (const unsigned char *)r->ip_image_val,
@@ -145,7 +132,7 @@ run(xmlrpc_env *env, xmlrpc_value *params, const web_config *cfg, const char *st
             xmlrpc_env_set_fault(env, IP_EINTERNAL, "internal-error: out of memory");
     }
     free(image);
-    xdr_free((xdrproc_t)xdr_ip_image_res, (char *)&k.res);
+    xdr_free((xdrproc_t)xdr_ip_image_res, (char *)&res);
     return out;
 }
 
@@ -222,52 +209,12 @@ typedef struct task_call {
     ip_task_create_res created;
     ip_task_info_res info;          /* get_task_status, and waits */
     ip_task_res res;                /* TASK_START */
-    ip_task_state seen;             /* TASK_WAIT: wake when no longer this */
     char *data;                     /* get_processed_image */
     uint64_t len;
     ip_status st;
     char why[IP_MAX_MESSAGE];
     int fetched;                    /* PROTO_FETCH_* */
 } task_call;
-
-static enum clnt_stat
-call_create(CLIENT *c, void *ctx)
-{
-    task_call *k = ctx;
-
-    return task_create_1(&k->create, &k->created, c);
-}
-
-static enum clnt_stat
-call_status(CLIENT *c, void *ctx)
-{
-    task_call *k = ctx;
-
-    xdr_free((xdrproc_t)xdr_ip_task_info_res, (char *)&k->info);
-    memset(&k->info, 0, sizeof(k->info));
-    return task_status_1(&k->id, &k->info, c);
-}
-
-static enum clnt_stat
-call_start(CLIENT *c, void *ctx)
-{
-    task_call *k = ctx;
-
-    xdr_free((xdrproc_t)xdr_ip_task_res, (char *)&k->res);
-    memset(&k->res, 0, sizeof(k->res));
-    return task_start_1(&k->id, &k->res, c);
-}
-
-static enum clnt_stat
-call_wait(CLIENT *c, void *ctx)
-{
-    task_call *k = ctx;
-    ip_task_wait_args a = { k->id, k->seen, IP_MAX_WAIT };
-
-    xdr_free((xdrproc_t)xdr_ip_task_info_res, (char *)&k->info);
-    memset(&k->info, 0, sizeof(k->info));
-    return task_wait_1(&a, &k->info, c);
-}
 
 static enum clnt_stat
 call_fetch(CLIENT *c, void *ctx)
@@ -302,6 +249,28 @@ call_or_fault(xmlrpc_env *env, const web_config *cfg, const char *what, web_call
     xmlrpc_env_set_fault_formatted(env, FAULT_GATEWAY, "%s", why ? why : "imgprocd");
     free(why);
     return -1;
+}
+
+/* web_rpc_call, its failure said as a fault: 0 when the call went through. */
+static int
+rpc_or_fault(xmlrpc_env *env, const web_config *cfg, const char *what, rpcproc_t proc,
+             xdrproc_t xargs, void *args, xdrproc_t xres, void *res, int repeatable)
+{
+    char *why = NULL;
+
+    if (web_rpc_call(cfg, what, proc, xargs, args, xres, res, repeatable, &why) == 0)
+        return 0;
+    xmlrpc_env_set_fault_formatted(env, FAULT_GATEWAY, "%s", why ? why : "imgprocd");
+    free(why);
+    return -1;
+}
+
+/* TASK_STATUS of k->id into k->info; 0 when the call went through. */
+static int
+task_status(xmlrpc_env *env, task_call *k)
+{
+    return rpc_or_fault(env, k->cfg, "TASK_STATUS", TASK_STATUS, WEB_XDR(xdr_ip_task_id),
+                        &k->id, WEB_XDR(xdr_ip_task_info_res), &k->info, 1);
 }
 
 /* A task id as the labs send it: a string of digits, or an int. */
@@ -387,7 +356,8 @@ m_create_task(xmlrpc_env *env, xmlrpc_value *params, void *cfg, void *call)
     k.create.token = "";
     k.create.hold = TRUE;           /* the lab starts it: change_task_status */
     /* Creating is not repeated: a second try could make a second task. */
-    if (!call_or_fault(env, cfg, "TASK_CREATE", call_create, &k, 0)) {
+    if (!rpc_or_fault(env, cfg, "TASK_CREATE", TASK_CREATE, WEB_XDR(xdr_ip_task_create_args),
+                      &k.create, WEB_XDR(xdr_ip_task_create_res), &k.created, 0)) {
         if (k.created.status != IP_OK)
             xmlrpc_env_set_fault_formatted(env, (int)k.created.status, "%s: %s",
                                            proto_status_name(k.created.status),
@@ -415,7 +385,7 @@ m_task_status(xmlrpc_env *env, xmlrpc_value *params, void *cfg, void *call)
         return NULL;
     if (!k.id)
         return xmlrpc_string_new(env, "Invalid Task ID");
-    if (!call_or_fault(env, cfg, "TASK_STATUS", call_status, &k, 1))
+    if (!task_status(env, &k))
         out = xmlrpc_string_new(env, k.info.status == IP_OK
                                      ? lab_state(k.info.ip_task_info_res_u.info.state)
                                      : "Invalid Task ID");
@@ -453,18 +423,22 @@ m_change_status(xmlrpc_env *env, xmlrpc_value *params, void *cfg, void *call)
     free((void *)want);
     if (read_id(env, params, &k.id))
         return NULL;
-    if (k.id && !call_or_fault(env, c, "TASK_STATUS", call_status, &k, 1) && k.info.status == IP_OK) {
+    if (k.id && !task_status(env, &k) && k.info.status == IP_OK) {
         ip_task_state st = k.info.ip_task_info_res_u.info.state;
         if (progress && st == IP_TASK_CREATED) {
-            ok = !call_or_fault(env, c, "TASK_START", call_start, &k, 1) && k.res.status == IP_OK;
+            ok = !rpc_or_fault(env, c, "TASK_START", TASK_START, WEB_XDR(xdr_ip_task_id),
+                               &k.id, WEB_XDR(xdr_ip_task_res), &k.res, 1) &&
+                 k.res.status == IP_OK;
         } else if (progress)
             ok = st == IP_TASK_QUEUED || st == IP_TASK_RUNNING;
         else if (st != IP_TASK_CREATED) {
             /* Waits as long as the task runs (each TASK_WAIT a minute at most). */
             while (!env->fault_occurred && k.info.status == IP_OK &&
                    !proto_task_final(k.info.ip_task_info_res_u.info.state)) {
-                k.seen = k.info.ip_task_info_res_u.info.state;
-                call_or_fault(env, c, "TASK_WAIT", call_wait, &k, 1);
+                ip_task_wait_args wa = { k.id, k.info.ip_task_info_res_u.info.state,
+                                         IP_MAX_WAIT };
+                rpc_or_fault(env, c, "TASK_WAIT", TASK_WAIT, WEB_XDR(xdr_ip_task_wait_args),
+                             &wa, WEB_XDR(xdr_ip_task_info_res), &k.info, 1);
             }
             ok = !env->fault_occurred && k.info.status == IP_OK &&
                  k.info.ip_task_info_res_u.info.state == IP_TASK_DONE;
