@@ -63,9 +63,12 @@ cli task wait "$e" --while done --for 50 2>"$TMP/err" >/dev/null
 like "$(cat "$TMP/err")" "*not-found: no task $e*" "the sweeper removed it after its TTL"
 [ ! -e "$TMP/state/out/$e" ] && [ ! -e "$TMP/state/in/$e" ]; ok $? "and its files"
 is "$(cli --json task status "$id" | field state)" "done" "a task finished under the old TTL keeps its expiry"
+stop_server
+is "$STOP_STATUS" 0 "server stopped cleanly"
 
 # ---- over UDP a list longer than a datagram comes in pages that each fit one
-# (the held tasks only: under --result-ttl 1 finished ones may expire meanwhile)
+# (a server of the default TTL: under --result-ttl 1 tasks may expire between lists)
+start_server
 steps='grayscale,blur=1,resize=100x100,rotate=90,flip'
 for i in $(seq 80); do cli task create --hold --steps "$steps" "$TMP/photo.jpg" >/dev/null; done
 cli task list --state created >"$TMP/tcp.list"
