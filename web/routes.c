@@ -303,6 +303,19 @@ on_rpc2(struct mg_connection *c, void *data)
     return http;
 }
 
+/* web/openapi.json, built in (openapi.S). */
+extern const char web_openapi[], web_openapi_end[];
+
+/* GET /v1/openapi.json: the API's description (OpenAPI 3.1). */
+static int
+on_openapi(struct mg_connection *c, void *data)
+{
+    (void)data;
+    if (strcmp(mg_get_request_info(c)->request_method, "GET") != 0)
+        return problem(c, 405, "method-not-allowed", "/v1/openapi.json takes GET");
+    return send_ok(c, "application/json", web_openapi, (size_t)(web_openapi_end - web_openapi));
+}
+
 /* Anything else. */
 static int
 on_unknown(struct mg_connection *c, void *data)
@@ -349,6 +362,7 @@ web_start(const web_config *cfg)
     }
     mg_set_request_handler(ctx, "/v1/info$", on_info, (void *)cfg);
     mg_set_request_handler(ctx, "/v1/process$", on_process, (void *)cfg);
+    mg_set_request_handler(ctx, "/v1/openapi.json$", on_openapi, NULL);
     if ((registry = web_xmlrpc_registry(cfg)))
         mg_set_request_handler(ctx, "/RPC2$", on_rpc2, registry);
     else {

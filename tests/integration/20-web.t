@@ -138,6 +138,17 @@ is "$(j lab.json 'd["task_bad_state"][0]')" 1 "change_task_status to a state of 
 is "$(cli --json task list | python3 -c 'import json,sys; print(sum(1 for t in json.load(sys.stdin) if t["steps"].startswith("blur=5") and t["state"] == "done"))')" \
    1 "... the lab's task is a real imgprocd task, done"
 
+# ---- the OpenAPI document, checked against the running gateway
+/usr/bin/python3 "$TOP/tests/web/openapi_check.py" "$URL" "$PHOTO" >openapi.out 2>&1
+is "$?" 0 "the OpenAPI check runs to its end"
+while read -r verdict rest; do
+    case "$verdict" in
+    ok) ok 0 "openapi: $rest" ;;
+    not) ok 1 "openapi: ${rest#ok }" ;;
+    esac
+done <openapi.out
+like "$(tail -1 openapi.out)" "summary * *" "... and says how many checks it made"
+
 stop_web
 is "$WEB_STATUS" 0 "the gateway stops cleanly on SIGTERM"
 
