@@ -13,6 +13,9 @@ PKGS="$PKGS iproute2 bsdutils"
 # The web gateway: civetweb serves HTTP, xmlrpc-c answers XML-RPC; its tests
 # talk to it with curl and Python's xmlrpc.client.
 PKGS="$PKGS libcivetweb-dev libxmlrpc-core-c3-dev curl"
+# The page's test drives a real browser (headless chromium through
+# chromedriver and selenium); the WebSocket test speaks with python3-websockets.
+PKGS="$PKGS chromium chromium-driver python3-selenium python3-websockets"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

@@ -82,68 +82,12 @@ print_time(const char *label, uint64_t ms)
     printf("  %-9s %s.%03u\n", label, buf, (unsigned)(ms % 1000));
 }
 
-/* A time in ms since the epoch, or null when it has not happened. */
-static void
-json_time(const char *name, uint64_t ms)
-{
-    if (ms)
-        printf(", \"%s\": %llu", name, (unsigned long long)ms);
-    else
-        printf(", \"%s\": null", name);
-}
-
-/* A string field, or null when it is empty (nothing to say). */
-static void
-json_text(const char *name, const char *text)
-{
-    printf(", \"%s\": ", name);
-    if (text && *text)
-        proto_json_string(stdout, text);
-    else
-        printf("null");
-}
-
-/*
- * A task as a JSON object.  ok: 1 or 0 adds "ok" (the answer to a call about
- * it: a wait that ended otherwise than asked is not ok), -1 leaves it out (a
- * list).  why, when not NULL, is the error rather than the task's own.
- */
-static void
-json_info(const ip_task_info *i, int ok, const char *why)
-{
-    printf("{\"id\": %llu", (unsigned long long)i->id);
-    if (ok >= 0)
-        printf(", \"ok\": %s", ok ? "true" : "false");
-    printf(", \"state\": \"%s\", \"progress\": %u", proto_task_state_name(i->state),
-           i->progress);
-    json_time("created", i->created);
-    json_time("started", i->started);
-    json_time("finished", i->finished);
-    printf(", \"size\": %llu, \"received\": %llu", (unsigned long long)i->size,
-           (unsigned long long)i->received);
-    json_text("sha256", i->sha256);
-    json_text("steps", i->steps);
-    json_text("token", i->token);
-    json_text("owner", i->owner);
-    if (i->state == IP_TASK_DONE)
-        printf(", \"result_size\": %llu, \"result_format\": \"%s\", \"width\": %u, "
-               "\"height\": %u, \"bands\": %u", (unsigned long long)i->result_size,
-               proto_format_name(i->result_format), i->width, i->height, i->bands);
-    else
-        printf(", \"result_size\": null, \"result_format\": null, \"width\": null, "
-               "\"height\": null, \"bands\": null");
-    json_text("error_status", i->error_status == IP_OK ? NULL
-                              : proto_status_name(i->error_status));
-    json_text("error", why ? why : i->error);
-    printf("}");
-}
-
 static void
 print_info(const cli_opts *o, const ip_task_info *i, int ok, const char *why)
 {
     if (o->json) {
         cli_json_begin();
-        json_info(i, ok, why);
+        proto_task_json(stdout, i, ok, why);
         printf("\n");
         return;
     }
@@ -604,7 +548,7 @@ t_list(cli_opts *o, CLIENT *clnt, task_opts *t, char **args, int nargs)
             const ip_task_info *ti = &r.ip_task_list_res_u.page.tasks.tasks_val[i];
             if (o->json) {
                 printf("%s\n  ", first ? "" : ",");
-                json_info(ti, -1, NULL);
+                proto_task_json(stdout, ti, -1, NULL);
             } else {
                 time_t secs = (time_t)(ti->created / 1000);
                 struct tm tm;

@@ -1,4 +1,4 @@
-/* info.c - SERVER_INFO from any imgprocd, older ones included. */
+/* info.c - SERVER_INFO from any imgprocd, older ones included; a task as JSON. */
 #include <stdio.h>
 #include <string.h>
 
@@ -111,4 +111,61 @@ proto_info_json(FILE *f, const ip_server_info *si, const ip_guard_limits *g,
             si->load.connections, si->load.calls_in_progress,
             (unsigned long long)si->load.calls_served, si->load.tasks_queued,
             si->load.tasks_running);
+}
+
+/* A time in ms since the epoch, or null when it has not happened. */
+static void
+json_time(FILE *f, const char *name, uint64_t ms)
+{
+    if (ms)
+        fprintf(f, ", \"%s\": %llu", name, (unsigned long long)ms);
+    else
+        fprintf(f, ", \"%s\": null", name);
+}
+
+/* A string field, or null when it is empty (nothing to say). */
+static void
+json_text(FILE *f, const char *name, const char *text)
+{
+    fprintf(f, ", \"%s\": ", name);
+    if (text && *text)
+        proto_json_string(f, text);
+    else
+        fprintf(f, "null");
+}
+
+/*
+ * A task as a JSON object, as `imgproc task status --json` and the web
+ * gateway show it.  ok: 1 or 0 adds "ok" (the answer to a call about
+ * it: a wait that ended otherwise than asked is not ok), -1 leaves it out (a
+ * list).  why, when not NULL, is the error rather than the task's own.
+ */
+void
+proto_task_json(FILE *f, const ip_task_info *i, int ok, const char *why)
+{
+    fprintf(f, "{\"id\": %llu", (unsigned long long)i->id);
+    if (ok >= 0)
+        fprintf(f, ", \"ok\": %s", ok ? "true" : "false");
+    fprintf(f, ", \"state\": \"%s\", \"progress\": %u", proto_task_state_name(i->state),
+           i->progress);
+    json_time(f, "created", i->created);
+    json_time(f, "started", i->started);
+    json_time(f, "finished", i->finished);
+    fprintf(f, ", \"size\": %llu, \"received\": %llu", (unsigned long long)i->size,
+           (unsigned long long)i->received);
+    json_text(f, "sha256", i->sha256);
+    json_text(f, "steps", i->steps);
+    json_text(f, "token", i->token);
+    json_text(f, "owner", i->owner);
+    if (i->state == IP_TASK_DONE)
+        fprintf(f, ", \"result_size\": %llu, \"result_format\": \"%s\", \"width\": %u, "
+               "\"height\": %u, \"bands\": %u", (unsigned long long)i->result_size,
+               proto_format_name(i->result_format), i->width, i->height, i->bands);
+    else
+        fprintf(f, ", \"result_size\": null, \"result_format\": null, \"width\": null, "
+               "\"height\": null, \"bands\": null");
+    json_text(f, "error_status", i->error_status == IP_OK ? NULL
+                              : proto_status_name(i->error_status));
+    json_text(f, "error", why ? why : i->error);
+    fprintf(f, "}");
 }

@@ -167,6 +167,12 @@ int proto_fetch_result(CLIENT *clnt, ip_task_id id, char **data, uint64_t *len,
                        void *ctx, ip_status *st, char *why, size_t whylen);
 void proto_info_json(FILE *f, const ip_server_info *si, const ip_guard_limits *g,
                      const char *state_dir);
+/*
+ * A task as one JSON object.  ok: 1 or 0 adds "ok" (a call's answer about
+ * it), -1 leaves it out (a list's entry); why, when not NULL, is the error
+ * rather than the task's own.
+ */
+void proto_task_json(FILE *f, const ip_task_info *i, int ok, const char *why);
 
 /*
  * One option's --help line, as both programs print them: head ("  -o,
