@@ -30,6 +30,8 @@ static web_config cfg = {
     .program = IMGPROC,
     .threads = 8,
     .max_body = 64u << 20,
+    .max_files = 100,
+    .max_websockets = 4,
     .timeout = 120,
 };
 

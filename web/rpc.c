@@ -1,12 +1,41 @@
 /* rpc.c - the gateway's RPC side: a connection to imgprocd per civetweb thread. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "proto.h"
 #include "web.h"
 
 /* This thread's connection; civetweb's threads live as long as the server. */
 static __thread CLIENT *conn;
+/* The AUTH_SYS machine name its calls carry now ("": this machine's own). */
+static __thread char conn_who[IP_MAX_NAME];
+
+/*
+ * Calls carry AUTH_SYS: the gateway's uid, and as machine name who (a web
+ * session's label, so that imgprocd keeps each session's tasks apart), or
+ * this machine's own name when who is NULL.
+ */
+static void
+speak_as(const char *who)
+{
+    AUTH *sys;
+
+    if (!who)
+        who = "";
+    if (conn->cl_auth && conn->cl_auth->ah_cred.oa_flavor == AUTH_SYS &&
+        strcmp(conn_who, who) == 0)
+        return;
+    sys = *who ? authunix_create((char *)who, geteuid(), getegid(), 0, NULL)
+               : authunix_create_default();
+    if (!sys)
+        return;
+    if (conn->cl_auth)
+        auth_destroy(conn->cl_auth);
+    conn->cl_auth = sys;
+    snprintf(conn_who, sizeof(conn_who), "%s", who);
+}
 
 /* The connection, made if there is none; NULL with why (malloc'ed). */
 static CLIENT *
@@ -17,14 +46,7 @@ connection(const web_config *cfg, int *fresh, char **why)
     if (conn)
         return conn;
     conn = proto_connect(cfg->host, cfg->port, cfg->program, "tcp", cfg->timeout, why);
-    if (conn) {
-        /* AUTH_SYS: the gateway's own uid owns what its callers create. */
-        AUTH *sys = authunix_create_default();
-        if (sys) {
-            auth_destroy(conn->cl_auth);
-            conn->cl_auth = sys;
-        }
-    }
+    conn_who[0] = '\0';
     return conn;
 }
 
@@ -44,8 +66,8 @@ drop(void)
  * repeated (call's own say).
  */
 int
-web_call(const web_config *cfg, const char *what, web_call_fn call, void *ctx, int repeatable,
-         char **why)
+web_call(const web_config *cfg, const char *who, const char *what, web_call_fn call, void *ctx,
+         int repeatable, char **why)
 {
     for (int attempt = 0;; attempt++) {
         int fresh;
@@ -59,6 +81,7 @@ web_call(const web_config *cfg, const char *what, web_call_fn call, void *ctx, i
             free(reason);
             return -1;
         }
+        speak_as(who);
         if (call(c, ctx) == RPC_SUCCESS)
             return 0;
         e = clnt_sperror(c, "");
@@ -92,10 +115,10 @@ call_proc(CLIENT *c, void *ctx)
 }
 
 int
-web_rpc_call(const web_config *cfg, const char *what, rpcproc_t proc, xdrproc_t xargs,
-             void *args, xdrproc_t xres, void *res, int repeatable, char **why)
+web_rpc_call(const web_config *cfg, const char *who, const char *what, rpcproc_t proc,
+             xdrproc_t xargs, void *args, xdrproc_t xres, void *res, int repeatable, char **why)
 {
     proc_call k = { proc, xargs, xres, args, res, cfg->timeout };
 
-    return web_call(cfg, what, call_proc, &k, repeatable, why);
+    return web_call(cfg, who, what, call_proc, &k, repeatable, why);
 }

@@ -17,6 +17,8 @@ typedef struct web_config {
     rpcprog_t program;              /* its program number */
     unsigned threads;               /* requests served at once */
     unsigned long long max_body;    /* largest request body */
+    unsigned max_files;             /* files in one multipart request */
+    unsigned max_websockets;        /* WebSockets open at once (each holds a thread) */
     unsigned timeout;               /* seconds to wait for a reply */
     int verbose;                    /* a line per request on stderr */
 } web_config;
@@ -25,22 +27,75 @@ typedef struct web_config {
 struct mg_context *web_start(const web_config *cfg);
 void web_stop(struct mg_context *ctx);
 
+/* tasks.c: the /v1/tasks routes; events.c: the /v1/events WebSocket; page.c: the page. */
+void web_tasks_routes(struct mg_context *ctx, const web_config *cfg);
+void web_events_routes(struct mg_context *ctx, const web_config *cfg);
+void web_page_routes(struct mg_context *ctx, const web_config *cfg);
+
+/*
+ * session.c: who a web caller is.  web_session reads the caller's token
+ * (cookie or bearer); without one it makes a new one when make is set
+ * (fresh), else fails.  0, or -1.  web_session_cookie: the Set-Cookie
+ * header line that gives a fresh token to the browser, or "".
+ */
+#define WEB_TOKEN_LEN 64
+typedef struct web_caller {
+    char token[WEB_TOKEN_LEN + 1];  /* 64 hex digits: the secret */
+    char who[40];                   /* "web-" and a digest of it: imgprocd's owner label */
+    int fresh;                      /* made for this request: not yet the browser's */
+} web_caller;
+int web_session(const struct mg_connection *c, int make, web_caller *s);
+void web_session_cookie(const web_caller *s, char *buf, size_t len);
+
+/*
+ * http.c: replies.  Each returns the HTTP status sent, as civetweb's
+ * handlers return it.  web_problem: application/problem+json (RFC 9457)
+ * whose type and title are name (a service status name, or the gateway's
+ * own), detail the message.  web_refused: imgprocd's refusal passed on;
+ * web_call_failed: the call did not go through (502; frees why).
+ * web_send: len bytes of type, with headers ("Name: value\r\n" lines).
+ */
+int web_problem(struct mg_connection *c, int http, const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+int web_refused(struct mg_connection *c, ip_status st, const char *message);
+int web_call_failed(struct mg_connection *c, char *why);
+int web_send(struct mg_connection *c, int http, const char *type, const char *headers,
+             const void *data, size_t len);
+int web_send_ok(struct mg_connection *c, const char *type, const void *data, size_t len);
+int web_http_status(ip_status st);
+/* The body, at most max bytes (malloc'ed).  0, or the HTTP status of the problem said. */
+int web_read_body(struct mg_connection *c, unsigned long long max, char **data, size_t *len);
+/* ?steps=&format=&quality=&strip= into steps and out.  0, or the HTTP status said. */
+int web_parse_query(struct mg_connection *c, ip_step *steps, unsigned *nsteps, ip_output *out);
+/*
+ * Each image of a request: every file of a multipart/form-data body, handed
+ * on as it ends (name: the caller's file name), or the whole body (name
+ * NULL).  each returns 0, or -1 having answered the request itself.  The
+ * number of images, or -1 when the request has been answered.
+ */
+typedef int (*web_image_fn)(const char *name, const char *data, size_t len, void *ctx);
+int web_read_images(struct mg_connection *c, const web_config *cfg, web_image_fn each,
+                    void *ctx);
+
 /*
  * rpc.c: calls on this thread's connection to imgprocd, made when first
  * needed and made again after a call fails on it.  call makes the call on
- * c (ctx is its arguments and result); what names it in messages.  0, or -1
+ * c (ctx is its arguments and result); who is the AUTH_SYS machine name it
+ * carries (a session's, web_session_who; NULL: this machine's, the labs'
+ * and anonymous callers'); what names it in messages.  0, or -1
  * with why (malloc'ed) saying what failed; repeatable: a failure on an old
  * connection is retried once on a new one (the call may run twice).
  */
 typedef enum clnt_stat (*web_call_fn)(CLIENT *c, void *ctx);
-int web_call(const web_config *cfg, const char *what, web_call_fn call, void *ctx,
-             int repeatable, char **why);
+int web_call(const web_config *cfg, const char *who, const char *what, web_call_fn call,
+             void *ctx, int repeatable, char **why);
 /*
  * web_call for one procedure: args encoded with xargs, the result decoded
  * into res (zeroed by the caller; freed and decoded again on a retry).
  */
-int web_rpc_call(const web_config *cfg, const char *what, rpcproc_t proc, xdrproc_t xargs,
-                 void *args, xdrproc_t xres, void *res, int repeatable, char **why);
+int web_rpc_call(const web_config *cfg, const char *who, const char *what, rpcproc_t proc,
+                 xdrproc_t xargs, void *args, xdrproc_t xres, void *res, int repeatable,
+                 char **why);
 /* The generated XDR routines as web_rpc_call takes them. */
 #define WEB_XDR(fn) ((xdrproc_t)(void (*)(void))(fn))
 

@@ -112,7 +112,7 @@ run(xmlrpc_env *env, xmlrpc_value *params, const web_config *cfg, const char *st
     a.steps.steps_len = nsteps;
     a.steps.steps_val = parsed;
     a.output.format = IP_FMT_JPEG;
-    if (web_rpc_call(cfg, "PROCESS", PROCESS, WEB_XDR(xdr_ip_process_args), &a,
+    if (web_rpc_call(cfg, NULL, "PROCESS", PROCESS, WEB_XDR(xdr_ip_process_args), &a,
                      WEB_XDR(xdr_ip_image_res), &res, 1, &why)) {
         xmlrpc_env_set_fault_formatted(env, FAULT_GATEWAY, "%s", why ? why : "imgprocd");
         free(why);
@@ -244,7 +244,7 @@ call_or_fault(xmlrpc_env *env, const web_config *cfg, const char *what, web_call
 {
     char *why = NULL;
 
-    if (web_call(cfg, what, fn, k, repeatable, &why) == 0)
+    if (web_call(cfg, NULL, what, fn, k, repeatable, &why) == 0)
         return 0;
     xmlrpc_env_set_fault_formatted(env, FAULT_GATEWAY, "%s", why ? why : "imgprocd");
     free(why);
@@ -258,7 +258,7 @@ rpc_or_fault(xmlrpc_env *env, const web_config *cfg, const char *what, rpcproc_t
 {
     char *why = NULL;
 
-    if (web_rpc_call(cfg, what, proc, xargs, args, xres, res, repeatable, &why) == 0)
+    if (web_rpc_call(cfg, NULL, what, proc, xargs, args, xres, res, repeatable, &why) == 0)
         return 0;
     xmlrpc_env_set_fault_formatted(env, FAULT_GATEWAY, "%s", why ? why : "imgprocd");
     free(why);
