@@ -49,7 +49,7 @@ TEST_BIN   := $(UNIT_BIN) $(BUILD)/tests/hostile $(BENCH_BIN) $(CORPUS_DIFF)
 SERVER_BIN := $(BUILD)/imgprocd
 CLIENT_BIN := $(BUILD)/imgproc
 WEB_SRC    := $(wildcard web/*.c)
-WEB_OBJ    := $(call obj,$(WEB_SRC)) $(BUILD)/obj/web/openapi.o $(CALLER_OBJ)
+WEB_OBJ    := $(call obj,$(WEB_SRC)) $(BUILD)/obj/web/assets.o $(CALLER_OBJ)
 WEB_BIN    := $(BUILD)/imgproc-web
 # The web gateway: civetweb for HTTP; the RPC side is the client's (no libvips).
 WEB_LIBS    = $(CLIENT_LIBS) -lcivetweb $(shell xmlrpc-c-config server-util --libs 2>/dev/null)
@@ -106,10 +106,11 @@ $(SERVER_BIN): $(SERVER_OBJ) $(COMMON_OBJ)
 $(CLIENT_BIN): $(CLIENT_OBJ) $(COMMON_OBJ)
 	$(CC) $(OPT) $(SANITIZE) -o $@ $^ $(CLIENT_LIBS)
 
-# The OpenAPI document, built into the gateway (.incbin: no tool beyond the assembler).
-$(BUILD)/obj/web/openapi.o: web/openapi.S web/openapi.json
+# The OpenAPI document and the page, built into the gateway (.incbin: no
+# tool beyond the assembler, and no files to find at run time).
+$(BUILD)/obj/web/assets.o: web/assets.S web/openapi.json $(wildcard web/page/*)
 	@mkdir -p $(@D)
-	$(CC) -c -o $@ web/openapi.S
+	$(CC) -c -o $@ web/assets.S
 
 $(WEB_BIN): $(WEB_OBJ) $(COMMON_OBJ)
 	$(CC) $(OPT) $(SANITIZE) -o $@ $^ $(WEB_LIBS)

@@ -9,6 +9,16 @@
 #include "proto.h"
 #include "web.h"
 
+/*
+ * Sent with every answer: nothing but this gateway's own files and images
+ * (and the page's blob: thumbnails) may load into its page, no other site
+ * may frame it, and no type is guessed from content.
+ */
+#define SAFE_HEADERS \
+    "Content-Security-Policy: default-src 'self'; img-src 'self' blob:; " \
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'none'\r\n" \
+    "X-Content-Type-Options: nosniff\r\nReferrer-Policy: no-referrer\r\n"
+
 /* The HTTP status for each service status: what the caller should do about it. */
 int
 web_http_status(ip_status st)
@@ -76,7 +86,7 @@ web_problem(struct mg_connection *c, int http, const char *name, const char *fmt
     fprintf(f, "}\n");
     fclose(f);
     mg_printf(c, "HTTP/1.1 %d %s\r\nContent-Type: application/problem+json\r\n"
-              "Content-Length: %zu\r\nCache-Control: no-store\r\n\r\n", http,
+              "Content-Length: %zu\r\nCache-Control: no-store\r\n" SAFE_HEADERS "\r\n", http,
               reason_phrase(http), len);
     mg_write(c, body, len);
     free(body);
@@ -105,8 +115,8 @@ web_send(struct mg_connection *c, int http, const char *type, const char *header
          const void *data, size_t len)
 {
     mg_printf(c, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-              "Cache-Control: no-store\r\n%s\r\n", http, reason_phrase(http), type, len,
-              headers ? headers : "");
+              "Cache-Control: no-store\r\n" SAFE_HEADERS "%s\r\n", http, reason_phrase(http),
+              type, len, headers ? headers : "");
     mg_write(c, data, len);
     return http;
 }

@@ -192,7 +192,8 @@ web_start(const web_config *cfg)
     struct mg_context *ctx;
 
     web_cfg = cfg;
-    snprintf(threads, sizeof(threads), "%u", cfg->threads);
+    /* Each open WebSocket holds a thread: --threads stay for the requests. */
+    snprintf(threads, sizeof(threads), "%u", cfg->threads + cfg->max_websockets);
     snprintf(timeout, sizeof(timeout), "%u", (cfg->timeout + 10) * 1000);
     memset(&cb, 0, sizeof(cb));
     if (cfg->verbose)
@@ -213,7 +214,9 @@ web_start(const web_config *cfg)
         mg_stop(ctx);
         return NULL;
     }
-    mg_set_request_handler(ctx, "/", on_unknown, NULL);
+    web_events_routes(ctx, cfg);
+    web_page_routes(ctx, cfg);
+    mg_set_request_handler(ctx, "/**", on_unknown, NULL);
     return ctx;
 }
 
@@ -221,6 +224,7 @@ void
 web_stop(struct mg_context *ctx)
 {
     mg_stop(ctx);
+    web_events_stop();
     mg_exit_library();
     if (registry)
         xmlrpc_registry_free(registry);

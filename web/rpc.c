@@ -59,6 +59,13 @@ drop(void)
     conn = NULL;
 }
 
+void
+web_rpc_release(void)
+{
+    if (conn)
+        drop();
+}
+
 /*
  * An idle connection may have been closed by imgprocd (its idle timeout, or
  * its cap on connections from one address): a call that fails on one that

@@ -31,6 +31,8 @@ void web_stop(struct mg_context *ctx);
 void web_tasks_routes(struct mg_context *ctx, const web_config *cfg);
 void web_events_routes(struct mg_context *ctx, const web_config *cfg);
 void web_page_routes(struct mg_context *ctx, const web_config *cfg);
+/* Ends events.c's threads, once civetweb has stopped (every socket closed). */
+void web_events_stop(void);
 
 /*
  * session.c: who a web caller is.  web_session reads the caller's token
@@ -96,6 +98,8 @@ int web_call(const web_config *cfg, const char *who, const char *what, web_call_
 int web_rpc_call(const web_config *cfg, const char *who, const char *what, rpcproc_t proc,
                  xdrproc_t xargs, void *args, xdrproc_t xres, void *res, int repeatable,
                  char **why);
+/* Closes this thread's connection, as a thread of the gateway's own ends. */
+void web_rpc_release(void);
 /* The generated XDR routines as web_rpc_call takes them. */
 #define WEB_XDR(fn) ((xdrproc_t)(void (*)(void))(fn))
 
