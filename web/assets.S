@@ -11,4 +11,5 @@ name##_end: .byte 0
     ASSET(web_page_html, "web/page/index.html")
     ASSET(web_page_js, "web/page/app.js")
     ASSET(web_page_css, "web/page/style.css")
+    ASSET(web_page_icon, "web/page/icon.svg")
     .section .note.GNU-stack,"",@progbits

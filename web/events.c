@@ -58,6 +58,7 @@ typedef struct ws_socket {
     seen_task *seen;                /* unfinished tasks already told of */
     unsigned nseen;
     int listed;                     /* the watcher has looked once */
+    ip_task_id high;                /* the newest task it has seen */
 } ws_socket;
 
 /* An image to work on. */
@@ -197,19 +198,21 @@ tell_task(ws_socket *s, const ip_task_info *ti)
 }
 
 static seen_task *
-find_seen(ws_socket *s, ip_task_id id)
+find_in(seen_task *list, unsigned n, ip_task_id id)
 {
-    for (unsigned i = 0; i < s->nseen; i++)
-        if (s->seen[i].id == id)
-            return &s->seen[i];
+    for (unsigned i = 0; i < n; i++)
+        if (list[i].id == id)
+            return &list[i];
     return NULL;
 }
 
 /*
  * One look at a socket's tasks: the unfinished ones, told of when new or
- * changed; those that were unfinished and are not any more, asked for one
- * by one and told of as they ended.  The first look tells of every
- * unfinished task, so a page opened again sees where its tasks are.
+ * changed; tasks newer than any seen before that are already finished
+ * (made and run between two looks); and those that were unfinished and are
+ * not any more, asked for one by one and told of as they ended.  The first
+ * look tells of every unfinished task, so a page opened again sees where
+ * its tasks are.
  */
 static void
 watch(ws_socket *s)
@@ -219,6 +222,7 @@ watch(ws_socket *s)
     ip_task_list_args a = { unfinished, 0, IP_MAX_LIST };
     seen_task *now = NULL;
     unsigned nnow = 0;
+    ip_task_id high = 0;
     int more = 1;
 
     while (more && nnow < WEB_WS_WATCHED) {
@@ -250,24 +254,59 @@ watch(ws_socket *s)
         now = grown;
         for (u_int i = 0; i < p->tasks.tasks_len; i++) {
             ip_task_info *ti = &p->tasks.tasks_val[i];
-            seen_task *old = find_seen(s, ti->id);
+            seen_task *old = find_in(s->seen, s->nseen, ti->id);
             if (!old || old->state != ti->state || old->progress != ti->progress)
                 tell_task(s, ti);
             now[nnow++] = (seen_task){ ti->id, ti->state, ti->progress };
             a.after = ti->id;
+            if (ti->id > high)
+                high = ti->id;
         }
         more = p->more && p->tasks.tasks_len;
         xdr_free((xdrproc_t)xdr_ip_task_list_res, (char *)&r);
     }
+    /* New since the last look, and perhaps finished already (made and run
+     * between two looks).  The first look only learns where the list ends:
+     * the older ones are old news. */
+    a.states = 0;
+    a.after = s->high;
+    for (more = 1; more;) {
+        ip_task_list_res r;
+        ip_task_page *p;
+        char *why;
+
+        memset(&r, 0, sizeof(r));
+        if (web_rpc_call(ws.cfg, s->caller.who, "TASK_LIST", TASK_LIST,
+                         WEB_XDR(xdr_ip_task_list_args), &a, WEB_XDR(xdr_ip_task_list_res), &r,
+                         1, &why)) {
+            free(why);
+            break;
+        }
+        p = &r.ip_task_list_res_u.page;
+        more = r.status == IP_OK && p->more && p->tasks.tasks_len;
+        for (u_int i = 0; r.status == IP_OK && i < p->tasks.tasks_len; i++) {
+            ip_task_info *ti = &p->tasks.tasks_val[i];
+            seen_task *grown;
+            a.after = ti->id;
+            if (find_in(now, nnow, ti->id))
+                continue;       /* in the list of unfinished ones above */
+            if (s->listed)
+                tell_task(s, ti);
+            /* Made since the list above and not finished: follow it too. */
+            if (!proto_task_final(ti->state) &&
+                (grown = realloc(now, (nnow + 1) * sizeof(*now)))) {
+                now = grown;
+                now[nnow++] = (seen_task){ ti->id, ti->state, ti->progress };
+            }
+        }
+        xdr_free((xdrproc_t)xdr_ip_task_list_res, (char *)&r);
+    }
     /* Those no longer unfinished: done, failed, cancelled or deleted. */
     for (unsigned i = 0; i < s->nseen; i++) {
-        int still = 0;
         ip_task_info_res r;
         char *why;
 
-        for (unsigned k = 0; k < nnow && !still; k++)
-            still = now[k].id == s->seen[i].id;
-        if (still)
+        if (find_in(now, nnow, s->seen[i].id))
             continue;
         memset(&r, 0, sizeof(r));
         if (web_rpc_call(ws.cfg, s->caller.who, "TASK_STATUS", TASK_STATUS,
@@ -283,6 +322,10 @@ watch(ws_socket *s)
     s->seen = now;
     s->nseen = nnow;
     s->listed = 1;
+    if (a.after > high)
+        high = a.after;
+    if (high > s->high)
+        s->high = high;
 }
 
 static void *

@@ -8,6 +8,7 @@
 extern const char web_page_html[], web_page_html_end[];
 extern const char web_page_js[], web_page_js_end[];
 extern const char web_page_css[], web_page_css_end[];
+extern const char web_page_icon[], web_page_icon_end[];
 
 /* Every file the page is made of; nothing else is served from here. */
 static const struct page_file {
@@ -18,6 +19,7 @@ static const struct page_file {
     { "/$", "text/html; charset=utf-8", web_page_html, web_page_html_end },
     { "/app.js$", "text/javascript; charset=utf-8", web_page_js, web_page_js_end },
     { "/style.css$", "text/css; charset=utf-8", web_page_css, web_page_css_end },
+    { "/icon.svg$", "image/svg+xml", web_page_icon, web_page_icon_end },
 };
 
 static int

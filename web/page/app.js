@@ -105,6 +105,23 @@ async function loadInfo() {
 
 // ---- the images
 
+// A thumbnail of an image the browser cannot show (TIFF): the server makes
+// a PNG of it.  Once only; when that fails too, the thumbnail says so.
+function thumbnail(img, blob) {
+  img.src = URL.createObjectURL(blob);
+  img.onerror = async () => {
+    img.onerror = () => { img.replaceWith(el("span", { class: "nopreview", text: "no preview" })); };
+    try {
+      const r = await fetch("/v1/process?steps=resize%3D320x320&format=png",
+                            { method: "POST", body: blob });
+      if (!r.ok) throw new Error();
+      img.src = URL.createObjectURL(await r.blob());
+    } catch (e) {
+      img.onerror();
+    }
+  };
+}
+
 function addFiles(files) {
   for (const file of files) {
     if (file.size === 0 && !file.type) continue;       // a folder's own entry
@@ -113,7 +130,7 @@ function addFiles(files) {
     const bar = el("progress", { max: "100", value: "0", "aria-label": "progress of " +
       file.name });
     const before = el("img", { alt: "before: " + file.name });
-    before.src = URL.createObjectURL(file);
+    thumbnail(before, file);
     const after = el("img", { alt: "" });
     li.append(el("div", { class: "name", text: file.name }),
       el("div", { class: "thumbs" }, el("figure", {}, before, el("figcaption",
@@ -253,7 +270,7 @@ async function finish(it, t) {
     it.outName = it.file.name.replace(/\.[^.]*$/, "") + "-out." + ext;
     const fig = it.li.querySelector(".after");
     const img = fig.querySelector("img");
-    img.src = URL.createObjectURL(it.blob);
+    thumbnail(img, it.blob);
     img.alt = "after: " + it.outName;
     const w = r.headers.get("X-Image-Width"), h = r.headers.get("X-Image-Height");
     it.li.dataset.width = w;
@@ -261,7 +278,8 @@ async function finish(it, t) {
     it.li.dataset.bytes = it.blob.size;
     fig.querySelector("figcaption").textContent = w + "×" + h + ", " + bytes(it.blob.size) +
       ", " + ((t.finished - t.created) / 1000).toFixed(2) + " s";
-    const a = el("a", { href: img.src, download: it.outName, text: "Download " + it.outName });
+    const a = el("a", { href: URL.createObjectURL(it.blob), download: it.outName,
+                        text: "Download " + it.outName });
     it.li.append(" ", a);
     setState(it, "done", "done", 100);
   } catch (e) {
