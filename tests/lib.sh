@@ -26,6 +26,7 @@ PROG=$((PROG + slot * 100))
 PROGX=$(printf '0x%X' "$PROG")
 
 cleanup() {
+    [ -n "$WEB_PID" ] && kill -KILL "$WEB_PID" 2>/dev/null
     [ -n "$SERVER_PID" ] && kill -TERM "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
     rm -rf "$TMP"
 }
@@ -138,6 +139,39 @@ stop_server() {
 }
 
 # The client, aimed at the private server.
+# start_web [options]: the gateway (imgproc-web) on WPORT in front of this
+# test's server, waited for by its ready line; URL is its address.
+WEB_PID=
+start_web() {
+    WPORT=${WPORT:-$((PORT + 100))}
+    URL="http://127.0.0.1:$WPORT"
+    mkfifo "$TMP/web.ready"
+    "$TOP/$BUILD/imgproc-web" --program "$PROG" --listen 127.0.0.1:$WPORT "$@" \
+        >"$TMP/web.ready" 2>>"$TMP/web.log" &
+    WEB_PID=$!
+    read -r line <"$TMP/web.ready" || true
+    rm -f "$TMP/web.ready"
+    case "$line" in
+    "imgproc-web: ready"*) ;;
+    *) sed 's/^/# /' "$TMP/web.log"; bail "imgproc-web did not start" ;;
+    esac
+}
+# stop_web: SIGTERM, and its exit status in WEB_STATUS.
+stop_web() {
+    kill -TERM "$WEB_PID"
+    wait "$WEB_PID"
+    WEB_STATUS=$?
+    WEB_PID=
+}
+
+# j FILE EXPR: EXPR in Python over the JSON document d in FILE ("INVALID" if none).
+j() {
+    python3 -c 'import json,sys
+try: d = json.load(open(sys.argv[1]))
+except Exception as e: print("INVALID: %s" % e); sys.exit(0)
+print(eval(sys.argv[2]))' "$1" "$2"
+}
+
 cli() {
     "$IMGPROC" --program "$PROG" "$@"
 }

@@ -240,7 +240,7 @@ form_found(const char *key, const char *filename, char *path, size_t pathlen, vo
     form_file_end(f);
     if (f->failed)
         return MG_FORM_FIELD_STORAGE_ABORT;
-    if (!filename)
+    if (!filename || !*filename)
         return MG_FORM_FIELD_STORAGE_SKIP;   /* a plain field: the options are the query's */
     if (++f->files > f->lim->max_files) {
         f->failed = web_problem(f->conn, 413, "too-large", "more than %u files in one request "

@@ -7,6 +7,10 @@
  *
  *   GET  /v1/info                      SERVER_INFO as JSON
  *   POST /v1/process?steps=S&format=F  the image as the body; the result back
+ *   /v1/tasks...                       tasks (tasks.c), in a session's name (session.c)
+ *   /v1/events                         the WebSocket (events.c)
+ *   /RPC2                              the labs' XML-RPC calls (xmlrpc.c)
+ *   /                                  the page (page.c)
  *
  * Errors are application/problem+json (RFC 9457) carrying the service's
  * status name.
@@ -55,11 +59,15 @@ usage(FILE *f)
     proto_help_line(f, "  -p, --port PORT", "imgprocd's port, without rpcbind");
     proto_help_line(f, "  --program N", "RPC program number (default 0x20494D47)");
     proto_help_line(f, "  --threads N", "requests served at once, each with its own "
-                    "connection to imgprocd: keep it under imgprocd's "
-                    "--max-connections-per-address (default 8)");
-    proto_help_line(f, "  --max-body N", "largest request body in bytes; K, M suffixes "
-                    "(default 64M)");
-    proto_help_line(f, "  --timeout S", "seconds to wait for imgprocd's reply (default 120)");
+                    "connection to imgprocd; the WebSockets' images take 5 more: keep "
+                    "N + 5 under imgprocd's --max-connections-per-address (default 8)");
+    proto_help_line(f, "  --max-body N", "largest request body, WebSocket message or "
+                    "multipart form, in bytes; K, M suffixes (default 64M)");
+    proto_help_line(f, "  --max-files N", "files in one multipart request (default 100)");
+    proto_help_line(f, "  --max-websockets N", "WebSockets open at once, each holding a "
+                    "thread of its own (default 4)");
+    proto_help_line(f, "  --timeout S", "seconds to wait for imgprocd's reply: a request's "
+                    "longest wait (default 120)");
     proto_help_line(f, "  -v, --verbose", "log one line per request to stderr");
     proto_help_line(f, "  -h, --help", "this help");
 }
@@ -91,7 +99,7 @@ parse_size(const char *s, unsigned long long *out)
 static int
 parse_args(int argc, char **argv)
 {
-    enum { O_LISTEN = 1000, O_PROGRAM, O_THREADS, O_MAX_BODY, O_TIMEOUT };
+    enum { O_LISTEN = 1000, O_PROGRAM, O_THREADS, O_MAX_BODY, O_MAX_FILES, O_MAX_WS, O_TIMEOUT };
     static const struct option opts[] = {
         { "listen", required_argument, NULL, O_LISTEN },
         { "host", required_argument, NULL, 'H' },
@@ -99,6 +107,8 @@ parse_args(int argc, char **argv)
         { "program", required_argument, NULL, O_PROGRAM },
         { "threads", required_argument, NULL, O_THREADS },
         { "max-body", required_argument, NULL, O_MAX_BODY },
+        { "max-files", required_argument, NULL, O_MAX_FILES },
+        { "max-websockets", required_argument, NULL, O_MAX_WS },
         { "timeout", required_argument, NULL, O_TIMEOUT },
         { "verbose", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' },
@@ -144,6 +154,21 @@ parse_args(int argc, char **argv)
                 fprintf(stderr, "imgproc-web: invalid --max-body '%s'\n", optarg);
                 return 2;
             }
+            break;
+        case O_MAX_FILES:
+            if (proto_parse_uint(optarg, 100000, &v) || v == 0) {
+                fprintf(stderr, "imgproc-web: --max-files takes 1..100000, not '%s'\n", optarg);
+                return 2;
+            }
+            cfg.max_files = (unsigned)v;
+            break;
+        case O_MAX_WS:
+            if (proto_parse_uint(optarg, 1024, &v)) {
+                fprintf(stderr, "imgproc-web: --max-websockets takes 0..1024, not '%s'\n",
+                        optarg);
+                return 2;
+            }
+            cfg.max_websockets = (unsigned)v;
             break;
         case O_TIMEOUT:
             if (proto_parse_uint(optarg, 86400, &v) || v == 0) {

@@ -19,20 +19,6 @@ cd "$TMP" || bail "no temporary folder"
 ensure_rpcbind
 start_server
 
-# j FILE EXPR: EXPR in Python over the document d in FILE; "INVALID: ..." when
-# the file is not exactly one JSON document.
-j() {
-    python3 - "$1" "$2" <<'EOF'
-import json, sys
-try:
-    d = json.load(open(sys.argv[1]))
-except Exception as e:
-    print("INVALID: %s" % e)
-    sys.exit(0)
-print(eval(sys.argv[2]))
-EOF
-}
-
 # A list of two: the bad input failed with its name, status and error; the
 # good one after it worked.
 two() {     # two FILE NAME STATUS

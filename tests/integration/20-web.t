@@ -7,9 +7,6 @@ PORT=47121
 PROG=1061000021
 . "$(dirname "$0")/../lib.sh"
 
-WEB="$TOP/$BUILD/imgproc-web"
-WPORT=$((PORT + 100))
-URL="http://127.0.0.1:$WPORT"
 CORPUS=${IMGPROC_CORPUS:-${XDG_CACHE_HOME:-$HOME/.cache}/imgproc/corpus}
 [ -f "$CORPUS/MANIFEST.txt" ] || bail "the real-photo corpus is missing: run 'make corpus'"
 command -v curl >/dev/null || bail "curl is missing (Debian: curl)"
@@ -17,36 +14,6 @@ cd "$TMP" || bail "no temporary folder"
 
 ensure_rpcbind
 start_server
-
-# start_web [options]: the gateway, waited for by its ready line.
-WEB_PID=
-start_web() {
-    mkfifo web.ready
-    "$WEB" --program "$PROG" --listen 127.0.0.1:$WPORT "$@" >web.ready 2>>web.log &
-    WEB_PID=$!
-    read -r line <web.ready || true
-    rm -f web.ready
-    case "$line" in
-    "imgproc-web: ready"*) ;;
-    *) sed 's/^/# /' web.log; bail "imgproc-web did not start" ;;
-    esac
-}
-stop_web() {
-    kill -TERM "$WEB_PID"
-    wait "$WEB_PID"
-    WEB_STATUS=$?
-    WEB_PID=
-}
-trap '[ -n "$WEB_PID" ] && kill -KILL "$WEB_PID" 2>/dev/null; cleanup' EXIT
-
-# j FILE EXPR: EXPR in Python over the JSON document d in FILE ("INVALID" if none).
-j() {
-    python3 -c 'import json,sys
-try: d = json.load(open(sys.argv[1]))
-except Exception as e: print("INVALID: %s" % e); sys.exit(0)
-print(eval(sys.argv[2]))' "$1" "$2"
-}
-
 start_web
 
 # ---- GET /v1/info: what the command line's info --json says
