@@ -1,5 +1,6 @@
 #!/bin/bash
-# demo.sh - `make demo`: every operation on a sample image, through a real server.
+# demo.sh - `make demo`: every operation on a sample image, through a real server,
+# then the web gateway over HTTP; on a terminal it keeps both up for the page.
 set -u
 BUILD=${BUILD:-build}
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -73,12 +74,54 @@ c batch -j 2 --steps 'grayscale,resize=320x320' -o "$out/batch" "$out/folder"
 c batch --sync -j 2 --steps 'threshold=128' -f png -o "$out/batch-bw" "$out/folder"
 echo
 c identify "$out"/*.jpg "$out"/*.png "$out"/*.webp
-kill -TERM "$srv_pid"; wait "$srv_pid" 2>/dev/null
-trap - EXIT
+
+# The web gateway: the same server over HTTP, and the page.
 echo
+web_port=${IMGPROC_WEB_PORT:-8080}
+web_opts=(--program "$prog" --listen "127.0.0.1:$web_port")
+[ ${#rpcbind_opts[@]} -gt 0 ] && web_opts+=(-p "$port")
+mkfifo "$out/.web"
+"$top/$BUILD/imgproc-web" "${web_opts[@]}" >"$out/.web" 2>"$out/web.log" &
+web_pid=$!
+trap 'kill -TERM $srv_pid $web_pid 2>/dev/null' EXIT
+read -r ready <"$out/.web"
+rm -f "$out/.web"
+url="http://127.0.0.1:$web_port"
+h() { echo "\$ $*"; "$@" || fail=1; echo; }
+case "$ready" in
+"imgproc-web: ready"*)
+    echo "$ready"
+    h curl -sS --fail-with-body -o "$out/web-info.json" -w '%{http_code} %{content_type}\n' "$url/v1/info"
+    h curl -sS --fail-with-body --data-binary @"$out/sample.jpg" -o "$out/web-gray.jpg" \
+        -w '%{http_code} %{content_type}\n' "$url/v1/process?steps=grayscale,resize=400x400"
+    h curl -sS --fail-with-body -c "$out/cookies" -b "$out/cookies" -F "a=@$out/sample.jpg" \
+        -F "b=@$out/folder/photo1.jpg" -o "$out/web-tasks.json" "$url/v1/tasks?steps=blur=2,grayscale"
+    cat "$out/web-tasks.json"
+    for id in $(python3 -c 'import json,sys; print(*[t["id"] for t in json.load(open(sys.argv[1]))["tasks"]])' \
+                "$out/web-tasks.json"); do
+        h curl -sS --fail-with-body -b "$out/cookies" -o /dev/null -w '%{http_code}\n' \
+            "$url/v1/tasks/$id/wait?timeout=30"
+        h curl -sS --fail-with-body -b "$out/cookies" -o "$out/web-task-$id.jpg" \
+            -w '%{http_code} %{content_type}\n' "$url/v1/tasks/$id/result"
+    done
+    h curl -sS --fail-with-body -b "$out/cookies" "$url/v1/tasks?state=done"
+    ;;
+*)
+    echo "demo: the gateway did not start (port $web_port in use? IMGPROC_WEB_PORT=N):"
+    cat "$out/web.log"
+    fail=1
+    ;;
+esac
 if [ "$fail" -eq 0 ]; then
     echo "demo: done. Results are in $out (the server's log: $out/server.log)"
 else
     echo "demo: some steps FAILED; see above and $out/server.log"
 fi
+if [ -t 0 ] && [ "$fail" -eq 0 ]; then
+    echo "demo: the page is at $url/ -- open it in a browser and drop images on it."
+    echo "demo: press Enter to stop the server and the gateway."
+    read -r _
+fi
+kill -TERM "$srv_pid" "$web_pid" 2>/dev/null; wait "$srv_pid" "$web_pid" 2>/dev/null
+trap - EXIT
 exit "$fail"
