@@ -360,7 +360,7 @@ cmd_null(int argc, char **argv)
         double t0 = proto_seconds();
         for (int i = 0; i < calls; i++) {
             enum clnt_stat st = batched
-                ? clnt_call(c, NULL_BATCHED, (xdrproc_t)(void (*)(void))xdr_void, NULL, NULL,
+                ? clnt_call(c, NULL_BATCHED, PROTO_XDR(xdr_void), NULL, NULL,
                             NULL, zero)
                 : ip_null_1(NULL, NULL, c);
             if (st != RPC_SUCCESS)

@@ -42,7 +42,8 @@ enum {
     CMD_T_CREATE = 1u << 7, CMD_T_UPLOAD = 1u << 8, CMD_T_START = 1u << 9,
     CMD_T_STATUS = 1u << 10, CMD_T_WAIT = 1u << 11, CMD_T_RESULT = 1u << 12,
     CMD_T_CANCEL = 1u << 13, CMD_T_DELETE = 1u << 14, CMD_T_LIST = 1u << 15,
-    CMD_EVERY = (1u << 16) - 1
+    CMD_STATS = 1u << 16,
+    CMD_EVERY = (1u << 17) - 1
 };
 
 /* What getopt_long returns for an option without a letter. */
@@ -151,6 +152,7 @@ void cli_written_free(cli_written *w);
 /* Subcommands. */
 int cmd_ping(cli_opts *o, int argc, char **argv);
 int cmd_info(cli_opts *o, int argc, char **argv);
+int cmd_stats(cli_opts *o, int argc, char **argv);
 int cmd_identify(cli_opts *o, int argc, char **argv);
 int cmd_image(cli_opts *o, int argc, char **argv);
 int cmd_task(cli_opts *o, int argc, char **argv);

@@ -1,4 +1,4 @@
-/* cmd_info.c - ping, info and identify: the calls that return facts, not images. */
+/* cmd_info.c - ping, info, stats and identify: the calls that return facts, not images. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -165,6 +165,92 @@ cmd_info(cli_opts *o, int argc, char **argv)
         print_info_text(&res.ip_server_info_res_u.info.info, &res.ip_server_info_res_u.info.guard,
                         res.ip_server_info_res_u.info.state_dir);
     xdr_free((xdrproc_t)xdr_ip_server_info_res, (char *)&res);
+    cli_disconnect(clnt);
+    return rc;
+}
+
+static void
+print_stats_json(const ip_stats *st)
+{
+    printf("{\"uptime_ms\": %llu, \"connections\": %u, \"calls_in_progress\": %u, "
+           "\"workers\": %u, \"workers_busy\": %u, \"tasks\": {",
+           (unsigned long long)st->uptime_ms, st->connections, st->calls_in_progress,
+           st->workers, st->workers_busy);
+    for (int i = 0; i < IP_TASK_STATES; i++)
+        printf("%s\"%s\": %llu", i ? ", " : "", proto_task_state_name((ip_task_state)i),
+               (unsigned long long)st->tasks[i]);
+    printf("}, \"procedures\": [");
+    for (u_int i = 0; i < st->procs.procs_len; i++) {
+        const ip_proc_stats *p = &st->procs.procs_val[i];
+        printf("%s{\"proc\": %u, \"name\": ", i ? ", " : "", p->proc);
+        proto_json_string(stdout, p->name);
+        printf(", \"calls\": %llu, \"errors\": %llu, \"bytes_in\": %llu, \"bytes_out\": %llu, "
+               "\"micros\": %llu}", (unsigned long long)p->calls, (unsigned long long)p->errors,
+               (unsigned long long)p->bytes_in, (unsigned long long)p->bytes_out,
+               (unsigned long long)p->micros);
+    }
+    printf("]}\n");
+}
+
+static void
+print_stats_text(const ip_stats *st)
+{
+    unsigned long long up = st->uptime_ms / 1000;
+
+    printf("up %llud %02lluh %02llum %02llus; %u connection%s, %u call%s in progress; "
+           "%u of %u workers busy\n", up / 86400, up / 3600 % 24, up / 60 % 60, up % 60,
+           st->connections, st->connections == 1 ? "" : "s", st->calls_in_progress,
+           st->calls_in_progress == 1 ? "" : "s", st->workers_busy, st->workers);
+    printf("tasks:");
+    for (int i = 0; i < IP_TASK_STATES; i++)
+        printf(" %s %llu%s", proto_task_state_name((ip_task_state)i),
+               (unsigned long long)st->tasks[i], i + 1 < IP_TASK_STATES ? "," : "\n");
+    printf("%-14s %10s %8s %12s %12s %9s\n", "procedure", "calls", "errors", "bytes in",
+           "bytes out", "mean ms");
+    for (u_int i = 0; i < st->procs.procs_len; i++) {
+        const ip_proc_stats *p = &st->procs.procs_val[i];
+        printf("%-14s %10llu %8llu %12llu %12llu %9.1f\n", p->name, (unsigned long long)p->calls,
+               (unsigned long long)p->errors, (unsigned long long)p->bytes_in,
+               (unsigned long long)p->bytes_out,
+               p->calls ? p->micros / 1000.0 / (double)p->calls : 0.0);
+    }
+}
+
+int
+cmd_stats(cli_opts *o, int argc, char **argv)
+{
+    int rc = parse_common(o, CMD_STATS, argc, argv, "imgproc stats [--json]");
+    struct timeval tv = { 25, 0 };
+    ip_stats_res res;
+    CLIENT *clnt;
+
+    if (rc >= 0)
+        return rc;
+    if (optind < argc) {
+        cli_error("stats takes no arguments\n");
+        return EXIT_USAGE;
+    }
+    if (!(clnt = cli_connect_or_say(o)))
+        return EXIT_RPC;
+    memset(&res, 0, sizeof(res));
+    if (clnt_call(clnt, STATS, PROTO_XDR(xdr_void), NULL, PROTO_XDR(xdr_ip_stats_res),
+                  (caddr_t)&res, tv) != RPC_SUCCESS) {
+        /* An imgprocd from before STATS answers PROC_UNAVAIL. */
+        rpc_failed(clnt, "stats");
+        cli_disconnect(clnt);
+        return EXIT_RPC;
+    }
+    rc = EXIT_OK;
+    if (res.status != IP_OK) {
+        cli_error("stats: %s: %s\n", proto_status_name(res.status), res.ip_stats_res_u.message);
+        cli_error_status(res.status);
+        rc = EXIT_FAILED;
+    } else if (o->json) {
+        cli_json_begin();
+        print_stats_json(&res.ip_stats_res_u.stats);
+    } else
+        print_stats_text(&res.ip_stats_res_u.stats);
+    xdr_free((xdrproc_t)xdr_ip_stats_res, (char *)&res);
     cli_disconnect(clnt);
     return rc;
 }

@@ -17,6 +17,7 @@ typedef struct cli_cmd {
 static const cli_cmd commands[] = {
     { "ping", cmd_ping, "call the NULL procedure (TCP or UDP)" },
     { "info", cmd_info, "server versions, operations, formats and limits" },
+    { "stats", cmd_stats, "the server's counters: calls, errors, bytes, time; tasks by state" },
     { "identify", cmd_identify, "width, height, bands, format... of image files" },
     { "grayscale", cmd_image, "convert to grayscale (GRAYSCALE)" },
     { "resize", cmd_image, "fit into a box (RESIZE)" },

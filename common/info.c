@@ -36,8 +36,8 @@ enum clnt_stat
 proto_server_info(CLIENT *c, ip_server_info_res *res, struct timeval timeout)
 {
     memset(res, 0, sizeof(*res));
-    return clnt_call(c, SERVER_INFO, (xdrproc_t)(void (*)(void))xdr_void, NULL,
-                     (xdrproc_t)(void (*)(void))xdr_server_info_res_any, (caddr_t)res, timeout);
+    return clnt_call(c, SERVER_INFO, PROTO_XDR(xdr_void), NULL,
+                     PROTO_XDR(xdr_server_info_res_any), (caddr_t)res, timeout);
 }
 
 static void

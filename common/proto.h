@@ -181,6 +181,13 @@ void proto_task_json(FILE *f, const ip_task_info *i, int ok, const char *why);
  */
 void proto_help_line(FILE *f, const char *head, const char *text);
 
+/*
+ * An XDR routine as clnt_call and svc_sendreply take it (xdrproc_t): the
+ * generated routines take two arguments, xdr_void none, and xdrproc_t is
+ * variadic, so the cast goes through void (*)(void), which GCC allows.
+ */
+#define PROTO_XDR(fn) ((xdrproc_t)(void (*)(void))(fn))
+
 /* Writes s as a JSON string literal, quotes included. */
 void proto_json_string(FILE *f, const char *s);
 

@@ -71,7 +71,6 @@ xdr_task_create_args_strict(XDR *x, ip_task_create_args *a)
 }
 
 /* Casting through a no-argument function type keeps -Wcast-function-type quiet. */
-#define XDR(fn) ((xdrproc_t)(void (*)(void))(fn))
 
 /*
  * The bytes a call carries, counted before they are read.
@@ -358,7 +357,7 @@ typedef char no_value[0];               /* a void argument or result: no room */
 #define RES_ROOM 256                    /* bytes for any result */
 #define FITS(type, room) (sizeof(type) + 0 * sizeof(char[sizeof(type) <= (room) ? 1 : -1]))
 #define PROC(num, argt, xarg, rest, xres, handler, free_res, batched, udp)             \
-    { num, #num, XDR(xarg), FITS(argt, ARG_ROOM), XDR(xres), FITS(rest, RES_ROOM),  \
+    { num, #num, PROTO_XDR(xarg), FITS(argt, ARG_ROOM), PROTO_XDR(xres), FITS(rest, RES_ROOM),  \
       handler, free_res, batched, udp }
 
 static const proc_entry procs[] = {
@@ -400,6 +399,7 @@ static const proc_entry procs[] = {
     PROC(TASK_COLLECT, no_value, xdr_void, ip_batch_res, xdr_ip_batch_res, service_task_collect,
          NULL, 0, 1),
     PROC(NULL_BATCHED, no_value, xdr_void, no_value, xdr_void, service_null, NULL, 1, 1),
+    PROC(STATS, no_value, xdr_void, ip_stats_res, xdr_ip_stats_res, service_stats, NULL, 0, 1),
 };
 
 static const proc_entry *
@@ -411,13 +411,21 @@ proc_find(rpcproc_t proc)
     return NULL;
 }
 
-static double
-now_ms(void)
+double
+srv_now_ms(void)
 {
     struct timespec ts;
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+const char *
+dispatch_proc_name(unsigned proc)
+{
+    const proc_entry *p = proc_find(proc);
+
+    return p ? p->name : NULL;
 }
 
 /* What the transport says of the caller: its address and the credentials it claims. */
@@ -439,12 +447,26 @@ peer_of(const struct svc_req *req, SVCXPRT *xprt, srv_peer *p)
     }
 }
 
+/*
+ * A call has ended: its procedure's counters (STATS), and the log line.
+ * outcome, when not NULL, says it was not answered as the procedure does.
+ */
 static void
-log_call(const srv_peer *peer, const char *name, const call_log *log,
+end_call(srv *s, const srv_peer *peer, const proc_entry *p, const call_log *log,
          const char *outcome, double ms)
 {
+    const char *name = p ? p->name : "?";
     char who[NI_MAXHOST + NI_MAXSERV + 4];
 
+    if (p && p->proc < IP_MAX_PROCS) {
+        srv_proc_stats *st = &s->stats[p->proc];
+        __atomic_add_fetch(&st->calls, 1, __ATOMIC_RELAXED);
+        if (outcome || log->status != IP_OK)
+            __atomic_add_fetch(&st->errors, 1, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&st->bytes_in, log->in_bytes, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&st->bytes_out, log->out_bytes, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&st->micros, (unsigned long long)(ms * 1000), __ATOMIC_RELAXED);
+    }
     if (!srv_log_is_verbose())
         return;
     service_peer_name(peer, who, sizeof(who));
@@ -484,7 +506,7 @@ send_result(const proc_entry *p, SVCXPRT *xprt, int stream, void *res)
                                            p->name, why, sizeof(why))) {
         /* Not sent, the caller would only retransmit until its timeout. */
         refusal r = { IP_ETOOBIG, why };
-        svc_sendreply(xprt, XDR(xdr_refusal), (caddr_t)&r);
+        svc_sendreply(xprt, PROTO_XDR(xdr_refusal), (caddr_t)&r);
         return "too-big-for-udp";
     }
     return svc_sendreply(xprt, p->xdr_res, (caddr_t)res) ? NULL : "reply-failed";
@@ -511,26 +533,26 @@ dispatch_call(srv *s, struct svc_req *req, SVCXPRT *xprt, int stream, tasks_batc
     char why[IP_MAX_MESSAGE];
     arg_guard guard;
     srv_peer peer;
-    double t0 = now_ms();
+    double t0 = srv_now_ms();
 
     peer_of(req, xprt, &peer);
 
     if (!p) {
         svcerr_noproc(xprt);
-        log_call(&peer, "?", &log, "no-such-procedure", now_ms() - t0);
+        end_call(s, &peer, NULL, &log, "no-such-procedure", srv_now_ms() - t0);
         return;
     }
     if (service_transport_ok(p->name, p->udp, stream, why, sizeof(why))) {
         refusal r = { IP_EINVAL, why };
         if (!p->batched)
-            svc_sendreply(xprt, XDR(xdr_refusal), (caddr_t)&r);
-        log_call(&peer, p->name, &log, "tcp-only", now_ms() - t0);
+            svc_sendreply(xprt, PROTO_XDR(xdr_refusal), (caddr_t)&r);
+        end_call(s, &peer, p, &log, "tcp-only", srv_now_ms() - t0);
         return;
     }
     memset(arg, 0, sizeof(arg));
     memset(res, 0, sizeof(res));
     guard_init(&guard, s, p, arg, xprt, act);
-    if (!svc_getargs(xprt, XDR(xdr_guarded), (caddr_t)&guard)) {
+    if (!svc_getargs(xprt, PROTO_XDR(xdr_guarded), (caddr_t)&guard)) {
         /* Over a size limit or the budget: a refusal saying so.  Otherwise
          * malformed: a garbage-arguments reply.  A batched call gets neither;
          * the batch's report counts it as skipped.  What is left of the
@@ -540,15 +562,15 @@ dispatch_call(srv *s, struct svc_req *req, SVCXPRT *xprt, int stream, tasks_batc
             if (batch)
                 tasks_batch_skip(batch);
         } else if (guard.status != IP_OK) {
-            svc_sendreply(xprt, XDR(xdr_refusal), (caddr_t)&r);
+            svc_sendreply(xprt, PROTO_XDR(xdr_refusal), (caddr_t)&r);
         } else {
             svcerr_decode(xprt);
         }
         svc_freeargs(xprt, p->xdr_arg, (caddr_t)arg);
         budget_give(&guard);
         log.status = guard.status;
-        log_call(&peer, p->name, &log, guard.status != IP_OK ? NULL : "garbage-args",
-                 now_ms() - t0);
+        end_call(s, &peer, p, &log, guard.status != IP_OK ? NULL : "garbage-args",
+                 srv_now_ms() - t0);
         return;
     }
     __atomic_add_fetch(&s->in_progress, 1, __ATOMIC_RELAXED);
@@ -564,7 +586,7 @@ dispatch_call(srv *s, struct svc_req *req, SVCXPRT *xprt, int stream, tasks_batc
         log.status = *(ip_status *)(void *)res;
     __atomic_sub_fetch(&s->in_progress, 1, __ATOMIC_RELAXED);
     __atomic_add_fetch(&s->served, 1, __ATOMIC_RELAXED);
-    log_call(&peer, p->name, &log, send_result(p, xprt, stream, res), now_ms() - t0);
+    end_call(s, &peer, p, &log, send_result(p, xprt, stream, res), srv_now_ms() - t0);
     if (p->free_res)
         p->free_res(res);
     else if (p->res_size)

@@ -25,6 +25,7 @@
 #include <rpc/svc_auth.h>
 
 #include "log.h"
+#include "proto.h"
 #include "server.h"
 
 #define NET_RECORD_BUFFER (256 * 1024) /* bytes buffered each way per TCP connection */
@@ -398,15 +399,15 @@ registered_uaddr(rpcprog_t prog, const char *netid)
     rpcblist_ptr list = NULL;
     char *uaddr = NULL;
 
-    if (c && clnt_call(c, RPCBPROC_DUMP, (xdrproc_t)(void (*)(void))xdr_void, NULL,
-                       (xdrproc_t)(void (*)(void))xdr_rpcblist_ptr, (caddr_t)&list,
+    if (c && clnt_call(c, RPCBPROC_DUMP, PROTO_XDR(xdr_void), NULL,
+                       PROTO_XDR(xdr_rpcblist_ptr), (caddr_t)&list,
                        tv) == RPC_SUCCESS)
         for (rpcblist_ptr e = list; e && !uaddr; e = e->rpcb_next)
             if (e->rpcb_map.r_prog == prog && e->rpcb_map.r_vers == IMGPROC_V1 &&
                 strcmp(e->rpcb_map.r_netid, netid) == 0)
                 uaddr = strdup(e->rpcb_map.r_addr);
     if (list)
-        xdr_free((xdrproc_t)(void (*)(void))xdr_rpcblist_ptr, (char *)&list);
+        xdr_free(PROTO_XDR(xdr_rpcblist_ptr), (char *)&list);
     if (c)
         clnt_destroy(c);
     if (nc)
@@ -424,8 +425,8 @@ answers(rpcprog_t prog, const struct netconfig *nc, const char *uaddr)
     int ok = 0;
 
     if (c) {
-        ok = clnt_call(c, NULLPROC, (xdrproc_t)(void (*)(void))xdr_void, NULL,
-                       (xdrproc_t)(void (*)(void))xdr_void, NULL, tv) == RPC_SUCCESS;
+        ok = clnt_call(c, NULLPROC, PROTO_XDR(xdr_void), NULL,
+                       PROTO_XDR(xdr_void), NULL, tv) == RPC_SUCCESS;
         clnt_destroy(c);
     }
     if (nb) {

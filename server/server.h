@@ -63,6 +63,13 @@ typedef struct budget_share {
 } budget_share;
 
 /* The running server: passed to every function that needs state. */
+/* One procedure's counters since start (all atomic): what STATS reports. */
+typedef struct srv_proc_stats {
+    unsigned long long calls, errors;       /* calls; those not answered IP_OK */
+    unsigned long long bytes_in, bytes_out; /* image bytes */
+    unsigned long long micros;              /* time spent on them */
+} srv_proc_stats;
+
 typedef struct srv {
     srv_config cfg;                         /* settings */
     tasks_config tcfg;                      /* settings of the task queue */
@@ -82,6 +89,8 @@ typedef struct srv {
     struct conn *conns;                     /* their sockets, for shutdown (under lock) */
     unsigned in_progress;                   /* calls being handled (atomic) */
     unsigned long long served;              /* calls answered (atomic) */
+    srv_proc_stats stats[IP_MAX_PROCS];     /* by procedure number */
+    double started_ms;                      /* CLOCK_MONOTONIC at start */
     pthread_t udp_thread;                   /* serves every UDP socket */
     int udp_running;                        /* udp_thread was started */
 } srv;
@@ -106,6 +115,11 @@ int srv_parse_args(srv *s, int argc, char **argv);
 /* imgprocd --help, from the same table. */
 void srv_usage(FILE *f);
 void srv_settle(srv *s);
+
+/* dispatch.c: the procedure's name in imgproc.x ("PROCESS"), or NULL when there is none. */
+const char *dispatch_proc_name(unsigned proc);
+/* CLOCK_MONOTONIC in milliseconds. */
+double srv_now_ms(void);
 
 /* dispatch.c: one decoded call -> its handler -> one reply. */
 /* batch is the TCP connection's batch (TASK_SUBMIT), NULL on UDP.  act, the

@@ -213,6 +213,50 @@ service_server_info(srv *s, const call_ctx *c, void *arg, void *resp, call_log *
     log->status = IP_OK;
 }
 
+/* STATS: the counters end_call (dispatch.c) keeps, and the tasks' states now. */
+void
+service_stats(srv *s, const call_ctx *c, void *arg, void *resp, call_log *log)
+{
+    ip_stats_res *res = resp;
+    ip_stats *st = &res->ip_stats_res_u.stats;
+    ip_proc_stats *rows = calloc(IP_MAX_PROCS, sizeof(*rows));
+    u_int n = 0;
+
+    (void)c;
+    (void)arg;
+    if (!rows) {
+        res->status = IP_EINTERNAL;
+        res->ip_stats_res_u.message = strdup("out of memory");
+        log->status = res->status;
+        return;
+    }
+    _Static_assert(IP_TASK_STATES == PROTO_NSTATES, "imgproc.x and proto.h agree on the states");
+    res->status = IP_OK;
+    for (unsigned proc = 0; proc < IP_MAX_PROCS; proc++) {
+        const char *name = dispatch_proc_name(proc);
+        const srv_proc_stats *k = &s->stats[proc];
+        if (!name)
+            continue;
+        rows[n].proc = proc;
+        rows[n].name = strdup(name);
+        rows[n].calls = __atomic_load_n(&k->calls, __ATOMIC_RELAXED);
+        rows[n].errors = __atomic_load_n(&k->errors, __ATOMIC_RELAXED);
+        rows[n].bytes_in = __atomic_load_n(&k->bytes_in, __ATOMIC_RELAXED);
+        rows[n].bytes_out = __atomic_load_n(&k->bytes_out, __ATOMIC_RELAXED);
+        rows[n].micros = __atomic_load_n(&k->micros, __ATOMIC_RELAXED);
+        n++;
+    }
+    st->procs.procs_len = n;
+    st->procs.procs_val = rows;
+    st->uptime_ms = (uint64_t)(srv_now_ms() - s->started_ms);
+    tasks_counts(s->tasks, st->tasks, &st->workers, &st->workers_busy);
+    pthread_mutex_lock(&s->lock);
+    st->connections = s->nconn;
+    pthread_mutex_unlock(&s->lock);
+    st->calls_in_progress = __atomic_load_n(&s->in_progress, __ATOMIC_RELAXED);
+    log->status = IP_OK;
+}
+
 void
 service_image_info(srv *s, const call_ctx *c, void *arg, void *resp, call_log *log)
 {

@@ -88,6 +88,7 @@ void service_task_delete(srv *s, const call_ctx *c, void *arg, void *res, call_l
 void service_task_list(srv *s, const call_ctx *c, void *arg, void *res, call_log *log);
 void service_task_submit(srv *s, const call_ctx *c, void *arg, void *res, call_log *log);
 void service_task_collect(srv *s, const call_ctx *c, void *arg, void *res, call_log *log);
+void service_stats(srv *s, const call_ctx *c, void *arg, void *res, call_log *log);
 /* Releases an ip_image_res a handler filled (the image may be libvips' memory). */
 void service_free_image_res(void *res);
 

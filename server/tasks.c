@@ -643,6 +643,22 @@ tasks_load(tasks *t, unsigned *queued, unsigned *running)
     pthread_mutex_unlock(&t->lock);
 }
 
+void
+tasks_counts(tasks *t, uint64_t by_state[IP_TASK_STATES], unsigned *workers, unsigned *busy)
+{
+    pthread_mutex_lock(&t->lock);
+    for (int st = 0; st < IP_TASK_STATES; st++) {
+        long n = store_count(t->st, st);
+        by_state[st] = n > 0 ? (uint64_t)n : 0;
+    }
+    *workers = t->nworkers;
+    *busy = 0;
+    for (unsigned i = 0; i < t->nworkers; i++)
+        if (t->workers[i].task_id)
+            (*busy)++;
+    pthread_mutex_unlock(&t->lock);
+}
+
 /* ------------------------------------------------------------- life */
 
 tasks *

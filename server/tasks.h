@@ -34,6 +34,9 @@ void tasks_close(tasks *t);
 
 /* Queue figures for SERVER_INFO. */
 void tasks_load(tasks *t, unsigned *queued, unsigned *running);
+/* Tasks kept in each state (index: ip_task_state), the workers, the busy ones. */
+void tasks_counts(tasks *t, uint64_t by_state[IP_TASK_STATES], unsigned *workers,
+                  unsigned *busy);
 
 /*
  * The procedures.  owner is the caller's identity ("uid@machine" or

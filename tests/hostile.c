@@ -787,8 +787,8 @@ main(int argc, char **argv)
         return batch_case(c, port, prog, &im, what);
     } else if (strcmp(what, "no-such-proc") == 0) {
         struct timeval tv = { 10, 0 };
-        enum clnt_stat st = clnt_call(c, 99, (xdrproc_t)(void (*)(void))xdr_void, NULL,
-                                      (xdrproc_t)(void (*)(void))xdr_void, NULL, tv);
+        enum clnt_stat st = clnt_call(c, 99, PROTO_XDR(xdr_void), NULL,
+                                      PROTO_XDR(xdr_void), NULL, tv);
         printf("rpc: %s\n", clnt_sperrno(st));
     } else {
         fprintf(stderr, "hostile: unknown case '%s'\n", what);

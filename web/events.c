@@ -122,8 +122,8 @@ work(ws_job *j)
     if (!(f = open_memstream(&text, &len)))
         return;
     fprintf(f, "{\"type\": \"result\", \"seq\": %u, ", j->seq);
-    if (web_rpc_call(ws.cfg, NULL, "PROCESS", PROCESS, WEB_XDR(xdr_ip_process_args), &a,
-                     WEB_XDR(xdr_ip_image_res), &res, 1, &why)) {
+    if (web_rpc_call(ws.cfg, NULL, "PROCESS", PROCESS, PROTO_XDR(xdr_ip_process_args), &a,
+                     PROTO_XDR(xdr_ip_image_res), &res, 1, &why)) {
         fprintf(f, "\"ok\": false, \"status\": \"gateway\", \"error\": ");
         proto_json_string(f, why ? why : "imgprocd: the call failed");
     } else if (res.status != IP_OK) {
@@ -233,7 +233,7 @@ watch(ws_socket *s)
 
         memset(&r, 0, sizeof(r));
         if (web_rpc_call(ws.cfg, s->caller.who, "TASK_LIST", TASK_LIST,
-                         WEB_XDR(xdr_ip_task_list_args), &a, WEB_XDR(xdr_ip_task_list_res), &r,
+                         PROTO_XDR(xdr_ip_task_list_args), &a, PROTO_XDR(xdr_ip_task_list_res), &r,
                          1, &why)) {
             free(why);
             free(now);
@@ -277,7 +277,7 @@ watch(ws_socket *s)
 
         memset(&r, 0, sizeof(r));
         if (web_rpc_call(ws.cfg, s->caller.who, "TASK_LIST", TASK_LIST,
-                         WEB_XDR(xdr_ip_task_list_args), &a, WEB_XDR(xdr_ip_task_list_res), &r,
+                         PROTO_XDR(xdr_ip_task_list_args), &a, PROTO_XDR(xdr_ip_task_list_res), &r,
                          1, &why)) {
             free(why);
             break;
@@ -310,8 +310,8 @@ watch(ws_socket *s)
             continue;
         memset(&r, 0, sizeof(r));
         if (web_rpc_call(ws.cfg, s->caller.who, "TASK_STATUS", TASK_STATUS,
-                         WEB_XDR(xdr_ip_task_id), &s->seen[i].id,
-                         WEB_XDR(xdr_ip_task_info_res), &r, 1, &why) == 0) {
+                         PROTO_XDR(xdr_ip_task_id), &s->seen[i].id,
+                         PROTO_XDR(xdr_ip_task_info_res), &r, 1, &why) == 0) {
             if (r.status == IP_OK)
                 tell_task(s, &r.ip_task_info_res_u.info);
             xdr_free((xdrproc_t)xdr_ip_task_info_res, (char *)&r);

@@ -87,8 +87,8 @@ process_one(const char *name, const char *data, size_t len, void *ctx)
     k->a.image.ip_image_val = (char *)data;
     memset(&res, 0, sizeof(res));
     /* PROCESS is a function of its arguments: repeating it is safe. */
-    if (web_rpc_call(k->cfg, NULL, "PROCESS", PROCESS, WEB_XDR(xdr_ip_process_args), &k->a,
-                     WEB_XDR(xdr_ip_image_res), &res, 1, &why))
+    if (web_rpc_call(k->cfg, NULL, "PROCESS", PROCESS, PROTO_XDR(xdr_ip_process_args), &k->a,
+                     PROTO_XDR(xdr_ip_image_res), &res, 1, &why))
         web_call_failed(k->conn, why);
     else if (res.status != IP_OK)
         web_refused(k->conn, res.status, res.ip_image_res_u.message);

@@ -121,7 +121,7 @@ create_one(const char *file, const char *data, size_t len, void *ctx)
     a.spec = k->spec;
     a.token = token;
     if (web_rpc_call(k->cfg, k->caller->who, "TASK_CREATE", TASK_CREATE,
-                     WEB_XDR(xdr_ip_task_create_args), &a, WEB_XDR(xdr_ip_task_create_res), &r,
+                     PROTO_XDR(xdr_ip_task_create_args), &a, PROTO_XDR(xdr_ip_task_create_res), &r,
                      1, &why)) {
         create_failed(k, 502, "gateway", why ? why : "imgprocd: the call failed");
         free(why);
@@ -218,8 +218,8 @@ tasks_list(struct mg_connection *c, const web_config *cfg)
 
         memset(&r, 0, sizeof(r));
         a.limit = IP_MAX_LIST;
-        if (web_rpc_call(cfg, who.who, "TASK_LIST", TASK_LIST, WEB_XDR(xdr_ip_task_list_args),
-                         &a, WEB_XDR(xdr_ip_task_list_res), &r, 1, &why)) {
+        if (web_rpc_call(cfg, who.who, "TASK_LIST", TASK_LIST, PROTO_XDR(xdr_ip_task_list_args),
+                         &a, PROTO_XDR(xdr_ip_task_list_res), &r, 1, &why)) {
             json_drop(&out);
             return web_call_failed(c, why);
         }
@@ -265,8 +265,8 @@ task_status(struct mg_connection *c, const web_config *cfg, const char *who, ip_
     int http;
 
     memset(&r, 0, sizeof(r));
-    if (web_rpc_call(cfg, who, "TASK_STATUS", TASK_STATUS, WEB_XDR(xdr_ip_task_id), &id,
-                     WEB_XDR(xdr_ip_task_info_res), &r, 1, &why))
+    if (web_rpc_call(cfg, who, "TASK_STATUS", TASK_STATUS, PROTO_XDR(xdr_ip_task_id), &id,
+                     PROTO_XDR(xdr_ip_task_info_res), &r, 1, &why))
         return web_call_failed(c, why);
     http = send_info(c, &r);
     xdr_free((xdrproc_t)xdr_ip_task_info_res, (char *)&r);
@@ -306,8 +306,8 @@ task_wait(struct mg_connection *c, const web_config *cfg, const char *who, ip_ta
     memset(&r, 0, sizeof(r));
     if (!seen) {
         /* The state it is in now is the first to leave. */
-        if (web_rpc_call(cfg, who, "TASK_STATUS", TASK_STATUS, WEB_XDR(xdr_ip_task_id), &id,
-                         WEB_XDR(xdr_ip_task_info_res), &r, 1, &why))
+        if (web_rpc_call(cfg, who, "TASK_STATUS", TASK_STATUS, PROTO_XDR(xdr_ip_task_id), &id,
+                         PROTO_XDR(xdr_ip_task_info_res), &r, 1, &why))
             return web_call_failed(c, why);
         if (r.status != IP_OK || proto_task_final(r.ip_task_info_res_u.info.state))
             goto done;
@@ -318,8 +318,8 @@ task_wait(struct mg_connection *c, const web_config *cfg, const char *who, ip_ta
     for (;;) {
         time_t now = time(NULL);
         a.timeout = end > now ? (u_int)(end - now) : 1;
-        if (web_rpc_call(cfg, who, "TASK_WAIT", TASK_WAIT, WEB_XDR(xdr_ip_task_wait_args), &a,
-                         WEB_XDR(xdr_ip_task_info_res), &r, 1, &why))
+        if (web_rpc_call(cfg, who, "TASK_WAIT", TASK_WAIT, PROTO_XDR(xdr_ip_task_wait_args), &a,
+                         PROTO_XDR(xdr_ip_task_info_res), &r, 1, &why))
             return web_call_failed(c, why);
         if (seen || r.status != IP_OK || proto_task_final(r.ip_task_info_res_u.info.state) ||
             time(NULL) >= end)
@@ -399,8 +399,8 @@ task_change(struct mg_connection *c, const web_config *cfg, const char *who, ip_
 
     memset(&r, 0, sizeof(r));
     /* Both may be repeated: a second cancel or delete is refused, not harmful. */
-    if (web_rpc_call(cfg, who, what, proc, WEB_XDR(xdr_ip_task_id), &id,
-                     WEB_XDR(xdr_ip_task_res), &r, 1, &why))
+    if (web_rpc_call(cfg, who, what, proc, PROTO_XDR(xdr_ip_task_id), &id,
+                     PROTO_XDR(xdr_ip_task_res), &r, 1, &why))
         return web_call_failed(c, why);
     if (r.status != IP_OK)
         http = web_refused(c, r.status, r.ip_task_res_u.message);

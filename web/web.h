@@ -100,8 +100,6 @@ int web_rpc_call(const web_config *cfg, const char *who, const char *what, rpcpr
                  char **why);
 /* Closes this thread's connection, as a thread of the gateway's own ends. */
 void web_rpc_release(void);
-/* The generated XDR routines as web_rpc_call takes them. */
-#define WEB_XDR(fn) ((xdrproc_t)(void (*)(void))(fn))
 
 /*
  * xmlrpc.c: the labs' XML-RPC calls at /RPC2.  registry: made once at start

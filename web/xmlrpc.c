@@ -112,8 +112,8 @@ run(xmlrpc_env *env, xmlrpc_value *params, const web_config *cfg, const char *st
     a.steps.steps_len = nsteps;
     a.steps.steps_val = parsed;
     a.output.format = IP_FMT_JPEG;
-    if (web_rpc_call(cfg, NULL, "PROCESS", PROCESS, WEB_XDR(xdr_ip_process_args), &a,
-                     WEB_XDR(xdr_ip_image_res), &res, 1, &why)) {
+    if (web_rpc_call(cfg, NULL, "PROCESS", PROCESS, PROTO_XDR(xdr_ip_process_args), &a,
+                     PROTO_XDR(xdr_ip_image_res), &res, 1, &why)) {
         xmlrpc_env_set_fault_formatted(env, FAULT_GATEWAY, "%s", why ? why : "imgprocd");
         free(why);
     } else if (res.status != IP_OK) {
@@ -269,8 +269,8 @@ rpc_or_fault(xmlrpc_env *env, const web_config *cfg, const char *what, rpcproc_t
 static int
 task_status(xmlrpc_env *env, task_call *k)
 {
-    return rpc_or_fault(env, k->cfg, "TASK_STATUS", TASK_STATUS, WEB_XDR(xdr_ip_task_id),
-                        &k->id, WEB_XDR(xdr_ip_task_info_res), &k->info, 1);
+    return rpc_or_fault(env, k->cfg, "TASK_STATUS", TASK_STATUS, PROTO_XDR(xdr_ip_task_id),
+                        &k->id, PROTO_XDR(xdr_ip_task_info_res), &k->info, 1);
 }
 
 /* A task id as the labs send it: a string of digits, or an int. */
@@ -356,8 +356,8 @@ m_create_task(xmlrpc_env *env, xmlrpc_value *params, void *cfg, void *call)
     k.create.token = "";
     k.create.hold = TRUE;           /* the lab starts it: change_task_status */
     /* Creating is not repeated: a second try could make a second task. */
-    if (!rpc_or_fault(env, cfg, "TASK_CREATE", TASK_CREATE, WEB_XDR(xdr_ip_task_create_args),
-                      &k.create, WEB_XDR(xdr_ip_task_create_res), &k.created, 0)) {
+    if (!rpc_or_fault(env, cfg, "TASK_CREATE", TASK_CREATE, PROTO_XDR(xdr_ip_task_create_args),
+                      &k.create, PROTO_XDR(xdr_ip_task_create_res), &k.created, 0)) {
         if (k.created.status != IP_OK)
             xmlrpc_env_set_fault_formatted(env, (int)k.created.status, "%s: %s",
                                            proto_status_name(k.created.status),
@@ -426,8 +426,8 @@ m_change_status(xmlrpc_env *env, xmlrpc_value *params, void *cfg, void *call)
     if (k.id && !task_status(env, &k) && k.info.status == IP_OK) {
         ip_task_state st = k.info.ip_task_info_res_u.info.state;
         if (progress && st == IP_TASK_CREATED) {
-            ok = !rpc_or_fault(env, c, "TASK_START", TASK_START, WEB_XDR(xdr_ip_task_id),
-                               &k.id, WEB_XDR(xdr_ip_task_res), &k.res, 1) &&
+            ok = !rpc_or_fault(env, c, "TASK_START", TASK_START, PROTO_XDR(xdr_ip_task_id),
+                               &k.id, PROTO_XDR(xdr_ip_task_res), &k.res, 1) &&
                  k.res.status == IP_OK;
         } else if (progress)
             ok = st == IP_TASK_QUEUED || st == IP_TASK_RUNNING;
@@ -437,8 +437,8 @@ m_change_status(xmlrpc_env *env, xmlrpc_value *params, void *cfg, void *call)
                    !proto_task_final(k.info.ip_task_info_res_u.info.state)) {
                 ip_task_wait_args wa = { k.id, k.info.ip_task_info_res_u.info.state,
                                          IP_MAX_WAIT };
-                rpc_or_fault(env, c, "TASK_WAIT", TASK_WAIT, WEB_XDR(xdr_ip_task_wait_args),
-                             &wa, WEB_XDR(xdr_ip_task_info_res), &k.info, 1);
+                rpc_or_fault(env, c, "TASK_WAIT", TASK_WAIT, PROTO_XDR(xdr_ip_task_wait_args),
+                             &wa, PROTO_XDR(xdr_ip_task_info_res), &k.info, 1);
             }
             ok = !env->fault_occurred && k.info.status == IP_OK &&
                  k.info.ip_task_info_res_u.info.state == IP_TASK_DONE;

@@ -23,7 +23,6 @@ typedef struct seed {
 } seed;
 
 /* Casting through a no-argument function type keeps -Wcast-function-type quiet. */
-#define XDR(fn) ((xdrproc_t)(void (*)(void))(fn))
 
 static const char *outdir;      /* where the seeds go */
 static ip_image image;          /* the image of the image calls */
@@ -88,7 +87,7 @@ seed_call(seed *s, unsigned proc, unsigned cred, xdrproc_t fn, void *arg)
 static void
 seed_void(seed *s, unsigned proc, unsigned cred)
 {
-    seed_call(s, proc, cred, XDR(xdr_void), NULL);
+    seed_call(s, proc, cred, PROTO_XDR(xdr_void), NULL);
 }
 static void
 write_file(const char *name, const void *data, size_t len)
@@ -166,27 +165,27 @@ single_calls(void)
         void *arg;              /* the argument */
         int raw;                /* also write the records as a raw seed */
     } calls[] = {
-        { "00-null", IP_NULL, FRAME_CRED_SYS, XDR(xdr_void), NULL, 1 },
-        { "01-server-info", SERVER_INFO, FRAME_CRED_SYS, XDR(xdr_void), NULL, 1 },
-        { "02-image-info", IMAGE_INFO, FRAME_CRED_SYS, XDR(xdr_ip_image), &image, 1 },
-        { "03-grayscale", GRAYSCALE, FRAME_CRED_SYS, XDR(xdr_ip_grayscale_args), &g, 0 },
-        { "04-resize", RESIZE, FRAME_CRED_SYS, XDR(xdr_ip_resize_args), &r, 0 },
-        { "05-rotate", ROTATE, FRAME_CRED_SYS, XDR(xdr_ip_rotate_args), &ro, 0 },
-        { "06-blur", BLUR, FRAME_CRED_NONE, XDR(xdr_ip_blur_args), &b, 0 },
-        { "07-process", PROCESS, FRAME_CRED_SYS, XDR(xdr_ip_process_args), &p, 0 },
-        { "08-task-create", TASK_CREATE, FRAME_CRED_SYS, XDR(xdr_ip_task_create_args), &tc, 0 },
-        { "09-task-upload", TASK_UPLOAD, FRAME_CRED_SYS, XDR(xdr_ip_task_upload_args), &tu, 0 },
-        { "10-task-start", TASK_START, FRAME_CRED_SYS, XDR(xdr_ip_task_id), &id, 0 },
-        { "11-task-status", TASK_STATUS, FRAME_CRED_SYS, XDR(xdr_ip_task_id), &id, 0 },
-        { "12-task-wait", TASK_WAIT, FRAME_CRED_SYS, XDR(xdr_ip_task_wait_args), &w, 0 },
-        { "13-task-result", TASK_RESULT, FRAME_CRED_SYS, XDR(xdr_ip_task_result_args), &res, 0 },
-        { "14-task-cancel", TASK_CANCEL, FRAME_CRED_SYS, XDR(xdr_ip_task_id), &id, 0 },
-        { "15-task-delete", TASK_DELETE, FRAME_CRED_SYS, XDR(xdr_ip_task_id), &id, 0 },
-        { "16-task-list", TASK_LIST, FRAME_CRED_SYS, XDR(xdr_ip_task_list_args), &l, 0 },
-        { "17-task-submit", TASK_SUBMIT, FRAME_CRED_SYS, XDR(xdr_ip_task_create_args), &tc, 0 },
-        { "18-task-collect", TASK_COLLECT, FRAME_CRED_SYS, XDR(xdr_void), NULL, 0 },
-        { "19-null-batched", NULL_BATCHED, FRAME_CRED_SYS, XDR(xdr_void), NULL, 0 },
-        { "20-no-such-procedure", FRAME_PROCS - 1, FRAME_CRED_SYS, XDR(xdr_void), NULL, 1 },
+        { "00-null", IP_NULL, FRAME_CRED_SYS, PROTO_XDR(xdr_void), NULL, 1 },
+        { "01-server-info", SERVER_INFO, FRAME_CRED_SYS, PROTO_XDR(xdr_void), NULL, 1 },
+        { "02-image-info", IMAGE_INFO, FRAME_CRED_SYS, PROTO_XDR(xdr_ip_image), &image, 1 },
+        { "03-grayscale", GRAYSCALE, FRAME_CRED_SYS, PROTO_XDR(xdr_ip_grayscale_args), &g, 0 },
+        { "04-resize", RESIZE, FRAME_CRED_SYS, PROTO_XDR(xdr_ip_resize_args), &r, 0 },
+        { "05-rotate", ROTATE, FRAME_CRED_SYS, PROTO_XDR(xdr_ip_rotate_args), &ro, 0 },
+        { "06-blur", BLUR, FRAME_CRED_NONE, PROTO_XDR(xdr_ip_blur_args), &b, 0 },
+        { "07-process", PROCESS, FRAME_CRED_SYS, PROTO_XDR(xdr_ip_process_args), &p, 0 },
+        { "08-task-create", TASK_CREATE, FRAME_CRED_SYS, PROTO_XDR(xdr_ip_task_create_args), &tc, 0 },
+        { "09-task-upload", TASK_UPLOAD, FRAME_CRED_SYS, PROTO_XDR(xdr_ip_task_upload_args), &tu, 0 },
+        { "10-task-start", TASK_START, FRAME_CRED_SYS, PROTO_XDR(xdr_ip_task_id), &id, 0 },
+        { "11-task-status", TASK_STATUS, FRAME_CRED_SYS, PROTO_XDR(xdr_ip_task_id), &id, 0 },
+        { "12-task-wait", TASK_WAIT, FRAME_CRED_SYS, PROTO_XDR(xdr_ip_task_wait_args), &w, 0 },
+        { "13-task-result", TASK_RESULT, FRAME_CRED_SYS, PROTO_XDR(xdr_ip_task_result_args), &res, 0 },
+        { "14-task-cancel", TASK_CANCEL, FRAME_CRED_SYS, PROTO_XDR(xdr_ip_task_id), &id, 0 },
+        { "15-task-delete", TASK_DELETE, FRAME_CRED_SYS, PROTO_XDR(xdr_ip_task_id), &id, 0 },
+        { "16-task-list", TASK_LIST, FRAME_CRED_SYS, PROTO_XDR(xdr_ip_task_list_args), &l, 0 },
+        { "17-task-submit", TASK_SUBMIT, FRAME_CRED_SYS, PROTO_XDR(xdr_ip_task_create_args), &tc, 0 },
+        { "18-task-collect", TASK_COLLECT, FRAME_CRED_SYS, PROTO_XDR(xdr_void), NULL, 0 },
+        { "19-null-batched", NULL_BATCHED, FRAME_CRED_SYS, PROTO_XDR(xdr_void), NULL, 0 },
+        { "20-no-such-procedure", FRAME_PROCS - 1, FRAME_CRED_SYS, PROTO_XDR(xdr_void), NULL, 1 },
     };
 
     for (size_t i = 0; i < sizeof(calls) / sizeof(calls[0]); i++) {
@@ -215,16 +214,16 @@ task_life(void)
 
     up.spec.steps.steps_len = readme_steps(st);
     seed_start(&s);
-    seed_call(&s, TASK_CREATE, FRAME_CRED_SYS, XDR(xdr_ip_task_create_args), &up);
-    seed_call(&s, TASK_UPLOAD, FRAME_CRED_SYS, XDR(xdr_ip_task_upload_args), &u1);
-    seed_call(&s, TASK_UPLOAD, FRAME_CRED_SYS, XDR(xdr_ip_task_upload_args), &u2);
-    seed_call(&s, TASK_START, FRAME_CRED_SYS, XDR(xdr_ip_task_id), &id);
-    seed_call(&s, TASK_WAIT, FRAME_CRED_SYS, XDR(xdr_ip_task_wait_args), &w);
-    seed_call(&s, TASK_STATUS, FRAME_CRED_SYS, XDR(xdr_ip_task_id), &id);
-    seed_call(&s, TASK_RESULT, FRAME_CRED_SYS, XDR(xdr_ip_task_result_args), &r);
-    seed_call(&s, TASK_LIST, FRAME_CRED_SYS, XDR(xdr_ip_task_list_args), &l);
-    seed_call(&s, TASK_CANCEL, FRAME_CRED_SYS, XDR(xdr_ip_task_id), &id);
-    seed_call(&s, TASK_DELETE, FRAME_CRED_SYS, XDR(xdr_ip_task_id), &id);
+    seed_call(&s, TASK_CREATE, FRAME_CRED_SYS, PROTO_XDR(xdr_ip_task_create_args), &up);
+    seed_call(&s, TASK_UPLOAD, FRAME_CRED_SYS, PROTO_XDR(xdr_ip_task_upload_args), &u1);
+    seed_call(&s, TASK_UPLOAD, FRAME_CRED_SYS, PROTO_XDR(xdr_ip_task_upload_args), &u2);
+    seed_call(&s, TASK_START, FRAME_CRED_SYS, PROTO_XDR(xdr_ip_task_id), &id);
+    seed_call(&s, TASK_WAIT, FRAME_CRED_SYS, PROTO_XDR(xdr_ip_task_wait_args), &w);
+    seed_call(&s, TASK_STATUS, FRAME_CRED_SYS, PROTO_XDR(xdr_ip_task_id), &id);
+    seed_call(&s, TASK_RESULT, FRAME_CRED_SYS, PROTO_XDR(xdr_ip_task_result_args), &r);
+    seed_call(&s, TASK_LIST, FRAME_CRED_SYS, PROTO_XDR(xdr_ip_task_list_args), &l);
+    seed_call(&s, TASK_CANCEL, FRAME_CRED_SYS, PROTO_XDR(xdr_ip_task_id), &id);
+    seed_call(&s, TASK_DELETE, FRAME_CRED_SYS, PROTO_XDR(xdr_ip_task_id), &id);
     seed_write(&s, "task-life", 1);
 
     /* Another caller may not see or touch the task; the owner may. */
@@ -232,11 +231,11 @@ task_life(void)
     up.hold = FALSE;
     up.source.kind = IP_SOURCE_INLINE;
     up.source.ip_task_source_u.image = image;
-    seed_call(&s, TASK_CREATE, FRAME_CRED_SYS, XDR(xdr_ip_task_create_args), &up);
-    seed_call(&s, TASK_CREATE, FRAME_CRED_SYS, XDR(xdr_ip_task_create_args), &up);
-    seed_call(&s, TASK_STATUS, FRAME_CRED_OTHER, XDR(xdr_ip_task_id), &id);
-    seed_call(&s, TASK_DELETE, FRAME_CRED_NONE, XDR(xdr_ip_task_id), &id);
-    seed_call(&s, TASK_CANCEL, FRAME_CRED_SYS, XDR(xdr_ip_task_id), &id);
+    seed_call(&s, TASK_CREATE, FRAME_CRED_SYS, PROTO_XDR(xdr_ip_task_create_args), &up);
+    seed_call(&s, TASK_CREATE, FRAME_CRED_SYS, PROTO_XDR(xdr_ip_task_create_args), &up);
+    seed_call(&s, TASK_STATUS, FRAME_CRED_OTHER, PROTO_XDR(xdr_ip_task_id), &id);
+    seed_call(&s, TASK_DELETE, FRAME_CRED_NONE, PROTO_XDR(xdr_ip_task_id), &id);
+    seed_call(&s, TASK_CANCEL, FRAME_CRED_SYS, PROTO_XDR(xdr_ip_task_id), &id);
     seed_write(&s, "task-owners", 0);
 }
 
@@ -250,12 +249,12 @@ batch(void)
     seed s;
 
     seed_start(&s);
-    seed_call(&s, TASK_SUBMIT, FRAME_CRED_SYS, XDR(xdr_ip_task_create_args), &item);
+    seed_call(&s, TASK_SUBMIT, FRAME_CRED_SYS, PROTO_XDR(xdr_ip_task_create_args), &item);
     item.token = "b.jpg";
-    seed_call(&s, TASK_SUBMIT, FRAME_CRED_SYS, XDR(xdr_ip_task_create_args), &item);
-    seed_call(&s, TASK_SUBMIT, FRAME_CRED_SYS, XDR(xdr_ip_task_create_args), &item);
+    seed_call(&s, TASK_SUBMIT, FRAME_CRED_SYS, PROTO_XDR(xdr_ip_task_create_args), &item);
+    seed_call(&s, TASK_SUBMIT, FRAME_CRED_SYS, PROTO_XDR(xdr_ip_task_create_args), &item);
     item.token = "";
-    seed_call(&s, TASK_SUBMIT, FRAME_CRED_SYS, XDR(xdr_ip_task_create_args), &item);
+    seed_call(&s, TASK_SUBMIT, FRAME_CRED_SYS, PROTO_XDR(xdr_ip_task_create_args), &item);
     seed_void(&s, NULL_BATCHED, FRAME_CRED_SYS);
     seed_void(&s, TASK_COLLECT, FRAME_CRED_SYS);
     seed_write(&s, "batch", 1);
@@ -283,7 +282,7 @@ more_images(char **paths, int n)
         seed s;
 
         seed_start(&s);
-        seed_call(&s, PROCESS, FRAME_CRED_SYS, XDR(xdr_ip_process_args), &p);
+        seed_call(&s, PROCESS, FRAME_CRED_SYS, PROTO_XDR(xdr_ip_process_args), &p);
         base = strrchr(paths[i], '/');
         snprintf(name, sizeof(name), "process-%s", base ? base + 1 : paths[i]);
         seed_write(&s, name, 0);
