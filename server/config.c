@@ -117,7 +117,6 @@ srv_defaults(srv *s)
         if (settings[i].kind != CF_PATH && settings[i].kind != CF_LISTEN)
             store(s, &settings[i], settings[i].def);
     pthread_mutex_init(&s->lock, NULL);
-    s->started_ms = srv_now_ms();
     pthread_cond_init(&s->idle, NULL);
     pthread_cond_init(&s->budget, NULL);
 }

@@ -112,6 +112,7 @@ main(int argc, char **argv)
     if (!getenv("MALLOC_ARENA_MAX"))
         mallopt(M_ARENA_MAX, 2);
     srv_defaults(&s);
+    s.started_ms = srv_now_ms();
     if ((rc = srv_parse_args(&s, argc, argv)) != 0 || (rc = check_args(&s)) != 0)
         return rc;
     if (!s.tcfg.state_dir)
