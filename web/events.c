@@ -57,7 +57,7 @@ typedef struct ws_socket {
     int closed;                     /* civetweb has closed it: write nothing */
     seen_task *seen;                /* unfinished tasks already told of */
     unsigned nseen;
-    int listed;                     /* the watcher has looked once */
+    int listed;                     /* looked at once (on_ready): the watcher's now */
     ip_task_id high;                /* the newest task it has seen */
 } ws_socket;
 
@@ -321,7 +321,6 @@ watch(ws_socket *s)
     free(s->seen);
     s->seen = now;
     s->nseen = nnow;
-    s->listed = 1;
     if (a.after > high)
         high = a.after;
     if (high > s->high)
@@ -340,8 +339,8 @@ watcher(void *arg)
 
         /* Hold each socket while it is looked at, so a closing one waits. */
         for (ws_socket *s = ws.sockets; s; s = s->next) {
-            if (!s->has_session || s->closed)
-                continue;
+            if (!s->listed || s->closed)
+                continue;       /* no session, or its first look is on_ready's */
             if (n == cap) {
                 ws_socket **grown = realloc(list, (cap = cap ? cap * 2 : 8) * sizeof(*list));
                 if (!grown)
@@ -440,6 +439,16 @@ on_ready(struct mg_connection *c, void *data)
 
     (void)data;
     s->conn = c;
+    /* The first look, before the hello: the tasks from then on are news,
+     * and a caller that waits for the hello misses none of them. */
+    if (s->has_session) {
+        watch(s);
+        /* This thread is the socket's while it is open: its connection would idle. */
+        web_rpc_release();
+        pthread_mutex_lock(&ws.lock);
+        s->listed = 1;          /* the watcher's from now on */
+        pthread_mutex_unlock(&ws.lock);
+    }
     n = snprintf(hello, sizeof(hello), "{\"type\": \"hello\", \"session\": %s, "
                  "\"in_flight\": %d}", s->has_session ? "true" : "false", WEB_WS_INFLIGHT);
     mg_websocket_write(c, MG_WEBSOCKET_OPCODE_TEXT, hello, (size_t)n);
@@ -458,7 +467,12 @@ on_data(struct mg_connection *c, int bits, char *data, size_t len, void *cbdata)
     (void)cbdata;
     if (opcode == MG_WEBSOCKET_OPCODE_CONNECTION_CLOSE)
         return 0;
-    if (opcode == MG_WEBSOCKET_OPCODE_PING || opcode == MG_WEBSOCKET_OPCODE_PONG)
+    if (opcode == MG_WEBSOCKET_OPCODE_PING) {
+        /* Keep-alive (RFC 6455 5.5.2): the client closes a socket that does not answer. */
+        mg_websocket_write(c, MG_WEBSOCKET_OPCODE_PONG, data, len);
+        return 1;
+    }
+    if (opcode == MG_WEBSOCKET_OPCODE_PONG)
         return 1;
     if (opcode != MG_WEBSOCKET_OPCODE_BINARY || !(bits & 0x80) || len == 0 ||
         len > ws.cfg->max_body) {

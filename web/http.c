@@ -85,6 +85,7 @@ web_problem(struct mg_connection *c, int http, const char *name, const char *fmt
     proto_json_string(f, detail);
     fprintf(f, "}\n");
     fclose(f);
+    web_metrics_answered(http);
     mg_printf(c, "HTTP/1.1 %d %s\r\nContent-Type: application/problem+json\r\n"
               "Content-Length: %zu\r\nCache-Control: no-store\r\n" SAFE_HEADERS "\r\n", http,
               reason_phrase(http), len);
@@ -114,6 +115,7 @@ int
 web_send(struct mg_connection *c, int http, const char *type, const char *headers,
          const void *data, size_t len)
 {
+    web_metrics_answered(http);
     mg_printf(c, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
               "Cache-Control: no-store\r\n" SAFE_HEADERS "%s\r\n", http, reason_phrase(http),
               type, len, headers ? headers : "");

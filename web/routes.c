@@ -198,6 +198,8 @@ web_start(const web_config *cfg)
     memset(&cb, 0, sizeof(cb));
     if (cfg->verbose)
         cb.log_message = on_log;
+    cb.begin_request = web_metrics_begin;
+    cb.end_request = web_metrics_end;
     mg_init_library(0);
     if (!(ctx = mg_start(&cb, NULL, options))) {
         fprintf(stderr, "imgproc-web: cannot serve HTTP on %s (in use, or not an "
@@ -216,6 +218,7 @@ web_start(const web_config *cfg)
     }
     web_events_routes(ctx, cfg);
     web_page_routes(ctx, cfg);
+    web_metrics_routes(ctx, cfg);
     mg_set_request_handler(ctx, "/**", on_unknown, NULL);
     return ctx;
 }

@@ -31,6 +31,14 @@ void web_stop(struct mg_context *ctx);
 void web_tasks_routes(struct mg_context *ctx, const web_config *cfg);
 void web_events_routes(struct mg_context *ctx, const web_config *cfg);
 void web_page_routes(struct mg_context *ctx, const web_config *cfg);
+/*
+ * metrics.c: GET /metrics.  begin and end are civetweb's begin_request and
+ * end_request callbacks; answered is told of each status sent (http.c).
+ */
+void web_metrics_routes(struct mg_context *ctx, const web_config *cfg);
+int web_metrics_begin(struct mg_connection *c);
+void web_metrics_end(const struct mg_connection *c, int status);
+void web_metrics_answered(int http);
 /* Ends events.c's threads, once civetweb has stopped (every socket closed). */
 void web_events_stop(void);
 

@@ -156,6 +156,54 @@ like "$(tail -1 ws.out)" "summary * *" "... and says how many checks it made"
 [ "$(tail -1 ws.out)" = "summary $(grep -c '^ok' ws.out) $(grep -c '^\(ok\|not ok\)' ws.out)" ] ||
     sed 's/^/# /' ws.out
 
+# ---- STATS (imgproc stats) and /metrics
+stat() {    # stat FILE PROC FIELD: a procedure's counter in `imgproc stats --json`
+    j "$1" "[p[\"$3\"] for p in d[\"procedures\"] if p[\"name\"] == \"$2\"][0]"
+}
+cli stats --json >s0.json
+cli process --steps flip "$LADY" -o st1.jpg
+cli process --steps flip "$ART" -o st2.png
+cli process --steps flip /etc/hostname -o st3.png 2>/dev/null
+cli stats --json >s1.json
+is "$(( $(stat s1.json PROCESS calls) - $(stat s0.json PROCESS calls) ))" 3 \
+   "imgproc stats: three more PROCESS calls"
+is "$(( $(stat s1.json PROCESS errors) - $(stat s0.json PROCESS errors) ))" 1 "... one of them an error"
+is "$(( $(stat s1.json PROCESS bytes_in) - $(stat s0.json PROCESS bytes_in) ))" \
+   "$(( $(wc -c <"$LADY") + $(wc -c <"$ART") + $(wc -c </etc/hostname) ))" \
+   "... the image bytes they carried in"
+is "$(( $(stat s1.json PROCESS bytes_out) - $(stat s0.json PROCESS bytes_out) ))" \
+   "$(( $(wc -c <st1.jpg) + $(wc -c <st2.png) ))" "... and out"
+is "$(j s1.json 'd["tasks"]["cancelled"] >= 1 and d["tasks"]["done"] >= 5, d["workers"]')" "(True, 1)" \
+   "... the tasks by state, the workers"
+cli stats >stats.txt
+like "$(sed -n 3p stats.txt)" "procedure *calls *errors *bytes in *bytes out *mean ms" "imgproc stats: a table"
+like "$(grep '^PROCESS ' stats.txt)" "PROCESS *$(stat s1.json PROCESS calls) *$(stat s1.json PROCESS errors) *" \
+     "... PROCESS's row"
+cli -T udp stats --json >su.json
+is "$(j su.json 'len(d["procedures"])')" "$(j s1.json 'len(d["procedures"])')" "imgproc stats over UDP too"
+
+curl -s -D m.h -o metrics.txt "$URL/metrics"
+like "$(tr -d '\r' <m.h | grep -i '^content-type')" "Content-Type: text/plain; version=0.0.4*" \
+     "GET /metrics: Prometheus's text format"
+is "$(grep -v -c -E '^(# (HELP|TYPE) [a-z_]+ .+|[a-z_]+(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? [0-9.e+-]+)$' metrics.txt)" 0 \
+   "... every line a comment or a sample"
+is "$(grep '^imgproc_up ' metrics.txt)" "imgproc_up 1" "... imgprocd up"
+like "$(grep '^imgproc_web_requests_total{route="/v1/tasks",code="2xx"}' metrics.txt)" "* [1-9]*" \
+     "... the gateway's requests by route"
+like "$(grep '^imgproc_web_errors_total{route="/v1/tasks/{id}"}' metrics.txt)" "* [1-9]*" \
+     "... its errors by route"
+n=$(sed -n 's/^imgproc_web_request_duration_seconds_count{route="\/v1\/tasks"} //p' metrics.txt)
+is "$(sed -n 's/^imgproc_web_request_duration_seconds_bucket{route="\/v1\/tasks",le="+Inf"} //p' metrics.txt)" \
+   "$n" "... its latency, a histogram whose +Inf bucket counts every request"
+cli stats --json >s2.json
+is "$(sed -n 's/^imgproc_calls_total{procedure="TASK_CREATE"} //p' metrics.txt)" \
+   "$(stat s2.json TASK_CREATE calls)" "... imgprocd's own counters, as STATS says them"
+is "$(sed -n 's/^imgproc_tasks{state="done"} //p' metrics.txt)" "$(j s2.json 'd["tasks"]["done"]')" \
+   "... the tasks by state"
+stop_server
+curl -s -o metrics.txt "$URL/metrics"
+is "$(grep '^imgproc_up ' metrics.txt)" "imgproc_up 0" "imgprocd gone: imgproc_up 0, and the gateway's own still served"
+
 stop_web
 is "$WEB_STATUS" 0 "the gateway stops cleanly with sockets used"
 done_testing

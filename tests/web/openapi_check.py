@@ -140,6 +140,8 @@ cases = [
     ("POST", "/v1/tasks/{B}/cancel", None, None, 200, "POST /v1/tasks/B/cancel (or 409 when done)"),
     ("GET", "/v1/events", None, None, 101, "GET /v1/events, a WebSocket handshake"),
     ("GET", "/", None, None, 200, "GET /, the page"),
+    ("GET", "/metrics", None, None, 200, "GET /metrics"),
+    ("POST", "/metrics", b"", "text/plain", 405, "POST /metrics"),
     ("POST", "/RPC2", b"<?xml version='1.0'?><methodCall><methodName>system.listMethods</methodName>"
      b"<params></params></methodCall>", "text/xml", 200, "POST /RPC2 system.listMethods"),
 ]

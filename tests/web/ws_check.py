@@ -154,7 +154,18 @@ async def task_events():
               "another session's task is never told of", strangers)
 
 
+async def keepalive():
+    """The client's pings are answered: a socket idle past its ping timeout stays open."""
+    async with websockets.connect(ws_base + "/v1/events", ping_interval=0.2,
+                                  ping_timeout=2) as ws:
+        await ws.recv()
+        pong = await ws.ping()
+        await asyncio.wait_for(pong, 5)
+        check(True, "a ping is answered with a pong")
+
+
 async def main():
+    await keepalive()
     await lab_flow()
     await steps_query()
     await refusals()
