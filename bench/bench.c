@@ -6,11 +6,15 @@
  *
  * Timed figures are the median of RUNS runs after one warm-up run.
  */
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -168,6 +172,8 @@ typedef struct job {
     ip_step steps[IP_MAX_STEPS]; /* the pipeline */
     unsigned nsteps;
     CLIENT *clnt;               /* for "call" */
+    const char *steps_text;     /* for "web": the steps as the query says them */
+    int web;                    /* for "web": the gateway's socket, kept alive; -1: none */
 } job;
 
 /* The reference: the server's image code, in this process. */
@@ -223,16 +229,95 @@ run_call(job *j)
     process_once(j->clnt, j->data, j->len, j->steps, j->nsteps);
 }
 
+/* The gateway's socket: 127.0.0.1, port $BENCH_WEB_PORT. */
+static int
+web_connect(void)
+{
+    const char *port = getenv("BENCH_WEB_PORT");
+    struct sockaddr_in sa = { .sin_family = AF_INET };
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    if (!port || fd < 0)
+        die("%s", "web: set BENCH_WEB_PORT to imgproc-web's port");
+    sa.sin_port = htons((uint16_t)atoi(port));
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+        die("web: cannot connect to 127.0.0.1:%s", port);
+    /* As curl and browsers do: the head and the body are sent at once. */
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 }, sizeof(int));
+    return fd;
+}
+
+static void
+write_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w <= 0)
+            die("%s", "web: write failed");
+        p += w;
+        n -= (size_t)w;
+    }
+}
+
+/*
+ * One POST /v1/process through the gateway, on a kept-alive connection,
+ * as a program would make it: the image as the body, the result read to its
+ * last byte.  Dies unless the answer is 200 with its whole body.
+ */
+static void
+run_web(job *j)
+{
+    static char buf[1 << 16];
+    char head[512], *end, *cl;
+    size_t have = 0, body, got;
+    int n;
+
+    if (j->web < 0)
+        j->web = web_connect();
+    n = snprintf(head, sizeof(head), "POST /v1/process?steps=%s HTTP/1.1\r\nHost: bench\r\n"
+                 "Content-Type: image/jpeg\r\nContent-Length: %zu\r\n\r\n", j->steps_text,
+                 j->len);
+    write_all(j->web, head, (size_t)n);
+    write_all(j->web, j->data, j->len);
+    /* The head, then Content-Length bytes of body (some may have come with the head). */
+    for (;;) {
+        ssize_t r = read(j->web, buf + have, sizeof(buf) - 1 - have);
+        if (r <= 0)
+            die("%s", "web: the gateway closed the connection");
+        have += (size_t)r;
+        buf[have] = '\0';
+        if ((end = strstr(buf, "\r\n\r\n")))
+            break;
+        if (have == sizeof(buf) - 1)
+            die("%s", "web: an answer's head over 64 KiB");
+    }
+    if (strncmp(buf, "HTTP/1.1 200", 12) != 0)
+        die("web: %s", buf);
+    if (!(cl = strcasestr(buf, "Content-Length:")) || cl > end)
+        die("%s", "web: no Content-Length");
+    body = strtoul(cl + 15, NULL, 10);
+    got = have - (size_t)(end + 4 - buf);
+    while (got < body) {
+        ssize_t r = read(j->web, buf, sizeof(buf) < body - got ? sizeof(buf) : body - got);
+        if (r <= 0)
+            die("%s", "web: the answer ended early");
+        got += (size_t)r;
+    }
+}
+
 static void (*
 mode_fn(const char *name))(job *)
 {
+    if (strcmp(name, "web") == 0)
+        return run_web;
     if (strcmp(name, "ref") == 0)
         return run_ref;
     if (strcmp(name, "codec") == 0)
         return run_codec;
     if (strcmp(name, "call") == 0)
         return run_call;
-    die("unknown mode '%s' (ref, codec, call)", name);
+    die("unknown mode '%s' (ref, codec, call, web)", name);
     return NULL;
 }
 
@@ -251,8 +336,10 @@ cmd_compare(int argc, char **argv)
     int runs;
 
     if (argc != 7)
-        die("%s", "usage: bench compare ref|codec|call ref|codec|call FILE STEPS RUNS");
+        die("%s", "usage: bench compare ref|codec|call|web ref|codec|call|web FILE STEPS RUNS");
     memset(&j, 0, sizeof(j));
+    j.web = -1;
+    j.steps_text = argv[5];
     fa = mode_fn(argv[2]);
     fb = mode_fn(argv[3]);
     if (proto_pipeline_parse(argv[5], j.steps, IP_MAX_STEPS, &j.nsteps, why, sizeof(why)))
@@ -275,6 +362,8 @@ cmd_compare(int argc, char **argv)
     printf("%.6f %.6f\n", median(ta, runs), median(tb, runs));
     if (j.clnt)
         cli_disconnect(j.clnt);
+    if (j.web >= 0)
+        close(j.web);
     free((char *)j.data);
     return 0;
 }

@@ -27,7 +27,9 @@ fi
 [ -x "$BENCH" ] && [ -x "$IMGPROCD" ] || { echo "bench: build first (make bench)" >&2; exit 2; }
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/imgproc-bench.XXXXXX")
 SERVER_PID=
+WEB_PID=
 cleanup() {
+    [ -n "$WEB_PID" ] && kill -TERM "$WEB_PID" 2>/dev/null && wait "$WEB_PID" 2>/dev/null
     [ -n "$SERVER_PID" ] && kill -TERM "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
     rm -rf "$TMP"
 }
@@ -147,6 +149,22 @@ read -r up down bytes < <("$BENCH" transfer "$XFER") || fail "transfer"
 row "6. upload $TRANSFER_MB MB in 1 MiB chunks (MB/s)" "$up" 500 MB/s ge 1.00 "$(peak_mb)"
 row "6. download $TRANSFER_MB MB in 1 MiB chunks (MB/s)" "$down" 500 MB/s ge 1.00 "$(peak_mb)"
 row "6. upload vs local write-then-fsync, same file" "$up" "$disk" MB/s ge - "-"
+
+# 7. the web gateway's own cost: the same PROCESS through imgproc-web (HTTP in,
+# ONC RPC on, the image copied through) against calling imgprocd directly, both
+# on kept-alive connections, alternated.
+export BENCH_WEB_PORT=${BENCH_WEB_PORT:-$((BENCH_PORT + 1))}
+mkfifo "$TMP/web.ready"
+"$TOP/$BUILD/imgproc-web" -p "$BENCH_PORT" --program "$BENCH_PROG" \
+    --listen "127.0.0.1:$BENCH_WEB_PORT" >"$TMP/web.ready" 2>"$TMP/web.log" &
+WEB_PID=$!
+read -r line <"$TMP/web.ready" || true
+case "$line" in "imgproc-web: ready"*) ;; *) cat "$TMP/web.log" >&2; fail "the gateway did not start" ;; esac
+for op in grayscale resize=800x800; do
+    peak_reset
+    read -r w c < <("$BENCH" compare web call "$IMG/M.jpg" "$op" "$RUNS") || fail "compare web $op"
+    row "7. $op, $MP_M JPEG, HTTP gateway vs RPC" "$w" "$c" s le 1.25 "$(peak_mb)"
+done
 
 echo
 echo "$ROWS rows, $MISSED missed"

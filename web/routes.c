@@ -186,6 +186,9 @@ web_start(const web_config *cfg)
         "num_threads", threads,
         "request_timeout_ms", timeout,
         "enable_keep_alive", "yes",
+        /* A reply's head and body go out as two writes: without this, Nagle
+         * holds the body until the head is acknowledged (a delayed ACK, 40 ms). */
+        "tcp_nodelay", "1",
         NULL,
     };
     struct mg_callbacks cb;
