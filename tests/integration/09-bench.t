@@ -10,15 +10,15 @@ BENCH_PORT=$PORT BENCH_PROG=$PROG BUILD=$BUILD TMPDIR="$TMP" bash "$TOP/bench/ru
     >"$TMP/table.txt" 2>"$TMP/err"
 ok $? "bench/run.sh --tiny runs to the end"
 [ -s "$TMP/err" ] && sed 's/^/# /' "$TMP/err"
-rows=$(grep -c '^[1-6]\. ' "$TMP/table.txt")
-is "$rows" 17 "the table has a row for every figure of the six targets, and the disk"
+rows=$(grep -c '^[1-7]\. ' "$TMP/table.txt")
+is "$rows" 19 "the table has a row for every figure of the seven targets, and the disk"
 # Every row: a measured figure and a reference above zero, a ratio, a verdict.
 bad=$(grep '^[1-6]\. ' "$TMP/table.txt" | awk '{
         # columns from the right: peak, verdict (one or three words), target, ratio, unit, reference, measured
         n = NF; if ($(n - 1) == "MISSED" || $(n - 2) == "by") off = 2; else off = 0
         if ($(n - 3 - off) !~ /^[0-9.]+x$/ || $(n - 5 - off) + 0 <= 0 || $(n - 6 - off) + 0 <= 0) print }')
 is "$bad" "" "every row has a measured figure, a reference and a ratio"
-like "$(tail -1 "$TMP/table.txt")" "17 rows, * missed" "the summary line counts rows and misses"
+like "$(tail -1 "$TMP/table.txt")" "19 rows, * missed" "the summary line counts rows and misses"
 grep -q "peak MB" "$TMP/table.txt"; ok $? "the server's peak memory is a column"
 # The server the harness started is gone.
 left=$(pgrep -f -- "--port $PORT" | wc -l)
