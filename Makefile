@@ -189,6 +189,7 @@ check-asan:
 check-valgrind: deps
 	@$(MAKE) --no-print-directory all $(TEST_BIN)
 	VIPS_NOVECTOR=1 BUILD=$(BUILD) IMGPROCD_WRAPPER='valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --suppressions=$(CURDIR)/tests/valgrind.supp' \
+	    IMGPROC_WEB_WRAPPER='valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --suppressions=$(CURDIR)/tests/valgrind.supp' \
 	    IMGPROCD_FLAGS='--max-request-seconds 3600 --max-task-seconds 3600' \
 	    CORPUS_ONLY='tiff-video-frame|png-palette-alpha-photo|jpeg-camera-orient-6|gif-animated' \
 	    CORPUS_SKIP='blur=1000|sharpen=100' \

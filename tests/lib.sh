@@ -141,12 +141,14 @@ stop_server() {
 # The client, aimed at the private server.
 # start_web [options]: the gateway (imgproc-web) on WPORT in front of this
 # test's server, waited for by its ready line; URL is its address.
+# IMGPROC_WEB_WRAPPER runs it under a tool (valgrind), as IMGPROCD_WRAPPER does the server.
 WEB_PID=
 start_web() {
     WPORT=${WPORT:-$((PORT + 100))}
     URL="http://127.0.0.1:$WPORT"
     mkfifo "$TMP/web.ready"
-    "$TOP/$BUILD/imgproc-web" --program "$PROG" --listen 127.0.0.1:$WPORT "$@" \
+    # shellcheck disable=SC2086
+    $IMGPROC_WEB_WRAPPER "$TOP/$BUILD/imgproc-web" --program "$PROG" --listen 127.0.0.1:$WPORT "$@" \
         >"$TMP/web.ready" 2>>"$TMP/web.log" &
     WEB_PID=$!
     read -r line <"$TMP/web.ready" || true
