@@ -378,46 +378,60 @@ watcher(void *arg)
  * not a pipeline.
  */
 static int
-on_connect(const struct mg_connection *c, void *data)
+on_connect(const struct mg_connection *cc, void *data)
 {
+    /* civetweb hands a const connection, but a refusal is an HTTP answer to it. */
+    struct mg_connection *c = (struct mg_connection *)cc;
     const struct mg_request_info *ri = mg_get_request_info(c);
     const char *origin = mg_get_header(c, "Origin"), *host = mg_get_header(c, "Host");
     const char *q = ri->query_string;
-    char text[4096], why[IP_MAX_MESSAGE];
+    char text[64], why[IP_MAX_MESSAGE];
     ws_socket *s;
 
     (void)data;
     if (origin) {
         const char *o = strstr(origin, "://");
         if (!host || !o || strcmp(o + 3, host) != 0) {
-            fprintf(stderr, "imgproc-web: WebSocket refused: Origin %s is not this gateway\n",
-                    origin);
+            web_problem(c, 403, "denied", "a page of %s may not open this gateway's "
+                        "WebSocket", origin);
             return 1;
         }
     }
-    if (!(s = calloc(1, sizeof(*s))))
+    if (!(s = calloc(1, sizeof(*s)))) {
+        web_problem(c, 500, "internal-error", "out of memory");
         return 1;
-    if (q && mg_get_var(q, strlen(q), "steps", text, sizeof(text)) > 0) {
-        if (proto_pipeline_parse(text, s->steps, IP_MAX_STEPS, &s->nsteps, why, sizeof(why))) {
-            fprintf(stderr, "imgproc-web: WebSocket refused: steps: %s\n", why);
-            free(s);
-            return 1;
-        }
-    } else {
+    }
+    switch (web_query_steps(q, s->steps, &s->nsteps, why, sizeof(why))) {
+    case 1:
         s->steps[0].op = IP_OP_GRAYSCALE;
         s->nsteps = 1;
-    }
-    if (q && mg_get_var(q, strlen(q), "format", text, sizeof(text)) > 0 &&
-        proto_format_parse(text, &s->output.format)) {
+        break;
+    case -1:
+        web_problem(c, 400, "invalid-argument", "steps: %s", why);
         free(s);
         return 1;
     }
-    s->has_session = web_session(c, 0, &s->caller) == 0;
+    if (q && mg_get_var(q, strlen(q), "format", text, sizeof(text)) > 0 &&
+        proto_format_parse(text, &s->output.format)) {
+        web_problem(c, 400, "invalid-argument", "format '%s' is not one imgprocd writes", text);
+        free(s);
+        return 1;
+    }
+    switch (web_session(c, 0, &s->caller)) {
+    case 0:
+        s->has_session = 1;
+        break;
+    case -2:
+        web_bad_token(c);
+        free(s);
+        return 1;
+    }
     pthread_mutex_lock(&ws.lock);
     if (ws.open >= ws.cfg->max_websockets) {
+        unsigned open = ws.open;
         pthread_mutex_unlock(&ws.lock);
-        fprintf(stderr, "imgproc-web: WebSocket refused: %u open (--max-websockets)\n",
-                ws.open);
+        web_problem(c, 503, "busy", "%u WebSockets are open, as many as this gateway takes "
+                    "(--max-websockets): try again later", open);
         free(s);
         return 1;
     }
@@ -476,9 +490,9 @@ on_data(struct mg_connection *c, int bits, char *data, size_t len, void *cbdata)
         return 1;
     if (opcode != MG_WEBSOCKET_OPCODE_BINARY || !(bits & 0x80) || len == 0 ||
         len > ws.cfg->max_body) {
-        n = snprintf(msg, sizeof(msg), "{\"type\": \"error\", \"status\": \"invalid-argument\", "
+        n = snprintf(msg, sizeof(msg), "{\"type\": \"error\", \"status\": \"%s\", "
                      "\"error\": \"send each image as one binary message of 1 to %llu bytes\"}",
-                     ws.cfg->max_body);
+                     len > ws.cfg->max_body ? "too-large" : "invalid-argument", ws.cfg->max_body);
         mg_websocket_write(c, MG_WEBSOCKET_OPCODE_TEXT, msg, (size_t)n);
         return 1;
     }

@@ -45,6 +45,7 @@ reason_phrase(int http)
     case 200: return "OK";
     case 201: return "Created";
     case 400: return "Bad Request";
+    case 401: return "Unauthorized";
     case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
@@ -149,23 +150,51 @@ web_read_body(struct mg_connection *c, unsigned long long max, char **data, size
         return web_problem(c, 500, "internal-error", "out of memory");
     for (;;) {
         int n;
+        if (got == cap && ri->content_length >= 0 && got == (size_t)ri->content_length)
+            break;              /* all of it, as declared */
         if (got == cap) {
-            char *more = cap * 2 > max + 1 ? NULL : realloc(buf, cap * 2 + 1);
+            /* Chunked: grow, up to one byte over max to learn that it is over. */
+            size_t grow = cap * 2 > max + 1 ? (size_t)max + 1 : cap * 2;
+            char *more = grow <= cap ? NULL : realloc(buf, grow + 1);
             if (!more) {
                 free(buf);
                 return web_problem(c, 413, "too-large", "the body is over %llu bytes, which this "
                                "gateway takes at most (--max-body)", max);
             }
             buf = more;
-            cap *= 2;
+            cap = grow;
         }
         n = mg_read(c, buf + got, cap - got);
         if (n <= 0)
             break;
         got += (size_t)n;
     }
+    if (got > max) {
+        free(buf);
+        return web_problem(c, 413, "too-large", "the body is over %llu bytes, which this "
+                           "gateway takes at most (--max-body)", max);
+    }
     *data = buf;
     *len = got;
+    return 0;
+}
+
+int
+web_query_steps(const char *q, ip_step *steps, unsigned *nsteps, char *why, size_t whylen)
+{
+    char text[4096];
+
+    if (!q || mg_get_var(q, strlen(q), "steps", text, sizeof(text)) <= 0)
+        return 1;
+    /* A '+' left unencoded in a query is a space; no step has a space. */
+    for (char *p = text; *p; p++)
+        if (*p == ' ')
+            *p = '+';
+    if (proto_pipeline_parse(text, steps, IP_MAX_STEPS, nsteps, why, whylen))
+        return -1;
+    for (unsigned i = 0; i < *nsteps; i++)
+        if (proto_step_check(&steps[i], why, whylen))
+            return -1;
     return 0;
 }
 
@@ -179,14 +208,13 @@ web_parse_query(struct mg_connection *c, ip_step *steps, unsigned *nsteps, ip_ou
     unsigned long v;
 
     memset(out, 0, sizeof(*out));
-    if (!q || mg_get_var(q, qlen, "steps", text, sizeof(text)) <= 0)
+    switch (web_query_steps(q, steps, nsteps, why, sizeof(why))) {
+    case 1:
         return web_problem(c, 400, "invalid-argument", "steps is missing: ?steps=grayscale,"
-                       "blur=2 (see GET /v1/info for the operations)");
-    if (proto_pipeline_parse(text, steps, IP_MAX_STEPS, nsteps, why, sizeof(why)))
+                           "blur=2 (see GET /v1/info for the operations)");
+    case -1:
         return web_problem(c, 400, "invalid-argument", "steps: %s", why);
-    for (unsigned i = 0; i < *nsteps; i++)
-        if (proto_step_check(&steps[i], why, sizeof(why)))
-            return web_problem(c, 400, "invalid-argument", "steps: %s", why);
+    }
     if (mg_get_var(q, qlen, "format", text, sizeof(text)) > 0 &&
         proto_format_parse(text, &out->format)) {
         char names[128];
@@ -198,8 +226,13 @@ web_parse_query(struct mg_connection *c, ip_step *steps, unsigned *nsteps, ip_ou
             return web_problem(c, 400, "invalid-argument", "quality '%s': 1..100", text);
         out->quality = (int)v;
     }
-    if (mg_get_var(q, qlen, "strip", text, sizeof(text)) > 0)
-        out->strip = strcmp(text, "0") != 0 && strcmp(text, "false") != 0;
+    if (mg_get_var(q, qlen, "strip", text, sizeof(text)) > 0) {
+        if (strcmp(text, "1") == 0 || strcmp(text, "true") == 0)
+            out->strip = TRUE;
+        else if (strcmp(text, "0") != 0 && strcmp(text, "false") != 0)
+            return web_problem(c, 400, "invalid-argument", "strip '%s': 1, true, 0 or false",
+                               text);
+    }
     return 0;
 }
 

@@ -37,6 +37,7 @@ static web_config cfg = {
     .max_files = 100,
     .max_websockets = 4,
     .timeout = 120,
+    .io_timeout = 10,
 };
 
 static volatile sig_atomic_t stopping;
@@ -68,6 +69,10 @@ usage(FILE *f)
                     "thread of its own (default 4)");
     proto_help_line(f, "  --timeout S", "seconds to wait for imgprocd's reply: a request's "
                     "longest wait (default 120)");
+    proto_help_line(f, "  --io-timeout S", "seconds a client may leave its connection "
+                    "silent, mid-request or idle between requests, before it is closed: a "
+                    "thread serves each connection, so slow clients hold threads (default "
+                    "10)");
     proto_help_line(f, "  -v, --verbose", "log one line per request to stderr");
     proto_help_line(f, "  -h, --help", "this help");
 }
@@ -99,7 +104,8 @@ parse_size(const char *s, unsigned long long *out)
 static int
 parse_args(int argc, char **argv)
 {
-    enum { O_LISTEN = 1000, O_PROGRAM, O_THREADS, O_MAX_BODY, O_MAX_FILES, O_MAX_WS, O_TIMEOUT };
+    enum { O_LISTEN = 1000, O_PROGRAM, O_THREADS, O_MAX_BODY, O_MAX_FILES, O_MAX_WS, O_TIMEOUT,
+           O_IO_TIMEOUT };
     static const struct option opts[] = {
         { "listen", required_argument, NULL, O_LISTEN },
         { "host", required_argument, NULL, 'H' },
@@ -110,6 +116,7 @@ parse_args(int argc, char **argv)
         { "max-files", required_argument, NULL, O_MAX_FILES },
         { "max-websockets", required_argument, NULL, O_MAX_WS },
         { "timeout", required_argument, NULL, O_TIMEOUT },
+        { "io-timeout", required_argument, NULL, O_IO_TIMEOUT },
         { "verbose", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
@@ -176,6 +183,13 @@ parse_args(int argc, char **argv)
                 return 2;
             }
             cfg.timeout = (unsigned)v;
+            break;
+        case O_IO_TIMEOUT:
+            if (proto_parse_uint(optarg, 3600, &v) || v == 0) {
+                fprintf(stderr, "imgproc-web: invalid --io-timeout '%s'\n", optarg);
+                return 2;
+            }
+            cfg.io_timeout = (unsigned)v;
             break;
         case 'v':
             cfg.verbose = 1;

@@ -37,6 +37,8 @@ static struct route_stats {
     unsigned long long micros;              /* time spent on them */
 } stats[NROUTES];
 
+static int verbose;             /* -v: a line per request on stderr */
+
 /* This thread's request: when it began, the status it was answered with. */
 static __thread struct timespec began;
 static __thread int answered;
@@ -108,6 +110,9 @@ web_metrics_end(const struct mg_connection *c, int status)
         if (s <= buckets[i])
             __atomic_add_fetch(&r->le[i], 1, __ATOMIC_RELAXED);
     __atomic_add_fetch(&r->micros, (unsigned long long)(s * 1e6), __ATOMIC_RELAXED);
+    if (verbose)
+        fprintf(stderr, "imgproc-web: %s %s %s %d %.1fms\n", ri->remote_addr,
+                ri->request_method, ri->local_uri ? ri->local_uri : "", status, s * 1e3);
 }
 
 static unsigned long long
@@ -230,5 +235,6 @@ on_metrics(struct mg_connection *c, void *data)
 void
 web_metrics_routes(struct mg_context *ctx, const web_config *cfg)
 {
+    verbose = cfg->verbose;
     mg_set_request_handler(ctx, "/metrics$", on_metrics, (void *)cfg);
 }

@@ -123,6 +123,37 @@ on_process(struct mg_connection *c, void *data)
     return 200;
 }
 
+/*
+ * The deepest nesting of elements in xml.  xmlrpc-c's parser recurses once
+ * per level on a civetweb thread's stack: a call nested a thousand deep
+ * overflowed it.  Counting opening and closing tags is enough to refuse one
+ * before it is parsed (comments, CDATA and declarations are not elements).
+ */
+static unsigned
+xml_depth(const char *xml, size_t len)
+{
+    unsigned depth = 0, deepest = 0;
+
+    for (size_t i = 0; i + 1 < len; i++) {
+        if (xml[i] != '<')
+            continue;
+        if (xml[i + 1] == '/') {
+            if (depth)
+                depth--;
+        } else if (xml[i + 1] != '?' && xml[i + 1] != '!') {
+            size_t k = i + 1;
+            while (k < len && xml[k] != '>')
+                k++;
+            if (k < len && xml[k - 1] != '/' && ++depth > deepest)   /* <a/> opens nothing */
+                deepest = depth;
+        }
+    }
+    return deepest;
+}
+
+/* The labs' calls are a few levels deep; a multicall of arrays, a dozen. */
+#define XMLRPC_MAX_DEPTH 64
+
 /* POST /RPC2: an XML-RPC call (xmlrpc.c). */
 static int
 on_rpc2(struct mg_connection *c, void *data)
@@ -137,7 +168,10 @@ on_rpc2(struct mg_connection *c, void *data)
         return web_problem(c, 405, "method-not-allowed", "/RPC2 takes XML-RPC calls by POST");
     if ((http = web_read_body(c, cfg->max_body / 3 * 4 + 65536, &body, &len)) != 0)
         return http;
-    if (web_xmlrpc_answer(data, body, len, &out, &outlen) == 0)
+    if (xml_depth(body, len) > XMLRPC_MAX_DEPTH)
+        http = web_problem(c, 400, "invalid-argument", "the call nests elements over %d deep",
+                           XMLRPC_MAX_DEPTH);
+    else if (web_xmlrpc_answer(data, body, len, &out, &outlen) == 0)
         http = web_send_ok(c, "text/xml", out, outlen);
     else
         http = web_problem(c, 400, "invalid-argument", "not an XML-RPC call");
@@ -168,7 +202,15 @@ on_unknown(struct mg_connection *c, void *data)
                    mg_get_request_info(c)->local_uri);
 }
 
-/* civetweb's access log: one line per request with -v. */
+/* A civetweb thread ends (mg_stop): its connection to imgprocd with it. */
+static void
+on_thread_exit(const struct mg_context *ctx, int type, void *user)
+{
+    (void)ctx, (void)type, (void)user;
+    web_rpc_release();
+}
+
+/* civetweb's own messages, with -v. */
 static int
 on_log(const struct mg_connection *c, const char *message)
 {
@@ -185,6 +227,10 @@ web_start(const web_config *cfg)
         "listening_ports", cfg->listen,
         "num_threads", threads,
         "request_timeout_ms", timeout,
+        "keep_alive_timeout_ms", timeout,
+        /* An open WebSocket may be quiet a long while (a page waiting for
+         * its tasks): 5 minutes, after which the page opens a new one. */
+        "websocket_timeout_ms", "300000",
         "enable_keep_alive", "yes",
         /* A reply's head and body go out as two writes: without this, Nagle
          * holds the body until the head is acknowledged (a delayed ACK, 40 ms). */
@@ -197,10 +243,14 @@ web_start(const web_config *cfg)
     web_cfg = cfg;
     /* Each open WebSocket holds a thread: --threads stay for the requests. */
     snprintf(threads, sizeof(threads), "%u", cfg->threads + cfg->max_websockets);
-    snprintf(timeout, sizeof(timeout), "%u", (cfg->timeout + 10) * 1000);
+    /* A socket's read or write that stalls this long ends its request: a
+     * client that stops sending holds a thread no longer (the RPC calls'
+     * own waits are --timeout, and do not count). */
+    snprintf(timeout, sizeof(timeout), "%u", cfg->io_timeout * 1000);
     memset(&cb, 0, sizeof(cb));
     if (cfg->verbose)
         cb.log_message = on_log;
+    cb.exit_thread = on_thread_exit;
     cb.begin_request = web_metrics_begin;
     cb.end_request = web_metrics_end;
     mg_init_library(0);

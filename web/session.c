@@ -7,6 +7,7 @@
  * outlives a restart of the gateway.  The label is a digest of the token,
  * so imgprocd's records never hold a token a caller could reuse.
  */
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
@@ -18,14 +19,14 @@
 
 #define COOKIE "imgproc_session"
 
-/* Is s a token as web_session makes them: WEB_TOKEN_LEN lowercase hex digits? */
+/* Is s a token as web_session makes them: WEB_TOKEN_LEN hex digits (either case)? */
 static int
 valid_token(const char *s, size_t len)
 {
     if (len != WEB_TOKEN_LEN)
         return 0;
     for (size_t i = 0; i < len; i++)
-        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+        if (!isxdigit((unsigned char)s[i]))
             return 0;
     return 1;
 }
@@ -40,7 +41,10 @@ web_session(const struct mg_connection *c, int make, web_caller *s)
     int n;
 
     memset(s, 0, sizeof(*s));
-    if (auth && strncasecmp(auth, "Bearer ", 7) == 0 && valid_token(auth + 7, strlen(auth + 7))) {
+    if (auth && strncasecmp(auth, "Bearer ", 7) == 0) {
+        /* A program that names its session must name one, not get a new one. */
+        if (!valid_token(auth + 7, strlen(auth + 7)))
+            return -2;
         memcpy(s->token, auth + 7, WEB_TOKEN_LEN);
     } else if (cookies && (n = mg_get_cookie(cookies, COOKIE, s->token, sizeof(s->token))) > 0 &&
                valid_token(s->token, (size_t)n)) {
@@ -55,6 +59,8 @@ web_session(const struct mg_connection *c, int make, web_caller *s)
         s->token[0] = '\0';
         return -1;
     }
+    for (char *p = s->token; *p; p++)
+        *p = (char)tolower((unsigned char)*p);
     if (proto_sha256_hex(s->token, WEB_TOKEN_LEN, digest) < 0)
         return -1;
     snprintf(s->who, sizeof(s->who), "web-%.32s", digest);
@@ -71,4 +77,12 @@ web_session_cookie(const web_caller *s, char *buf, size_t len)
                  "SameSite=Strict\r\n", s->token);
     else
         buf[0] = '\0';
+}
+
+/* 401 for a bearer token that is not a session's. */
+int
+web_bad_token(struct mg_connection *c)
+{
+    return web_problem(c, 401, "unauthenticated", "Authorization: Bearer takes a session "
+                       "token: %d hex digits", WEB_TOKEN_LEN);
 }

@@ -68,6 +68,7 @@ typedef struct create_ctx {
     json_out out;               /* the items so far */
     unsigned tried, made;
     ip_task_id last;            /* the last task made */
+    ip_task_id *ids;            /* every task made, for a request refused after some */
     int first_http;             /* the first failure's HTTP status, name and message */
     const char *first_name;
     char first_error[IP_MAX_MESSAGE + 300];
@@ -129,8 +130,10 @@ create_one(const char *file, const char *data, size_t len, void *ctx)
         create_failed(k, web_http_status(r.status), proto_status_name(r.status),
                       r.ip_task_create_res_u.message);
     } else {
-        k->made++;
         k->last = r.ip_task_create_res_u.created.id;
+        if (k->ids)
+            k->ids[k->made] = k->last;
+        k->made++;
         fprintf(k->out.f, ", \"ok\": true, \"id\": %" PRIu64 ", \"state\": \"%s\"}",
                 (uint64_t)k->last, proto_task_state_name(r.ip_task_create_res_u.created.state));
     }
@@ -150,7 +153,9 @@ tasks_create(struct mg_connection *c, const web_config *cfg)
     if ((http = web_parse_query(c, k.steps, &k.spec.steps.steps_len, &k.spec.output)) != 0)
         return http;
     k.spec.steps.steps_val = k.steps;
-    if (web_session(c, 1, &who) < 0)
+    if ((n = web_session(c, 1, &who)) == -2)
+        return web_bad_token(c);
+    if (n < 0)
         return web_problem(c, 500, "internal-error", "cannot make a session");
     k.conn = c;
     k.cfg = cfg;
@@ -158,10 +163,24 @@ tasks_create(struct mg_connection *c, const web_config *cfg)
     if (json_open(&k.out) < 0)
         return web_problem(c, 500, "internal-error", "out of memory");
     fprintf(k.out.f, "{\"tasks\": [");
+    k.ids = calloc(cfg->max_files, sizeof(*k.ids));
     if ((n = web_read_images(c, cfg, create_one, &k)) < 0) {
+        /* Refused after some files became tasks (too many, too large): the
+         * caller never learns their ids, so they go. */
+        for (unsigned i = 0; k.ids && i < k.made; i++) {
+            ip_task_res r;
+            char *why = NULL;
+            memset(&r, 0, sizeof(r));
+            if (web_rpc_call(cfg, who.who, "TASK_DELETE", TASK_DELETE, PROTO_XDR(xdr_ip_task_id),
+                             &k.ids[i], PROTO_XDR(xdr_ip_task_res), &r, 1, &why) == 0)
+                xdr_free((xdrproc_t)xdr_ip_task_res, (char *)&r);
+            free(why);
+        }
+        free(k.ids);
         json_drop(&k.out);
         return 400;
     }
+    free(k.ids);
     fprintf(k.out.f, "]}\n");
     if (k.made == 0) {
         json_drop(&k.out);
@@ -203,7 +222,7 @@ tasks_list(struct mg_connection *c, const web_config *cfg)
     web_caller who;
     json_out out;
     unsigned n = 0;
-    int http;
+    int http, more;
 
     memset(&a, 0, sizeof(a));
     if ((http = parse_states(c, &a.states)) != 0)
@@ -212,7 +231,11 @@ tasks_list(struct mg_connection *c, const web_config *cfg)
         return web_problem(c, 500, "internal-error", "out of memory");
     fprintf(out.f, "{\"tasks\": [");
     /* Without a session there is nothing of its own to list. */
-    for (int more = web_session(c, 0, &who) == 0; more;) {
+    if ((more = web_session(c, 0, &who)) == -2) {
+        json_drop(&out);
+        return web_bad_token(c);
+    }
+    for (more = more == 0; more;) {
         ip_task_list_res r;
         char *why;
 
@@ -447,7 +470,8 @@ on_task(struct mg_connection *c, void *data)
         return web_problem(c, 404, "not-found", "no such resource: %s (tasks are "
                            "/v1/tasks/ID[/wait|/result|/cancel])", ri->local_uri);
     /* A caller without a session owns no task: imgprocd answers for a fresh one. */
-    web_session(c, 1, &who);
+    if (web_session(c, 1, &who) == -2)
+        return web_bad_token(c);
     if (!*action && strcmp(m, "GET") == 0)
         return task_status(c, data, who.who, id);
     if (!*action && strcmp(m, "DELETE") == 0)

@@ -20,6 +20,7 @@ typedef struct web_config {
     unsigned max_files;             /* files in one multipart request */
     unsigned max_websockets;        /* WebSockets open at once (each holds a thread) */
     unsigned timeout;               /* seconds to wait for a reply */
+    unsigned io_timeout;            /* seconds a client may leave its socket silent */
     int verbose;                    /* a line per request on stderr */
 } web_config;
 
@@ -45,7 +46,8 @@ void web_events_stop(void);
 /*
  * session.c: who a web caller is.  web_session reads the caller's token
  * (cookie or bearer); without one it makes a new one when make is set
- * (fresh), else fails.  0, or -1.  web_session_cookie: the Set-Cookie
+ * (fresh), else fails.  0, or -1; -2 when an Authorization: Bearer token
+ * is not one (web_bad_token answers it).  web_session_cookie: the Set-Cookie
  * header line that gives a fresh token to the browser, or "".
  */
 #define WEB_TOKEN_LEN 64
@@ -56,6 +58,7 @@ typedef struct web_caller {
 } web_caller;
 int web_session(const struct mg_connection *c, int make, web_caller *s);
 void web_session_cookie(const web_caller *s, char *buf, size_t len);
+int web_bad_token(struct mg_connection *c);
 
 /*
  * http.c: replies.  Each returns the HTTP status sent, as civetweb's
@@ -75,6 +78,8 @@ int web_send_ok(struct mg_connection *c, const char *type, const void *data, siz
 int web_http_status(ip_status st);
 /* The body, at most max bytes (malloc'ed).  0, or the HTTP status of the problem said. */
 int web_read_body(struct mg_connection *c, unsigned long long max, char **data, size_t *len);
+/* The query's steps: 0; 1 when there are none; -1 with why when they are not a pipeline. */
+int web_query_steps(const char *q, ip_step *steps, unsigned *nsteps, char *why, size_t whylen);
 /* ?steps=&format=&quality=&strip= into steps and out.  0, or the HTTP status said. */
 int web_parse_query(struct mg_connection *c, ip_step *steps, unsigned *nsteps, ip_output *out);
 /*

@@ -128,6 +128,8 @@ like "$(j a.json 'd["state"]')" "[rc]*" "... once it has left queued"
 is "$(api "$ALICE" POST '/v1/tasks?steps=flip' -F a=@"$LADY" -F b=@"$LADY" -F c=@"$LADY" \
       -F d=@"$LADY" -F e=@"$LADY")" 413 "five files over --max-files 4: 413"
 is "$(j a.json 'd["title"]')" too-large "... too-large"
+is "$(api "$ALICE" GET /v1/tasks)" 200 "the list after it"
+is "$(j a.json 'len(d["tasks"])')" 5 "... holds none of the four files read before the fifth: undone"
 is "$(api "$ALICE" POST '/v1/tasks?steps=flip' -F note=hello)" 400 "a form with no file: 400"
 is "$(api "$ALICE" POST '/v1/tasks?steps=nope' --data-binary @"$LADY")" 400 "steps that are not a pipeline: 400"
 like "$(j a.json 'd["detail"]')" "steps: *nope*" "... saying which"
@@ -135,6 +137,20 @@ is "$(api "$ALICE" GET /v1/tasks/12x)" 404 "a task id that is not a number: 404"
 is "$(api "$ALICE" GET "/v1/tasks/$ID1/../../../etc/passwd")" 404 "a path that climbs: 404"
 is "$(api "$ALICE" GET "/v1/tasks/$ID1/wait?timeout=0")" 400 "a wait of 0 s: 400"
 is "$(api "$ALICE" GET '/v1/tasks?state=sleeping')" 400 "a state that is not one: 400"
+is "$(api 1234 GET /v1/tasks)" 401 "a bearer token that is not a session's: 401, not a new session"
+is "$(api "$(echo "$ALICE" | tr a-f A-F)" GET /v1/tasks)" 200 "a token in capitals: the same session"
+is "$(j a.json 'len(d["tasks"])')" 5 "... its five tasks"
+is "$(curl -s -o a.json -w '%{http_code}' --data-binary @"$LADY" "$URL/v1/process?steps=flip&strip=no")" 400 \
+   "strip=no: 400, not taken as yes"
+vips black big.tif 4500 2600 --bands 3 >/dev/null       # 35 MB: over half of --max-body
+is "$(curl -s -o big.out -w '%{http_code}' --data-binary @big.tif "$URL/v1/process?steps=flip&format=png")" 200 \
+   "a 35 MB body (more than half of --max-body): taken"
+python3 -c "print('<?xml version=\"1.0\"?><methodCall><methodName>convert_to_grayscale</methodName><params><param><value>' + '<array><data><value>' * 3000 + '1' + '</value></data></array>' * 3000 + '</value></param></params></methodCall>')" >deep.xml
+is "$(curl -s -o a.json -w '%{http_code}' --data-binary @deep.xml "$URL/RPC2")" 400 \
+   "an XML-RPC call nested 9000 deep: 400"
+is "$(curl -s -o a.json -w '%{http_code}' "$URL/v1/info")" 200 "... and the gateway still answers"
+is "$(curl -s -o a.json -w '%{http_code}' --data-binary @"$LADY" "$URL/v1/process?steps=crop=100x100+10+10")" 200 \
+   "an unencoded + in crop=WxH+L+T (a space in a query): taken"
 is "$(curl -s -o /dev/null -w '%{http_code}' "$URL/../../etc/passwd" --path-as-is)" 404 \
    "a file outside the page's own: 404"
 

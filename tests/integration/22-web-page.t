@@ -59,6 +59,14 @@ grep '^# ' page.out
 ok $? "a screenshot of the finished page"
 [ -n "$IMGPROC_SCREENSHOT" ] && cp page.png "$IMGPROC_SCREENSHOT"
 
+# A pipeline the server refuses: said once, at the top, and nothing more is sent.
+TWO=$(echo "$PHOTOS" | head -2)
+/usr/bin/python3 "$TOP/tests/web/page_check.py" "$URL/" bad.png resize=abc -- $TWO >bad.out 2>bad.err
+is "$?" 0 "a bad pipeline: the browser test runs to its end"
+like "$(sed -n 's/^error //p' bad.out)" "The pipeline is not one the server takes: steps: *resize*" \
+     "... the page says why, once"
+is "$(grep -c ' waiting ' bad.out)" 2 "... and both images wait to be sent again"
+
 stop_web
 is "$WEB_STATUS" 0 "the gateway stops cleanly"
 done_testing

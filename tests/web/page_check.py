@@ -86,6 +86,7 @@ def main():
                   (li.get_attribute("data-seen") or "").replace(" ", ","),
                   li.find_element(By.CLASS_NAME, "state").text.replace(" ", "_"))
         print("summary", driver.find_element(By.ID, "summary").text)
+        print("error", driver.find_element(By.ID, "error").text or "-")
         print("socket", "yes" if driver.execute_script("return socket !== null") else "no")
         driver.execute_script("window.scrollTo(0, 0)")
         driver.save_screenshot(shot)

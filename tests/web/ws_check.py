@@ -28,14 +28,16 @@ def check(cond, desc, why=""):
 
 
 async def refused(url, **kw):
-    """Is the handshake refused?"""
+    """The HTTP status the handshake is refused with, or None when it is taken."""
     try:
         async with websockets.connect(url, **kw) as ws:
             await asyncio.wait_for(ws.recv(), 5)
-            return False
-    except (websockets.exceptions.InvalidStatusCode, websockets.exceptions.InvalidMessage,
-            websockets.exceptions.ConnectionClosed, ConnectionError, EOFError):
-        return True
+            return None
+    except websockets.exceptions.InvalidStatusCode as e:
+        return e.status_code
+    except (websockets.exceptions.InvalidMessage, websockets.exceptions.ConnectionClosed,
+            ConnectionError, EOFError):
+        return "no HTTP answer"
 
 
 async def lab_flow():
@@ -93,22 +95,26 @@ async def steps_query():
 
 
 async def refusals():
-    check(await refused(ws_base + "/v1/events?steps=blurr=2"), "steps that are not a pipeline: refused")
-    check(await refused(ws_base + "/v1/events", origin="http://evil.example"),
-          "another site's page (Origin): refused")
+    got = await refused(ws_base + "/v1/events?steps=blurr=2")
+    check(got == 400, "steps that are not a pipeline: refused, 400", got)
+    got = await refused(ws_base + "/v1/events", origin="http://evil.example")
+    check(got == 403, "another site's page (Origin): refused, 403", got)
+    got = await refused(ws_base + "/v1/events", extra_headers={"Authorization": "Bearer 12"})
+    check(got == 401, "a bearer token that is not a session's: refused, 401", got)
     host = base.split("//")[1]
     async with websockets.connect(ws_base + "/v1/events", origin="http://" + host) as ws:
         check(json.loads(await ws.recv())["type"] == "hello", "this gateway's own page (Origin): taken")
     a = await websockets.connect(ws_base + "/v1/events")
     b = await websockets.connect(ws_base + "/v1/events")
     await a.recv(), await b.recv()
-    check(await refused(ws_base + "/v1/events"), "a third socket over --max-websockets 2: refused")
+    got = await refused(ws_base + "/v1/events")
+    check(got == 503, "a third socket over --max-websockets 2: refused, 503 (busy)", got)
     await a.close()
     await a.wait_closed()
     # The gateway has let a go once a new one is taken: try until it is.
     taken = False
     for _ in range(50):
-        if not await refused(ws_base + "/v1/events"):
+        if await refused(ws_base + "/v1/events") is None:
             taken = True
             break
         await asyncio.sleep(0.1)

@@ -64,6 +64,7 @@ function addStep(name, arg) {
     "aria-label": "Remove step " + name });
   remove.addEventListener("click", () => { li.remove(); updatePipeline(); });
   li.append(" ", remove);
+  if (!op.params.length) { $("steps").append(li); updatePipeline(); return; }
   const ranges = op.params.map((p) => p.type === "enum" || p.type === "bool" ||
       p.type === "colour" ? p.name + ": " + p.doc : p.name + " " + p.min + "–" + p.max +
       " (" + p.doc + ")").join("; ");
@@ -153,8 +154,11 @@ function setState(it, state, text, percent) {
   updateButtons();
 }
 
+// Images that may be sent (again): not sent yet, or failed.
+function sendable(i) { return i.state === "waiting" || i.state === "failed"; }
+
 function updateButtons() {
-  const waiting = items.filter((i) => i.state === "waiting").length;
+  const waiting = items.filter(sendable).length;
   const done = items.filter((i) => i.state === "done").length;
   $("run").disabled = !waiting || !pipeline();
   $("all").disabled = !done;
@@ -200,6 +204,8 @@ function upload(it) {
       } else {
         setState(it, "failed", (r.title || "failed") + ": " + (r.detail || (t && t.error) ||
           "HTTP " + x.status), 0);
+        // The pipeline itself is wrong: every image would fail the same way.
+        if (x.status === 400 && /^steps/.test(r.detail || "")) badPipeline = r.detail;
       }
       resolve();
     };
@@ -209,11 +215,22 @@ function upload(it) {
   });
 }
 
+let badPipeline = null;
+
 async function run() {
   showError("");
-  const queue = items.filter((i) => i.state === "waiting");
-  const next = async () => { while (queue.length) await upload(queue.shift()); };
+  badPipeline = null;
+  const queue = items.filter(sendable);
+  for (const it of queue.filter((i) => i.state === "failed")) setState(it, "waiting", "waiting", 0);
+  const next = async () => {
+    while (queue.length && !badPipeline) await upload(queue.shift());
+  };
   await Promise.all(Array.from({ length: UPLOADS }, next));
+  if (badPipeline) {
+    // Nothing more is sent: fix the steps, then Process sends them again.
+    showError("The pipeline is not one the server takes: " + badPipeline);
+    for (const it of items.filter((i) => i.state === "failed")) setState(it, "waiting", "waiting", 0);
+  }
 }
 
 // ---- the tasks' progress: the WebSocket's task events, or polling without it
@@ -331,10 +348,22 @@ async function zip(files) {
   return new Blob([...parts, ...dir, end], { type: "application/zip" });
 }
 
+// Names unique within the zip: a.jpg and a.png both give a-out.jpg; the second is a-out-2.jpg.
+function uniqueNames(names) {
+  const used = new Set();
+  return names.map((n) => {
+    let name = n;
+    for (let k = 2; used.has(name); k++) name = n.replace(/(\.[^.]*)?$/, "-" + k + "$1");
+    used.add(name);
+    return name;
+  });
+}
+
 async function downloadAll() {
   const done = items.filter((i) => i.state === "done");
-  const a = el("a", { href: URL.createObjectURL(await zip(done.map((i) =>
-    ({ name: i.outName, blob: i.blob })))), download: "imgproc-results.zip" });
+  const names = uniqueNames(done.map((i) => i.outName));
+  const a = el("a", { href: URL.createObjectURL(await zip(done.map((i, k) =>
+    ({ name: names[k], blob: i.blob })))), download: "imgproc-results.zip" });
   document.body.append(a);
   a.click();
   a.remove();
