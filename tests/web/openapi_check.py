@@ -36,7 +36,9 @@ def call(method, path, body=None, ctype=None):
         c.close()
         return r.status, r.headers.get("Content-Type", ""), b""
     req = urllib.request.Request(base + path, data=body, method=method)
-    if ctype:
+    if ctype == "bearer":
+        req.add_header("Authorization", "Bearer not-a-token")
+    elif ctype:
         req.add_header("Content-Type", ctype)
     try:
         with session.open(req) as r:
@@ -127,6 +129,7 @@ cases = [
      "POST /v1/tasks, no image in it"),
     ("POST", "/v1/tasks", photo, "image/jpeg", 400, "POST /v1/tasks without steps"),
     ("GET", "/v1/tasks", None, None, 200, "GET /v1/tasks"),
+    ("GET", "/v1/tasks", None, "bearer", 401, "GET /v1/tasks, a bearer token that is not one"),
     ("GET", "/v1/tasks?state=bogus", None, None, 400, "GET /v1/tasks, a state that is not one"),
     ("GET", "/v1/tasks/{A}/wait?timeout=30", None, None, 200, "GET /v1/tasks/A/wait"),
     ("GET", "/v1/tasks/{A}/wait?timeout=99", None, None, 400, "GET /v1/tasks/A/wait, timeout too long"),
