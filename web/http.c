@@ -248,9 +248,24 @@ typedef struct form_state {
     size_t len, cap;
     unsigned long long total;   /* bytes of every file so far */
     unsigned files;             /* files found so far */
-    int failed;                 /* the HTTP status said, or 0 */
+    int failed;                 /* the HTTP status to answer (or -1: answered), or 0 */
+    const char *problem;        /* ... its problem's name */
+    char detail[256];           /* ... and detail, said once the files are undone */
     int open;                   /* a file is being read */
 } form_state;
+
+/* The request is refused: said once what came before is undone (web_read_images). */
+static void __attribute__((format(printf, 4, 5)))
+form_fail(form_state *f, int http, const char *name, const char *fmt, ...)
+{
+    va_list ap;
+
+    f->failed = http;
+    f->problem = name;
+    va_start(ap, fmt);
+    vsnprintf(f->detail, sizeof(f->detail), fmt, ap);
+    va_end(ap);
+}
 
 /* The file being read has ended: hand it on. */
 static void
@@ -278,8 +293,8 @@ form_found(const char *key, const char *filename, char *path, size_t pathlen, vo
     if (!filename || !*filename)
         return MG_FORM_FIELD_STORAGE_SKIP;   /* a plain field: the options are the query's */
     if (++f->files > f->lim->max_files) {
-        f->failed = web_problem(f->conn, 413, "too-large", "more than %u files in one request "
-                                "(--max-files)", f->lim->max_files);
+        form_fail(f, 413, "too-large", "more than %u files in one request (--max-files)",
+                  f->lim->max_files);
         return MG_FORM_FIELD_STORAGE_ABORT;
     }
     snprintf(f->name, sizeof(f->name), "%s", filename);
@@ -297,9 +312,8 @@ form_get(const char *key, const char *value, size_t len, void *user)
         return MG_FORM_FIELD_HANDLE_ABORT;
     f->total += len;
     if (f->total > f->lim->max_body) {
-        f->failed = web_problem(f->conn, 413, "too-large", "the files are over %llu bytes, "
-                                "which this gateway takes at most in one request (--max-body)",
-                                f->lim->max_body);
+        form_fail(f, 413, "too-large", "the files are over %llu bytes, which this gateway "
+                  "takes at most in one request (--max-body)", f->lim->max_body);
         return MG_FORM_FIELD_HANDLE_ABORT;
     }
     if (f->len + len > f->cap) {
@@ -308,7 +322,7 @@ form_get(const char *key, const char *value, size_t len, void *user)
         while (cap < f->len + len)
             cap *= 2;
         if (!(more = realloc(f->data, cap))) {
-            f->failed = web_problem(f->conn, 500, "internal-error", "out of memory");
+            form_fail(f, 500, "internal-error", "out of memory");
             return MG_FORM_FIELD_HANDLE_ABORT;
         }
         f->data = more;
@@ -323,12 +337,15 @@ form_get(const char *key, const char *value, size_t len, void *user)
  * Each image of the request, as each file of a multipart/form-data body (a
  * browser's form, curl -F), or the whole body when it is anything else.
  * Files are handed on as each one ends, while the rest still arrives.
- * each returns 0 to go on, or -1 having answered the request itself.
+ * each returns 0 to go on, or -1 having answered the request itself.  When
+ * the request is refused part way (a file too many, too large), undo (if
+ * not NULL) is called before the refusal is sent.
  * Returns the number of images handed on, or -1 when the request has been
  * answered (the problem said here, or each's answer).
  */
 int
-web_read_images(struct mg_connection *c, const web_config *lim, web_image_fn each, void *ctx)
+web_read_images(struct mg_connection *c, const web_config *lim, web_image_fn each,
+                 void (*undo)(void *ctx), void *ctx)
 {
     const char *type = mg_get_header(c, "Content-Type");
     struct mg_form_data_handler h;
@@ -355,11 +372,18 @@ web_read_images(struct mg_connection *c, const web_config *lim, web_image_fn eac
     h.user_data = &f;
     if (mg_handle_form_request(c, &h) < 0 && !f.failed) {
         free(f.data);
+        if (undo)
+            undo(ctx);
         web_problem(c, 400, "invalid-argument", "the multipart body is malformed");
         return -1;
     }
     form_file_end(&f);
     free(f.data);
+    if (f.failed > 0) {
+        if (undo)
+            undo(ctx);
+        web_problem(c, f.failed, f.problem, "%s", f.detail);
+    }
     if (f.failed)
         return -1;
     if (f.files == 0) {

@@ -119,7 +119,7 @@ on_process(struct mg_connection *c, void *data)
         return http;
     k.a.steps.steps_len = nsteps;
     k.a.steps.steps_val = k.steps;
-    web_read_images(c, k.cfg, process_one, &k);
+    web_read_images(c, k.cfg, process_one, NULL, &k);
     return 200;
 }
 

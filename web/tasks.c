@@ -141,6 +141,27 @@ create_one(const char *file, const char *data, size_t len, void *ctx)
     return 0;
 }
 
+/*
+ * Refused after some files became tasks (too many, too large): the caller
+ * never learns their ids, so they go before the refusal is sent.
+ */
+static void
+create_undo(void *ctx)
+{
+    create_ctx *k = ctx;
+
+    for (unsigned i = 0; k->ids && i < k->made; i++) {
+        ip_task_res r;
+        char *why = NULL;
+        memset(&r, 0, sizeof(r));
+        if (web_rpc_call(k->cfg, k->caller->who, "TASK_DELETE", TASK_DELETE,
+                         PROTO_XDR(xdr_ip_task_id), &k->ids[i], PROTO_XDR(xdr_ip_task_res), &r, 1,
+                         &why) == 0)
+            xdr_free((xdrproc_t)xdr_ip_task_res, (char *)&r);
+        free(why);
+    }
+}
+
 static int
 tasks_create(struct mg_connection *c, const web_config *cfg)
 {
@@ -164,23 +185,12 @@ tasks_create(struct mg_connection *c, const web_config *cfg)
         return web_problem(c, 500, "internal-error", "out of memory");
     fprintf(k.out.f, "{\"tasks\": [");
     k.ids = calloc(cfg->max_files, sizeof(*k.ids));
-    if ((n = web_read_images(c, cfg, create_one, &k)) < 0) {
-        /* Refused after some files became tasks (too many, too large): the
-         * caller never learns their ids, so they go. */
-        for (unsigned i = 0; k.ids && i < k.made; i++) {
-            ip_task_res r;
-            char *why = NULL;
-            memset(&r, 0, sizeof(r));
-            if (web_rpc_call(cfg, who.who, "TASK_DELETE", TASK_DELETE, PROTO_XDR(xdr_ip_task_id),
-                             &k.ids[i], PROTO_XDR(xdr_ip_task_res), &r, 1, &why) == 0)
-                xdr_free((xdrproc_t)xdr_ip_task_res, (char *)&r);
-            free(why);
-        }
-        free(k.ids);
+    n = web_read_images(c, cfg, create_one, create_undo, &k);
+    free(k.ids);
+    if (n < 0) {
         json_drop(&k.out);
         return 400;
     }
-    free(k.ids);
     fprintf(k.out.f, "]}\n");
     if (k.made == 0) {
         json_drop(&k.out);

@@ -85,12 +85,13 @@ int web_parse_query(struct mg_connection *c, ip_step *steps, unsigned *nsteps, i
 /*
  * Each image of a request: every file of a multipart/form-data body, handed
  * on as it ends (name: the caller's file name), or the whole body (name
- * NULL).  each returns 0, or -1 having answered the request itself.  The
- * number of images, or -1 when the request has been answered.
+ * NULL).  each returns 0, or -1 having answered the request itself; undo,
+ * when not NULL, is called if the request is refused part way, before the
+ * refusal goes out.  The number of images, or -1 when it has been answered.
  */
 typedef int (*web_image_fn)(const char *name, const char *data, size_t len, void *ctx);
 int web_read_images(struct mg_connection *c, const web_config *cfg, web_image_fn each,
-                    void *ctx);
+                    void (*undo)(void *ctx), void *ctx);
 
 /*
  * rpc.c: calls on this thread's connection to imgprocd, made when first
