@@ -210,7 +210,7 @@ FUZZ_SERVER_OBJ = $(filter-out $(BUILD)/obj/server/main.o,$(SERVER_OBJ))
 # is opened on an input's first use, and TASK_WAIT does not block.
 FUZZ_WRAP     := tasks_load tasks_create tasks_upload tasks_start tasks_status \
                  tasks_wait tasks_result tasks_cancel tasks_delete tasks_list \
-                 tasks_batch_add tasks_batch_collect
+                 tasks_batch_add tasks_batch_collect tasks_counts
 comma         := ,
 
 # rpcgen's inline XDR code reads 32-bit words straight out of libtirpc's

@@ -144,6 +144,8 @@ store_done(void)
     void __wrap_##fn params { t = store_for_input(); __real_##fn args; }
 
 LAZY(tasks_load, (tasks *t, unsigned *queued, unsigned *running), (t, queued, running))
+LAZY(tasks_counts, (tasks *t, uint64_t by_state[IP_TASK_STATES], unsigned *workers,
+                    unsigned *busy), (t, by_state, workers, busy))
 LAZY(tasks_create, (tasks *t, const char *owner, const ip_task_create_args *a,
                     ip_task_create_res *res), (t, owner, a, res))
 LAZY(tasks_upload, (tasks *t, const char *owner, const ip_task_upload_args *a,
