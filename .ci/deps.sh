@@ -1,8 +1,13 @@
 #!/bin/sh
 # Installs the Debian packages imgproc needs to build, test and demo, when missing.
 # As root it runs apt-get; otherwise it prints the command to run.
+# An argument names an extra group, for the targets that need more:
+#   package    make deb, check-package: debhelper, lintian, mandoc
+#   container  make check-container: podman and what builds its base image
+#   interop    make check-interop: remotetea's jrpcgen and a JDK
 set -e
-PKGS="build-essential pkg-config libtirpc-dev rpcsvc-proto rpcbind libvips-dev libvips-tools libcmocka-dev libsqlite3-dev sqlite3 libssl-dev perl libimage-exiftool-perl"
+group=${1:-}
+PKGS="build-essential pkg-config libtirpc-dev rpcsvc-proto rpcbind libvips-dev libvips-tools libcmocka-dev libsqlite3-dev sqlite3 libssl-dev libsystemd-dev perl libimage-exiftool-perl"
 # make fuzz: clang; its sanitizer and libFuzzer runtimes (libclang-rt-dev: clang
 # only recommends them, and recommends are not installed); llvm-symbolizer
 # (llvm) for readable stacks in the reports.
@@ -16,6 +21,13 @@ PKGS="$PKGS libcivetweb-dev libxmlrpc-core-c3-dev curl"
 # The page's test drives a real browser (headless chromium through
 # chromedriver and selenium); the WebSocket test speaks with python3-websockets.
 PKGS="$PKGS chromium chromium-driver python3-selenium python3-websockets"
+case "$group" in
+"") ;;
+package)   PKGS="debhelper fakeroot lintian mandoc man-db systemd" ;;
+container) PKGS="podman runc mmdebstrap uidmap podman-compose" ;;
+interop)   PKGS="remotetea default-jdk-headless" ;;
+*) echo "deps.sh: unknown group '$group' (package, container, interop)" >&2; exit 2 ;;
+esac
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

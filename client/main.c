@@ -126,10 +126,9 @@ cli_global_option(cli_opts *o, int c, const char *arg)
         o->proto = arg;
         return 1;
     case CLI_O_PROGRAM: {
-        char *end;
-        unsigned long long p = strtoull(arg, &end, 0);
-        if (!*arg || *end || p == 0 || p > 0xFFFFFFFFULL) {
-            cli_error("invalid program number '%s'\n", arg);
+        unsigned long p;
+        if (proto_parse_program(arg, &p)) {
+            cli_error("invalid program '%s': a number, or a name in /etc/rpc\n", arg);
             return -1;
         }
         o->program = (rpcprog_t)p;
@@ -198,7 +197,7 @@ main(int argc, char **argv)
     o.program = IMGPROC;
     if (getenv("IMGPROC_PROGRAM") && *getenv("IMGPROC_PROGRAM") &&
         cli_global_option(&o, CLI_O_PROGRAM, getenv("IMGPROC_PROGRAM")) < 0) {
-        cli_error("(the program number came from $IMGPROC_PROGRAM)\n");
+        cli_error("(the program came from $IMGPROC_PROGRAM)\n");
         return EXIT_USAGE;
     }
     o.proto = "tcp";

@@ -68,8 +68,9 @@ static const cli_option options[] = {
     /* Every command's. */
     { "host", 'H', "HOST", CMD_EVERY, 'H', "server (default $IMGPROC_HOST or localhost)" },
     { "port", 'p', "PORT", CMD_EVERY, 'p', "connect to PORT directly instead of asking rpcbind" },
-    { "program", 0, "N", CMD_EVERY, CLI_O_PROGRAM,
-      "RPC program number (default $IMGPROC_PROGRAM or 0x20494D47)" },
+    { "program", 0, "N|NAME", CMD_EVERY, CLI_O_PROGRAM,
+      "RPC program: a number, or a name in /etc/rpc (default $IMGPROC_PROGRAM or "
+      "0x20494D47)" },
     { "transport", 'T', "tcp|udp", CMD_EVERY, 'T', "(default tcp; images need tcp)" },
     { "timeout", 0, "S", CMD_EVERY, CLI_O_TIMEOUT, "seconds to wait for a reply (default 120)" },
     { "json", 0, NULL, CMD_EVERY, CLI_O_JSON,

@@ -1,6 +1,7 @@
 /* names.c - names of statuses and formats, colour parsing, number parsing, JSON strings. */
 #include <ctype.h>
 #include <errno.h>
+#include <netdb.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -246,6 +247,30 @@ proto_parse_uint(const char *s, unsigned long max, unsigned long *out)
     if (errno || *end || v > max)
         return -1;
     *out = v;
+    return 0;
+}
+
+int
+proto_parse_program(const char *s, unsigned long *out)
+{
+    struct rpcent ent, *found = NULL;
+    char buf[1024], *end;
+    unsigned long long v;
+
+    if (!s || !*s)
+        return -1;
+    if (isdigit((unsigned char)*s)) {
+        errno = 0;
+        v = strtoull(s, &end, 0);
+        if (errno || *end || v == 0 || v > 0xFFFFFFFFULL)
+            return -1;
+        *out = (unsigned long)v;
+        return 0;
+    }
+    if (getrpcbyname_r(s, &ent, buf, sizeof(buf), &found) != 0 || !found ||
+        found->r_number <= 0)
+        return -1;
+    *out = (unsigned long)found->r_number;
     return 0;
 }
 

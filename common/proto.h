@@ -121,6 +121,11 @@ void proto_step_format(const ip_step *step, char *buf, size_t len);
 /* Strict number parsing: the whole string, finite, no overflow.  0 or -1. */
 int proto_parse_double(const char *s, double *out);
 int proto_parse_uint(const char *s, unsigned long max, unsigned long *out);
+/*
+ * An RPC program: a number (decimal, or hex with 0x) or a name from the rpc
+ * database (/etc/rpc: "imgproc", as the Debian package adds it).  0 or -1.
+ */
+int proto_parse_program(const char *s, unsigned long *out);
 
 /* SHA-256 in lowercase hex (as sha256sum prints it), of a buffer or of a whole file.  0 or -1. */
 int proto_sha256_hex(const void *data, size_t len, char out[65]);

@@ -42,8 +42,8 @@ typedef struct srv_setting {
 #define DAY 86400ULL
 
 static const srv_setting settings[] = {
-    { "program", "N", CF_PROGRAM, FIELD(cfg.program), IMGPROC, 1, 0xFFFFFFFFULL, NULL,
-      "RPC program number", 0, 0 },
+    { "program", "N|NAME", CF_PROGRAM, FIELD(cfg.program), IMGPROC, 1, 0xFFFFFFFFULL, NULL,
+      "RPC program: a number, or a name in /etc/rpc", 0, 0 },
     { "port", "N", CF_NUMBER, FIELD(cfg.port), 0, 1, 65535, "any free port",
       "serve on port N", 0, 0 },
     { "listen", "ADDR", CF_LISTEN, FIELD(cfg.listen), 0, 0, 0, "127.0.0.1 and ::1",
@@ -78,10 +78,14 @@ static const srv_setting settings[] = {
       100000000, NULL, "refuse a blur whose sigma x the image's megapixels is over N "
       "(too-large; 2000 is sigma 220 on 9 MP)", 0, 0 },
     { "verbose", NULL, CF_ON, FIELD(cfg.verbose), 0, 0, 0, NULL,
-      "log one line per request to stderr", 0, 'v' },
+      "log one line per request too", 0, 'v' },
+    { "syslog", NULL, CF_ON, FIELD(cfg.syslog), 0, 0, 0, NULL,
+      "log to syslog (facility daemon), not stderr; under systemd, stderr goes to the "
+      "journal with each line's priority", 0, 0 },
     { "state-dir", "DIR", CF_PATH, FIELD(tcfg.state_dir), 0, 0, 0,
-      "/var/lib/imgprocd for root, else $XDG_STATE_HOME/imgprocd or "
-      "~/.local/state/imgprocd", "task database and images", 1, 0 },
+      "$STATE_DIRECTORY (systemd's StateDirectory=), else /var/lib/imgprocd for root, "
+      "else $XDG_STATE_HOME/imgprocd or ~/.local/state/imgprocd",
+      "task database and images", 1, 0 },
     { "workers", "N", CF_NUMBER, FIELD(tcfg.workers), 0, 1, 256, "the number of cores",
       "tasks run at once", 1, 0 },
     { "queue-size", "N", CF_NUMBER, FIELD(tcfg.max_queued), 1000, 1, 1000000, NULL,
@@ -187,6 +191,16 @@ apply(srv *s, const srv_setting *t, const char *arg)
         }
         s->cfg.listen[s->cfg.nlisten++] = arg;
         return 0;
+    case CF_PROGRAM: {
+        unsigned long p;
+        if (proto_parse_program(arg, &p)) {
+            srv_log(SRV_LOG_ERROR, "invalid value '%s' for --%s (a number, or a name in "
+                    "/etc/rpc)", arg, t->name);
+            return -1;
+        }
+        store(s, t, p);
+        return 0;
+    }
     default:
         if (parse_number(arg, &v) || v < t->min || v > t->max)
             break;
@@ -297,4 +311,6 @@ srv_settle(srv *s)
     s->tcfg.max_inline_bytes = s->cfg.max_request_bytes;
     s->tcfg.max_steps = s->cfg.max_steps;
     srv_log_verbose(s->cfg.verbose);
+    if (s->cfg.syslog)
+        srv_log_syslog();
 }

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -67,7 +68,13 @@ default_state_dir(void)
 {
     static char buf[4096];
     const char *xdg = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
+    const char *sd = getenv("STATE_DIRECTORY");
 
+    /* systemd's StateDirectory=: a colon-separated list; the first is ours. */
+    if (sd && *sd) {
+        snprintf(buf, sizeof(buf), "%.*s", (int)strcspn(sd, ":"), sd);
+        return buf;
+    }
     if (geteuid() == 0)
         return "/var/lib/imgprocd";
     if (xdg && *xdg)
@@ -154,7 +161,11 @@ main(int argc, char **argv)
         goto cleanup;
     }
     print_ready(&s);
+    /* Type=notify: registered with rpcbind, so a unit ordered after this one
+     * finds the program.  Nothing happens outside systemd. */
+    sd_notify(0, "READY=1");
     rc = net_run(&s) == 0 ? 0 : 1;
+    sd_notify(0, "STOPPING=1");
     srv_log(SRV_LOG_VERBOSE, "stopping\n");
 
 cleanup:

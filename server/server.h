@@ -32,6 +32,7 @@ typedef struct srv_config {
     unsigned max_request_seconds;       /* a synchronous call's work is stopped after this */
     unsigned max_blur_work;             /* a blur's sigma x megapixels at most */
     int verbose;                        /* log one line per request */
+    int syslog;                         /* log to syslog, not stderr */
 } srv_config;
 
 /* One socket the server listens on. */

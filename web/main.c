@@ -25,6 +25,8 @@
 
 #include <civetweb.h>
 
+#include <systemd/sd-daemon.h>
+
 #include "proto.h"
 #include "web.h"
 
@@ -58,7 +60,8 @@ usage(FILE *f)
     proto_help_line(f, "  -H, --host HOST", "imgprocd's host, found through rpcbind "
                     "(default localhost)");
     proto_help_line(f, "  -p, --port PORT", "imgprocd's port, without rpcbind");
-    proto_help_line(f, "  --program N", "RPC program number (default 0x20494D47)");
+    proto_help_line(f, "  --program N|NAME", "RPC program: a number, or a name in /etc/rpc "
+                    "(default 0x20494D47)");
     proto_help_line(f, "  --threads N", "requests served at once, each with its own "
                     "connection to imgprocd; the WebSockets' images take 5 more: keep "
                     "N + 5 under imgprocd's --max-connections-per-address (default 8)");
@@ -140,10 +143,10 @@ parse_args(int argc, char **argv)
             cfg.port = (int)v;
             break;
         case O_PROGRAM: {
-            char *end;
-            unsigned long long p = strtoull(optarg, &end, 0);
-            if (!*optarg || *end || p == 0 || p > 0xFFFFFFFFULL) {
-                fprintf(stderr, "imgproc-web: invalid --program '%s'\n", optarg);
+            unsigned long p;
+            if (proto_parse_program(optarg, &p)) {
+                fprintf(stderr, "imgproc-web: invalid --program '%s': a number, or a name "
+                        "in /etc/rpc\n", optarg);
                 return 2;
             }
             cfg.program = (rpcprog_t)p;
@@ -229,8 +232,10 @@ main(int argc, char **argv)
     printf("imgproc-web: ready: http://%s/ for program 0x%lX on %s\n", cfg.listen,
            (unsigned long)cfg.program, cfg.host);
     fflush(stdout);
+    sd_notify(0, "READY=1");        /* Type=notify; nothing outside systemd */
     while (!stopping)
         pause();
+    sd_notify(0, "STOPPING=1");
     web_stop(ctx);
     return 0;
 }

@@ -30,7 +30,7 @@ like "$(IMGPROC_PROGRAM=$PROG "$IMGPROC" ping)" "ok: program $PROGX *" "IMGPROC_
 like "$(IMGPROC_PROGRAM=$PROG "$IMGPROC" --program 0x20494D47 --timeout 5 ping 2>&1)" "imgproc: cannot reach*" \
      "... and --program overrides it"
 IMGPROC_PROGRAM=bogus "$IMGPROC" ping 2>"$TMP/err"
-is "$?-$(tr '\n' ' ' <"$TMP/err")" "2-imgproc: invalid program number 'bogus' imgproc: (the program number came from \$IMGPROC_PROGRAM) " \
+is "$?-$(tr '\n' ' ' <"$TMP/err")" "2-imgproc: invalid program 'bogus': a number, or a name in /etc/rpc imgproc: (the program came from \$IMGPROC_PROGRAM) " \
    "a bad IMGPROC_PROGRAM is a usage error that says where it came from"
 
 cli info --json >"$TMP/info.json"; ok $? "info --json"

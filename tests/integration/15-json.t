@@ -125,7 +125,7 @@ ucase() {   # ucase EXPECTED-COMMAND EXPECTED-ERROR-GLOB ARGS...
 }
 ucase None "unknown option '--bogus'*" --json --bogus ping
 ucase None "unknown option '--bogus'*" --bogus --json ping
-ucase None "invalid program number 'zz'" --program zz --json ping
+ucase None "invalid program 'zz': a number, or a name in /etc/rpc" --program zz --json ping
 ucase None "which command?*" --json
 ucase None "unknown command 'frob'*" --json frob
 ucase None "--steps goes after the command*" --json --steps grayscale ping
