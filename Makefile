@@ -7,7 +7,8 @@ BUILD     ?= build
 CC        ?= cc
 RPCGEN    ?= rpcgen
 
-PKGS      := libtirpc vips sqlite3 libcrypto
+# libsystemd: sd_notify, so a unit of Type=notify knows when the daemons serve.
+PKGS      := libtirpc vips sqlite3 libcrypto libsystemd
 # Recursive (=) so that the flags are read when a recipe runs, after `make deps`.
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -16,10 +17,10 @@ WARN      := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-protot
 OPT       ?= -O2 -g
 SANITIZE  ?=
 CFLAGS    ?=
-ALL_CFLAGS = -std=gnu11 $(OPT) $(WARN) $(SANITIZE) $(CFLAGS) -D_GNU_SOURCE \
+ALL_CFLAGS = -std=gnu11 $(OPT) $(WARN) $(SANITIZE) $(CPPFLAGS) $(CFLAGS) -D_GNU_SOURCE \
              -DIMGPROC_VERSION='"$(VERSION)"' -I$(BUILD)/gen -Icommon $(PKG_CFLAGS)
 # rpcgen's output is not ours to fix: build it without the warnings it trips.
-GEN_CFLAGS = -std=gnu11 $(OPT) $(SANITIZE) $(CFLAGS) -Wall -Werror \
+GEN_CFLAGS = -std=gnu11 $(OPT) $(SANITIZE) $(CPPFLAGS) $(CFLAGS) -Wall -Werror \
              -Wno-unused-variable -I$(BUILD)/gen $(PKG_CFLAGS)
 LDLIBS     = $(PKG_LIBS) -lpthread -lm
 # The client needs no libvips.
@@ -52,10 +53,11 @@ WEB_SRC    := $(wildcard web/*.c)
 WEB_OBJ    := $(call obj,$(WEB_SRC)) $(BUILD)/obj/web/assets.o $(CALLER_OBJ)
 WEB_BIN    := $(BUILD)/imgproc-web
 # The web gateway: civetweb for HTTP; the RPC side is the client's (no libvips).
-WEB_LIBS    = $(CLIENT_LIBS) -lcivetweb $(shell xmlrpc-c-config server-util --libs 2>/dev/null)
+WEB_LIBS    = $(CLIENT_LIBS) -lcivetweb $(shell pkg-config --libs libsystemd 2>/dev/null) $(shell xmlrpc-c-config server-util --libs 2>/dev/null)
 
 .PHONY: all deps check unit integration demo install uninstall clean help \
-        check-asan check-valgrind bench corpus check-corpus check-stress fuzz fuzz-build
+        check-asan check-valgrind bench corpus check-corpus check-stress fuzz fuzz-build \
+        deb check-package check-container check-interop
 
 all: $(SERVER_BIN) $(CLIENT_BIN) $(WEB_BIN)
 
@@ -72,7 +74,11 @@ help:
 	@echo "make check-stress the hostile-caller attacks at full size, with their figures"
 	@echo "make check-valgrind  the tests with the server under valgrind"
 	@echo "make fuzz         the libFuzzer harnesses (clang), FUZZ_SECONDS=$(FUZZ_SECONDS) each"
-	@echo "make install      to \$$(DESTDIR)\$$(PREFIX) (PREFIX=$(PREFIX))"
+	@echo "make install      to \$$(DESTDIR)\$$(PREFIX) (PREFIX=$(PREFIX)); make uninstall"
+	@echo "make deb          the Debian packages, in $(BUILD)/deb (lintian-checked)"
+	@echo "make check-package   the .debs installed here, started and called"
+	@echo "make check-container the container image built and smoke-tested (podman)"
+	@echo "make check-interop   a Java client (remotetea) against imgprocd"
 	@echo "make clean"
 
 deps:
@@ -101,10 +107,10 @@ $(BUILD)/obj/%.o: %.c $(GEN_H)
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 
 $(SERVER_BIN): $(SERVER_OBJ) $(COMMON_OBJ)
-	$(CC) $(OPT) $(SANITIZE) -o $@ $^ $(LDLIBS)
+	$(CC) $(OPT) $(SANITIZE) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(CLIENT_BIN): $(CLIENT_OBJ) $(COMMON_OBJ)
-	$(CC) $(OPT) $(SANITIZE) -o $@ $^ $(CLIENT_LIBS)
+	$(CC) $(OPT) $(SANITIZE) $(LDFLAGS) -o $@ $^ $(CLIENT_LIBS)
 
 # The OpenAPI document and the page, built into the gateway (.incbin: no
 # tool beyond the assembler, and no files to find at run time).
@@ -113,7 +119,7 @@ $(BUILD)/obj/web/assets.o: web/assets.S web/openapi.json $(wildcard web/page/*)
 	$(CC) -c -o $@ web/assets.S
 
 $(WEB_BIN): $(WEB_OBJ) $(COMMON_OBJ)
-	$(CC) $(OPT) $(SANITIZE) -o $@ $^ $(WEB_LIBS)
+	$(CC) $(OPT) $(SANITIZE) $(LDFLAGS) -o $@ $^ $(WEB_LIBS)
 
 $(BUILD)/tests/%: tests/unit/%.c $(COMMON_OBJ)
 	@mkdir -p $(@D)
@@ -148,7 +154,7 @@ $(BENCH_BIN): $(BUILD)/obj/bench/bench.o $(BUILD)/obj/server/ops.o $(BUILD)/obj/
               $(BUILD)/obj/client/report.o $(BUILD)/obj/client/progress.o \
               $(CALLER_OBJ) $(COMMON_OBJ)
 	@mkdir -p $(@D)
-	$(CC) $(OPT) $(SANITIZE) -o $@ $^ $(LDLIBS)
+	$(CC) $(OPT) $(SANITIZE) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 bench: deps
 	@$(MAKE) --no-print-directory all $(BENCH_BIN)
@@ -253,15 +259,73 @@ demo: deps
 	@$(MAKE) --no-print-directory all
 	@BUILD=$(BUILD) bash scripts/demo.sh
 
-install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/imgproc
-	install -m 755 $(SERVER_BIN) $(CLIENT_BIN) $(WEB_BIN) $(DESTDIR)$(PREFIX)/bin/
-	install -m 644 imgproc.x $(DESTDIR)$(PREFIX)/share/imgproc/
+# ---- install: the layout of a Debian RPC daemon (daemons in sbin/).  The
+# package (debian/) runs this with PREFIX=/usr UNITDIR=/lib/systemd/system.
+BINDIR     ?= $(PREFIX)/bin
+SBINDIR    ?= $(PREFIX)/sbin
+DATADIR    ?= $(PREFIX)/share
+MANDIR     ?= $(DATADIR)/man
+SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+COMPDIR    ?= $(DATADIR)/bash-completion/completions
+MANPAGES   := docs/man/imgproc.1 docs/man/imgprocd.8 docs/man/imgproc-web.8
+UNITS      := imgprocd.service imgproc-web.service
+DEFAULTS   := imgprocd imgproc-web
+# Every file install writes, so that uninstall removes exactly those.
+INSTALLED  := $(SBINDIR)/imgprocd $(SBINDIR)/imgproc-web $(BINDIR)/imgproc \
+              $(DATADIR)/imgproc/imgproc.x $(MANDIR)/man1/imgproc.1 \
+              $(MANDIR)/man8/imgprocd.8 $(MANDIR)/man8/imgproc-web.8 \
+              $(UNITS:%=$(UNITDIR)/%) $(DEFAULTS:%=$(SYSCONFDIR)/default/%) \
+              $(COMPDIR)/imgproc
+
+# The units name the installed paths.
+$(BUILD)/dist/%.service: dist/%.service.in Makefile
+	@mkdir -p $(@D)
+	sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' $< >$@
+
+install: all $(UNITS:%=$(BUILD)/dist/%)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(DATADIR)/imgproc \
+	    $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(UNITDIR) \
+	    $(DESTDIR)$(SYSCONFDIR)/default $(DESTDIR)$(COMPDIR)
+	install -m 755 $(SERVER_BIN) $(WEB_BIN) $(DESTDIR)$(SBINDIR)/
+	install -m 755 $(CLIENT_BIN) $(DESTDIR)$(BINDIR)/
+	install -m 644 imgproc.x $(DESTDIR)$(DATADIR)/imgproc/
+	install -m 644 docs/man/imgproc.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 644 docs/man/imgprocd.8 docs/man/imgproc-web.8 $(DESTDIR)$(MANDIR)/man8/
+	install -m 644 $(UNITS:%=$(BUILD)/dist/%) $(DESTDIR)$(UNITDIR)/
+	install -m 644 dist/imgprocd.default $(DESTDIR)$(SYSCONFDIR)/default/imgprocd
+	install -m 644 dist/imgproc-web.default $(DESTDIR)$(SYSCONFDIR)/default/imgproc-web
+	install -m 644 dist/imgproc.bash-completion $(DESTDIR)$(COMPDIR)/imgproc
 
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/bin/imgprocd $(DESTDIR)$(PREFIX)/bin/imgproc \
-	    $(DESTDIR)$(PREFIX)/bin/imgproc-web
-	rm -rf $(DESTDIR)$(PREFIX)/share/imgproc
+	rm -f $(INSTALLED:%=$(DESTDIR)%)
+	-rmdir $(DESTDIR)$(DATADIR)/imgproc 2>/dev/null
+
+# ---- the Debian packages, built from a copy of the tree in $(BUILD)/deb (the
+# .debs land there), then checked by lintian.
+deb:
+	@sh .ci/deps.sh && sh .ci/deps.sh package
+	rm -rf $(BUILD)/deb && mkdir -p $(BUILD)/deb/imgproc-$(VERSION)
+	tar --exclude='./build*' --exclude=./.git --exclude=./demo-out -cf - . | \
+	    tar -xf - -C $(BUILD)/deb/imgproc-$(VERSION)
+	cd $(BUILD)/deb/imgproc-$(VERSION) && dpkg-buildpackage -us -uc -b
+	lintian --fail-on error $(BUILD)/deb/*.changes
+
+# The .debs installed on this machine, the server started as the package
+# says, then called; /etc/rpc names the program.  Leaves them installed.
+check-package: deb
+	BUILD=$(BUILD) prove -v tests/package/package.t
+
+# The container image (dist/container/), built and answering in a pod.
+check-container:
+	@sh .ci/deps.sh container
+	bash tests/container/run.sh
+
+# A Java client generated by remotetea's jrpcgen from the installed imgproc.x.
+check-interop: deps
+	@sh .ci/deps.sh interop
+	@$(MAKE) --no-print-directory all
+	BUILD=$(BUILD) bash tests/interop/run.sh
 
 clean:
 	rm -rf build build-asan build-fuzz demo-out
