@@ -311,6 +311,4 @@ srv_settle(srv *s)
     s->tcfg.max_inline_bytes = s->cfg.max_request_bytes;
     s->tcfg.max_steps = s->cfg.max_steps;
     srv_log_verbose(s->cfg.verbose);
-    if (s->cfg.syslog)
-        srv_log_syslog();
 }

@@ -1,4 +1,5 @@
 /* log.c - imgprocd's one logging function (see log.h). */
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 /* The process-wide settings: -v and where lines go, decided before threads start. */
 static int verbose;
 static enum { TO_STDERR, TO_JOURNAL, TO_SYSLOG } sink = TO_STDERR;
+static pthread_once_t journal_once = PTHREAD_ONCE_INIT;
 
 /*
  * systemd names the journal's stream in $JOURNAL_STREAM ("DEVICE:INODE");
@@ -36,7 +38,6 @@ void
 srv_log_verbose(int on)
 {
     verbose = on;
-    detect_journal();
 }
 
 int
@@ -69,6 +70,7 @@ srv_log(srv_log_level level, const char *fmt, ...)
 
     if (level == SRV_LOG_VERBOSE && !verbose)
         return;
+    pthread_once(&journal_once, detect_journal);
     if (sink == TO_JOURNAL)
         n = (size_t)snprintf(line, sizeof(line), "<%d>%s", priority[level], label[level]);
     else if (sink == TO_SYSLOG)

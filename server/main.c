@@ -120,7 +120,11 @@ main(int argc, char **argv)
         mallopt(M_ARENA_MAX, 2);
     srv_defaults(&s);
     s.started_ms = srv_now_ms();
-    if ((rc = srv_parse_args(&s, argc, argv)) != 0 || (rc = check_args(&s)) != 0)
+    if ((rc = srv_parse_args(&s, argc, argv)) != 0)
+        return rc;
+    if (s.cfg.syslog)               /* before the first message about the settings */
+        srv_log_syslog();
+    if ((rc = check_args(&s)) != 0)
         return rc;
     if (!s.tcfg.state_dir)
         s.tcfg.state_dir = default_state_dir();
