@@ -311,7 +311,7 @@ deb:
 	lintian --fail-on error $(BUILD)/deb/*.changes
 
 # The .debs installed on this machine, the server started as the package
-# says, then called; /etc/rpc names the program.  Leaves them installed.
+# says (its init script), called by name, stopped, then purged.
 check-package: deb
 	BUILD=$(BUILD) prove -v tests/package/package.t
 

@@ -2,7 +2,7 @@
 # Installs the Debian packages imgproc needs to build, test and demo, when missing.
 # As root it runs apt-get; otherwise it prints the command to run.
 # An argument names an extra group, for the targets that need more:
-#   package    make deb, check-package: debhelper, lintian, mandoc
+#   package    make deb, check-package: debhelper, lintian
 #   container  make check-container: podman and what builds its base image
 #   interop    make check-interop: remotetea's jrpcgen and a JDK
 set -e
@@ -13,8 +13,9 @@ PKGS="build-essential pkg-config libtirpc-dev rpcsvc-proto rpcbind libvips-dev l
 # (llvm) for readable stacks in the reports.
 PKGS="$PKGS clang libclang-rt-dev llvm"
 # Tests: ip (iproute2) makes the network namespaces some use; script
-# (bsdutils) gives the client a terminal for its progress bars.
-PKGS="$PKGS iproute2 bsdutils"
+# (bsdutils) gives the client a terminal for its progress bars; mandoc and
+# groff lint the man pages; systemd-analyze verifies the units.
+PKGS="$PKGS iproute2 bsdutils mandoc groff-base systemd"
 # The web gateway: civetweb serves HTTP, xmlrpc-c answers XML-RPC; its tests
 # talk to it with curl and Python's xmlrpc.client.
 PKGS="$PKGS libcivetweb-dev libxmlrpc-core-c3-dev curl"
@@ -23,7 +24,7 @@ PKGS="$PKGS libcivetweb-dev libxmlrpc-core-c3-dev curl"
 PKGS="$PKGS chromium chromium-driver python3-selenium python3-websockets"
 case "$group" in
 "") ;;
-package)   PKGS="debhelper fakeroot lintian mandoc man-db systemd" ;;
+package)   PKGS="debhelper fakeroot lintian man-db" ;;
 container) PKGS="podman runc mmdebstrap uidmap podman-compose" ;;
 interop)   PKGS="remotetea default-jdk-headless" ;;
 *) echo "deps.sh: unknown group '$group' (package, container, interop)" >&2; exit 2 ;;
