@@ -71,7 +71,9 @@ static const cli_option options[] = {
     { "program", 0, "N|NAME", CMD_EVERY, CLI_O_PROGRAM,
       "RPC program: a number, or a name in /etc/rpc (default $IMGPROC_PROGRAM or "
       "0x20494D47)" },
-    { "transport", 'T', "tcp|udp", CMD_EVERY, 'T', "(default tcp; images need tcp)" },
+    { "transport", 'T', "tcp|udp", CMD_EVERY, 'T',
+      "how calls travel (default tcp; images need tcp: over UDP imgprocd serves ping, "
+      "info, stats and the task queries)" },
     { "timeout", 0, "S", CMD_EVERY, CLI_O_TIMEOUT, "seconds to wait for a reply (default 120)" },
     { "json", 0, NULL, CMD_EVERY, CLI_O_JSON,
       "one JSON document on stdout, failures included (each input an object with \"ok\", "

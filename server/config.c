@@ -78,7 +78,7 @@ static const srv_setting settings[] = {
       100000000, NULL, "refuse a blur whose sigma x the image's megapixels is over N "
       "(too-large; 2000 is sigma 220 on 9 MP)", 0, 0 },
     { "verbose", NULL, CF_ON, FIELD(cfg.verbose), 0, 0, 0, NULL,
-      "log one line per request too", 0, 'v' },
+      "log one line per request and per task event", 0, 'v' },
     { "syslog", NULL, CF_ON, FIELD(cfg.syslog), 0, 0, 0, NULL,
       "log to syslog (facility daemon), not stderr; under systemd, stderr goes to the "
       "journal with each line's priority", 0, 0 },

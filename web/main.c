@@ -78,6 +78,7 @@ usage(FILE *f)
                     "10)");
     proto_help_line(f, "  -v, --verbose", "log one line per request to stderr");
     proto_help_line(f, "  -h, --help", "this help");
+    proto_help_line(f, "  -V, --version", "print the version");
 }
 
 /* "64M" -> 67108864.  0, or -1 when not a size. */
@@ -122,12 +123,13 @@ parse_args(int argc, char **argv)
         { "io-timeout", required_argument, NULL, O_IO_TIMEOUT },
         { "verbose", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
     };
     unsigned long v;
     int c;
 
-    while ((c = getopt_long(argc, argv, "H:p:vh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "H:p:vhV", opts, NULL)) != -1) {
         switch (c) {
         case O_LISTEN:
             cfg.listen = optarg;
@@ -199,6 +201,9 @@ parse_args(int argc, char **argv)
             break;
         case 'h':
             usage(stdout);
+            return 0;
+        case 'V':
+            printf("imgproc-web %s\n", IMGPROC_VERSION);
             return 0;
         default:
             usage(stderr);
