@@ -316,7 +316,7 @@ check-package: deb
 	BUILD=$(BUILD) prove -v tests/package/package.t
 
 # The container image (dist/container/), built and answering in a pod.
-check-container:
+check-container: deps corpus
 	@sh .ci/deps.sh container
 	bash tests/container/run.sh
 
