@@ -44,6 +44,7 @@ check_args(srv *s)
         srv_log(SRV_LOG_WARNING, "program 0x%lX is outside the user range "
                 "0x20000000-0x3FFFFFFF\n", (unsigned long)c->program);
     if (c->nlisten == 0) {
+        c->listen_default = 1;
         c->listen[c->nlisten++] = "127.0.0.1";
         c->listen[c->nlisten++] = "::1";
     }

@@ -266,6 +266,7 @@ fail(char **why, const char *fmt, const char *arg, int err)
 {
     if (why && asprintf(why, fmt, arg, strerror(err)) < 0)
         *why = NULL;
+    errno = err;                /* for the caller, past asprintf */
     return -1;
 }
 
@@ -301,6 +302,7 @@ open_socket(srv *s, const struct addrinfo *ai, int stream, char **why)
         if (asprintf(why, "cannot listen on %s (%s): %s", where, stream ? "TCP" : "UDP",
                      strerror(err)) < 0)
             *why = NULL;
+        errno = err;
         return -1;
     }
     l->fd = fd;
@@ -372,6 +374,18 @@ net_listen(srv *s, char **why)
         }
         if (rc == 0)
             rc = open_socket(s, res, 0, why);
+        /* The default ::1 on a machine without IPv6 (disabled, or no
+         * module): serve 127.0.0.1 alone.  An address asked for must work. */
+        if (rc && s->cfg.listen_default && res->ai_family == AF_INET6 &&
+            (errno == EADDRNOTAVAIL || errno == EAFNOSUPPORT) && s->nlisteners > 0) {
+            srv_log(SRV_LOG_NOTICE, "IPv6 is not available here (%s): serving 127.0.0.1 "
+                    "only\n", *why ? *why : "?");
+            free(*why);
+            *why = NULL;
+            if (s->nlisteners % 2)          /* TCP opened, UDP not: both or neither */
+                close(s->listeners[--s->nlisteners].fd);
+            rc = 0;
+        }
         freeaddrinfo(res);
         if (rc)
             return -1;

@@ -33,6 +33,7 @@ typedef struct srv_config {
     unsigned max_blur_work;             /* a blur's sigma x megapixels at most */
     int verbose;                        /* log one line per request */
     int syslog;                         /* log to syslog, not stderr */
+    int listen_default;                 /* no --listen: 127.0.0.1 and ::1 (if there is IPv6) */
 } srv_config;
 
 /* One socket the server listens on. */

@@ -209,6 +209,28 @@ kill -TERM "$SDPID"; wait "$SDPID"
 [ -d "$TMP/sd" ] && [ ! -e "$TMP/other" ]
 ok $? "... made there, and only there"
 
+# ---- a machine without IPv6: the default ::1 is left out, an asked-for one is not
+cat >"$TMP/noipv6.sh" <<'EOF'
+ip link set lo up
+sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.lo.disable_ipv6=1 || exit 9
+mkfifo "$3/r6"
+"$1" --no-rpcbind --port "$2" --state-dir "$3/st-6" >"$3/r6" 2>"$3/noipv6.err" &
+read -r line <"$3/r6"
+echo "$line"
+kill -TERM $!; wait $!
+"$1" --no-rpcbind --port "$2" --state-dir "$3/st-6" --listen ::1 >/dev/null 2>"$3/ipv6.err"
+echo "asked=$?"
+EOF
+unshare -n bash -c 'timeout -s TERM 10 bash "$0" "$@"' "$TMP/noipv6.sh" "$IMGPROCD" $((PORT + 4)) "$TMP" \
+    >"$TMP/noipv6.out" 2>&1
+like "$(head -1 "$TMP/noipv6.out")" "imgprocd: ready: * tcp:127.0.0.1:$((PORT + 4)) udp:127.0.0.1:$((PORT + 4)) (not registered*" \
+     "without IPv6, the default addresses start on 127.0.0.1 alone"
+like "$(cat "$TMP/noipv6.err")" "imgprocd: IPv6 is not available here (cannot listen on ::1 port*): serving 127.0.0.1 only" \
+     "... and say so"
+is "$(tail -1 "$TMP/noipv6.out")-$(cat "$TMP/ipv6.err")" \
+   "asked=1-imgprocd: cannot listen on ::1 port $((PORT + 4)) (TCP): Cannot assign requested address" \
+   "... while --listen ::1, asked for, is an error"
+
 # ---- bash completion, driven as bash drives it
 start_server
 complete_line() {   # complete_line WORDS...: the candidates bash would offer for the last word
