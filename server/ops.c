@@ -139,26 +139,32 @@ step_threshold(VipsImage *in, VipsImage **t, VipsImage **out,
     return 0;
 }
 
-static int
-step_resize(VipsImage *in, VipsImage **t, VipsImage **out,
-            const ip_step *s, ops_err *err)
+/* A resize step's scale factors for an image of width x height. */
+static void
+resize_scales(const ip_resize_params *r, int width, int height, double *sx, double *sy)
 {
-    const ip_resize_params *r = &s->ip_step_u.resize;
-    double sx = (double)r->width / in->Xsize;
-    double sy = (double)r->height / in->Ysize;
-    VipsImage *cur = in;
-
+    *sx = (double)r->width / width;
+    *sy = (double)r->height / height;
     if (r->fit == IP_FIT_INSIDE)
-        sx = sy = fmin(sx, sy);
+        *sx = *sy = fmin(*sx, *sy);
     else if (r->fit == IP_FIT_COVER)
-        sx = sy = fmax(sx, sy);
+        *sx = *sy = fmax(*sx, *sy);
     if (!r->enlarge) {
-        sx = fmin(sx, 1.0);
-        sy = fmin(sy, 1.0);
+        *sx = fmin(*sx, 1.0);
+        *sy = fmin(*sy, 1.0);
     }
     /* Never below one pixel along a side. */
-    sx = fmax(sx, 1.0 / in->Xsize);
-    sy = fmax(sy, 1.0 / in->Ysize);
+    *sx = fmax(*sx, 1.0 / width);
+    *sy = fmax(*sy, 1.0 / height);
+}
+
+/* Scales by sx, sy (none when both are 1), then cuts cover's box from the middle. */
+static int
+resize_by(VipsImage *in, VipsImage **t, VipsImage **out, const ip_resize_params *r,
+          double sx, double sy, ops_err *err)
+{
+    VipsImage *cur = in;
+
     if (sx != 1.0 || sy != 1.0) {
         if (vips_resize(in, &t[0], sx, "vscale", sy, NULL))
             return set_vips_err(err, IP_EINTERNAL, "resize");
@@ -176,6 +182,16 @@ step_resize(VipsImage *in, VipsImage **t, VipsImage **out,
     g_object_ref(cur);
     *out = cur;
     return 0;
+}
+
+static int
+step_resize(VipsImage *in, VipsImage **t, VipsImage **out,
+            const ip_step *s, ops_err *err)
+{
+    double sx, sy;
+
+    resize_scales(&s->ip_step_u.resize, in->Xsize, in->Ysize, &sx, &sy);
+    return resize_by(in, t, out, &s->ip_step_u.resize, sx, sy, err);
 }
 
 static int
@@ -555,7 +571,7 @@ check_work(const ops_limits *lim, VipsImage *im, const ip_step *s, ops_err *err)
  */
 static VipsImage *
 open_image(const ops_limits *lim, const void *buf, size_t len, VipsAccess access,
-           char *fmt, size_t fmtlen, ops_err *err)
+           int shrink, char *fmt, size_t fmtlen, ops_err *err)
 {
     const char *loader;
     VipsImage *im;
@@ -581,9 +597,18 @@ open_image(const ops_limits *lim, const void *buf, size_t len, VipsAccess access
     /* A JPEG whose frame header claims more rows than its data holds only
      * warns (libjpeg fills the rest with gray): refuse JPEG warnings too, as
      * sharp does by default.  No JPEG of the real-image corpus warns. */
-    im = vips_image_new_from_buffer(buf, len, "", "access", access,
-                                    "fail_on", strcmp(fmt, "jpeg") == 0 ?
-                                    VIPS_FAIL_ON_WARNING : VIPS_FAIL_ON_ERROR, NULL);
+    if (shrink > 1 && strcmp(fmt, "jpeg") == 0)
+        im = vips_image_new_from_buffer(buf, len, "", "access", access,
+                                        "fail_on", VIPS_FAIL_ON_WARNING,
+                                        "shrink", shrink, NULL);
+    else if (shrink > 1 && strcmp(fmt, "webp") == 0)
+        im = vips_image_new_from_buffer(buf, len, "", "access", access,
+                                        "fail_on", VIPS_FAIL_ON_ERROR,
+                                        "scale", 1.0 / shrink, NULL);
+    else
+        im = vips_image_new_from_buffer(buf, len, "", "access", access,
+                                        "fail_on", strcmp(fmt, "jpeg") == 0 ?
+                                        VIPS_FAIL_ON_WARNING : VIPS_FAIL_ON_ERROR, NULL);
     if (!im) {
         set_vips_err(err, IP_ECORRUPT, "cannot read the image header");
         return NULL;
@@ -762,6 +787,65 @@ ops_validate(const ip_step *steps, unsigned nsteps, const ip_output *out,
     return -1;
 }
 
+/*
+ * Shrink on load: a downsizing resize, first in the pipeline or after steps
+ * that commute with it (flip, flop, autorot), lets the loader decode at a
+ * fraction of the size: libjpeg's DCT scaling (1/2, 1/4, 1/8), libwebp's
+ * scaled decoding.  The factor is the largest that still leaves at least the
+ * size the resize makes, and the resize then scales to exactly that size, so
+ * the result has the dimensions the full decode would give.  About half the
+ * CPU of a 9 MP JPEG fitted into 800x800 is its decoding at full size.
+ */
+typedef struct shrink_plan {
+    int factor;                 /* 1: none */
+    unsigned step;              /* the resize step */
+    int width, height;          /* its result before cover's cut, from the full size */
+} shrink_plan;
+
+static void
+plan_shrink(VipsImage *im, const char *fmt, const ip_step *steps, unsigned nsteps,
+            shrink_plan *p)
+{
+    int swapped = 0, rotated = 0, orientation = 1, w, h, tw, th, f;
+    double sx, sy;
+    unsigned i;
+
+    p->factor = 1;
+    if ((strcmp(fmt, "jpeg") != 0 && strcmp(fmt, "webp") != 0) ||
+        vips_image_get_n_pages(im) > 1)
+        return;
+    if (vips_image_get_typeof(im, VIPS_META_ORIENTATION) &&
+        vips_image_get_int(im, VIPS_META_ORIENTATION, &orientation))
+        orientation = 1;
+    for (i = 0; i < nsteps && steps[i].op != IP_OP_RESIZE; i++) {
+        if (steps[i].op == IP_OP_AUTOROT) {
+            /* Orientations 5 to 8 turn the image by 90 degrees; a second
+             * autorot finds nothing left to do. */
+            if (!rotated && orientation >= 5 && orientation <= 8)
+                swapped = 1;
+            rotated = 1;
+        } else if (steps[i].op != IP_OP_FLIP && steps[i].op != IP_OP_FLOP)
+            return;
+    }
+    if (i == nsteps)
+        return;
+    w = swapped ? im->Ysize : im->Xsize;
+    h = swapped ? im->Xsize : im->Ysize;
+    resize_scales(&steps[i].ip_step_u.resize, w, h, &sx, &sy);
+    /* vips_resize's own rounding of the result's size. */
+    p->width = (int)rint(w * sx);
+    p->height = (int)rint(h * sy);
+    tw = swapped ? p->height : p->width;
+    th = swapped ? p->width : p->height;
+    for (f = 8; f >= 2; f /= 2)
+        if (im->Xsize / f >= tw && im->Ysize / f >= th)
+            break;
+    if (f < 2)
+        return;
+    p->factor = f;
+    p->step = i;
+}
+
 /* libvips' "eval" signal: pass the percentage on; stop the work when asked. */
 static void
 on_eval(VipsImage *im, VipsProgress *progress, void *user)
@@ -782,6 +866,7 @@ ops_process(const ops_limits *lim, const void *buf, size_t len,
                                                          nsteps * STEP_SLOTS + 1);
     VipsAccess access = VIPS_ACCESS_SEQUENTIAL;
     VipsImage *cur;
+    shrink_plan plan;
     ops_err err = { IP_OK, "" };
     char fmt[IP_MAX_NAME];
     ip_format ofmt;
@@ -796,14 +881,33 @@ ops_process(const ops_limits *lim, const void *buf, size_t len,
         if (!step_find(steps[i].op)->sequential)
             access = VIPS_ACCESS_RANDOM;
 
-    cur = t[0] = open_image(lim, buf, len, access, fmt, sizeof(fmt), &err);
+    cur = t[0] = open_image(lim, buf, len, access, 1, fmt, sizeof(fmt), &err);
     if (!cur)
         goto cleanup;
+    plan_shrink(cur, fmt, steps, nsteps, &plan);
+    if (plan.factor > 1) {
+        /* Opened again, decoded at 1/factor scale: only the header was read so far. */
+        VipsImage *small = open_image(lim, buf, len, access, plan.factor, fmt, sizeof(fmt),
+                                      &err);
+        if (!small)
+            goto cleanup;
+        g_object_unref(t[0]);
+        cur = t[0] = small;
+    }
     for (unsigned i = 0; i < nsteps; i++) {
         VipsImage **slots = t + 1 + i * STEP_SLOTS;
         VipsImage **next = &slots[STEP_SLOTS - 1];
-        if (check_work(lim, cur, &steps[i], &err) ||
-            step_find(steps[i].op)->fn(cur, slots, next, &steps[i], &err)) {
+        int bad;
+        if (check_work(lim, cur, &steps[i], &err))
+            bad = -1;
+        else if (plan.factor > 1 && i == plan.step)
+            /* The size the full image would have got, exactly. */
+            bad = resize_by(cur, slots, next, &steps[i].ip_step_u.resize,
+                           (double)plan.width / cur->Xsize, (double)plan.height / cur->Ysize,
+                           &err);
+        else
+            bad = step_find(steps[i].op)->fn(cur, slots, next, &steps[i], &err);
+        if (bad) {
             name_step(&err, i, nsteps);
             goto cleanup;
         }
@@ -879,7 +983,7 @@ ops_info(const ops_limits *lim, const void *buf, size_t len, ip_info_res *res)
 
     (void)lim;
     memset(res, 0, sizeof(*res));
-    im = open_image(&unlimited, buf, len, VIPS_ACCESS_SEQUENTIAL, fmt, sizeof(fmt), &err);
+    im = open_image(&unlimited, buf, len, VIPS_ACCESS_SEQUENTIAL, 1, fmt, sizeof(fmt), &err);
     if (!im) {
         res->status = err.status;
         res->ip_info_res_u.message = strdup(err.msg);
