@@ -55,7 +55,7 @@ static void
 usage(FILE *f)
 {
     fprintf(f, "usage: imgproc-web [options]\n"
-               "The HTTP gateway to imgprocd: REST under /v1 (see README.md).\n\n");
+               "The HTTP gateway to imgprocd: REST under /v1, WebSocket, XML-RPC (see imgproc-web(8)).\n\n");
     proto_help_line(f, "  --listen ADDR:PORT", "where to serve HTTP (default 127.0.0.1:8080)");
     proto_help_line(f, "  -H, --host HOST", "imgprocd's host, found through rpcbind "
                     "(default localhost)");
@@ -66,7 +66,7 @@ usage(FILE *f)
                     "connection to imgprocd; the WebSockets' images take 5 more: keep "
                     "N + 5 under imgprocd's --max-connections-per-address (default 8)");
     proto_help_line(f, "  --max-body N", "largest request body, WebSocket message or "
-                    "multipart form, in bytes; K, M suffixes (default 64M)");
+                    "multipart form, in bytes; K, M, G suffixes (default 64M)");
     proto_help_line(f, "  --max-files N", "files in one multipart request (default 100)");
     proto_help_line(f, "  --max-websockets N", "WebSockets open at once, each holding a "
                     "thread of its own (default 4)");

@@ -27,7 +27,10 @@ speak_as(const char *who)
     if (conn->cl_auth && conn->cl_auth->ah_cred.oa_flavor == AUTH_SYS &&
         strcmp(conn_who, who) == 0)
         return;
-    sys = *who ? authunix_create((char *)who, geteuid(), getegid(), 0, NULL)
+    /* A session's owner is WEB_UID@web-<digest>: the same whoever runs the
+     * gateway (root by hand, a dynamic user under systemd, imgproc in the
+     * container), so a session outlives a restart under another user. */
+    sys = *who ? authunix_create((char *)who, WEB_UID, WEB_UID, 0, NULL)
                : authunix_create_default();
     if (!sys)
         return;

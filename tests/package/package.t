@@ -23,6 +23,7 @@ rpcinfo -T tcp 127.0.0.1 541674823 1 >/dev/null 2>&1 &&
     bail "an imgprocd of the default program already runs here: stop it first"
 
 purge() {
+    [ -x /etc/init.d/imgproc-web ] && /etc/init.d/imgproc-web stop >/dev/null 2>&1
     [ -x /etc/init.d/imgprocd ] && /etc/init.d/imgprocd stop >/dev/null 2>&1
     DEBIAN_FRONTEND=noninteractive apt-get purge -y -q imgproc imgproc-web imgproc-client \
         >>"$TMP/apt.log" 2>&1
@@ -38,8 +39,9 @@ ok $? "apt-get install the three .debs" || sed 's/^/# /' "$TMP/apt.log"
 for p in imgproc imgproc-client imgproc-web; do
     is "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" "install ok installed" "$p is installed"
 done
-is "$(dpkg -S /usr/sbin/imgprocd /usr/bin/imgproc /usr/sbin/imgproc-web 2>/dev/null | cut -d: -f1 | tr '\n' ' ')" \
-   "imgproc imgproc-client imgproc-web " "imgprocd, imgproc and imgproc-web come from their own packages"
+is "$(dpkg -S /usr/sbin/imgprocd /usr/bin/imgproc /usr/sbin/imgproc-web /usr/share/imgproc/imgproc.x 2>/dev/null | cut -d: -f1 | tr '\n' ' ')" \
+   "imgproc imgproc-client imgproc-web imgproc-client " \
+   "imgprocd, imgproc and imgproc-web come from their own packages; imgproc.x with the client"
 is "$(grep -cE '^imgproc[[:space:]]+541674823[[:space:]]' /etc/rpc)" "1" "/etc/rpc names the program, once"
 DEBIAN_FRONTEND=noninteractive dpkg-reconfigure imgproc-client >/dev/null 2>&1
 is "$(grep -cE '^imgproc[[:space:]]' /etc/rpc)" "1" "... and still once after the postinst runs again"
@@ -59,10 +61,29 @@ done
 ok $? "the bash completion is installed"
 
 # ---- started as the package says (no systemd here: its init script)
+# A bad option: start fails at once, with imgprocd's own words, not silently.
+cp /etc/default/imgprocd "$TMP/default.orig"
+echo 'IMGPROCD_OPTS="--max-conections 5"' >>/etc/default/imgprocd
 /etc/init.d/imgprocd start >"$TMP/start.log" 2>&1
-ok $? "/etc/init.d/imgprocd start (returns once imgprocd is registered: READY=1)"
+is "$?" "1" "/etc/init.d/imgprocd start with a mistyped option fails (status 1)"
+like "$(cat "$TMP/start.log")" "*unrecognized option*max-conections*" "... saying why"
+# A state folder a root imgprocd used before (its default) is given back to imgproc;
+# the defaults file's variables reach imgprocd.
+cp "$TMP/default.orig" /etc/default/imgprocd
+echo 'MALLOC_ARENA_MAX=3' >>/etc/default/imgprocd
+mkdir -p /var/lib/imgprocd/in && touch /var/lib/imgprocd/in/stray && chown -R root:root /var/lib/imgprocd
+/etc/init.d/imgprocd start >"$TMP/start.log" 2>&1
+ok $? "/etc/init.d/imgprocd start (returns once imgprocd is registered)" || sed 's/^/# /' "$TMP/start.log"
 PID=$(cat /run/imgprocd.pid 2>/dev/null)
 is "$(ps -o user= -p "$PID" 2>/dev/null)" "imgproc" "imgprocd runs as user imgproc"
+is "$(find /var/lib/imgprocd ! -user imgproc | wc -l)" "0" "... owning all of /var/lib/imgprocd again"
+is "$(tr '\0' '\n' <"/proc/$PID/environ" | grep '^MALLOC_ARENA_MAX=')" "MALLOC_ARENA_MAX=3" \
+   "... with the environment /etc/default/imgprocd sets"
+like "$(cat /var/log/imgprocd.log)" "*imgprocd: ready: program 0x20494D47*" \
+     "... and its ready line in /var/log/imgprocd.log"
+cp "$TMP/default.orig" /etc/default/imgprocd
+/etc/init.d/imgprocd start >/dev/null 2>&1
+ok $? "start again while it runs: nothing to do, status 0"
 /etc/init.d/imgprocd status >/dev/null 2>&1
 ok $? "/etc/init.d/imgprocd status: running"
 is "$(rpcinfo -p 127.0.0.1 | awk '$1 == 541674823 {print $3 "/" $5}' | sort | tr '\n' ' ')" \
@@ -98,16 +119,17 @@ imgproc task start "$id" >/dev/null 2>&1 && imgproc task wait "$id" >/dev/null 2
 is "$(vipsheader -f bands "$TMP/task.jpg" 2>/dev/null)" "1" "... started, it finishes: one band"
 like "$(ls /var/lib/imgprocd)" "*tasks.db*" "... its database lives in /var/lib/imgprocd"
 
-# The gateway from its package, as its unit runs it.
-mkfifo "$TMP/web.ready"
-/usr/sbin/imgproc-web --listen 127.0.0.1:$((PORT + 1)) >"$TMP/web.ready" 2>"$TMP/web.log" &
-WEB=$!
-read -r line <"$TMP/web.ready"
-like "$line" "imgproc-web: ready*" "imgproc-web from its package starts"
+# The gateway from its package, started by its init script.
+echo "IMGPROC_WEB_OPTS=\"--listen 127.0.0.1:$((PORT + 1))\"" >>/etc/default/imgproc-web
+/etc/init.d/imgproc-web start >"$TMP/web.log" 2>&1
+ok $? "/etc/init.d/imgproc-web start" || sed 's/^/# /' "$TMP/web.log"
+is "$(ps -o user= -p "$(cat /run/imgproc-web.pid 2>/dev/null)" 2>/dev/null)" "nobody" \
+   "imgproc-web runs as nobody"
 curl -s "http://127.0.0.1:$((PORT + 1))/v1/info" >"$TMP/info.json"
 is "$(j "$TMP/info.json" "d['server_version']")" "$(imgproc --json info | python3 -c 'import json,sys; print(json.load(sys.stdin)["server_version"])')" \
    "... and reaches the packaged imgprocd"
-kill -TERM "$WEB"; wait "$WEB"
+/etc/init.d/imgproc-web stop >/dev/null 2>&1
+ok $? "/etc/init.d/imgproc-web stop"
 
 # ---- stop: unregistered; purge: nothing left
 /etc/init.d/imgprocd stop >/dev/null 2>&1
@@ -119,7 +141,8 @@ DEBIAN_FRONTEND=noninteractive apt-get purge -y -q imgproc imgproc-web imgproc-c
 ok $? "apt-get purge"
 is "$(grep -c '^imgproc[[:space:]]' /etc/rpc)" "0" "... takes the name out of /etc/rpc"
 [ ! -e /var/lib/imgprocd ] && [ ! -e /usr/sbin/imgprocd ] && [ ! -e /etc/default/imgprocd ] &&
-    [ ! -e /etc/init.d/imgprocd ] && [ ! -e /lib/systemd/system/imgprocd.service ]
-ok $? "... and the state folder, programs, defaults, init script and units"
+    [ ! -e /etc/init.d/imgprocd ] && [ ! -e /lib/systemd/system/imgprocd.service ] &&
+    [ ! -e /var/log/imgprocd.log ] && [ ! -e /etc/init.d/imgproc-web ] && [ ! -e /var/log/imgproc-web.log ]
+ok $? "... and the state folder, programs, defaults, init scripts, units and logs"
 
 done_testing
