@@ -246,6 +246,9 @@ is "$(complete_line "")" "batch blur grayscale identify info ping process resize
    "... every command"
 is "$(complete_line task st)" "start status " "... task's subcommands"
 is "$(complete_line batch --jo)" "--jobs " "... a command's own flag"
+is "$(complete_line task wait 7 --)" "$(printf '%s ' $(printf '%s\n' --auth --for --help --host --json --port --program --quiet --timeout --transport --verbose --while | sort))" \
+   "... a task subcommand's own flags, not the others'"
+is "$(complete_line resize --fit c)" "cover " "... an option's values"
 is "$(complete_line --tr)" "--transport " "... a global flag"
 is "$(complete_line --program "$PROG" process --steps blur=3,sh)" "blur=3,sharpen " \
    "... a step name after a comma, from the server"
