@@ -1,9 +1,13 @@
 /* ops.c - the image operations: decode once, run a pipeline of steps, encode once, with libvips. */
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <vips/vips.h>
 
@@ -566,22 +570,20 @@ check_work(const ops_limits *lim, VipsImage *im, const ip_step *s, ops_err *err)
 }
 
 /*
- * Opens buf lazily: only the header is read, so the size checks run before
- * any pixel is decoded.  *loader gets the loader's format name.
+ * Opens src lazily: only the header is read, so the size checks run before
+ * any pixel is decoded.  A source, not a buffer: a task's image is read from
+ * its file a piece at a time.  fmt gets the loader's format name; shrink > 1
+ * asks a JPEG or WebP loader to decode at 1/shrink scale.
  */
 static VipsImage *
-open_image(const ops_limits *lim, const void *buf, size_t len, VipsAccess access,
-           int shrink, char *fmt, size_t fmtlen, ops_err *err)
+open_image(const ops_limits *lim, VipsSource *src, VipsAccess access, int shrink,
+           char *fmt, size_t fmtlen, ops_err *err)
 {
     const char *loader;
     VipsImage *im;
 
-    if (len == 0) {
-        set_err(err, IP_EINVAL, "empty image: no bytes were sent");
-        return NULL;
-    }
-    /* A type name such as "VipsForeignLoadJpegBuffer": want "jpegload_buffer". */
-    loader = vips_foreign_find_load_buffer(buf, len);
+    /* A type name such as "VipsForeignLoadJpegSource": want "jpegload_source". */
+    loader = vips_foreign_find_load_source(src);
     if (loader)
         loader = vips_nickname_find(g_type_from_name(loader));
     if (!loader) {
@@ -598,15 +600,15 @@ open_image(const ops_limits *lim, const void *buf, size_t len, VipsAccess access
      * warns (libjpeg fills the rest with gray): refuse JPEG warnings too, as
      * sharp does by default.  No JPEG of the real-image corpus warns. */
     if (shrink > 1 && strcmp(fmt, "jpeg") == 0)
-        im = vips_image_new_from_buffer(buf, len, "", "access", access,
+        im = vips_image_new_from_source(src, "", "access", access,
                                         "fail_on", VIPS_FAIL_ON_WARNING,
                                         "shrink", shrink, NULL);
     else if (shrink > 1 && strcmp(fmt, "webp") == 0)
-        im = vips_image_new_from_buffer(buf, len, "", "access", access,
+        im = vips_image_new_from_source(src, "", "access", access,
                                         "fail_on", VIPS_FAIL_ON_ERROR,
                                         "scale", 1.0 / shrink, NULL);
     else
-        im = vips_image_new_from_buffer(buf, len, "", "access", access,
+        im = vips_image_new_from_source(src, "", "access", access,
                                         "fail_on", strcmp(fmt, "jpeg") == 0 ?
                                         VIPS_FAIL_ON_WARNING : VIPS_FAIL_ON_ERROR, NULL);
     if (!im) {
@@ -680,8 +682,10 @@ flatten_for(VipsImage *im, ip_format fmt, VipsImage **out)
     return rc;
 }
 
+/* Encodes into target when there is one (a file: a task's result), else into *buf. */
 static int
-encode(VipsImage *in, const ip_output *o, ip_format fmt, void **buf, size_t *len)
+encode(VipsImage *in, const ip_output *o, ip_format fmt, VipsTarget *target, void **buf,
+       size_t *len)
 {
     int strip = o->strip ? TRUE : FALSE;
     VipsImage *im;
@@ -691,22 +695,31 @@ encode(VipsImage *in, const ip_output *o, ip_format fmt, void **buf, size_t *len
         return -1;
     switch (fmt) {
     case IP_FMT_JPEG:
-        rc = vips_jpegsave_buffer(im, buf, len, "Q", o->quality ? o->quality : 85,
-                                  "strip", strip, NULL);
+        rc = target ? vips_jpegsave_target(im, target, "Q", o->quality ? o->quality : 85,
+                                           "strip", strip, NULL)
+                    : vips_jpegsave_buffer(im, buf, len, "Q", o->quality ? o->quality : 85,
+                                           "strip", strip, NULL);
         break;
     case IP_FMT_PNG:
-        rc = vips_pngsave_buffer(im, buf, len, "strip", strip, "compression", 6, NULL);
+        rc = target ? vips_pngsave_target(im, target, "strip", strip, "compression", 6, NULL)
+                    : vips_pngsave_buffer(im, buf, len, "strip", strip, "compression", 6,
+                                          NULL);
         break;
     case IP_FMT_WEBP:
-        rc = vips_webpsave_buffer(im, buf, len, "Q", o->quality ? o->quality : 80,
-                                  "strip", strip, NULL);
+        rc = target ? vips_webpsave_target(im, target, "Q", o->quality ? o->quality : 80,
+                                           "strip", strip, NULL)
+                    : vips_webpsave_buffer(im, buf, len, "Q", o->quality ? o->quality : 80,
+                                           "strip", strip, NULL);
         break;
     case IP_FMT_TIFF:
-        rc = vips_tiffsave_buffer(im, buf, len, "strip", strip, "compression",
-                                  VIPS_FOREIGN_TIFF_COMPRESSION_DEFLATE, NULL);
+        rc = target ? vips_tiffsave_target(im, target, "strip", strip, "compression",
+                                           VIPS_FOREIGN_TIFF_COMPRESSION_DEFLATE, NULL)
+                    : vips_tiffsave_buffer(im, buf, len, "strip", strip, "compression",
+                                           VIPS_FOREIGN_TIFF_COMPRESSION_DEFLATE, NULL);
         break;
     case IP_FMT_GIF:
-        rc = vips_gifsave_buffer(im, buf, len, "strip", strip, NULL);
+        rc = target ? vips_gifsave_target(im, target, "strip", strip, NULL)
+                    : vips_gifsave_buffer(im, buf, len, "strip", strip, NULL);
         break;
     default:
         vips_error("imgprocd", "no encoder for format %d", (int)fmt);
@@ -856,10 +869,15 @@ on_eval(VipsImage *im, VipsProgress *progress, void *user)
         vips_image_set_kill(im, TRUE);
 }
 
-void
-ops_process(const ops_limits *lim, const void *buf, size_t len,
-            const ip_step *steps, unsigned nsteps, const ip_output *out,
-            const ops_watch *watch, ip_image_res *res)
+/*
+ * The pipeline: opens src, runs the steps, encodes into target (a file) or,
+ * without one, into *obuf.  *ofmt gets the format written.  0, or -1 with
+ * err filled.
+ */
+static int
+run_pipeline(const ops_limits *lim, VipsSource *src, const ip_step *steps, unsigned nsteps,
+             const ip_output *out, const ops_watch *watch, VipsTarget *target,
+             void **obuf, size_t *olen, ip_format *ofmt, ops_err *err)
 {
     VipsObject *ctx = VIPS_OBJECT(vips_image_new());
     VipsImage **t = (VipsImage **)vips_object_local_array(ctx,
@@ -867,30 +885,28 @@ ops_process(const ops_limits *lim, const void *buf, size_t len,
     VipsAccess access = VIPS_ACCESS_SEQUENTIAL;
     VipsImage *cur;
     shrink_plan plan;
-    ops_err err = { IP_OK, "" };
     char fmt[IP_MAX_NAME];
-    ip_format ofmt;
-    void *obuf = NULL;
-    size_t olen = 0;
-    int rc;
+    int rc = -1;
 
-    memset(res, 0, sizeof(*res));
-    if (ops_validate(steps, nsteps, out, &err.status, err.msg, sizeof(err.msg)))
+    if (ops_validate(steps, nsteps, out, &err->status, err->msg, sizeof(err->msg)))
         goto cleanup;
     for (unsigned i = 0; i < nsteps; i++)
         if (!step_find(steps[i].op)->sequential)
             access = VIPS_ACCESS_RANDOM;
 
-    cur = t[0] = open_image(lim, buf, len, access, 1, fmt, sizeof(fmt), &err);
+    cur = t[0] = open_image(lim, src, access, 1, fmt, sizeof(fmt), err);
     if (!cur)
         goto cleanup;
     plan_shrink(cur, fmt, steps, nsteps, &plan);
     if (plan.factor > 1) {
         /* Opened again, decoded at 1/factor scale: only the header was read so far. */
-        VipsImage *small = open_image(lim, buf, len, access, plan.factor, fmt, sizeof(fmt),
-                                      &err);
-        if (!small)
+        VipsImage *small;
+        if (vips_source_rewind(src) ||
+            !(small = open_image(lim, src, access, plan.factor, fmt, sizeof(fmt), err))) {
+            if (err->status == IP_OK)
+                set_vips_err(err, IP_EINTERNAL, "cannot read the image again");
             goto cleanup;
+        }
         g_object_unref(t[0]);
         cur = t[0] = small;
     }
@@ -898,27 +914,27 @@ ops_process(const ops_limits *lim, const void *buf, size_t len,
         VipsImage **slots = t + 1 + i * STEP_SLOTS;
         VipsImage **next = &slots[STEP_SLOTS - 1];
         int bad;
-        if (check_work(lim, cur, &steps[i], &err))
+        if (check_work(lim, cur, &steps[i], err))
             bad = -1;
         else if (plan.factor > 1 && i == plan.step)
             /* The size the full image would have got, exactly. */
             bad = resize_by(cur, slots, next, &steps[i].ip_step_u.resize,
                            (double)plan.width / cur->Xsize, (double)plan.height / cur->Ysize,
-                           &err);
+                           err);
         else
-            bad = step_find(steps[i].op)->fn(cur, slots, next, &steps[i], &err);
+            bad = step_find(steps[i].op)->fn(cur, slots, next, &steps[i], err);
         if (bad) {
-            name_step(&err, i, nsteps);
+            name_step(err, i, nsteps);
             goto cleanup;
         }
         cur = *next;
         /* Every intermediate is held to the same limits as the input. */
-        if (check_size(lim, cur, "the result", &err))
+        if (check_size(lim, cur, "the result", err))
             goto cleanup;
     }
 
-    ofmt = out->format == IP_FMT_AUTO ? auto_format(fmt) : out->format;
-    if (data_bands_format(cur, out, &ofmt, &err))
+    *ofmt = out->format == IP_FMT_AUTO ? auto_format(fmt) : out->format;
+    if (data_bands_format(cur, out, ofmt, err))
         goto cleanup;
     if (watch) {
         vips_image_set_progress(cur, TRUE);
@@ -926,17 +942,44 @@ ops_process(const ops_limits *lim, const void *buf, size_t len,
     }
     /* Nothing has been decoded so far; this runs the whole pipeline. */
     eval_begin();
-    rc = encode(cur, out, ofmt, &obuf, &olen);
+    rc = encode(cur, out, *ofmt, target, obuf, olen);
     eval_end();
     if (rc) {
         /* libvips' own error ("killed for image ...") says nothing useful:
          * the watch knows why it stopped the work. */
-        if (watch && watch->why(watch->ctx, &err.status, err.msg, sizeof(err.msg)))
+        if (watch && watch->why(watch->ctx, &err->status, err->msg, sizeof(err->msg)))
             vips_error_clear();
         else
-            set_vips_err(&err, IP_ECORRUPT, "cannot decode or process the image");
+            set_vips_err(err, IP_ECORRUPT, "cannot decode or process the image");
+    }
+
+cleanup:
+    g_object_unref(ctx);
+    return rc;
+}
+
+void
+ops_process(const ops_limits *lim, const void *buf, size_t len,
+            const ip_step *steps, unsigned nsteps, const ip_output *out,
+            const ops_watch *watch, ip_image_res *res)
+{
+    ops_err err = { IP_OK, "" };
+    VipsSource *src = NULL;
+    ip_format ofmt;
+    void *obuf = NULL;
+    size_t olen = 0;
+
+    memset(res, 0, sizeof(*res));
+    if (len == 0) {
+        set_err(&err, IP_EINVAL, "empty image: no bytes were sent");
         goto cleanup;
     }
+    if (!(src = vips_source_new_from_memory(buf, len))) {
+        set_vips_err(&err, IP_EINTERNAL, "cannot read the image");
+        goto cleanup;
+    }
+    if (run_pipeline(lim, src, steps, nsteps, out, watch, NULL, &obuf, &olen, &ofmt, &err))
+        goto cleanup;
     if (olen > lim->max_result_bytes || olen > UINT32_MAX) {
         g_free(obuf);
         set_err(&err, IP_ETOOBIG, "the result is %zu bytes; at most %llu are allowed",
@@ -953,9 +996,136 @@ ops_process(const ops_limits *lim, const void *buf, size_t len,
     res->ip_image_res_u.ok.format = ofmt;
 
 cleanup:
+    if (src)
+        g_object_unref(src);
     if (err.status != IP_OK)
         fail_res(res, &err);
-    g_object_unref(ctx);
+}
+
+/*
+ * A task's result file, written through a custom target so that a failed
+ * write keeps its errno: a full disk is said as such ("No space left on
+ * device"), and is the server's trouble, not the image's.  TIFF's encoder
+ * also reads and seeks what it wrote.
+ */
+typedef struct out_file {
+    int fd;
+    int err;                    /* errno of the first failed call, or 0 */
+} out_file;
+
+static gint64
+out_write(VipsTargetCustom *t, const void *data, gint64 len, void *p)
+{
+    out_file *f = p;
+    ssize_t n;
+
+    (void)t;
+    if (f->err)
+        return -1;
+    n = write(f->fd, data, (size_t)len);
+    if (n < 0)
+        f->err = errno;
+    else if (n == 0)
+        f->err = ENOSPC;
+    return n > 0 ? n : -1;
+}
+
+static gint64
+out_read(VipsTargetCustom *t, void *buf, gint64 len, void *p)
+{
+    out_file *f = p;
+    ssize_t n;
+
+    (void)t;
+    n = read(f->fd, buf, (size_t)len);
+    if (n < 0)
+        f->err = errno;
+    return n;
+}
+
+static gint64
+out_seek(VipsTargetCustom *t, gint64 offset, int whence, void *p)
+{
+    out_file *f = p;
+    off_t at;
+
+    (void)t;
+    at = lseek(f->fd, (off_t)offset, whence);
+    if (at < 0)
+        f->err = errno;
+    return at;
+}
+
+static int
+out_end(VipsTargetCustom *t, void *p)
+{
+    (void)t;
+    (void)p;
+    return 0;
+}
+
+int
+ops_process_file(const ops_limits *lim, const char *in_path, const char *out_path,
+                 const ip_step *steps, unsigned nsteps, const ip_output *out,
+                 const ops_watch *watch, ops_file_res *res)
+{
+    ops_err err = { IP_OK, "" };
+    VipsSource *src = NULL;
+    VipsTargetCustom *target = NULL;
+    VipsImage *im = NULL;
+    out_file of = { -1, 0 };
+    struct stat st;
+
+    memset(res, 0, sizeof(*res));
+    if (stat(in_path, &st) == 0 && st.st_size == 0)
+        set_err(&err, IP_EINVAL, "empty image: no bytes were sent");
+    else if (!(src = vips_source_new_from_file(in_path)))
+        set_vips_err(&err, IP_EINTERNAL, "cannot open the stored image");
+    else if ((of.fd = open(out_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0)
+        set_err(&err, IP_EINTERNAL, "cannot create the result's file: %s", strerror(errno));
+    else if (!(target = vips_target_custom_new()))
+        set_vips_err(&err, IP_EINTERNAL, "cannot write the result");
+    else {
+        g_signal_connect(target, "write", G_CALLBACK(out_write), &of);
+        g_signal_connect(target, "read", G_CALLBACK(out_read), &of);
+        g_signal_connect(target, "seek", G_CALLBACK(out_seek), &of);
+        g_signal_connect(target, "end", G_CALLBACK(out_end), &of);
+        if (run_pipeline(lim, src, steps, nsteps, out, watch, VIPS_TARGET(target), NULL, NULL,
+                         &res->format, &err) != 0 && of.err) {
+            /* The image was fine; its result did not fit where it goes. */
+            vips_error_clear();
+            set_err(&err, IP_EINTERNAL, "cannot store the result: %s", strerror(of.err));
+        }
+    }
+    if (err.status == IP_OK) {
+        /* The saver ends the target: the file is whole.  Its size and facts. */
+        if (stat(out_path, &st) != 0)
+            set_err(&err, IP_EINTERNAL, "cannot read the result's file: %s",
+                    strerror(errno));
+        else if ((uint64_t)st.st_size > lim->max_result_bytes)
+            set_err(&err, IP_ETOOBIG, "the result is %llu bytes; at most %llu are allowed",
+                    (unsigned long long)st.st_size,
+                    (unsigned long long)lim->max_result_bytes);
+        else if (!(im = vips_image_new_from_file(out_path, NULL)))
+            set_vips_err(&err, IP_EINTERNAL, "cannot read back the encoded result");
+        else {
+            res->size = (uint64_t)st.st_size;
+            res->width = (u_int)im->Xsize;
+            res->height = (u_int)im->Ysize;
+            res->bands = (u_int)im->Bands;
+        }
+    }
+    if (im)
+        g_object_unref(im);
+    if (target)
+        g_object_unref(target);
+    if (of.fd >= 0)
+        close(of.fd);
+    if (src)
+        g_object_unref(src);
+    res->status = err.status;
+    snprintf(res->msg, sizeof(res->msg), "%s", err.msg);
+    return err.status == IP_OK ? 0 : -1;
 }
 
 void
@@ -978,12 +1148,20 @@ ops_info(const ops_limits *lim, const void *buf, size_t len, ip_info_res *res)
     ops_err err = { IP_OK, "" };
     char fmt[IP_MAX_NAME];
     ip_image_info *info = &res->ip_info_res_u.info;
-    VipsImage *im;
+    VipsSource *src = NULL;
+    VipsImage *im = NULL;
     int orientation = 0;
 
     (void)lim;
     memset(res, 0, sizeof(*res));
-    im = open_image(&unlimited, buf, len, VIPS_ACCESS_SEQUENTIAL, 1, fmt, sizeof(fmt), &err);
+    if (len == 0)
+        set_err(&err, IP_EINVAL, "empty image: no bytes were sent");
+    else if (!(src = vips_source_new_from_memory(buf, len)))
+        set_vips_err(&err, IP_EINTERNAL, "cannot read the image");
+    else
+        im = open_image(&unlimited, src, VIPS_ACCESS_SEQUENTIAL, 1, fmt, sizeof(fmt), &err);
+    if (src)
+        g_object_unref(src);        /* the image holds what it needs */
     if (!im) {
         res->status = err.status;
         res->ip_info_res_u.message = strdup(err.msg);

@@ -45,6 +45,25 @@ void ops_process(const ops_limits *lim, const void *buf, size_t len,
                  const ip_step *steps, unsigned nsteps, const ip_output *out,
                  const ops_watch *watch, ip_image_res *res);
 
+/* What ops_process_file() wrote, or why it could not. */
+typedef struct ops_file_res {
+    ip_status status;           /* IP_OK, or why not */
+    char msg[IP_MAX_MESSAGE];   /* when not */
+    ip_format format;           /* the result's format */
+    uint64_t size;              /* its bytes */
+    u_int width, height, bands; /* read back from its header */
+} ops_file_res;
+
+/*
+ * As ops_process(), from a file to a file: the image is read a piece at a
+ * time and the result encoded straight into out_path (created or emptied;
+ * left for the caller to remove when this fails), so neither is held whole
+ * in memory.  0, or -1 with res->status and res->msg.
+ */
+int ops_process_file(const ops_limits *lim, const char *in_path, const char *out_path,
+                     const ip_step *steps, unsigned nsteps, const ip_output *out,
+                     const ops_watch *watch, ops_file_res *res);
+
 /*
  * Checks a pipeline and output options without an image: step ranges,
  * known operations, quality, format.  0, or -1 with *st and why filled.

@@ -72,27 +72,16 @@ run_task(tasks *t, worker *w, store_task *rec, char *temp, size_t templen)
 {
     ops_watch watch = { on_progress, on_stopped, w };
     ip_task_spec spec;
-    ip_image_res res;
+    ops_file_res res;
     char path[4096];
     char *why = NULL;
-    void *map = MAP_FAILED;
     int fd, stopped = 0;
     XDR x;
 
     memset(&spec, 0, sizeof(spec));
-    memset(&res, 0, sizeof(res));
     temp[0] = '\0';
     rec->state = IP_TASK_FAILED;
     rec->error_status = IP_EINTERNAL;
-    store_path(t->st, STORE_INPUT, rec->id, path, sizeof(path));
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd >= 0 && rec->size > 0)
-        map = mmap(NULL, rec->size, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (map == MAP_FAILED) {
-        snprintf(rec->error, sizeof(rec->error), "cannot read the stored image: %s",
-                 strerror(errno));
-        goto cleanup;
-    }
     xdrmem_create(&x, (char *)rec->spec, (u_int)rec->spec_len, XDR_DECODE);
     if (!xdr_ip_task_spec(&x, &spec)) {
         xdr_destroy(&x);
@@ -100,44 +89,49 @@ run_task(tasks *t, worker *w, store_task *rec, char *temp, size_t templen)
         goto cleanup;
     }
     xdr_destroy(&x);
-    w->deadline = proto_seconds() + t->cfg.max_task_seconds;
-    __atomic_store_n(&w->stopped, STOP_NONE, __ATOMIC_RELAXED);
-    ops_process(&t->lim, map, rec->size, spec.steps.steps_val, spec.steps.steps_len,
-                &spec.output, &watch, &res);
-    if (res.status != IP_OK) {
-        /* Asked to stop (cancel, delete, shutdown), not over its budget. */
-        stopped = __atomic_load_n(&w->stopped, __ATOMIC_RELAXED) == STOP_ASKED;
-        rec->error_status = res.status;
-        snprintf(rec->error, sizeof(rec->error), "%s", res.ip_image_res_u.message);
-        goto cleanup;
-    }
-    if (store_write_temp(t->st, res.ip_image_res_u.ok.image.ip_image_val,
-                         res.ip_image_res_u.ok.image.ip_image_len, 1, temp, templen,
-                         &why)) {
+    /* The result is encoded straight into a file of tmp/, renamed into out/
+     * when the task is marked done: neither image is held whole in memory. */
+    if (store_write_temp(t->st, NULL, 0, 0, temp, templen, &why)) {
         snprintf(rec->error, sizeof(rec->error), "cannot store the result: %s",
                  why ? why : "?");
         free(why);
         goto cleanup;
     }
+    store_path(t->st, STORE_INPUT, rec->id, path, sizeof(path));
+    w->deadline = proto_seconds() + t->cfg.max_task_seconds;
+    __atomic_store_n(&w->stopped, STOP_NONE, __ATOMIC_RELAXED);
+    if (ops_process_file(&t->lim, path, temp, spec.steps.steps_val, spec.steps.steps_len,
+                         &spec.output, &watch, &res)) {
+        /* Asked to stop (cancel, delete, shutdown), not over its budget. */
+        stopped = __atomic_load_n(&w->stopped, __ATOMIC_RELAXED) == STOP_ASKED;
+        rec->error_status = res.status;
+        snprintf(rec->error, sizeof(rec->error), "%s", res.msg);
+        unlink(temp);
+        temp[0] = '\0';
+        goto cleanup;
+    }
+    /* On disk before the database says done (as the upload's bytes are). */
+    if ((fd = open(temp, O_RDONLY | O_CLOEXEC)) < 0 || fsync(fd) < 0) {
+        snprintf(rec->error, sizeof(rec->error), "cannot store the result: %s",
+                 strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        unlink(temp);
+        temp[0] = '\0';
+        goto cleanup;
+    }
+    close(fd);
     rec->state = IP_TASK_DONE;
     rec->error_status = IP_OK;
     rec->error[0] = '\0';
-    rec->result_size = res.ip_image_res_u.ok.image.ip_image_len;
-    rec->result_format = res.ip_image_res_u.ok.format;
-    rec->width = res.ip_image_res_u.ok.width;
-    rec->height = res.ip_image_res_u.ok.height;
-    rec->bands = res.ip_image_res_u.ok.bands;
+    rec->result_size = res.size;
+    rec->result_format = res.format;
+    rec->width = res.width;
+    rec->height = res.height;
+    rec->bands = res.bands;
 
 cleanup:
-    if (res.status == IP_OK)
-        ops_free_image_res(&res);
-    else
-        xdr_free((xdrproc_t)xdr_ip_image_res, (char *)&res);
     xdr_free((xdrproc_t)xdr_ip_task_spec, (char *)&spec);
-    if (map != MAP_FAILED)
-        munmap(map, rec->size);
-    if (fd >= 0)
-        close(fd);
     return stopped;
 }
 
