@@ -111,6 +111,46 @@ int cli_read_file(const char *path, size_t max, char **data, size_t *len,
 /* Writes data to path through a temporary file and a rename; "-" is stdout. */
 int cli_write_file(const char *path, const void *data, size_t len,
                    char *why, size_t whylen);
+/*
+ * An input read in pieces, never whole: a regular file, or standard input
+ * ("-"; a pipe is first copied, a piece at a time, into an unlinked file in
+ * $TMPDIR).  open: 0, or -1 with errno-style text in why.
+ */
+typedef struct cli_input {
+    int fd;                     /* -1 once closed */
+    uint64_t base;              /* where its bytes start in fd */
+    uint64_t size;              /* its bytes */
+} cli_input;
+int cli_input_open(const char *path, cli_input *in, char *why, size_t whylen);
+/* n bytes at off into buf; -1 also when the file has shrunk. */
+int cli_input_pread(const cli_input *in, uint64_t off, void *buf, size_t n, char *why,
+                    size_t whylen);
+/* The whole input into *data (malloc'ed): for an image sent inside one call, max bytes at most. */
+int cli_input_slurp(const cli_input *in, size_t max, char **data, char *why, size_t whylen);
+void cli_input_close(cli_input *in);
+/*
+ * An output written in pieces: into PATH.tmp.PID.N (made by the first
+ * write), renamed to PATH by commit, removed by abort or when a signal
+ * ends the process; "-" is standard output, written as it comes.  The
+ * calls that fail give errno-style text in why; after a failure, abort.
+ */
+typedef struct cli_output {
+    const char *path;           /* the final name, or "-" */
+    char *tmp;                  /* the temporary file's (malloc'ed), once made */
+    int fd;                     /* -1 until the first write */
+    int to_stdout;              /* path is "-" */
+    int slot;                   /* in the list a signal removes; -1: none */
+    uint64_t written;           /* bytes so far */
+} cli_output;
+void cli_output_init(cli_output *w, const char *path);
+int cli_output_write(cli_output *w, const void *data, size_t len, char *why, size_t whylen);
+int cli_output_commit(cli_output *w, char *why, size_t whylen);
+void cli_output_abort(cli_output *w);
+/* cli_output_write as a proto_fetch_sink; ctx is the cli_output. */
+int cli_output_sink(void *ctx, const void *data, size_t len, uint64_t offset, uint64_t total,
+                    char *why, size_t whylen);
+/* Removes the temporary files being written (async-signal-safe: for a handler about to exit). */
+void cli_output_unlink_all(void);
 int cli_is_dir(const char *path);
 /* Are a and b names of one existing file (symbolic links followed)? */
 int cli_same_file(const char *a, const char *b);
@@ -289,9 +329,24 @@ typedef void (*tio_progress_fn)(void *ctx, uint64_t done, uint64_t total);
 /* Sends data for task id from wherever the server has got to; checks its SHA-256. */
 int tio_upload(CLIENT *clnt, ip_task_id id, const char *data, uint64_t len,
                tio_progress_fn progress, void *ctx, char *why, size_t whylen);
+/*
+ * tio_upload from a file, read a chunk (IP_MAX_CHUNK) at a time as it goes
+ * out; the SHA-256 is computed as the file is read, never holding it.
+ */
+int tio_upload_input(CLIENT *clnt, ip_task_id id, const cli_input *in,
+                     tio_progress_fn progress, void *ctx, char *why, size_t whylen);
 /* The whole result of task id into *data (malloc'ed, caller frees); its facts into *facts. */
 int tio_fetch(CLIENT *clnt, ip_task_id id, char **data, uint64_t *len, ip_task_chunk *facts,
               tio_progress_fn progress, void *ctx, char *why, size_t whylen);
+/*
+ * The result of task id written to dest ("-": standard output) a chunk at
+ * a time as it arrives, through a temporary file renamed at the end (see
+ * cli_output): on any failure nothing is left under dest's name or the
+ * temporary one.  Its facts into *facts (NULL: not wanted).  When the
+ * failure was writing, not fetching, *local is set to 1 (why says).
+ */
+int tio_fetch_file(CLIENT *clnt, ip_task_id id, const char *dest, ip_task_chunk *facts,
+                   tio_progress_fn progress, void *ctx, int *local, char *why, size_t whylen);
 /* The reason of a failed call, or of a refusal: EXIT_RPC and EXIT_FAILED. */
 int tio_rpc_failed(CLIENT *clnt, char *why, size_t whylen);
 int tio_refused(ip_status st, const char *msg, char *why, size_t whylen);

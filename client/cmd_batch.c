@@ -166,19 +166,30 @@ fail_item(run *r, item *it, ip_status st, const char *fmt, ...)
 }
 
 
-/* Writes a result and records what it is; the item is then done, or failed. */
+/* Item it is written: what its result is, and it is done. */
 static void
-write_result(run *r, item *it, const char *data, size_t len, ip_format fmt, unsigned w,
-             unsigned h, unsigned bands)
+written(run *r, item *it, unsigned w, unsigned h, unsigned bands)
+{
+    it->width = w;
+    it->height = h;
+    it->bands = bands;
+    finish(r, it, IT_DONE);
+}
+
+/*
+ * Where item it's result in format fmt goes (it->dest), claimed so that no
+ * other item's result is written there: 0, or -1 having failed the item.
+ */
+static int
+claim_dest(run *r, item *it, ip_format fmt)
 {
     const char *earlier;
-    char why[256];
     int taken;
 
     it->dest = cli_output_path(r->b->out, it->path, proto_format_ext(fmt));
     if (!it->dest) {
         fail_item(r, it, IP_OK, "%s", "out of memory");
-        return;
+        return -1;
     }
     pthread_mutex_lock(&r->lock);
     taken = cli_written_claim(&r->written, it->dest, it->path, &earlier);
@@ -192,16 +203,25 @@ write_result(run *r, item *it, const char *data, size_t len, ip_format fmt, unsi
             fail_item(r, it, IP_OK, "%s", "out of memory");
         free(it->dest);
         it->dest = NULL;
-        return;
+        return -1;
     }
+    return 0;
+}
+
+/* Writes a result held in memory (a PROCESS reply); the item is then done, or failed. */
+static void
+write_result(run *r, item *it, const char *data, size_t len, ip_format fmt, unsigned w,
+             unsigned h, unsigned bands)
+{
+    char why[256];
+
+    if (claim_dest(r, it, fmt) < 0)
+        return;
     if (cli_write_file(it->dest, data, len, why, sizeof(why))) {
         fail_item(r, it, IP_OK, "cannot write '%s': %s", it->dest, why);
         return;
     }
-    it->width = w;
-    it->height = h;
-    it->bands = bands;
-    finish(r, it, IT_DONE);
+    written(r, it, w, h, bands);
 }
 
 /* A worker's own connection; when there is none, the whole run stops. */
@@ -315,9 +335,9 @@ outcome(run *r, item *it, const ip_task_create_res *res)
         fail_item(r, it, res->status, "%s", res->ip_task_create_res_u.message);
 }
 
-/* A file too large for one call: an ordinary create, then chunks (TASK_UPLOAD). */
+/* A file too large for one call: an ordinary create, then chunks (TASK_UPLOAD) read as they go. */
 static int
-create_uploaded(run *r, CLIENT *clnt, item *it, const char *data, size_t len)
+create_uploaded(run *r, CLIENT *clnt, item *it, const cli_input *in)
 {
     ip_task_create_args a;
     ip_task_create_res res;
@@ -327,7 +347,7 @@ create_uploaded(run *r, CLIENT *clnt, item *it, const char *data, size_t len)
     memset(&a, 0, sizeof(a));
     memset(&res, 0, sizeof(res));
     a.source.kind = IP_SOURCE_UPLOAD;
-    a.source.ip_task_source_u.size = len;
+    a.source.ip_task_source_u.size = in->size;
     a.spec = cli_task_spec(&r->b->spec);
     a.token = it->token;
     /* Held until the upload is complete, so a busy queue refuses it now, not later. */
@@ -339,8 +359,8 @@ create_uploaded(run *r, CLIENT *clnt, item *it, const char *data, size_t len)
         xdr_free((xdrproc_t)xdr_ip_task_create_res, (char *)&res);
         return EXIT_OK;
     }
-    rc = tio_upload(clnt, res.ip_task_create_res_u.created.id, data, len, NULL, NULL, why,
-                    sizeof(why));
+    rc = tio_upload_input(clnt, res.ip_task_create_res_u.created.id, in, NULL, NULL, why,
+                          sizeof(why));
     if (rc == EXIT_OK)
         created(r, it, res.ip_task_create_res_u.created.id);
     else if (rc == EXIT_FAILED)
@@ -370,17 +390,26 @@ send_items(run *r, CLIENT *clnt, const size_t *idx, size_t k)
         item *it = &r->items[idx[j]];
         ip_task_create_args a;
         char err[256], *data = NULL;
+        cli_input in;
         size_t len;
 
-        if (cli_read_file(it->path, (size_t)1 << 40, &data, &len, err, sizeof(err))) {
+        if (cli_input_open(it->path, &in, err, sizeof(err))) {
             fail_item(r, it, IP_OK, "cannot read it: %s", err);
             continue;
         }
-        if (len > r->inline_limit) {
-            rc = create_uploaded(r, clnt, it, data, len);
-            free(data);
+        if (in.size > r->inline_limit) {
+            /* Never read whole: its chunks are read as they are sent. */
+            rc = create_uploaded(r, clnt, it, &in);
+            cli_input_close(&in);
             continue;
         }
+        len = (size_t)in.size;
+        if (cli_input_slurp(&in, (size_t)r->inline_limit, &data, err, sizeof(err))) {
+            cli_input_close(&in);
+            fail_item(r, it, IP_OK, "cannot read it: %s", err);
+            continue;
+        }
+        cli_input_close(&in);
         memset(&a, 0, sizeof(a));
         a.source.kind = IP_SOURCE_INLINE;
         a.source.ip_task_source_u.image.ip_image_len = (u_int)len;
@@ -523,6 +552,29 @@ done:
     return NULL;
 }
 
+/*
+ * Fetches item it's result (in format fmt) into its file in OUTDIR, written
+ * as it arrives, a chunk at a time.  The item is then done or failed, or
+ * EXIT_RPC (why says) when the connection failed.
+ */
+static int
+fetch_result(run *r, CLIENT *clnt, item *it, ip_format fmt, char *why, size_t whylen)
+{
+    ip_task_chunk facts;
+    int rc, local;
+
+    if (claim_dest(r, it, fmt) < 0)
+        return EXIT_OK;         /* the item failed: there is nowhere to put it */
+    rc = tio_fetch_file(clnt, it->id, it->dest, &facts, NULL, NULL, &local, why, whylen);
+    if (rc == EXIT_OK)
+        written(r, it, facts.width, facts.height, facts.bands);
+    else if (rc == EXIT_FAILED && local)
+        fail_item(r, it, IP_OK, "cannot write '%s': %s", it->dest, why);
+    else if (rc == EXIT_FAILED)
+        fail_item(r, it, IP_OK, "cannot fetch the result: %s", why);
+    return rc;
+}
+
 /* Waits for item it's task to end, then fetches its result.  EXIT_RPC when the connection failed. */
 static int
 fetch_one(run *r, CLIENT *clnt, item *it)
@@ -554,18 +606,9 @@ fetch_one(run *r, CLIENT *clnt, item *it)
         xdr_free((xdrproc_t)xdr_ip_task_info_res, (char *)&st);
         memset(&st, 0, sizeof(st));
     }
-    if (info->state == IP_TASK_DONE) {
-        ip_task_chunk facts;
-        char *data = NULL;
-        uint64_t len = 0;
-        rc = tio_fetch(clnt, it->id, &data, &len, &facts, NULL, NULL, why, sizeof(why));
-        if (rc == EXIT_OK)
-            write_result(r, it, data, (size_t)len, facts.format, facts.width, facts.height,
-                         facts.bands);
-        else if (rc == EXIT_FAILED)
-            fail_item(r, it, IP_OK, "cannot fetch the result: %s", why);
-        free(data);
-    } else if (info->state == IP_TASK_FAILED)
+    if (info->state == IP_TASK_DONE)
+        rc = fetch_result(r, clnt, it, info->result_format, why, sizeof(why));
+    else if (info->state == IP_TASK_FAILED)
         fail_item(r, it, info->error_status, "%s", info->error);
     else
         fail_item(r, it, IP_OK, "its task was %s by someone else",
@@ -683,6 +726,7 @@ supervise(run *r, double t0)
         if (sig == SIGINT || sig == SIGTERM) {
             if (interrupted) {
                 fprintf(stderr, "\nimgproc: stopped at once; calls in progress were abandoned\n");
+                cli_output_unlink_all();    /* no half-written result left behind */
                 _exit(EXIT_INTERRUPTED);
             }
             interrupted = 1;

@@ -10,9 +10,6 @@
 #include "client.h"
 #include "proto.h"
 
-#define MAX_FILE (1ULL << 40)   /* the server judges sizes; this only bounds a read */
-
-
 /* Everything the task commands can be told. */
 typedef struct task_opts {
     cli_spec spec;                  /* --steps, -f, -q, --strip */
@@ -116,17 +113,17 @@ print_info(const cli_opts *o, const ip_task_info *i, int ok, const char *why)
 
 /* ------------------------------------------------------------ the calls */
 
-/* Sends data for task id (see tio_upload), saying what went wrong.  An exit code. */
+/* Sends the file in for task id (see tio_upload_input), saying what went wrong.  An exit code. */
 static int
-upload(cli_opts *o, CLIENT *clnt, ip_task_id id, const char *data, uint64_t len,
-       const char *name)
+upload(cli_opts *o, CLIENT *clnt, ip_task_id id, const cli_input *in, const char *name)
 {
     char why[512];
     cli_progress bar;
+    uint64_t len = in->size;
     int rc;
 
     cli_progress_start(&bar, o, "uploading", name);
-    rc = tio_upload(clnt, id, data, len, cli_progress_tio, &bar, why, sizeof(why));
+    rc = tio_upload_input(clnt, id, in, cli_progress_tio, &bar, why, sizeof(why));
     cli_progress_end(&bar);
 
     if (rc != EXIT_OK)
@@ -157,24 +154,29 @@ create(cli_opts *o, CLIENT *clnt, const task_opts *t, const char *path, const ch
     ip_task_create_args a;
     ip_task_create_res r;
     char what[512], why[256];
-    char *data;
-    size_t len;
+    char *data = NULL;
+    cli_input in;
     int rc;
 
     snprintf(what, sizeof(what), "cannot create a task for '%s'", path);
-    if (cli_read_file(path, MAX_FILE, &data, &len, why, sizeof(why))) {
+    if (cli_input_open(path, &in, why, sizeof(why))) {
         cli_error("cannot read '%s': %s\n", path, why);
         return EXIT_FAILED;
     }
     memset(&a, 0, sizeof(a));
     memset(&r, 0, sizeof(r));
-    if (t->upload || len > inline_limit(clnt)) {
-        /* Declared here; the bytes follow with TASK_UPLOAD. */
+    if (t->upload || in.size > inline_limit(clnt)) {
+        /* Declared here; the bytes follow with TASK_UPLOAD, read a chunk at a time. */
         a.source.kind = IP_SOURCE_UPLOAD;
-        a.source.ip_task_source_u.size = len;
+        a.source.ip_task_source_u.size = in.size;
+    } else if (cli_input_slurp(&in, (size_t)inline_limit(clnt), &data, why, sizeof(why))) {
+        cli_error("cannot read '%s': %s\n", path, why);
+        cli_input_close(&in);
+        return EXIT_FAILED;
     } else {
+        /* Small enough for one call: the image goes inside it. */
         a.source.kind = IP_SOURCE_INLINE;
-        a.source.ip_task_source_u.image.ip_image_len = (u_int)len;
+        a.source.ip_task_source_u.image.ip_image_len = (u_int)in.size;
         a.source.ip_task_source_u.image.ip_image_val = data;
     }
     a.spec = cli_task_spec(&t->spec);
@@ -183,6 +185,7 @@ create(cli_opts *o, CLIENT *clnt, const task_opts *t, const char *path, const ch
     for (unsigned pause_ms = 100, waited = 0;; pause_ms = pause_ms < 2000 ? pause_ms * 2 : 2000) {
         if (task_create_1(&a, &r, clnt) != RPC_SUCCESS) {
             free(data);
+            cli_input_close(&in);
             return rpc_failed(clnt, what);
         }
         /* A full queue drains: submit backs off and tries again, within --timeout. */
@@ -199,6 +202,7 @@ create(cli_opts *o, CLIENT *clnt, const task_opts *t, const char *path, const ch
         rc = refused(what, r.status, r.ip_task_create_res_u.message);
         xdr_free((xdrproc_t)xdr_ip_task_create_res, (char *)&r);
         free(data);
+        cli_input_close(&in);
         return rc;
     }
     *id = r.ip_task_create_res_u.created.id;
@@ -210,11 +214,12 @@ create(cli_opts *o, CLIENT *clnt, const task_opts *t, const char *path, const ch
     xdr_free((xdrproc_t)xdr_ip_task_create_res, (char *)&r);
     rc = EXIT_OK;
     if (a.source.kind == IP_SOURCE_UPLOAD && !t->upload) {
-        rc = upload(o, clnt, *id, data, len, path);
+        rc = upload(o, clnt, *id, &in, path);
         if (rc == EXIT_OK && !t->hold)
             *state = IP_TASK_QUEUED;
     }
     free(data);
+    cli_input_close(&in);
     return rc;
 }
 
@@ -292,28 +297,25 @@ static int
 fetch(cli_opts *o, CLIENT *clnt, ip_task_id id, const char *dest, ip_task_chunk *facts)
 {
     char why[512], name[64];
-    char *buf = NULL;
-    uint64_t got = 0;
     cli_progress bar;
-    int rc;
+    int rc, local;
 
+    /* Written as it comes: never more than a chunk of it in memory. */
     snprintf(name, sizeof(name), "the result of task %llu", (unsigned long long)id);
     cli_progress_start(&bar, o, "downloading", name);
-    rc = tio_fetch(clnt, id, &buf, &got, facts, cli_progress_tio, &bar, why, sizeof(why));
+    rc = tio_fetch_file(clnt, id, dest, facts, cli_progress_tio, &bar, &local, why,
+                        sizeof(why));
     cli_progress_end(&bar);
 
-    if (rc != EXIT_OK) {
+    if (rc != EXIT_OK && local)
+        cli_error("cannot write '%s': %s\n", dest, why);
+    else if (rc != EXIT_OK)
         cli_error("cannot fetch the result of task %llu: %s\n",
                   (unsigned long long)id, why);
-        return rc;
-    }
-    if (cli_write_file(dest, buf, got, why, sizeof(why))) {
-        cli_error("cannot write '%s': %s\n", dest, why);
-        rc = EXIT_FAILED;
-    } else if (o->verbose)
+    else if (o->verbose)
         cli_note("task %llu -> %s (%llu bytes)\n", (unsigned long long)id,
-                 strcmp(dest, "-") ? dest : "standard output", (unsigned long long)got);
-    free(buf);
+                 strcmp(dest, "-") ? dest : "standard output",
+                 (unsigned long long)facts->total);
     return rc;
 }
 
@@ -375,26 +377,25 @@ t_upload(cli_opts *o, CLIENT *clnt, task_opts *t, char **args, int nargs)
 {
     ip_task_id id;
     char why[256];
-    char *data;
-    size_t len;
+    cli_input in;
     int rc;
 
     (void)t;
     (void)nargs;
     if (parse_id(args[0], &id))
         return EXIT_USAGE;
-    if (cli_read_file(args[1], MAX_FILE, &data, &len, why, sizeof(why))) {
+    if (cli_input_open(args[1], &in, why, sizeof(why))) {
         cli_error("cannot read '%s': %s\n", args[1], why);
         return EXIT_FAILED;
     }
-    rc = upload(o, clnt, id, data, len, args[1]);
+    rc = upload(o, clnt, id, &in, args[1]);
     if (rc == EXIT_OK && o->json) {
         cli_json_begin();
         printf("{\"id\": %llu, \"file\": ", (unsigned long long)id);
         proto_json_string(stdout, args[1]);
-        printf(", \"ok\": true, \"size\": %zu}\n", len);
+        printf(", \"ok\": true, \"size\": %llu}\n", (unsigned long long)in.size);
     }
-    free(data);
+    cli_input_close(&in);
     return rc;
 }
 

@@ -1,6 +1,9 @@
 /* io.c - reading inputs and writing outputs safely. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -150,47 +153,356 @@ fail:
     return -1;
 }
 
-int
-cli_write_file(const char *path, const void *data, size_t len, char *why, size_t whylen)
-{
-    char *tmp = NULL;
-    int fd;
+/* ---------------------------------------------------------------- inputs in pieces */
 
+#define PIECE ((size_t)1 << 20)     /* what one read or write moves: 1 MiB */
+
+/* Standard input (a pipe, a terminal) copied into an unlinked temporary file, a piece at a time. */
+static int
+spool_stdin(cli_input *in, char *why, size_t whylen)
+{
+    const char *dir = getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    char *buf = malloc(PIECE), *name = NULL;
+    int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+
+    if (fd < 0 && asprintf(&name, "%s/imgproc-stdin.XXXXXX", dir) >= 0 &&
+        (fd = mkostemp(name, O_CLOEXEC)) >= 0)
+        unlink(name);           /* no O_TMPFILE there: a name, gone at once */
+    free(name);
+    in->fd = fd;
+    if (fd < 0 || !buf) {
+        snprintf(why, whylen, "cannot keep standard input in a temporary file in %s: %s", dir,
+                 fd < 0 ? strerror(errno) : "out of memory");
+        goto fail;
+    }
+    for (;;) {
+        ssize_t n = read(STDIN_FILENO, buf, PIECE);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            snprintf(why, whylen, "%s", strerror(errno));
+            goto fail;
+        }
+        if (n == 0)
+            break;
+        if (proto_write_all(fd, buf, (size_t)n) < 0) {
+            snprintf(why, whylen, "cannot keep standard input in a temporary file in %s: %s",
+                     dir, strerror(errno));
+            goto fail;
+        }
+        in->size += (uint64_t)n;
+    }
+    free(buf);
+    return 0;
+fail:
+    free(buf);
+    cli_input_close(in);
+    return -1;
+}
+
+int
+cli_input_open(const char *path, cli_input *in, char *why, size_t whylen)
+{
+    struct stat st;
+
+    memset(in, 0, sizeof(*in));
+    in->fd = -1;
     if (strcmp(path, "-") == 0) {
-        if (proto_write_all(STDOUT_FILENO, data, len) < 0) {
-            snprintf(why, whylen, errno == EPIPE ? "standard output was closed by its reader "
-                     "before the image was all written" : "%s", strerror(errno));
+        if (fstat(STDIN_FILENO, &st) == 0 && S_ISREG(st.st_mode)) {
+            /* A file on standard input is read where it stands, as read(2) would. */
+            off_t pos = lseek(STDIN_FILENO, 0, SEEK_CUR);
+            in->base = pos > 0 ? (uint64_t)pos : 0;
+            in->size = (uint64_t)st.st_size > in->base ? (uint64_t)st.st_size - in->base : 0;
+            if ((in->fd = fcntl(STDIN_FILENO, F_DUPFD_CLOEXEC, 0)) < 0) {
+                snprintf(why, whylen, "%s", strerror(errno));
+                return -1;
+            }
+        } else if (spool_stdin(in, why, whylen) < 0)
+            return -1;
+        if (in->size == 0) {
+            snprintf(why, whylen, "standard input is empty");
+            cli_input_close(in);
             return -1;
         }
         return 0;
     }
-    /* Never leave a half-written image under the real name. */
-    if (asprintf(&tmp, "%s.tmp.%ld", path, (long)getpid()) < 0) {
+    in->fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (in->fd < 0) {
+        snprintf(why, whylen, "%s", strerror(errno));
+        return -1;
+    }
+    if (fstat(in->fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        snprintf(why, whylen, "%s", S_ISDIR(st.st_mode) ? "Is a directory" : "not a regular file");
+        cli_input_close(in);
+        return -1;
+    }
+    in->size = (uint64_t)st.st_size;
+    return 0;
+}
+
+int
+cli_input_pread(const cli_input *in, uint64_t off, void *buf, size_t n, char *why,
+                size_t whylen)
+{
+    size_t got = 0;
+
+    while (got < n) {
+        ssize_t r = pread(in->fd, (char *)buf + got, n - got, (off_t)(in->base + off + got));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            snprintf(why, whylen, "%s", r < 0 ? strerror(errno) : "file shrank while reading");
+            return -1;
+        }
+        got += (size_t)r;
+    }
+    return 0;
+}
+
+int
+cli_input_slurp(const cli_input *in, size_t max, char **data, char *why, size_t whylen)
+{
+    char *buf;
+
+    if (in->size > max) {
+        snprintf(why, whylen, "%llu bytes is more than one call carries (%zu)",
+                 (unsigned long long)in->size, max);
+        return -1;
+    }
+    if (!(buf = malloc((size_t)in->size + 1))) {
         snprintf(why, whylen, "out of memory");
         return -1;
     }
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0)
-        goto fail;
-    if (proto_write_all(fd, data, len) < 0) {
-        int err = errno;
-        close(fd);
-        unlink(tmp);
-        errno = err;
-        goto fail;
+    if (cli_input_pread(in, 0, buf, (size_t)in->size, why, whylen) < 0) {
+        free(buf);
+        return -1;
     }
-    if (close(fd) < 0 || rename(tmp, path) < 0) {
-        int err = errno;
-        unlink(tmp);
-        errno = err;
-        goto fail;
-    }
-    free(tmp);
+    *data = buf;
     return 0;
-fail:
-    snprintf(why, whylen, "%s", strerror(errno));
-    free(tmp);
+}
+
+void
+cli_input_close(cli_input *in)
+{
+    if (in->fd >= 0)
+        close(in->fd);
+    in->fd = -1;
+}
+
+/* ---------------------------------------------------------------- outputs in pieces */
+
+/*
+ * The temporary files being written, so that Ctrl-C (or SIGTERM, SIGHUP)
+ * removes them: a signal handler may only read memory that is never freed
+ * or changed under it, so each name is copied into a fixed slot, and the
+ * slot marked used once it is complete.  One slot per file written at once
+ * (batch writes one per connection); beyond them a file is not removed on
+ * a signal, as before this list existed.
+ */
+#define OUT_SLOTS (BATCH_MAX_JOBS + 8)
+static struct {
+    volatile sig_atomic_t used;
+    char path[PATH_MAX];
+} out_slots[OUT_SLOTS];
+static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t out_once = PTHREAD_ONCE_INIT;
+
+void
+cli_output_unlink_all(void)
+{
+    for (size_t i = 0; i < OUT_SLOTS; i++)
+        if (out_slots[i].used)
+            unlink(out_slots[i].path);
+}
+
+/* The default action, after the temporary files are gone. */
+static void
+on_signal(int sig)
+{
+    struct sigaction dfl;
+
+    cli_output_unlink_all();
+    memset(&dfl, 0, sizeof(dfl));
+    dfl.sa_handler = SIG_DFL;
+    sigaction(sig, &dfl, NULL);
+    raise(sig);                 /* delivered when this handler returns */
+}
+
+/* Installed where a signal would kill the process (not where --json or the shell took it). */
+static void
+install_handlers(void)
+{
+    static const int sigs[] = { SIGINT, SIGTERM, SIGHUP };
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+        struct sigaction was;
+        if (sigaction(sigs[i], NULL, &was) == 0 && !(was.sa_flags & SA_SIGINFO) &&
+            was.sa_handler == SIG_DFL)
+            sigaction(sigs[i], &sa, NULL);
+    }
+}
+
+static int
+slot_take(const char *path)
+{
+    int slot = -1;
+
+    if (strlen(path) >= PATH_MAX)
+        return -1;
+    pthread_once(&out_once, install_handlers);
+    pthread_mutex_lock(&out_lock);
+    for (int i = 0; i < OUT_SLOTS && slot < 0; i++)
+        if (!out_slots[i].used) {
+            strcpy(out_slots[i].path, path);
+            __atomic_store_n(&out_slots[i].used, 1, __ATOMIC_RELEASE);
+            slot = i;
+        }
+    pthread_mutex_unlock(&out_lock);
+    return slot;
+}
+
+static void
+slot_give_back(int slot)
+{
+    if (slot < 0)
+        return;
+    pthread_mutex_lock(&out_lock);
+    __atomic_store_n(&out_slots[slot].used, 0, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&out_lock);
+}
+
+void
+cli_output_init(cli_output *w, const char *path)
+{
+    memset(w, 0, sizeof(*w));
+    w->path = path;
+    w->fd = -1;
+    w->slot = -1;
+}
+
+/* Never a half-written image under the real name: PATH.tmp.PID.N, renamed at the end. */
+static int
+output_open(cli_output *w)
+{
+    static unsigned counter;
+
+    for (int tries = 0; tries < 100; tries++) {
+        unsigned n = __atomic_fetch_add(&counter, 1, __ATOMIC_RELAXED);
+        free(w->tmp);
+        if (asprintf(&w->tmp, "%s.tmp.%ld.%u", w->path, (long)getpid(), n) < 0) {
+            w->tmp = NULL;
+            errno = ENOMEM;
+            return -1;
+        }
+        /* O_EXCL: a name nobody else made, and no symbolic link followed. */
+        w->slot = slot_take(w->tmp);
+        w->fd = open(w->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        if (w->fd >= 0)
+            return 0;
+        slot_give_back(w->slot);
+        w->slot = -1;
+        if (errno != EEXIST)
+            break;
+    }
+    free(w->tmp);
+    w->tmp = NULL;
     return -1;
+}
+
+static void
+write_failed(const cli_output *w, char *why, size_t whylen)
+{
+    if (w->to_stdout && errno == EPIPE)
+        snprintf(why, whylen, "standard output was closed by its reader before the image "
+                 "was all written");
+    else
+        snprintf(why, whylen, "%s", strerror(errno));
+}
+
+int
+cli_output_write(cli_output *w, const void *data, size_t len, char *why, size_t whylen)
+{
+    if (w->fd < 0) {
+        if (strcmp(w->path, "-") == 0) {
+            fflush(stdout);     /* what was printed goes first */
+            w->fd = STDOUT_FILENO;
+            w->to_stdout = 1;
+        } else if (output_open(w) < 0) {
+            snprintf(why, whylen, "%s", strerror(errno));
+            return -1;
+        }
+    }
+    if (proto_write_all(w->fd, data, len) < 0) {
+        write_failed(w, why, whylen);
+        return -1;
+    }
+    w->written += len;
+    return 0;
+}
+
+int
+cli_output_commit(cli_output *w, char *why, size_t whylen)
+{
+    int rc = 0;
+
+    if (w->fd < 0 && cli_output_write(w, "", 0, why, whylen) < 0)
+        return -1;              /* an empty result is still a file */
+    if (w->to_stdout) {
+        w->fd = -1;
+        return 0;
+    }
+    if (close(w->fd) < 0 || rename(w->tmp, w->path) < 0) {
+        snprintf(why, whylen, "%s", strerror(errno));
+        unlink(w->tmp);
+        rc = -1;
+    }
+    w->fd = -1;
+    slot_give_back(w->slot);
+    w->slot = -1;
+    free(w->tmp);
+    w->tmp = NULL;
+    return rc;
+}
+
+void
+cli_output_abort(cli_output *w)
+{
+    if (w->fd >= 0 && !w->to_stdout) {
+        close(w->fd);
+        unlink(w->tmp);
+    }
+    w->fd = -1;
+    slot_give_back(w->slot);
+    w->slot = -1;
+    free(w->tmp);
+    w->tmp = NULL;
+}
+
+int
+cli_output_sink(void *ctx, const void *data, size_t len, uint64_t offset, uint64_t total,
+                char *why, size_t whylen)
+{
+    (void)offset;
+    (void)total;
+    return cli_output_write(ctx, data, len, why, whylen);
+}
+
+int
+cli_write_file(const char *path, const void *data, size_t len, char *why, size_t whylen)
+{
+    cli_output w;
+
+    cli_output_init(&w, path);
+    if (cli_output_write(&w, data, len, why, whylen) < 0 ||
+        cli_output_commit(&w, why, whylen) < 0) {
+        cli_output_abort(&w);
+        return -1;
+    }
+    return 0;
 }
 
 int

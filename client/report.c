@@ -204,6 +204,7 @@ static void
 on_interrupt(int sig)
 {
     (void)sig;
+    cli_output_unlink_all();    /* a result being written: its temporary file */
     for (size_t i = 0; i < tail.n; i++) {
         size_t done = 0;
         while (done < tail.segs[i].len) {

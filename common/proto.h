@@ -166,10 +166,27 @@ CLIENT *proto_connect(const char *host, int port, rpcprog_t prog, const char *pr
  * failed (clnt says why); _REFUSED with the server's *st and message in why;
  * _BAD when out of memory or the server's chunks disagree (why says).
  */
-enum { PROTO_FETCH_OK, PROTO_FETCH_RPC, PROTO_FETCH_REFUSED, PROTO_FETCH_BAD };
+enum { PROTO_FETCH_OK, PROTO_FETCH_RPC, PROTO_FETCH_REFUSED, PROTO_FETCH_BAD,
+       PROTO_FETCH_SINK };
 int proto_fetch_result(CLIENT *clnt, ip_task_id id, char **data, uint64_t *len,
                        ip_task_chunk *facts, void (*progress)(void *, uint64_t, uint64_t),
                        void *ctx, ip_status *st, char *why, size_t whylen);
+/*
+ * Where proto_fetch_result_to puts each piece as it arrives: len bytes
+ * (0 only for an empty result) at offset of total, in order, the first at
+ * offset 0.  0, or -1 with a reason in why.
+ */
+typedef int (*proto_fetch_sink)(void *sctx, const void *data, size_t len, uint64_t offset,
+                                uint64_t total, char *why, size_t whylen);
+/*
+ * proto_fetch_result without holding the result: each piece goes to sink
+ * and is let go, so memory stays at one chunk whatever the size (the
+ * client writes a file with it).  The same outcomes, and _SINK when sink
+ * failed (its reason in why).
+ */
+int proto_fetch_result_to(CLIENT *clnt, ip_task_id id, proto_fetch_sink sink, void *sctx,
+                          ip_task_chunk *facts, void (*progress)(void *, uint64_t, uint64_t),
+                          void *ctx, ip_status *st, char *why, size_t whylen);
 void proto_info_json(FILE *f, const ip_server_info *si, const ip_guard_limits *g,
                      const char *state_dir);
 /*
