@@ -1,12 +1,14 @@
 /*
- * bench.c - the benchmark tool: makes photo-like images, times the reference
- * (the server's own image code, ops_process, called in-process) and the
- * same work over RPC.  Each subcommand prints one line of numbers;
- * bench/run.sh runs them and prints the table.
+ * bench.c - the benchmark tool: makes photo-like images, times the references
+ * (the server's own image code, ops_process, called in-process; libvips used
+ * directly the fastest way it knows; a raw TCP ping-pong) and the same work
+ * over RPC.  Each subcommand prints one line of numbers; bench/run.sh runs
+ * them and prints the table.
  *
  * Timed figures are the median of RUNS runs after one warm-up run.
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -14,7 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -207,6 +211,138 @@ run_codec(job *j)
     g_object_unref(im);
 }
 
+/*
+ * The best practice: the same result from a program that uses libvips
+ * directly, the fastest way libvips knows, written here rather than taken
+ * from the server (so that it stays put while the server changes).  A
+ * resize that shrinks into a box, first in the pipeline or after autorot, is
+ * vips_thumbnail_buffer: it shrinks on load (libjpeg decodes at 1/2, 1/4 or
+ * 1/8 scale), autorotates, and ends with the exact resize.  Other steps are
+ * the operations the server runs, on an image opened with the loader options
+ * the steps allow: sequential access unless a step must read out of order
+ * (rotate, flip, autorot), JPEG warnings refused as the server refuses them.
+ * Encoded as the server does by default: JPEG Q 85, else PNG compression 6.
+ */
+static int
+best_grayscale(VipsImage *in, VipsImage **t, VipsImage **out)
+{
+    /* The BT.601 luma of 8-bit RGB, rounded (what the server gives). */
+    if (in->BandFmt != VIPS_FORMAT_UCHAR || in->Bands != 3 || in->Type != VIPS_INTERPRETATION_sRGB)
+        return vips_colourspace(in, out, VIPS_INTERPRETATION_B_W, NULL);
+    t[0] = vips_image_new_matrixv(3, 1, 0.299, 0.587, 0.114);
+    return vips_recomb(in, &t[1], t[0], NULL) ||
+           vips_round(t[1], &t[2], VIPS_OPERATION_ROUND_RINT, NULL) ||
+           vips_cast_uchar(t[2], &t[3], NULL) ||
+           vips_copy(t[3], out, "interpretation", VIPS_INTERPRETATION_B_W, NULL);
+}
+
+/* Does a step from FROM on need random access to its input? */
+static int
+reads_out_of_order(const job *j, unsigned from)
+{
+    for (unsigned i = from; i < j->nsteps; i++)
+        if (j->steps[i].op == IP_OP_ROTATE || j->steps[i].op == IP_OP_FLIP ||
+            j->steps[i].op == IP_OP_AUTOROT)
+            return 1;
+    return 0;
+}
+
+/* Slots one step may use in run_best. */
+#define BEST_SLOTS 6
+
+static void
+run_best(job *j)
+{
+    const char *loader = vips_foreign_find_load_buffer(j->data, j->len);
+    int jpeg = loader && strstr(loader, "Jpeg") != NULL;
+    VipsObject *ctx = VIPS_OBJECT(vips_image_new());
+    VipsImage **t = (VipsImage **)vips_object_local_array(ctx, BEST_SLOTS * (IP_MAX_STEPS + 1));
+    VipsAccess access = VIPS_ACCESS_SEQUENTIAL;
+    VipsImage *cur;
+    unsigned first = 0, autorot;
+    void *obuf = NULL;
+    size_t olen;
+    int rc = 0;
+
+    while (first < j->nsteps && j->steps[first].op == IP_OP_AUTOROT)
+        first++;
+    autorot = first > 0;
+    if (first < j->nsteps && j->steps[first].op == IP_OP_RESIZE &&
+        j->steps[first].ip_step_u.resize.fit == IP_FIT_INSIDE &&
+        !j->steps[first].ip_step_u.resize.enlarge &&
+        j->steps[first].ip_step_u.resize.width && j->steps[first].ip_step_u.resize.height) {
+        const ip_resize_params *r = &j->steps[first].ip_step_u.resize;
+        rc = vips_thumbnail_buffer((void *)j->data, j->len, &t[0], (int)r->width,
+                                   "height", (int)r->height, "size", VIPS_SIZE_DOWN,
+                                   "no_rotate", !autorot,
+                                   "option_string", jpeg ? "fail_on=warning" : "", NULL);
+        first++;
+        /* The thumbnail is small: steps after it that read out of order get it in memory. */
+        if (!rc && reads_out_of_order(j, first)) {
+            t[1] = vips_image_copy_memory(t[0]);
+            rc = t[1] == NULL;
+            if (!rc) {
+                g_object_unref(t[0]);
+                t[0] = t[1];
+                t[1] = NULL;
+            }
+        }
+    } else {
+        first = 0;              /* autorot without a resize: an ordinary step */
+        if (reads_out_of_order(j, 0))
+            access = VIPS_ACCESS_RANDOM;
+        t[0] = vips_image_new_from_buffer(j->data, j->len, "", "access", access, "fail_on",
+                                          jpeg ? VIPS_FAIL_ON_WARNING : VIPS_FAIL_ON_ERROR,
+                                          NULL);
+        rc = t[0] == NULL;
+    }
+    cur = t[0];
+    for (unsigned i = first; !rc && i < j->nsteps; i++) {
+        const ip_step *s = &j->steps[i];
+        VipsImage **out = &t[(i + 1) * BEST_SLOTS], **tmp = out + 1;
+        VipsArrayDouble *bg;
+
+        switch (s->op) {
+        case IP_OP_GRAYSCALE:
+            rc = best_grayscale(cur, tmp, out);
+            break;
+        case IP_OP_BLUR:
+            rc = vips_gaussblur(cur, out, s->ip_step_u.sigma, "precision",
+                                VIPS_PRECISION_INTEGER, NULL);
+            break;
+        case IP_OP_ROTATE:
+            if (s->ip_step_u.rotate.background.a != 255 || cur->Bands != 3)
+                die("%s", "best: rotate is written for an opaque background and 3 bands");
+            bg = vips_array_double_newv(3, (double)s->ip_step_u.rotate.background.r,
+                                        (double)s->ip_step_u.rotate.background.g,
+                                        (double)s->ip_step_u.rotate.background.b);
+            rc = vips_rotate(cur, out, s->ip_step_u.rotate.angle, "background", bg, NULL);
+            vips_area_unref(VIPS_AREA(bg));
+            break;
+        case IP_OP_AUTOROT:
+            rc = vips_autorot(cur, out, NULL);
+            break;
+        case IP_OP_FLIP:
+        case IP_OP_FLOP:
+            rc = vips_flip(cur, out, s->op == IP_OP_FLIP ? VIPS_DIRECTION_VERTICAL
+                                                         : VIPS_DIRECTION_HORIZONTAL, NULL);
+            break;
+        default:
+            die("%s", "best: written for grayscale, a resize into a box first, blur, rotate, "
+                      "autorot, flip and flop");
+        }
+        if (!rc)
+            cur = *out;
+    }
+    if (!rc)
+        rc = jpeg ? vips_jpegsave_buffer(cur, &obuf, &olen, "Q", 85, NULL)
+                  : vips_pngsave_buffer(cur, &obuf, &olen, "compression", 6, NULL);
+    if (rc)
+        die("best: %s", vips_error_buffer());
+    g_free(obuf);
+    g_object_unref(ctx);
+}
+
 /* One PROCESS call over the job's connection; dies on failure. */
 static void
 process_once(CLIENT *c, const char *data, size_t len, const ip_step *steps, unsigned n)
@@ -254,7 +390,7 @@ write_all(int fd, const char *p, size_t n)
     while (n > 0) {
         ssize_t w = write(fd, p, n);
         if (w <= 0)
-            die("%s", "web: write failed");
+            die("%s", "a write to a socket failed");
         p += w;
         n -= (size_t)w;
     }
@@ -317,7 +453,9 @@ mode_fn(const char *name))(job *)
         return run_codec;
     if (strcmp(name, "call") == 0)
         return run_call;
-    die("unknown mode '%s' (ref, codec, call, web)", name);
+    if (strcmp(name, "best") == 0)
+        return run_best;
+    die("unknown mode '%s' (ref, best, codec, call, web)", name);
     return NULL;
 }
 
@@ -365,6 +503,379 @@ cmd_compare(int argc, char **argv)
     if (j.web >= 0)
         close(j.web);
     free((char *)j.data);
+    return 0;
+}
+
+/*
+ * IN_FLIGHT at once: IN_FLIGHT threads share CALLS calls of one mode, each
+ * thread with its own job (its own connection, for "call").
+ */
+typedef struct flight {
+    void (*fn)(job *);          /* the mode */
+    int left;                   /* calls not yet taken (atomic) */
+    pthread_barrier_t go;       /* every thread is up */
+} flight;
+
+typedef struct seat {
+    flight *f;                  /* the batch */
+    job *j;                     /* this thread's job */
+} seat;
+
+static void *
+flight_main(void *p)
+{
+    seat *st = p;
+
+    pthread_barrier_wait(&st->f->go);
+    while (__atomic_sub_fetch(&st->f->left, 1, __ATOMIC_RELAXED) >= 0)
+        st->f->fn(st->j);
+    vips_thread_shutdown();
+    return NULL;
+}
+
+/* Seconds per call: CALLS calls of fn by n threads, timed from all-ready to all-done. */
+static double
+fly(void (*fn)(job *), job *jobs, int n, int calls)
+{
+    pthread_t th[MAX_CONNS];
+    seat seats[MAX_CONNS];
+    flight f;
+    double t0;
+
+    f.fn = fn;
+    f.left = calls;
+    pthread_barrier_init(&f.go, NULL, (unsigned)n + 1);
+    for (int i = 0; i < n; i++) {
+        seats[i] = (seat){ &f, &jobs[i] };
+        pthread_create(&th[i], NULL, flight_main, &seats[i]);
+    }
+    pthread_barrier_wait(&f.go);
+    t0 = proto_seconds();
+    for (int i = 0; i < n; i++)
+        pthread_join(th[i], NULL);
+    t0 = proto_seconds() - t0;
+    pthread_barrier_destroy(&f.go);
+    return t0 / calls;
+}
+
+/*
+ * Modes A and B with IN_FLIGHT calls at once: batches of CALLS calls,
+ * alternated A, B, A, B... after a warm-up batch of each (one call per
+ * thread).  In-process modes ("best", "ref") run with libvips' threads
+ * shared out as the server shares them: cores / IN_FLIGHT per pipeline (at
+ * least one), so that neither side oversubscribes the cores.  Prints
+ * "SECONDS_PER_CALL_A SECONDS_PER_CALL_B", medians.
+ */
+static int
+cmd_flight(int argc, char **argv)
+{
+    void (*fn[2])(job *);
+    double t[2][MAX_RUNS];
+    job jobs[MAX_CONNS];
+    ip_step steps[IP_MAX_STEPS];
+    unsigned nsteps;
+    char why[256], *data;
+    size_t len;
+    int n, calls, runs, cores = vips_concurrency_get();
+
+    if (argc != 9)
+        die("%s", "usage: bench flight best|ref|call best|ref|call FILE STEPS IN_FLIGHT CALLS RUNS");
+    fn[0] = mode_fn(argv[2]);
+    fn[1] = mode_fn(argv[3]);
+    if (proto_pipeline_parse(argv[5], steps, IP_MAX_STEPS, &nsteps, why, sizeof(why)))
+        die("bad steps: %s", why);
+    n = atoi(argv[6]);
+    calls = atoi(argv[7]);
+    runs = runs_arg(argv[8]);
+    if (n < 1 || n > MAX_CONNS || calls < n)
+        die("%s", "IN_FLIGHT must be 1..16, and CALLS at least IN_FLIGHT");
+    data = slurp(argv[4], &len);
+    for (int i = 0; i < n; i++) {
+        memset(&jobs[i], 0, sizeof(jobs[i]));
+        jobs[i].data = data;
+        jobs[i].len = len;
+        memcpy(jobs[i].steps, steps, sizeof(steps));
+        jobs[i].nsteps = nsteps;
+        jobs[i].web = -1;
+        if (fn[0] == run_call || fn[1] == run_call)
+            jobs[i].clnt = connect_or_die();
+    }
+    for (int r = -1; r < runs; r++)
+        for (int m = 0; m < 2; m++) {
+            double per;
+            if (fn[m] != run_call)
+                vips_concurrency_set(cores / n > 1 ? cores / n : 1);
+            per = fly(fn[m], jobs, n, r < 0 ? n : calls);
+            vips_concurrency_set(cores);
+            if (r >= 0)
+                t[m][r] = per;
+        }
+    printf("%.6f %.6f\n", median(t[0], runs), median(t[1], runs));
+    for (int i = 0; i < n; i++)
+        cli_disconnect(jobs[i].clnt);
+    free(data);
+    return 0;
+}
+
+/* Runs CMD with sh -c, its output thrown away; dies unless it exits 0.  Seconds. */
+static double
+shell_once(const char *cmd)
+{
+    double t0 = proto_seconds();
+    int status;
+    pid_t pid = fork();
+
+    if (pid < 0)
+        die("%s", "cannot fork");
+    if (pid == 0) {
+        int null = open("/dev/null", O_WRONLY);
+        if (null >= 0)
+            dup2(null, 1);
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        die("this failed: %s", cmd);
+    return proto_seconds() - t0;
+}
+
+/*
+ * Two shell commands, each a whole program run (as a user types it):
+ * alternated A, B, A, B... after a warm-up of each.  Prints their median
+ * seconds, "A B".
+ */
+static int
+cmd_shell(int argc, char **argv)
+{
+    double t[2][MAX_RUNS];
+    int runs;
+
+    if (argc != 5)
+        die("%s", "usage: bench shell RUNS 'COMMAND A' 'COMMAND B'");
+    runs = runs_arg(argv[2]);
+    for (int r = -1; r < runs; r++)
+        for (int m = 0; m < 2; m++) {
+            double s = shell_once(argv[3 + m]);
+            if (r >= 0)
+                t[m][r] = s;
+        }
+    printf("%.6f %.6f\n", median(t[0], runs), median(t[1], runs));
+    return 0;
+}
+
+/*
+ * Runs COMMAND (its output passed through), then prints its peak resident
+ * memory in kB on a line of its own: ru_maxrss from wait4, the kernel's
+ * count of the child's VmHWM.  Exits with the command's status.
+ */
+static int
+cmd_maxrss(int argc, char **argv)
+{
+    struct rusage ru;
+    int status;
+    pid_t pid;
+
+    if (argc < 3)
+        die("%s", "usage: bench maxrss COMMAND [ARG...]");
+    fflush(stdout);
+    pid = fork();
+    if (pid < 0)
+        die("%s", "cannot fork");
+    if (pid == 0) {
+        execvp(argv[2], argv + 2);
+        fprintf(stderr, "bench: cannot run '%s': %s\n", argv[2], strerror(errno));
+        _exit(127);
+    }
+    if (wait4(pid, &status, 0, &ru) < 0)
+        die("%s", "wait4 failed");
+    printf("%ld\n", ru.ru_maxrss);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+}
+
+/*
+ * The bytes of a NULL call with AUTH_NONE over TCP, and of its reply: a
+ * record mark (4) and the call's header (xid, direction, RPC version,
+ * program, version, procedure: 24) with empty credentials and verifier
+ * (8 + 8); the reply: the mark, xid, direction, accepted, an empty
+ * verifier and SUCCESS (4 + 24).
+ */
+#define PING_OUT 44
+#define PING_BACK 28
+
+static void
+read_exactly(int fd, char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t r = read(fd, p, n);
+        if (r <= 0)
+            die("%s", "ping-pong: the connection ended");
+        p += r;
+        n -= (size_t)r;
+    }
+}
+
+/*
+ * The raw ping-pong's far end, in a child process: one connection,
+ * blocking reads of PING_OUT bytes, each answered with PING_BACK.  Returns
+ * the connected socket of our end.
+ */
+static int
+echo_start(pid_t *child)
+{
+    struct sockaddr_in sa = { .sin_family = AF_INET };
+    socklen_t sl = sizeof(sa);
+    int lfd = socket(AF_INET, SOCK_STREAM, 0), fd;
+
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(lfd, 1) < 0 ||
+        getsockname(lfd, (struct sockaddr *)&sa, &sl) < 0)
+        die("%s", "ping-pong: cannot listen");
+    *child = fork();
+    if (*child < 0)
+        die("%s", "cannot fork");
+    if (*child == 0) {
+        char in[PING_OUT], out[PING_BACK];
+        int c = accept(lfd, NULL, NULL);
+        memset(out, 0, sizeof(out));
+        for (;;) {
+            size_t got = 0;
+            while (got < sizeof(in)) {
+                ssize_t r = read(c, in + got, sizeof(in) - got);
+                if (r <= 0)
+                    _exit(0);
+                got += (size_t)r;
+            }
+            if (write(c, out, sizeof(out)) != (ssize_t)sizeof(out))
+                _exit(1);
+        }
+    }
+    close(lfd);
+    fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+        die("%s", "ping-pong: cannot connect");
+    return fd;
+}
+
+static double
+null_rate(CLIENT *c, int calls)
+{
+    double t0 = proto_seconds();
+
+    for (int i = 0; i < calls; i++)
+        if (ip_null_1(NULL, NULL, c) != RPC_SUCCESS)
+            die("NULL: %s", cli_rpc_error(c));
+    return calls / (proto_seconds() - t0);
+}
+
+static double
+ping_rate(int fd, int calls)
+{
+    char out[PING_OUT], back[PING_BACK];
+    double t0 = proto_seconds();
+
+    memset(out, 0, sizeof(out));
+    for (int i = 0; i < calls; i++) {
+        write_all(fd, out, sizeof(out));
+        read_exactly(fd, back, sizeof(back));
+    }
+    return calls / (proto_seconds() - t0);
+}
+
+/*
+ * NULL calls per second on one connection each, synchronous, AUTH_NONE: to
+ * imgprocd ($BENCH_PORT), to a bare rpcgen server of a NULL-only program
+ * (PORT, PROGRAM version 1), and a raw TCP ping-pong of the same bytes.
+ * Runs alternate the three after a warm-up.  Prints the three medians.
+ */
+static int
+cmd_nulls(int argc, char **argv)
+{
+    double rate[3][MAX_RUNS];
+    cli_opts bare = rpc_opts, ours = rpc_opts;
+    CLIENT *c[2];
+    pid_t echo;
+    int calls, runs, fd;
+
+    if (argc != 6)
+        die("%s", "usage: bench nulls CALLS RUNS BARE_PORT BARE_PROGRAM");
+    calls = atoi(argv[2]);
+    runs = runs_arg(argv[3]);
+    ours.auth = bare.auth = "none";
+    bare.port = atoi(argv[4]);
+    bare.program = (rpcprog_t)strtoul(argv[5], NULL, 0);
+    rpc_opts = ours;
+    c[0] = connect_or_die();
+    rpc_opts = bare;
+    c[1] = connect_or_die();
+    rpc_opts = ours;
+    fd = echo_start(&echo);
+    for (int r = -1; r < runs; r++) {
+        int k = r < 0 ? 0 : r;
+        rate[0][k] = null_rate(c[0], calls);
+        rate[1][k] = null_rate(c[1], calls);
+        rate[2][k] = ping_rate(fd, calls);
+    }
+    printf("%.0f %.0f %.0f\n", median(rate[0], runs), median(rate[1], runs),
+           median(rate[2], runs));
+    close(fd);
+    waitpid(echo, NULL, 0);
+    cli_disconnect(c[0]);
+    cli_disconnect(c[1]);
+    return 0;
+}
+
+/* CPU seconds PID has used, every thread: utime + stime from /proc/PID/stat. */
+static double
+cpu_seconds(const char *pid)
+{
+    char path[64], buf[1024], *p;
+    unsigned long long ut, st;
+    size_t n;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/%s/stat", pid);
+    if (!(f = fopen(path, "r")))
+        die("cannot open '%s'", path);
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    /* After the name in parentheses: field 3 (state) onwards; 14 and 15 are wanted. */
+    if (!(p = strrchr(buf, ')')) ||
+        sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+        die("cannot read '%s'", path);
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/*
+ * The CPU PID (imgprocd) uses over SECONDS of wall time while nothing asks
+ * it anything: with no client ("alone"), or with one connected client that
+ * made one NULL call and then waits ("connected").  Prints the percentage of
+ * one core.
+ */
+static int
+cmd_idle(int argc, char **argv)
+{
+    struct timespec nap;
+    double secs, t0, c0, c1;
+    CLIENT *c = NULL;
+
+    if (argc != 5 || (strcmp(argv[4], "alone") != 0 && strcmp(argv[4], "connected") != 0))
+        die("%s", "usage: bench idle PID SECONDS alone|connected");
+    secs = atof(argv[3]);
+    if (strcmp(argv[4], "connected") == 0) {
+        c = connect_or_die();
+        if (ip_null_1(NULL, NULL, c) != RPC_SUCCESS)
+            die("NULL: %s", cli_rpc_error(c));
+    }
+    t0 = proto_seconds();
+    c0 = cpu_seconds(argv[2]);
+    nap.tv_sec = (time_t)secs;
+    nap.tv_nsec = (long)((secs - (double)nap.tv_sec) * 1e9);
+    while (nanosleep(&nap, &nap) < 0 && errno == EINTR)
+        ;
+    c1 = cpu_seconds(argv[2]);
+    printf("%.2f\n", (c1 - c0) / (proto_seconds() - t0) * 100);
+    cli_disconnect(c);
     return 0;
 }
 
@@ -621,12 +1132,15 @@ main(int argc, char **argv)
     } cmds[] = {
         { "gen", cmd_gen }, { "compare", cmd_compare },
         { "rate", cmd_rate }, { "null", cmd_null }, { "transfer", cmd_transfer },
-        { "mixed", cmd_mixed }, { "disk", cmd_disk },
+        { "mixed", cmd_mixed }, { "disk", cmd_disk }, { "flight", cmd_flight },
+        { "shell", cmd_shell }, { "maxrss", cmd_maxrss }, { "nulls", cmd_nulls },
+        { "idle", cmd_idle },
     };
     const char *port = getenv("BENCH_PORT"), *prog = getenv("BENCH_PROG");
 
     if (argc < 2)
-        die("%s", "usage: bench gen|compare|rate|null|transfer|mixed|disk ... "
+        die("%s", "usage: bench gen|compare|flight|rate|null|nulls|idle|transfer|mixed|disk|"
+                  "shell|maxrss ... "
                   "(RPC ones need BENCH_PORT and BENCH_PROG)");
     if (ops_init(argv[0]))
         die("%s", "cannot start libvips");

@@ -10,17 +10,24 @@ BENCH_PORT=$PORT BENCH_PROG=$PROG BUILD=$BUILD TMPDIR="$TMP" bash "$TOP/bench/ru
     >"$TMP/table.txt" 2>"$TMP/err"
 ok $? "bench/run.sh --tiny runs to the end"
 [ -s "$TMP/err" ] && sed 's/^/# /' "$TMP/err"
-rows=$(grep -c '^[1-7]\. ' "$TMP/table.txt")
-is "$rows" 19 "the table has a row for every figure of the seven targets, and the disk"
-# Every row: a measured figure and a reference above zero, a ratio, a verdict.
-bad=$(grep '^[1-7]\. ' "$TMP/table.txt" | awk '{
+rows=$(grep -cE '^[0-9]+\. ' "$TMP/table.txt")
+is "$rows" 47 "the table has a row for every figure of the thirteen groups"
+groups=$(grep -oE '^[0-9]+\.' "$TMP/table.txt" | sort -un | tr -d . | tr '\n' ' ')
+is "$groups" "1 2 3 4 5 6 7 8 9 10 11 12 13 " "the row groups are numbered 1 to 13"
+# Every row: a measured figure (a time or a rate above zero; memory above idle
+# and idle CPU may be 0), a reference above zero, a ratio, a verdict.
+bad=$(grep -E '^[0-9]+\. ' "$TMP/table.txt" | awk '{
         # columns from the right: peak, verdict (one or three words), target, ratio, unit, reference, measured
         n = NF; if ($(n - 1) == "MISSED" || $(n - 2) == "by") off = 2; else off = 0
-        if ($(n - 3 - off) !~ /^[0-9.]+x$/ || $(n - 5 - off) + 0 <= 0 || $(n - 6 - off) + 0 <= 0) print }')
+        m = $(n - 6 - off); unit = $(n - 4 - off)
+        if ($(n - 3 - off) !~ /^[0-9.]+x$/ || $(n - 5 - off) + 0 <= 0 || m !~ /^[0-9]+(\.[0-9]+)?$/ ||
+            (m + 0 <= 0 && unit != "MB" && unit != "%core")) print }')
 is "$bad" "" "every row has a measured figure, a reference and a ratio"
-like "$(tail -1 "$TMP/table.txt")" "19 rows, * missed" "the summary line counts rows and misses"
+like "$(tail -1 "$TMP/table.txt")" "47 rows, * missed" "the summary line counts rows and misses"
 grep -q "peak MB" "$TMP/table.txt"; ok $? "the server's peak memory is a column"
-# The server the harness started is gone.
+# The servers the harness started are gone: imgprocd, and the bare rpcgen one.
 left=$(pgrep -f -- "--port $PORT" | wc -l)
 is "$left" 0 "the harness stopped its server"
+left=$(pgrep -f -- "/bare $((PORT + 60))\$" | wc -l)
+is "$left" 0 "the harness stopped the bare rpcgen server"
 done_testing
