@@ -242,12 +242,13 @@ ref_step(VipsImage *in, const rstep *s, VipsImage **out, int *invalid)
             sx = (double)s->exact_w / in->Xsize;
             sy = (double)s->exact_h / in->Ysize;
         }
-        if (sx == 1 && sy == 1)
-            return vips_copy(in, out, NULL);
         if (strcmp(s->fit, "cover") == 0) {
+            /* Scaled (or already the size: no resampling), then the box's middle. */
             VipsImage *r;
             int w, h, rc;
-            if (vips_resize(in, &r, sx, "vscale", sy, NULL))
+            if (sx == 1 && sy == 1)
+                r = g_object_ref(in);
+            else if (vips_resize(in, &r, sx, "vscale", sy, NULL))
                 return -1;
             w = VIPS_MIN(r->Xsize, (int)s->v[0]);
             h = VIPS_MIN(r->Ysize, (int)s->v[1]);
@@ -255,6 +256,8 @@ ref_step(VipsImage *in, const rstep *s, VipsImage **out, int *invalid)
             g_object_unref(r);
             return rc;
         }
+        if (sx == 1 && sy == 1)
+            return vips_copy(in, out, NULL);
         return vips_resize(in, out, sx, "vscale", sy, NULL);
     }
     if (strcmp(op, "rotate") == 0) {
