@@ -573,7 +573,7 @@ check_work(const ops_limits *lim, VipsImage *im, const ip_step *s, ops_err *err)
  * Opens src lazily: only the header is read, so the size checks run before
  * any pixel is decoded.  A source, not a buffer: a task's image is read from
  * its file a piece at a time.  fmt gets the loader's format name; shrink > 1
- * asks a JPEG or WebP loader to decode at 1/shrink scale.
+ * asks the JPEG loader to decode at 1/shrink scale.
  */
 static VipsImage *
 open_image(const ops_limits *lim, VipsSource *src, VipsAccess access, int shrink,
@@ -603,10 +603,6 @@ open_image(const ops_limits *lim, VipsSource *src, VipsAccess access, int shrink
         im = vips_image_new_from_source(src, "", "access", access,
                                         "fail_on", VIPS_FAIL_ON_WARNING,
                                         "shrink", shrink, NULL);
-    else if (shrink > 1 && strcmp(fmt, "webp") == 0)
-        im = vips_image_new_from_source(src, "", "access", access,
-                                        "fail_on", VIPS_FAIL_ON_ERROR,
-                                        "scale", 1.0 / shrink, NULL);
     else
         im = vips_image_new_from_source(src, "", "access", access,
                                         "fail_on", strcmp(fmt, "jpeg") == 0 ?
@@ -802,9 +798,8 @@ ops_validate(const ip_step *steps, unsigned nsteps, const ip_output *out,
 
 /*
  * Shrink on load: a downsizing resize, first in the pipeline or after steps
- * that commute with it (flip, flop, autorot), lets the loader decode at a
- * fraction of the size: libjpeg's DCT scaling (1/2, 1/4, 1/8), libwebp's
- * scaled decoding.  The factor is the largest that still leaves at least the
+ * that commute with it (flip, flop, autorot), lets libjpeg decode at a
+ * fraction of the size (DCT scaling: 1/2, 1/4, 1/8).  The factor is the largest that still leaves at least the
  * size the resize makes, and the resize then scales to exactly that size, so
  * the result has the dimensions the full decode would give.  About half the
  * CPU of a 9 MP JPEG fitted into 800x800 is its decoding at full size.
@@ -824,8 +819,10 @@ plan_shrink(VipsImage *im, const char *fmt, const ip_step *steps, unsigned nstep
     unsigned i;
 
     p->factor = 1;
-    if ((strcmp(fmt, "jpeg") != 0 && strcmp(fmt, "webp") != 0) ||
-        vips_image_get_n_pages(im) > 1)
+    /* JPEG only: libwebp's scaled decoding is a resampler of its own (on a
+     * WebP with alpha, a cover resize at 1/2 moved the result by more than a
+     * level from the full decode's), not a decode at a lower resolution. */
+    if (strcmp(fmt, "jpeg") != 0)
         return;
     if (vips_image_get_typeof(im, VIPS_META_ORIENTATION) &&
         vips_image_get_int(im, VIPS_META_ORIENTATION, &orientation))
