@@ -1008,6 +1008,8 @@ cleanup:
 typedef struct out_file {
     int fd;
     int err;                    /* errno of the first failed call, or 0 */
+    uint64_t written, max;      /* bytes so far; the result's limit */
+    int too_big;                /* the encoder went past max: stopped there */
 } out_file;
 
 static gint64
@@ -1017,13 +1019,20 @@ out_write(VipsTargetCustom *t, const void *data, gint64 len, void *p)
     ssize_t n;
 
     (void)t;
-    if (f->err)
+    if (f->err || f->too_big)
         return -1;
+    /* The limit holds as the bytes go, not once they fill the disk. */
+    if (f->written + (uint64_t)len > f->max) {
+        f->too_big = 1;
+        return -1;
+    }
     n = write(f->fd, data, (size_t)len);
     if (n < 0)
         f->err = errno;
     else if (n == 0)
         f->err = ENOSPC;
+    else
+        f->written += (uint64_t)n;
     return n > 0 ? n : -1;
 }
 
@@ -1070,7 +1079,7 @@ ops_process_file(const ops_limits *lim, const char *in_path, const char *out_pat
     VipsSource *src = NULL;
     VipsTargetCustom *target = NULL;
     VipsImage *im = NULL;
-    out_file of = { -1, 0 };
+    out_file of = { -1, 0, 0, lim->max_result_bytes, 0 };
     struct stat st;
 
     memset(res, 0, sizeof(*res));
@@ -1088,11 +1097,15 @@ ops_process_file(const ops_limits *lim, const char *in_path, const char *out_pat
         g_signal_connect(target, "seek", G_CALLBACK(out_seek), &of);
         g_signal_connect(target, "end", G_CALLBACK(out_end), &of);
         if (run_pipeline(lim, src, steps, nsteps, out, watch, VIPS_TARGET(target), NULL, NULL,
-                         &res->format, &err) != 0 && of.err) {
+                         &res->format, &err) != 0 && of.too_big)
+            set_err(&err, IP_ETOOBIG, "the result is over %llu bytes, the most allowed",
+                    (unsigned long long)lim->max_result_bytes);
+        else if (err.status != IP_OK && of.err)
             /* The image was fine; its result did not fit where it goes. */
-            vips_error_clear();
             set_err(&err, IP_EINTERNAL, "cannot store the result: %s", strerror(of.err));
-        }
+        /* On disk before the task is said done. */
+        else if (err.status == IP_OK && fsync(of.fd) < 0)
+            set_err(&err, IP_EINTERNAL, "cannot store the result: %s", strerror(errno));
     }
     if (err.status == IP_OK) {
         /* The saver ends the target: the file is whole.  Its size and facts. */
@@ -1116,8 +1129,8 @@ ops_process_file(const ops_limits *lim, const char *in_path, const char *out_pat
         g_object_unref(im);
     if (target)
         g_object_unref(target);
-    if (of.fd >= 0)
-        close(of.fd);
+    if (of.fd >= 0 && close(of.fd) < 0 && err.status == IP_OK)
+        set_err(&err, IP_EINTERNAL, "cannot store the result: %s", strerror(errno));
     if (src)
         g_object_unref(src);
     res->status = err.status;

@@ -75,7 +75,7 @@ run_task(tasks *t, worker *w, store_task *rec, char *temp, size_t templen)
     ops_file_res res;
     char path[4096];
     char *why = NULL;
-    int fd, stopped = 0;
+    int stopped = 0;
     XDR x;
 
     memset(&spec, 0, sizeof(spec));
@@ -110,17 +110,7 @@ run_task(tasks *t, worker *w, store_task *rec, char *temp, size_t templen)
         temp[0] = '\0';
         goto cleanup;
     }
-    /* On disk before the database says done (as the upload's bytes are). */
-    if ((fd = open(temp, O_RDONLY | O_CLOEXEC)) < 0 || fsync(fd) < 0) {
-        snprintf(rec->error, sizeof(rec->error), "cannot store the result: %s",
-                 strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        unlink(temp);
-        temp[0] = '\0';
-        goto cleanup;
-    }
-    close(fd);
+    /* ops_process_file synced it: on disk before the database says done. */
     rec->state = IP_TASK_DONE;
     rec->error_status = IP_OK;
     rec->error[0] = '\0';

@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include <vips/vips.h>
@@ -147,6 +149,53 @@ refusals(void **state)
     ops_free_image_res(&res);
 }
 
+/* A task's way, file to file: the photograph in, its grayscale PNG out, and
+ * a result over the limit stopped as it is written, not once it is whole. */
+static void
+file_to_file(void **state)
+{
+    char dir[] = "/tmp/imgproc-test-ops.XXXXXX", in[4096], outp[4096];
+    ip_step step = { .op = IP_OP_GRAYSCALE };
+    ip_output out = { IP_FMT_PNG, 0, FALSE };
+    ops_limits small_result = { 150000000, 100000, OPS_MAX_BLUR_WORK };
+    ops_file_res res;
+    VipsImage *im;
+    FILE *f;
+    struct stat st;
+
+    (void)state;
+    assert_non_null(mkdtemp(dir));
+    snprintf(in, sizeof(in), "%s/in.jpg", dir);
+    snprintf(outp, sizeof(outp), "%s/out", dir);
+    assert_non_null(f = fopen(in, "wb"));
+    assert_int_equal(fwrite(photo, 1, photo_len, f), photo_len);
+    fclose(f);
+
+    assert_int_equal(ops_process_file(&limits, in, outp, &step, 1, &out, NULL, &res), 0);
+    assert_int_equal(res.status, IP_OK);
+    assert_int_equal(res.format, IP_FMT_PNG);
+    assert_int_equal(stat(outp, &st), 0);
+    assert_int_equal((uint64_t)st.st_size, res.size);
+    assert_non_null(im = vips_image_new_from_file(outp, NULL));
+    assert_int_equal(im->Xsize, reference->Xsize);
+    assert_int_equal(im->Ysize, reference->Ysize);
+    assert_int_equal(im->Bands, 1);
+    assert_int_equal(res.bands, 1);
+    g_object_unref(im);
+
+    /* The grayscale PNG is about 2 MB: over a 100000-byte limit. */
+    assert_int_equal(ops_process_file(&small_result, in, outp, &step, 1, &out, NULL, &res),
+                     -1);
+    assert_int_equal(res.status, IP_ETOOBIG);
+    assert_non_null(strstr(res.msg, "100000"));
+    assert_int_equal(stat(outp, &st), 0);
+    assert_true(st.st_size <= 100000);
+
+    unlink(in);
+    unlink(outp);
+    rmdir(dir);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -155,6 +204,7 @@ main(int argc, char **argv)
         cmocka_unit_test(extract_band_is_the_band),
         cmocka_unit_test(gamma_brightens),
         cmocka_unit_test(refusals),
+        cmocka_unit_test(file_to_file),
     };
     const char *corpus = getenv("IMGPROC_CORPUS"), *cache = getenv("XDG_CACHE_HOME");
     char path[4096];
