@@ -208,13 +208,10 @@ tio_upload_input(CLIENT *clnt, ip_task_id id, const cli_input *in,
     return upload(clnt, id, &src, progress, ctx, why, whylen);
 }
 
-int
-tio_fetch(CLIENT *clnt, ip_task_id id, char **data, uint64_t *len, ip_task_chunk *facts,
-          tio_progress_fn progress, void *ctx, char *why, size_t whylen)
+/* A fetch's PROTO_FETCH_* outcome as an exit status, why said for people. */
+static int
+fetch_outcome(CLIENT *clnt, int rc, ip_status st, char *why, size_t whylen)
 {
-    ip_status st;
-    int rc = proto_fetch_result(clnt, id, data, len, facts, progress, ctx, &st, why, whylen);
-
     if (rc == PROTO_FETCH_RPC)
         return tio_rpc_failed(clnt, why, whylen);
     if (rc == PROTO_FETCH_REFUSED) {
@@ -223,6 +220,16 @@ tio_fetch(CLIENT *clnt, ip_task_id id, char **data, uint64_t *len, ip_task_chunk
         return tio_refused(st, msg, why, whylen);
     }
     return rc == PROTO_FETCH_OK ? EXIT_OK : EXIT_FAILED;
+}
+
+int
+tio_fetch(CLIENT *clnt, ip_task_id id, char **data, uint64_t *len, ip_task_chunk *facts,
+          tio_progress_fn progress, void *ctx, char *why, size_t whylen)
+{
+    ip_status st;
+    int rc = proto_fetch_result(clnt, id, data, len, facts, progress, ctx, &st, why, whylen);
+
+    return fetch_outcome(clnt, rc, st, why, whylen);
 }
 
 int
@@ -245,12 +252,5 @@ tio_fetch_file(CLIENT *clnt, ip_task_id id, const char *dest, ip_task_chunk *fac
         *local = 1;
         return EXIT_FAILED;
     }
-    if (rc == PROTO_FETCH_RPC)
-        return tio_rpc_failed(clnt, why, whylen);
-    if (rc == PROTO_FETCH_REFUSED) {
-        char msg[IP_MAX_MESSAGE];
-        snprintf(msg, sizeof(msg), "%s", why);
-        return tio_refused(st, msg, why, whylen);
-    }
-    return rc == PROTO_FETCH_OK ? EXIT_OK : EXIT_FAILED;
+    return fetch_outcome(clnt, rc, st, why, whylen);
 }
