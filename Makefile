@@ -8,7 +8,7 @@ CC        ?= cc
 RPCGEN    ?= rpcgen
 
 # libsystemd: sd_notify, so a unit of Type=notify knows when the daemons serve.
-PKGS      := libtirpc vips sqlite3 libcrypto libsystemd
+PKGS      := libtirpc vips sqlite3 libcrypto libsystemd krb5-gssapi
 # Recursive (=) so that the flags are read when a recipe runs, after `make deps`.
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -24,7 +24,7 @@ GEN_CFLAGS = -std=gnu11 $(OPT) $(SANITIZE) $(CPPFLAGS) $(CFLAGS) -Wall -Werror \
              -Wno-unused-variable -I$(BUILD)/gen $(PKG_CFLAGS)
 LDLIBS     = $(PKG_LIBS) -lpthread -lm
 # The client needs no libvips.
-CLIENT_LIBS = $(shell pkg-config --libs libtirpc libcrypto 2>/dev/null) -lpthread -lm
+CLIENT_LIBS = $(shell pkg-config --libs libtirpc libcrypto krb5-gssapi 2>/dev/null) -lpthread -lm
 
 GEN_H     := $(BUILD)/gen/imgproc.h
 GEN_XDR   := $(BUILD)/gen/imgproc_xdr.c

@@ -16,6 +16,10 @@ PKGS="$PKGS clang libclang-rt-dev llvm"
 # (bsdutils) gives the client a terminal for its progress bars; mandoc and
 # groff lint the man pages; systemd-analyze verifies the units.
 PKGS="$PKGS iproute2 bsdutils mandoc groff-base systemd"
+# Kerberos: the GSS-API headers (RPCSEC_GSS), and a throwaway KDC for the
+# tests (krb5kdc and kdb5_util from krb5-kdc; kadmin.local, on Debian, from
+# krb5-admin-server; kinit from krb5-user).
+PKGS="$PKGS libkrb5-dev krb5-kdc krb5-admin-server krb5-user"
 # The web gateway: civetweb serves HTTP, xmlrpc-c answers XML-RPC; its tests
 # talk to it with curl and Python's xmlrpc.client.
 PKGS="$PKGS libcivetweb-dev libxmlrpc-core-c3-dev curl"

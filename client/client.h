@@ -21,12 +21,13 @@ typedef struct cli_opts {
     const char *host;           /* server host (-H, IMGPROC_HOST, localhost) */
     int port;                   /* fixed port, 0 = ask rpcbind */
     rpcprog_t program;          /* RPC program number */
-    const char *proto;          /* "tcp" or "udp" */
+    const char *proto;          /* "auto", "local", "tcp" or "udp" */
     int timeout;                /* seconds per call */
     int verbose;                /* say more on stderr */
     int json;                   /* machine-readable output */
     int quiet;                  /* no progress bars */
-    const char *auth;           /* "sys" (default), "none", or "UID[@HOST]" to claim */
+    const char *auth;           /* "sys" (default), "none", "krb5", "krb5i", "krb5p", or "UID[@HOST]" */
+    const char *krb5_service;   /* the server's Kerberos service, NULL: imgproc@host */
 } cli_opts;
 
 /* batch's settings, in its help (options.c) as in its code. */
@@ -48,7 +49,7 @@ enum {
 
 /* What getopt_long returns for an option without a letter. */
 enum {
-    CLI_O_PROGRAM = 1000, CLI_O_TIMEOUT, CLI_O_JSON, CLI_O_AUTH, CLI_O_QUIET,
+    CLI_O_PROGRAM = 1000, CLI_O_TIMEOUT, CLI_O_JSON, CLI_O_AUTH, CLI_O_QUIET, CLI_O_KRB5_SERVICE,
     CLI_O_STEPS, CLI_O_STRIP,           /* the pipeline options (cli_spec_option) */
     CLI_O_TOKEN, CLI_O_HOLD, CLI_O_UPLOAD, CLI_O_WAIT, CLI_O_FOR, CLI_O_WHILE, CLI_O_STATE,
     CLI_O_SYNC, CLI_O_BATCH_SIZE, CLI_O_NO_BATCH, CLI_O_KEEP,
@@ -98,6 +99,8 @@ ip_task_spec cli_task_spec(const cli_spec *sp);
 
 /* Connects as o says.  NULL with a message in *why (caller frees). */
 CLIENT *cli_connect(const cli_opts *o, char **why);
+/* Is mode one of --auth's Kerberos kinds (krb5, krb5i, krb5p)? */
+int cli_auth_krb5(const char *mode);
 void cli_disconnect(CLIENT *clnt);
 /* 0, or -1 having said that what (a command) cannot go over UDP, which o asks for. */
 int cli_require_tcp(const cli_opts *o, const char *what);

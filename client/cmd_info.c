@@ -74,17 +74,21 @@ cmd_ping(cli_opts *o, int argc, char **argv)
         printf("{\"ok\": true, \"program\": %lu, \"version\": %d, \"host\": ",
                (unsigned long)o->program, IMGPROC_V1);
         proto_json_string(stdout, o->host);
-        printf(", \"transport\": \"%s\", \"ms\": %.3f}\n", o->proto, ms);
+        printf(", \"transport\": \"%s\", \"ms\": %.3f}\n", proto_transport(clnt), ms);
     } else
         printf("ok: program 0x%lX version %d on %s over %s in %.3f ms\n",
-               (unsigned long)o->program, IMGPROC_V1, o->host, o->proto, ms);
+               (unsigned long)o->program, IMGPROC_V1, o->host, proto_transport(clnt), ms);
     cli_disconnect(clnt);
     return EXIT_OK;
 }
 
 static void
-print_info_text(const ip_server_info *si, const ip_guard_limits *g, const char *state_dir)
+print_info_text(const ip_server_info_all *all)
 {
+    const ip_server_info *si = &all->info;
+    const ip_guard_limits *g = &all->guard;
+    const char *state_dir = all->state_dir;
+
     printf("imgprocd %s with libvips %s\n\noperations (for --steps):\n",
            si->server_version, si->vips_version);
     for (u_int i = 0; i < si->ops.ops_len; i++) {
@@ -123,6 +127,8 @@ print_info_text(const ip_server_info *si, const ip_guard_limits *g, const char *
         printf("state: %s (tasks.db, in/, out/)\n", state_dir);
     else
         printf("state: not told (a server tells only callers on its own machine)\n");
+    if (all->caller && *all->caller)
+        printf("you are: %s\n", all->caller);
     printf("load: %u connections, %u calls in progress, %llu served, %u tasks queued, "
            "%u running\n", si->load.connections, si->load.calls_in_progress,
            (unsigned long long)si->load.calls_served, si->load.tasks_queued,
@@ -160,10 +166,11 @@ cmd_info(cli_opts *o, int argc, char **argv)
         cli_json_begin();
         proto_info_json(stdout, &res.ip_server_info_res_u.info.info,
                         &res.ip_server_info_res_u.info.guard,
-                        res.ip_server_info_res_u.info.state_dir);
+                        res.ip_server_info_res_u.info.state_dir,
+                        res.ip_server_info_res_u.info.caller ?
+                        res.ip_server_info_res_u.info.caller : "");
     } else
-        print_info_text(&res.ip_server_info_res_u.info.info, &res.ip_server_info_res_u.info.guard,
-                        res.ip_server_info_res_u.info.state_dir);
+        print_info_text(&res.ip_server_info_res_u.info);
     xdr_free((xdrproc_t)xdr_ip_server_info_res, (char *)&res);
     cli_disconnect(clnt);
     return rc;

@@ -1,15 +1,25 @@
-/* conn.c - reaching the server (common/connect.c), as whom (AUTH_SYS or none). */
+/* conn.c - reaching the server (common/connect.c), as whom (AUTH_SYS, none, Kerberos). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include <gssapi/gssapi.h>
+#include <rpc/rpcsec_gss.h>
+
 #include "client.h"
 #include "proto.h"
 
+int
+cli_auth_krb5(const char *mode)
+{
+    return strcmp(mode, "krb5") == 0 || strcmp(mode, "krb5i") == 0 ||
+           strcmp(mode, "krb5p") == 0;
+}
+
 /* "sys": our uid and host; "none"; "UID[@HOST]": any identity, to show it is only a claim. */
 static AUTH *
-make_auth(const char *mode)
+make_sys_auth(const char *mode)
 {
     char host[256];
     const char *at;
@@ -29,18 +39,80 @@ make_auth(const char *mode)
     return authunix_create(host, (uid_t)strtoul(mode, NULL, 10), gid, 0, NULL);
 }
 
+/* GSS-API's words for a failure, into buf. */
+static void
+gss_words(OM_uint32 major, OM_uint32 minor, char *buf, size_t len)
+{
+    OM_uint32 min, ctx;
+    gss_buffer_desc msg;
+    size_t n = 0;
+
+    buf[0] = '\0';
+    for (int which = 0; which < 2; which++) {
+        ctx = 0;
+        do {
+            if (gss_display_status(&min, which ? minor : major,
+                                   which ? GSS_C_MECH_CODE : GSS_C_GSS_CODE, GSS_C_NO_OID,
+                                   &ctx, &msg) != GSS_S_COMPLETE)
+                break;
+            if (n < len && msg.length && (which == 0 || minor))
+                n += (size_t)snprintf(buf + n, len - n, "%s%.*s", n ? ": " : "",
+                                      (int)msg.length, (char *)msg.value);
+            gss_release_buffer(&min, &msg);
+        } while (ctx);
+    }
+}
+
+/*
+ * Kerberos (RPCSEC_GSS): a context with the server's service, made with the
+ * ticket in our credential cache (kinit).  krb5p encrypts every call, krb5
+ * and krb5i sign them.  NULL with why when it cannot.
+ */
+static AUTH *
+make_krb5_auth(CLIENT *clnt, const cli_opts *o, char **why)
+{
+    char service[300], words[512];
+    rpc_gss_options_ret_t ret;
+    AUTH *a;
+
+    if (o->krb5_service)
+        snprintf(service, sizeof(service), "%s", o->krb5_service);
+    else
+        snprintf(service, sizeof(service), "imgproc@%s", o->host);
+    memset(&ret, 0, sizeof(ret));
+    a = rpc_gss_seccreate(clnt, service, "kerberos_v5",
+                          strcmp(o->auth, "krb5p") == 0 ? rpcsec_gss_svc_privacy
+                                                        : rpcsec_gss_svc_integrity,
+                          NULL, NULL, &ret);
+    if (a)
+        return a;
+    if (ret.major_status)
+        gss_words(ret.major_status, ret.minor_status, words, sizeof(words));
+    else
+        snprintf(words, sizeof(words), "the server refused the context (%s; is it "
+                 "started with --krb5-service %s?)", cli_rpc_error(clnt), service);
+    if (asprintf(why, "cannot authenticate with Kerberos to %s: %s", service, words) < 0)
+        *why = NULL;
+    return NULL;
+}
+
 CLIENT *
 cli_connect(const cli_opts *o, char **why)
 {
     CLIENT *clnt = proto_connect(o->host, o->port, o->program, o->proto, o->timeout, why);
+    AUTH *a;
 
     if (!clnt)
         return NULL;
-    /* AUTH_SYS: says who we claim to be (uid, machine).  A label, not proof. */
+    /* AUTH_SYS says who we claim to be (uid, machine): proof only on the
+     * local socket, where the server checks it with the kernel. */
+    a = cli_auth_krb5(o->auth) ? make_krb5_auth(clnt, o, why) : make_sys_auth(o->auth);
+    if (!a && cli_auth_krb5(o->auth)) {
+        clnt_destroy(clnt);
+        return NULL;
+    }
     auth_destroy(clnt->cl_auth);
-    clnt->cl_auth = make_auth(o->auth);
-    if (!clnt->cl_auth)
-        clnt->cl_auth = authnone_create();
+    clnt->cl_auth = a ? a : authnone_create();
     return clnt;
 }
 

@@ -119,8 +119,9 @@ cli_global_option(cli_opts *o, int c, const char *arg)
         o->port = (int)v;
         return 1;
     case 'T':
-        if (strcmp(arg, "tcp") != 0 && strcmp(arg, "udp") != 0) {
-            cli_error("transport must be tcp or udp, not '%s'\n", arg);
+        if (strcmp(arg, "tcp") != 0 && strcmp(arg, "udp") != 0 &&
+            strcmp(arg, "local") != 0 && strcmp(arg, "auto") != 0) {
+            cli_error("transport must be auto, local, tcp or udp, not '%s'\n", arg);
             return -1;
         }
         o->proto = arg;
@@ -147,11 +148,20 @@ cli_global_option(cli_opts *o, int c, const char *arg)
     case CLI_O_QUIET:
         o->quiet = 1;
         return 1;
+    case CLI_O_KRB5_SERVICE:
+        if (!strchr(arg, '@')) {
+            cli_error("--krb5-service takes SERVICE@HOST (imgproc@server.example.org), not "
+                      "'%s'\n", arg);
+            return -1;
+        }
+        o->krb5_service = arg;
+        return 1;
     case CLI_O_AUTH: {
         char *end;
-        if (strcmp(arg, "sys") != 0 && strcmp(arg, "none") != 0 &&
+        if (strcmp(arg, "sys") != 0 && strcmp(arg, "none") != 0 && !cli_auth_krb5(arg) &&
             (strtoul(arg, &end, 10), end == arg || (*end && *end != '@'))) {
-            cli_error("--auth takes sys, none or UID[@HOST], not '%s'\n", arg);
+            cli_error("--auth takes sys, none, krb5, krb5i, krb5p or UID[@HOST], not '%s'\n",
+                      arg);
             return -1;
         }
         o->auth = arg;
@@ -200,7 +210,7 @@ main(int argc, char **argv)
         cli_error("(the program came from $IMGPROC_PROGRAM)\n");
         return EXIT_USAGE;
     }
-    o.proto = "tcp";
+    o.proto = "auto";
     o.timeout = 120;
     o.auth = "sys";
 

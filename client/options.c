@@ -71,16 +71,20 @@ static const cli_option options[] = {
     { "program", 0, "N|NAME", CMD_EVERY, CLI_O_PROGRAM,
       "RPC program: a number, or a name in /etc/rpc (default $IMGPROC_PROGRAM or "
       "0x20494D47)" },
-    { "transport", 'T', "tcp|udp", CMD_EVERY, 'T',
-      "how calls travel (default tcp; images need tcp: over UDP imgprocd serves ping, "
-      "info, stats and the task queries)" },
+    { "transport", 'T', "auto|local|tcp|udp", CMD_EVERY, 'T',
+      "how calls travel (default auto: the server's local socket when it runs on this "
+      "machine, where the kernel vouches for your uid, else tcp; images need local or tcp: "
+      "over UDP imgprocd serves ping, info, stats and the task queries)" },
     { "timeout", 0, "S", CMD_EVERY, CLI_O_TIMEOUT, "seconds to wait for a reply (default 120)" },
     { "json", 0, NULL, CMD_EVERY, CLI_O_JSON,
       "one JSON document on stdout, failures included (each input an object with \"ok\", "
       "and \"error\" when it failed)" },
-    { "auth", 0, "sys|none|UID[@HOST]", CMD_EVERY, CLI_O_AUTH,
-      "who to claim to be (AUTH_SYS, the default, sends your uid and host; anyone can "
-      "claim any: a label only)" },
+    { "auth", 0, "sys|none|krb5|krb5p|UID[@HOST]", CMD_EVERY, CLI_O_AUTH,
+      "who you are: sys (the default) sends your uid and host (AUTH_SYS: proof on the "
+      "local socket only), krb5 (or krb5i) your Kerberos ticket with signed calls, krb5p "
+      "with encrypted calls; UID[@HOST] claims any uid, to see it refused" },
+    { "krb5-service", 0, "NAME", CMD_EVERY, CLI_O_KRB5_SERVICE,
+      "the server's Kerberos service (default imgproc@HOST, the principal imgproc/HOST)" },
     { "verbose", 'v', NULL, CMD_EVERY, 'v', "say more on stderr" },
     { "quiet", 0, NULL, CMD_EVERY, CLI_O_QUIET,
       "no progress bars (they are drawn only on a terminal, for uploads, downloads and "

@@ -6,7 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include "proto.h"
 
@@ -60,17 +63,78 @@ connect_port(const char *host, int portnum, rpcprog_t prog, const char *proto, c
     return clnt;
 }
 
+/* Is host this machine: a loopback name or address, or its own name? */
+static int
+this_machine(const char *host)
+{
+    char me[256];
+
+    if (strcmp(host, "localhost") == 0 || strcmp(host, "::1") == 0 ||
+        strncmp(host, "127.", 4) == 0)
+        return 1;
+    return gethostname(me, sizeof(me)) == 0 && (me[sizeof(me) - 1] = '\0', 1) &&
+           strcasecmp(host, me) == 0;
+}
+
+/*
+ * The server's local socket, as this machine's rpcbind names it (netid
+ * "local"): there the kernel tells the server who we are.  NULL when there
+ * is none (an older server, or --local-socket none), with why when asked
+ * for.
+ */
+static CLIENT *
+connect_local(rpcprog_t prog, char **why)
+{
+    struct netconfig *nc = getnetconfigent("local");
+    struct sockaddr_un sun;
+    struct netbuf nb = { sizeof(sun), sizeof(sun), &sun };
+    CLIENT *clnt = NULL;
+
+    if (nc && rpcb_getaddr(prog, IMGPROC_V1, nc, &nb, "localhost"))
+        clnt = clnt_tli_create(RPC_ANYFD, nc, &nb, prog, IMGPROC_V1,
+                               RECORD_BUFFER, RECORD_BUFFER);
+    if (!clnt && why && asprintf(why, "no local socket for program 0x%lX on this machine: "
+                                 "%s (is imgprocd running here, with its --local-socket?)",
+                                 (unsigned long)prog, create_error()) < 0)
+        *why = NULL;
+    if (nc)
+        freenetconfigent(nc);
+    return clnt;
+}
+
+const char *
+proto_transport(CLIENT *clnt)
+{
+    int fd, domain = 0, type = 0;
+    socklen_t len = sizeof(int);
+
+    if (!clnt_control(clnt, CLGET_FD, (char *)&fd) ||
+        getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) < 0)
+        return "?";
+    len = sizeof(int);
+    getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len);
+    if (domain == AF_LOCAL)
+        return "local";
+    return type == SOCK_DGRAM ? "udp" : "tcp";
+}
+
 CLIENT *
 proto_connect(const char *host, int port, rpcprog_t prog, const char *proto,
               unsigned timeout, char **why)
 {
     struct timeval tv = { (time_t)timeout, 0 };
-    CLIENT *clnt;
+    int local = strcmp(proto, "local") == 0;
+    CLIENT *clnt = NULL;
 
     *why = NULL;
-    if (port)
+    /* "auto": the local socket when the server is here and has one, else TCP. */
+    if (local || (strcmp(proto, "auto") == 0 && !port && this_machine(host)))
+        clnt = connect_local(prog, local ? why : NULL);
+    if (strcmp(proto, "auto") == 0)
+        proto = "tcp";
+    if (!clnt && !local && port) {
         clnt = connect_port(host, port, prog, proto, why);
-    else {
+    } else if (!clnt && !local) {
         clnt = clnt_create_timed(host, prog, IMGPROC_V1, proto, &tv);
         if (!clnt && asprintf(why, "cannot reach %s: %s (is imgprocd running there, on program "
                               "0x%lX? -p PORT skips rpcbind)", host, create_error(),
@@ -80,7 +144,7 @@ proto_connect(const char *host, int port, rpcprog_t prog, const char *proto,
     if (!clnt)
         return NULL;
     /* Small calls must not wait for delayed ACKs (Nagle): see server/net.c. */
-    if (strcmp(proto, "tcp") == 0) {
+    if (strcmp(proto_transport(clnt), "tcp") == 0) {
         int fd;
         if (clnt_control(clnt, CLGET_FD, (char *)&fd))
             setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 }, sizeof(int));

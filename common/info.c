@@ -27,8 +27,12 @@ xdr_server_info_res_any(XDR *x, ip_server_info_res *r)
         memset(&all->guard, 0, sizeof(all->guard));     /* an older server */
         return TRUE;
     }
-    if (!xdr_string(x, &all->state_dir, IP_MAX_PATH))
+    if (!xdr_string(x, &all->state_dir, IP_MAX_PATH)) {
         all->state_dir = NULL;                          /* an older server */
+        return TRUE;
+    }
+    if (!xdr_string(x, &all->caller, IP_MAX_TEXT))
+        all->caller = NULL;                             /* an older server */
     return TRUE;
 }
 
@@ -53,7 +57,7 @@ json_names(FILE *f, const char *key, ip_name *names, u_int n)
 
 void
 proto_info_json(FILE *f, const ip_server_info *si, const ip_guard_limits *g,
-                const char *state_dir)
+                const char *state_dir, const char *caller)
 {
     fprintf(f, "{\n  \"server_version\": ");
     proto_json_string(f, si->server_version);
@@ -106,6 +110,10 @@ proto_info_json(FILE *f, const ip_server_info *si, const ip_guard_limits *g,
         proto_json_string(f, state_dir);
     else
         fprintf(f, "null");
+    if (caller) {
+        fprintf(f, ",\n  \"caller\": ");
+        proto_json_string(f, caller);
+    }
     fprintf(f, ",\n  \"load\": {\"connections\": %u, \"calls_in_progress\": %u, "
             "\"calls_served\": %llu, \"tasks_queued\": %u, \"tasks_running\": %u}\n}\n",
             si->load.connections, si->load.calls_in_progress,

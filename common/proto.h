@@ -154,11 +154,16 @@ enum clnt_stat proto_server_info(CLIENT *c, ip_server_info_res *res, struct time
  */
 /*
  * A client handle for imgprocd on host: through rpcbind, or straight to
- * port when not 0; proto "tcp" or "udp"; timeout seconds for every call.
+ * port when not 0; proto "tcp", "udp", "local" (the server's local socket
+ * on this machine, found through rpcbind) or "auto" (local when host is
+ * this machine and the server has a local socket, else tcp); timeout
+ * seconds for every call.
  * NULL with why (malloc'ed, or NULL if out of memory) when it cannot.
  */
 CLIENT *proto_connect(const char *host, int port, rpcprog_t prog, const char *proto,
                       unsigned timeout, char **why);
+/* The transport clnt travels over: "local", "tcp" or "udp". */
+const char *proto_transport(CLIENT *clnt);
 /*
  * Task id's result, fetched in IP_MAX_CHUNK pieces into *data (malloc'ed),
  * with its facts (facts' data left empty) when facts is not NULL; progress,
@@ -188,7 +193,7 @@ int proto_fetch_result_to(CLIENT *clnt, ip_task_id id, proto_fetch_sink sink, vo
                           ip_task_chunk *facts, void (*progress)(void *, uint64_t, uint64_t),
                           void *ctx, ip_status *st, char *why, size_t whylen);
 void proto_info_json(FILE *f, const ip_server_info *si, const ip_guard_limits *g,
-                     const char *state_dir);
+                     const char *state_dir, const char *caller);
 /*
  * A task as one JSON object.  ok: 1 or 0 adds "ok" (a call's answer about
  * it), -1 leaves it out (a list's entry); why, when not NULL, is the error

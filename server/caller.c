@@ -1,34 +1,153 @@
-/* caller.c - who is calling, whatever carried the call: the owner label of
- * their tasks, whether they are on this machine, their address for the log,
- * and what a datagram transport may carry.  dispatch.c fills an srv_peer
+/* caller.c - who is calling, whatever carried the call: the policy that
+ * names them (the owner label of their tasks, admin or not, or a refusal),
+ * whether they are on this machine, their address for the log, and what a
+ * datagram transport may carry.  dispatch.c fills an srv_peer
  * from libtirpc; nothing here knows about XDR or RPC messages. */
 #include <ifaddrs.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "proto.h"
 #include "service.h"
 
-/*
- * The owner label of the caller's tasks.  AUTH_SYS says uid and machine
- * name, but the client says so itself: a label, not proof.
- */
-void
-service_owner(const srv_peer *p, char *buf, size_t len)
+/* The client's bytes, printable ones only, at most len - 1 of them. */
+static void
+printable(const char *in, char *out, size_t len)
 {
-    char host[IP_MAX_NAME - 11];  /* room for a 10-digit uid, '@' and the name */
     size_t n = 0;
 
-    if (!p->sys) {
-        snprintf(buf, len, "anonymous");
-        return;
+    for (const char *m = in; m && *m && n + 1 < len; m++)
+        out[n++] = (*m > 0x20 && *m < 0x7f) ? *m : '?';
+    out[n] = '\0';
+}
+
+/* Is sa in net? */
+static int
+in_net(const struct sockaddr *sa, const srv_net *net)
+{
+    const unsigned char *a;
+    unsigned bits = net->prefix, full = bits / 8;
+
+    if (sa->sa_family == AF_INET && net->family == AF_INET) {
+        a = (const unsigned char *)&((const struct sockaddr_in *)sa)->sin_addr;
+    } else if (sa->sa_family == AF_INET6 && net->family == AF_INET6) {
+        a = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+    } else if (sa->sa_family == AF_INET6 && net->family == AF_INET &&
+               IN6_IS_ADDR_V4MAPPED(&((const struct sockaddr_in6 *)sa)->sin6_addr)) {
+        a = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr + 12;
+    } else {
+        return 0;
     }
-    /* The machine name is the client's bytes: printable ones only. */
-    for (const char *m = p->machine; m && *m && n + 1 < sizeof(host); m++)
-        host[n++] = (*m > 0x20 && *m < 0x7f) ? *m : '?';
-    host[n] = '\0';
-    snprintf(buf, len, "%u@%s", p->uid, host);
+    if (memcmp(a, net->addr, full) != 0)
+        return 0;
+    return bits % 8 == 0 ||
+           ((a[full] ^ net->addr[full]) & (0xFF << (8 - bits % 8)) & 0xFF) == 0;
+}
+
+static int
+trusted_network(const srv_config *cfg, const srv_peer *p)
+{
+    for (int i = 0; p->addr && i < cfg->ntrust_sys; i++)
+        if (in_net(p->addr, &cfg->trust_sys[i]))
+            return 1;
+    return 0;
+}
+
+static int
+refuse(char *why, size_t len, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(why, len, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* A Kerberos caller: their principal, with integrity at least. */
+static int
+identify_krb5(const srv_config *cfg, const srv_peer *p, srv_caller *who, char *why, size_t len)
+{
+    if (!p->principal)
+        return refuse(why, len, "refused by the Kerberos rule: the server cannot tell "
+                      "this call's principal");
+    if (p->krb5_none)
+        return refuse(why, len, "refused by the Kerberos rule: calls must be signed "
+                      "(integrity, krb5i) or encrypted (privacy, krb5p), not just "
+                      "authenticated");
+    if (strlen(p->principal) > IP_MAX_NAME - 5)
+        return refuse(why, len, "refused by the Kerberos rule: principal '%.80s' is longer "
+                      "than %d bytes", p->principal, IP_MAX_NAME - 5);
+    snprintf(who->owner, sizeof(who->owner), "krb5:%s", p->principal);
+    for (int i = 0; i < cfg->nadmins; i++)
+        if (strcmp(cfg->admins[i], p->principal) == 0)
+            who->admin = 1;
+    snprintf(who->how, sizeof(who->how), "Kerberos principal %s (%s; Kerberos' word)%s",
+             p->principal, p->krb5_privacy ? "privacy" : "integrity",
+             who->admin ? ", an admin (--admin)" : "");
+    return 0;
+}
+
+/* A caller on the local socket: the kernel's uid, which an AUTH_SYS claim must match. */
+static int
+identify_local(const srv_peer *p, srv_caller *who, char *why, size_t len)
+{
+    char host[IP_MAX_NAME - 11];    /* room for a 10-digit uid and '@' */
+
+    if (p->sys && (p->uid != p->kuid || p->gid != p->kgid))
+        return refuse(why, len, "refused by the local-socket rule: your AUTH_SYS credentials "
+                      "claim uid %u gid %u, but the kernel says this connection is uid %u "
+                      "gid %u", p->uid, p->gid, p->kuid, p->kgid);
+    printable(p->sys ? p->machine : "local", host, sizeof(host));
+    snprintf(who->owner, sizeof(who->owner), "%u@%s", p->kuid, host);
+    who->admin = p->kuid == 0;
+    snprintf(who->how, sizeof(who->how), "uid %u on this machine (the local socket: the "
+             "kernel's word)%s", p->kuid, who->admin ? ", an admin (uid 0)" : "");
+    return 0;
+}
+
+int
+service_identify(const srv_config *cfg, const srv_peer *p, int exempt, srv_caller *who,
+                 char *why, size_t len)
+{
+    char host[IP_MAX_NAME - 11], claim[300], digest[65];
+
+    memset(who, 0, sizeof(*who));
+    if (p->krb5)
+        return identify_krb5(cfg, p, who, why, len);
+    if (p->local)
+        return identify_local(p, who, why, len);
+    if (p->sys && trusted_network(cfg, p)) {
+        printable(p->machine, host, sizeof(host));
+        snprintf(who->owner, sizeof(who->owner), "%u@%s", p->uid, host);
+        snprintf(who->how, sizeof(who->how), "uid %u as claimed (AUTH_SYS from a "
+                 "--trust-sys-from network)", p->uid);
+        return 0;
+    }
+    if (cfg->refuse_untrusted && !exempt)
+        return refuse(why, len, "refused by the untrusted-caller rule (--untrusted refuse): "
+                      "%s proves nothing from your address; call on this machine's local "
+                      "socket, or with Kerberos (imgproc --auth krb5)",
+                      p->sys ? "AUTH_SYS" : "AUTH_NONE");
+    if (!p->sys) {
+        snprintf(who->owner, sizeof(who->owner), "anonymous");
+        snprintf(who->how, sizeof(who->how), "anonymous (AUTH_NONE): your tasks are every "
+                 "AUTH_NONE caller's");
+        return 0;
+    }
+    /* Anonymous, but kept apart by what the caller sends: the claim is a
+     * token only, so its digest labels the tasks (the web gateway puts a
+     * secret's digest in the machine name). */
+    snprintf(claim, sizeof(claim), "%u@%s", p->uid, p->machine ? p->machine : "");
+    proto_sha256_hex(claim, strlen(claim), digest);
+    snprintf(who->owner, sizeof(who->owner), "anon-%.16s", digest);
+    snprintf(who->how, sizeof(who->how), "anonymous: AUTH_SYS from an untrusted network "
+             "proves nothing, so your claim (uid %u) is only a token that labels your tasks",
+             p->uid);
+    return 0;
 }
 
 /* Is sa one of this machine's own interface addresses? */
@@ -56,7 +175,7 @@ own_address(const struct sockaddr *sa)
 }
 
 /*
- * On this machine: a loopback address (127/8, ::1, ::ffff:127/104), or one
+ * On this machine: the local socket, a loopback address (127/8, ::1, ::ffff:127/104), or one
  * of the machine's own (a caller here that used the host's network address).
  */
 int
@@ -64,6 +183,8 @@ service_peer_local(const srv_peer *p)
 {
     const struct sockaddr *sa = p->addr;
 
+    if (p->local)
+        return 1;
     if (sa && sa->sa_family == AF_INET)
         return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127 ||
                own_address(sa);

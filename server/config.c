@@ -1,4 +1,5 @@
 /* config.c - imgprocd's settings: one table declares each flag, its default, bounds and help. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stddef.h>
@@ -19,6 +20,9 @@ typedef enum cf_kind {
     CF_PROGRAM,                 /* an RPC program number; printed in hex */
     CF_PATH,                    /* a non-empty string */
     CF_LISTEN,                  /* an address, repeatable */
+    CF_NET,                     /* a network, ADDR/BITS, repeatable */
+    CF_NAME,                    /* a name, repeatable (--admin) */
+    CF_UNTRUSTED,               /* anonymous or refuse */
     CF_ON,                      /* a flag that sets the field to 1 */
     CF_OFF                      /* a flag that sets the field to 0 */
 } cf_kind;
@@ -77,6 +81,24 @@ static const srv_setting settings[] = {
     { "max-blur-work", "N", CF_NUMBER, FIELD(cfg.max_blur_work), OPS_MAX_BLUR_WORK, 1,
       100000000, NULL, "refuse a blur whose sigma x the image's megapixels is over N "
       "(too-large; 2000 is sigma 220 on 9 MP)", 0, 0 },
+    { "local-socket", "PATH", CF_PATH, FIELD(cfg.local_socket), 0, 0, 0,
+      "imgprocd.sock in $RUNTIME_DIRECTORY (systemd's RuntimeDirectory=), else in the "
+      "state folder", "serve this machine's users on an AF_LOCAL socket, where the kernel "
+      "vouches for each caller's uid; 'none': no local socket", 0, 0 },
+    { "trust-sys-from", "NET", CF_NET, FIELD(cfg.trust_sys), 0, 0, 0, "none",
+      "believe AUTH_SYS uids from callers in NET (192.0.2.0/24, 2001:db8::/32, "
+      "127.0.0.1); repeatable", 0, 0 },
+    { "untrusted", "anonymous|refuse", CF_UNTRUSTED, FIELD(cfg.refuse_untrusted), 0, 0, 0,
+      "anonymous", "what an unverified caller (AUTH_SYS or AUTH_NONE over the network) "
+      "gets: its own anonymous tasks, or nothing but NULL and SERVER_INFO", 0, 0 },
+    { "krb5-service", "NAME", CF_PATH, FIELD(cfg.krb5_service), 0, 0, 0, "none",
+      "accept Kerberos callers (RPCSEC_GSS, integrity or privacy) as service NAME: "
+      "imgproc@HOST is the principal imgproc/HOST@REALM", 0, 0 },
+    { "keytab", "FILE", CF_PATH, FIELD(cfg.keytab), 0, 0, 0, "$KRB5_KTNAME, else "
+      "/etc/krb5.keytab", "the service's Kerberos keys", 0, 0 },
+    { "admin", "PRINCIPAL", CF_NAME, FIELD(cfg.admins), 0, 0, 0, NULL,
+      "a Kerberos principal that may list, cancel and delete every caller's tasks, as "
+      "uid 0 on the local socket may; repeatable", 0, 0 },
     { "verbose", NULL, CF_ON, FIELD(cfg.verbose), 0, 0, 0, NULL,
       "log one line per request and per task event", 0, 'v' },
     { "syslog", NULL, CF_ON, FIELD(cfg.syslog), 0, 0, 0, NULL,
@@ -118,11 +140,43 @@ srv_defaults(srv *s)
 {
     memset(s, 0, sizeof(*s));
     for (size_t i = 0; i < NSETTINGS; i++)
-        if (settings[i].kind != CF_PATH && settings[i].kind != CF_LISTEN)
+        if (settings[i].kind < CF_PATH || settings[i].kind > CF_UNTRUSTED)
             store(s, &settings[i], settings[i].def);
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->idle, NULL);
     pthread_cond_init(&s->budget, NULL);
+}
+
+/* "192.0.2.0/24", "2001:db8::/32", "127.0.0.1" (all its bits) -> n.  0 or -1. */
+static int
+parse_net(const char *text, srv_net *n)
+{
+    char addr[INET6_ADDRSTRLEN];
+    const char *slash = strchr(text, '/');
+    size_t len = slash ? (size_t)(slash - text) : strlen(text);
+    unsigned long bits;
+    char *end;
+
+    if (len >= sizeof(addr))
+        return -1;
+    memcpy(addr, text, len);
+    addr[len] = '\0';
+    memset(n, 0, sizeof(*n));
+    if (inet_pton(AF_INET, addr, n->addr) == 1)
+        n->family = AF_INET;
+    else if (inet_pton(AF_INET6, addr, n->addr) == 1)
+        n->family = AF_INET6;
+    else
+        return -1;
+    n->prefix = n->family == AF_INET ? 32 : 128;
+    if (slash) {
+        errno = 0;
+        bits = strtoul(slash + 1, &end, 10);
+        if (errno || end == slash + 1 || *end || bits > n->prefix)
+            return -1;
+        n->prefix = (unsigned)bits;
+    }
+    return 0;
 }
 
 /* "64M" -> 67108864 (suffixes are 1024s).  0 or -1. */
@@ -191,6 +245,32 @@ apply(srv *s, const srv_setting *t, const char *arg)
         }
         s->cfg.listen[s->cfg.nlisten++] = arg;
         return 0;
+    case CF_NET:
+        if (s->cfg.ntrust_sys == SRV_MAX_NETS) {
+            srv_log(SRV_LOG_ERROR, "at most %d --%s networks", SRV_MAX_NETS, t->name);
+            return -1;
+        }
+        if (parse_net(arg, &s->cfg.trust_sys[s->cfg.ntrust_sys]) == 0) {
+            s->cfg.ntrust_sys++;
+            return 0;
+        }
+        srv_log(SRV_LOG_ERROR, "invalid value '%s' for --%s (an address, or ADDR/BITS: "
+                "192.0.2.0/24, 2001:db8::/32)", arg, t->name);
+        return -1;
+    case CF_NAME:
+        if (!*arg || strlen(arg) > IP_MAX_NAME - 5)
+            break;
+        if (s->cfg.nadmins == SRV_MAX_ADMINS) {
+            srv_log(SRV_LOG_ERROR, "at most %d --%s", SRV_MAX_ADMINS, t->name);
+            return -1;
+        }
+        s->cfg.admins[s->cfg.nadmins++] = arg;
+        return 0;
+    case CF_UNTRUSTED:
+        if (strcmp(arg, "anonymous") != 0 && strcmp(arg, "refuse") != 0)
+            break;
+        store(s, t, strcmp(arg, "refuse") == 0);
+        return 0;
     case CF_PROGRAM: {
         unsigned long p;
         if (proto_parse_program(arg, &p)) {
@@ -209,8 +289,11 @@ apply(srv *s, const srv_setting *t, const char *arg)
     }
     format_value(t, t->min, lo, sizeof(lo));
     format_value(t, t->max, hi, sizeof(hi));
-    if (t->kind == CF_PATH)
+    if (t->kind == CF_PATH || t->kind == CF_NAME)
         srv_log(SRV_LOG_ERROR, "invalid value '%s' for --%s", arg, t->name);
+    else if (t->kind == CF_UNTRUSTED)
+        srv_log(SRV_LOG_ERROR, "invalid value '%s' for --%s (anonymous or refuse)", arg,
+                t->name);
     else
         srv_log(SRV_LOG_ERROR, "invalid value '%s' for --%s (%s..%s)", arg, t->name, lo, hi);
     return -1;

@@ -428,22 +428,45 @@ dispatch_proc_name(unsigned proc)
     return p ? p->name : NULL;
 }
 
-/* What the transport says of the caller: its address and the credentials it claims. */
+/*
+ * What the transport says of the caller: its address, the credentials it
+ * claims, and what vouches for them: the kernel (the local socket: the uid
+ * and gid of the process that connected, SO_PEERCRED) or Kerberos.
+ * principal is the caller's room for a Kerberos principal.
+ */
 static void
-peer_of(const struct svc_req *req, SVCXPRT *xprt, srv_peer *p)
+peer_of(struct svc_req *req, SVCXPRT *xprt, srv_peer *p, char *principal, size_t len)
 {
     const struct authunix_parms *cred = (const struct authunix_parms *)req->rq_clntcred;
     struct netbuf *nb = svc_getrpccaller(xprt);
 
     memset(p, 0, sizeof(*p));
-    if (nb && nb->buf && nb->len) {
+    if (nb && nb->buf && nb->len && ((const struct sockaddr *)nb->buf)->sa_family != AF_LOCAL) {
         p->addr = nb->buf;
         p->addrlen = nb->len;
     }
     if (req->rq_cred.oa_flavor == AUTH_SYS && cred) {
         p->sys = 1;
         p->uid = (unsigned)cred->aup_uid;
+        p->gid = (unsigned)cred->aup_gid;
         p->machine = cred->aup_machname;
+    }
+    if (xprt->xp_netid && strcmp(xprt->xp_netid, "local") == 0) {
+        struct ucred uc;
+        socklen_t ul = sizeof(uc);
+        /* No word from the kernel: uid and gid nobody has. */
+        p->local = 1;
+        p->kuid = p->kgid = (unsigned)-1;
+        if (getsockopt(xprt->xp_fd, SOL_SOCKET, SO_PEERCRED, &uc, &ul) == 0) {
+            p->kuid = (unsigned)uc.uid;
+            p->kgid = (unsigned)uc.gid;
+        }
+    }
+    if (req->rq_cred.oa_flavor == RPCSEC_GSS) {
+        int r = krb5_caller(req, principal, len, &p->krb5_privacy);
+        p->krb5 = 1;
+        p->krb5_none = r == 1;
+        p->principal = r >= 0 ? principal : NULL;   /* unknown: refused */
     }
 }
 
@@ -492,16 +515,32 @@ guard_init(arg_guard *g, srv *s, const proc_entry *p, void *arg, SVCXPRT *xprt,
     g->status = IP_OK;
 }
 
+/*
+ * A Kerberos reply (signed or encrypted) must fit libtirpc's record buffer
+ * whole: libtirpc 1.3.3 crashes in gss_get_mic on a larger one.  Kept under
+ * the 256 KiB buffer by room for the checksum or encryption.
+ */
+#define KRB5_MAX_REPLY (240 * 1024)
+
 /* Sends p's result res, or what stands for it: NULL when sent, else the log's outcome. */
 static const char *
-send_result(const proc_entry *p, SVCXPRT *xprt, int stream, void *res)
+send_result(const proc_entry *p, SVCXPRT *xprt, int stream, int krb5, void *res)
 {
     char why[IP_MAX_MESSAGE];
+    size_t size;
 
     /* A batched call expects no reply; sending one would deadlock a
      * client that is still writing its batch (see ONCRPC-NOTES). */
     if (p->batched)
         return NULL;
+    if (krb5 && p->res_size && (size = xdr_sizeof(p->xdr_res, res)) > KRB5_MAX_REPLY) {
+        refusal r = { IP_ETOOBIG, why };
+        snprintf(why, sizeof(why), "%s's reply (%zu bytes) is larger than a Kerberos reply "
+                 "may be here (%d bytes, libtirpc's limit); a task's result comes back in "
+                 "pieces of any size", p->name, size, KRB5_MAX_REPLY);
+        svc_sendreply(xprt, PROTO_XDR(xdr_refusal), (caddr_t)&r);
+        return "too-big-for-krb5";
+    }
     if (p->res_size && service_result_fits(stream, stream ? 0 : xdr_sizeof(p->xdr_res, res),
                                            p->name, why, sizeof(why))) {
         /* Not sent, the caller would only retransmit until its timeout. */
@@ -527,15 +566,16 @@ dispatch_call(srv *s, struct svc_req *req, SVCXPRT *xprt, int stream, tasks_batc
      * style); each row's sizes were checked against the room (PROC). */
     _Alignas(max_align_t) unsigned char arg[ARG_ROOM];
     _Alignas(max_align_t) unsigned char res[RES_ROOM];
-    char owner[IP_MAX_NAME + 1];
-    call_ctx ctx = { owner, stream, batch, stream ? xprt->xp_fd : -1, 0 };
+    srv_caller who;
+    char principal[256];
+    call_ctx ctx = { who.owner, 0, who.how, stream, batch, stream ? xprt->xp_fd : -1, 0 };
     call_log log = { 0, 0, IP_OK };
     char why[IP_MAX_MESSAGE];
     arg_guard guard;
     srv_peer peer;
     double t0 = srv_now_ms();
 
-    peer_of(req, xprt, &peer);
+    peer_of(req, xprt, &peer, principal, sizeof(principal));
 
     if (!p) {
         svcerr_noproc(xprt);
@@ -549,6 +589,24 @@ dispatch_call(srv *s, struct svc_req *req, SVCXPRT *xprt, int stream, tasks_batc
         end_call(s, &peer, p, &log, "tcp-only", srv_now_ms() - t0);
         return;
     }
+    /* Who the caller is, or a refusal saying which rule refused, before a
+     * byte of the arguments is read.  NULL needs no one (and stays cheap). */
+    memset(&who, 0, sizeof(who));
+    if (p->proc != IP_NULL && p->proc != NULL_BATCHED &&
+        service_identify(&s->cfg, &peer, p->proc == SERVER_INFO, &who, why, sizeof(why))) {
+        refusal r = { IP_EDENIED, why };
+        if (p->batched) {
+            if (batch)
+                tasks_batch_skip(batch);
+        } else {
+            svc_sendreply(xprt, PROTO_XDR(xdr_refusal), (caddr_t)&r);
+        }
+        log.status = IP_EDENIED;
+        end_call(s, &peer, p, &log, NULL, srv_now_ms() - t0);
+        srv_log(SRV_LOG_VERBOSE, "%s\n", why);
+        return;
+    }
+    ctx.admin = who.admin;
     memset(arg, 0, sizeof(arg));
     memset(res, 0, sizeof(res));
     guard_init(&guard, s, p, arg, xprt, act);
@@ -576,7 +634,6 @@ dispatch_call(srv *s, struct svc_req *req, SVCXPRT *xprt, int stream, tasks_batc
     __atomic_add_fetch(&s->in_progress, 1, __ATOMIC_RELAXED);
     if (act)
         __atomic_store_n(&act->working, 1, __ATOMIC_RELAXED);
-    service_owner(&peer, owner, sizeof(owner));
     /* Only SERVER_INFO asks whether the caller is local: the interface list
      * is read for it alone. */
     ctx.local = p->proc == SERVER_INFO && service_peer_local(&peer);
@@ -586,7 +643,7 @@ dispatch_call(srv *s, struct svc_req *req, SVCXPRT *xprt, int stream, tasks_batc
         log.status = *(ip_status *)(void *)res;
     __atomic_sub_fetch(&s->in_progress, 1, __ATOMIC_RELAXED);
     __atomic_add_fetch(&s->served, 1, __ATOMIC_RELAXED);
-    end_call(s, &peer, p, &log, send_result(p, xprt, stream, res), srv_now_ms() - t0);
+    end_call(s, &peer, p, &log, send_result(p, xprt, stream, peer.krb5, res), srv_now_ms() - t0);
     if (p->free_res)
         p->free_res(res);
     else if (p->res_size)

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/un.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
@@ -85,6 +86,21 @@ default_state_dir(void)
     return buf;
 }
 
+/* The local socket when --local-socket is not given.  Static storage. */
+static const char *
+default_local_socket(const char *state_dir)
+{
+    static char buf[4096];
+    const char *rd = getenv("RUNTIME_DIRECTORY");
+
+    /* systemd's RuntimeDirectory=, like StateDirectory=, may be a list. */
+    if (rd && *rd)
+        snprintf(buf, sizeof(buf), "%.*s/imgprocd.sock", (int)strcspn(rd, ":"), rd);
+    else
+        snprintf(buf, sizeof(buf), "%s/imgprocd.sock", state_dir);
+    return buf;
+}
+
 static void
 print_ready(const srv *s)
 {
@@ -95,7 +111,9 @@ print_ready(const srv *s)
         socklen_t sl = sizeof(ss);
         char host[NI_MAXHOST], port[NI_MAXSERV];
         getsockname(s->listeners[i].fd, (struct sockaddr *)&ss, &sl);
-        if (getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host), port,
+        if (ss.ss_family == AF_LOCAL)
+            printf(" local:%s", ((struct sockaddr_un *)&ss)->sun_path);
+        else if (getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host), port,
                         sizeof(port), NI_NUMERICHOST | NI_NUMERICSERV) == 0)
             printf(strchr(host, ':') ? " %s:[%s]:%s" : " %s:%s:%s", s->listeners[i].netid,
                    host, port);
@@ -129,7 +147,14 @@ main(int argc, char **argv)
         return rc;
     if (!s.tcfg.state_dir)
         s.tcfg.state_dir = default_state_dir();
+    if (!s.cfg.local_socket)
+        s.cfg.local_socket = default_local_socket(s.tcfg.state_dir);
     srv_settle(&s);
+    if (s.cfg.krb5_service && krb5_setup(&s, &why) != 0) {
+        srv_log(SRV_LOG_ERROR, "%s\n", why ? why : "cannot set Kerberos up");
+        free(why);
+        return 1;
+    }
 
     cap_fd_limit();
     signal(SIGPIPE, SIG_IGN);

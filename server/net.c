@@ -18,11 +18,14 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <rpc/rpc.h>
 #include <rpc/svc_auth.h>
+#include <rpc/rpcsec_gss.h>
 
 #include "log.h"
 #include "proto.h"
@@ -72,7 +75,29 @@ same_address(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
     if (a->ss_family == AF_INET6)
         return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
                       &((const struct sockaddr_in6 *)b)->sin6_addr, 8) == 0;
+    /* The local socket's callers, by uid (see local_peer). */
+    if (a->ss_family == AF_LOCAL)
+        return strcmp(((const struct sockaddr_un *)a)->sun_path,
+                      ((const struct sockaddr_un *)b)->sun_path) == 0;
     return 1;
+}
+
+/*
+ * A caller on the local socket has no address: it is its uid, as the kernel
+ * says (SO_PEERCRED), written where an address would be, so that the caps
+ * per address count each user apart ("uid 1000").
+ */
+static void
+local_peer(int fd, struct sockaddr_storage *peer)
+{
+    struct sockaddr_un *sun = (struct sockaddr_un *)peer;
+    struct ucred uc;
+    socklen_t len = sizeof(uc);
+
+    memset(peer, 0, sizeof(*peer));
+    sun->sun_family = AF_LOCAL;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &len) == 0)
+        snprintf(sun->sun_path, sizeof(sun->sun_path), "uid %u", (unsigned)uc.uid);
 }
 
 /*
@@ -343,10 +368,60 @@ same_port_as_family(const srv *s, struct sockaddr *sa)
     }
 }
 
+/*
+ * The local socket (AF_LOCAL, netid "local"): any user of this machine may
+ * connect (mode 0666), and the kernel says who they are (dispatch.c).  A
+ * socket file left by a server that died is replaced; one a live server
+ * answers at is not.
+ */
+static int
+open_local(srv *s, const char *path, char **why)
+{
+    srv_listener *l = &s->listeners[s->nlisteners];
+    struct sockaddr_un sun = { .sun_family = AF_LOCAL };
+    int fd;
+
+    if (strlen(path) >= sizeof(sun.sun_path)) {
+        if (asprintf(why, "--local-socket '%s' is longer than a socket path may be (%zu "
+                     "bytes)", path, sizeof(sun.sun_path) - 1) < 0)
+            *why = NULL;
+        return -1;
+    }
+    memcpy(sun.sun_path, path, strlen(path) + 1);
+    if ((fd = socket(AF_LOCAL, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+        return fail(why, "cannot create the local socket %s: %s", path, errno);
+    if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
+        close(fd);
+        if (asprintf(why, "a live server already listens on the local socket %s; stop it, "
+                     "or give this one another --local-socket", path) < 0)
+            *why = NULL;
+        return -1;
+    }
+    unlink(path);       /* a dead server's, or nothing */
+    if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ||
+        chmod(path, 0666) < 0 || listen(fd, 128) < 0) {
+        int err = errno;
+        close(fd);
+        if (asprintf(why, "cannot listen on the local socket %s: %s", path,
+                     strerror(err)) < 0)
+            *why = NULL;
+        return -1;
+    }
+    l->fd = fd;
+    l->stream = 1;
+    l->netid = "local";
+    l->xprt = NULL;
+    s->nlisteners++;
+    return 0;
+}
+
 int
 net_listen(srv *s, char **why)
 {
     char port[16];
+
+    if (strcmp(s->cfg.local_socket, "none") != 0 && open_local(s, s->cfg.local_socket, why))
+        return -1;
 
     snprintf(port, sizeof(port), "%d", s->cfg.port);
     for (int i = 0; i < s->cfg.nlisten; i++) {
@@ -454,7 +529,7 @@ answers(rpcprog_t prog, const struct netconfig *nc, const char *uaddr)
 static void
 uaddr_text(const struct netconfig *nc, const char *uaddr, char *buf, size_t size)
 {
-    struct netbuf *nb = uaddr2taddr(nc, uaddr);
+    struct netbuf *nb = strcmp(nc->nc_protofmly, NC_LOOPBACK) ? uaddr2taddr(nc, uaddr) : NULL;
 
     if (nb && nb->buf)
         addr_text(nb->buf, nb->len, buf, size);
@@ -513,7 +588,9 @@ net_register(srv *s, char **why)
         if ((uaddr = registered_uaddr(s->cfg.program, netid))) {
             char where[NI_MAXHOST + 32];
             uaddr_text(nc, uaddr, where, sizeof(where));
-            if (answers(s->cfg.program, nc, uaddr)) {
+            /* Our own local socket's path: open_local found nobody there. */
+            if (!(strcmp(netid, "local") == 0 && strcmp(uaddr, s->cfg.local_socket) == 0) &&
+                answers(s->cfg.program, nc, uaddr)) {
                 if (asprintf(why, "program 0x%lX version %d is already served over %s at %s "
                              "by a live server; stop it, or start this one with another "
                              "--program", (unsigned long)s->cfg.program, IMGPROC_V1,
@@ -608,7 +685,23 @@ net_serve_one(srv *s, SVCXPRT *xprt, int stream, tasks_batch *batch, conn_activi
     req.rq_vers = msg.rm_call.cb_vers;
     req.rq_proc = msg.rm_call.cb_proc;
     req.rq_cred = msg.rm_call.cb_cred;
-    if ((why = _authenticate(&req, &msg)) != AUTH_OK) {
+    if (req.rq_cred.oa_flavor == RPCSEC_GSS) {
+        int answered;
+        /* Refused without --krb5-service, and over UDP: libtirpc keeps a
+         * context per transport, and UDP's one transport is everyone's. */
+        if (!s->cfg.krb5_service || !stream) {
+            svcerr_auth(xprt, AUTH_REJECTEDCRED);
+            return;
+        }
+        if ((why = krb5_authenticate(&req, &msg, &answered)) != AUTH_OK) {
+            svcerr_auth(xprt, why);
+            return;
+        }
+        if (act)
+            act->krb5_ms = mono_ms();
+        if (answered)
+            return;
+    } else if ((why = _authenticate(&req, &msg)) != AUTH_OK) {
         svcerr_auth(xprt, why);
         return;
     }
@@ -646,6 +739,15 @@ spin_poll(struct pollfd *pf)
     return 0;
 }
 
+/* How long c's connection may stay silent: a Kerberos one, less than libtirpc keeps its context. */
+static unsigned
+idle_seconds(const srv *s, const conn_activity *act)
+{
+    if (act->krb5_ms && s->cfg.idle_seconds > KRB5_IDLE_SECONDS)
+        return KRB5_IDLE_SECONDS;
+    return s->cfg.idle_seconds;
+}
+
 /* Serves one TCP connection until the peer leaves, idles out, or the server stops. */
 static void *
 conn_main(void *p)
@@ -673,7 +775,7 @@ conn_main(void *p)
         int n = spin_poll(pf);
 
         if (n == 0)
-            n = poll(pf, 2, (int)s->cfg.idle_seconds * 1000);
+            n = poll(pf, 2, (int)idle_seconds(s, &c->act) * 1000);
 
         if (n < 0 && errno == EINTR)
             continue;
@@ -701,6 +803,8 @@ conn_main(void *p)
         if (st == XPRT_DIED)
             break;
     }
+    if (c->act.krb5_ms)
+        krb5_connection_done(xprt, mono_ms() - c->act.krb5_ms < KRB5_IDLE_SECONDS * 1000LL);
     /* Closes the fd too. */
     conn_unlink(c);
     SVC_DESTROY(xprt);
@@ -735,8 +839,8 @@ static void *
 udp_main(void *p)
 {
     srv *s = p;
-    struct pollfd pf[SRV_MAX_LISTEN * 2 + 1];
-    SVCXPRT *xprts[SRV_MAX_LISTEN * 2 + 1];
+    struct pollfd pf[SRV_MAX_LISTEN * 2 + 2];
+    SVCXPRT *xprts[SRV_MAX_LISTEN * 2 + 2];
     int n = 0;
 
     for (int i = 0; i < s->nlisteners; i++)
@@ -838,7 +942,7 @@ start_conn(srv *s, int fd, const struct sockaddr_storage *peer)
 int
 net_run(srv *s)
 {
-    struct pollfd pf[SRV_MAX_LISTEN * 2 + 1];
+    struct pollfd pf[SRV_MAX_LISTEN * 2 + 2];
     int n = 0;
     struct timespec deadline;
     long long next_look_ms = 0;
@@ -889,8 +993,10 @@ net_run(srv *s)
             /* libtirpc writes a record in pieces (record mark, fragments);
              * with Nagle's algorithm the last piece waits for the peer's
              * delayed ACK, up to 40 ms a call. */
-            if (fd >= 0)
+            if (fd >= 0 && peer.ss_family != AF_LOCAL)
                 setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 }, sizeof(int));
+            else if (fd >= 0)
+                local_peer(fd, &peer);
             /* A reply nobody reads must not hold a thread (and a slot, and
              * shutdown) forever: a write that moves nothing for this long
              * fails, and the connection dies. */
@@ -943,6 +1049,8 @@ net_close(srv *s)
             SVC_DESTROY(s->listeners[i].xprt);     /* closes the fd */
         else
             close(s->listeners[i].fd);
+        if (strcmp(s->listeners[i].netid, "local") == 0)
+            unlink(s->cfg.local_socket);
     }
     s->nlisteners = 0;
 }

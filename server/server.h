@@ -13,6 +13,15 @@
 #include "tasks.h"
 
 #define SRV_MAX_LISTEN 8        /* --listen addresses */
+#define SRV_MAX_NETS 16         /* --trust-sys-from networks */
+#define SRV_MAX_ADMINS 16       /* --admin principals */
+
+/* A network whose AUTH_SYS claims are believed (--trust-sys-from). */
+typedef struct srv_net {
+    int family;                 /* AF_INET or AF_INET6 */
+    unsigned char addr[16];     /* its address, 4 or 16 bytes */
+    unsigned prefix;            /* bits that must match */
+} srv_net;
 
 /* Settings from the command line. */
 typedef struct srv_config {
@@ -34,13 +43,21 @@ typedef struct srv_config {
     int verbose;                        /* log one line per request */
     int syslog;                         /* log to syslog, not stderr */
     int listen_default;                 /* no --listen: 127.0.0.1 and ::1 (if there is IPv6) */
+    const char *local_socket;           /* the AF_LOCAL socket's path, "none": no socket */
+    srv_net trust_sys[SRV_MAX_NETS];    /* AUTH_SYS is believed from these networks */
+    int ntrust_sys;                     /* entries used */
+    int refuse_untrusted;               /* refuse untrusted callers, not make them anonymous */
+    const char *krb5_service;           /* RPCSEC_GSS service name (imgproc@HOST), NULL: none */
+    const char *keytab;                 /* its keys, NULL: $KRB5_KTNAME or the default */
+    const char *admins[SRV_MAX_ADMINS]; /* Kerberos principals that may act on every task */
+    int nadmins;                        /* entries used */
 } srv_config;
 
 /* One socket the server listens on. */
 typedef struct srv_listener {
     int fd;                     /* bound socket */
-    int stream;                 /* TCP (1) or UDP (0) */
-    const char *netid;          /* "tcp", "tcp6", "udp", "udp6" */
+    int stream;                 /* TCP or AF_LOCAL (1), UDP (0) */
+    const char *netid;          /* "tcp", "tcp6", "udp", "udp6", "local" */
     SVCXPRT *xprt;              /* UDP only: its transport */
     int registered;             /* rpcb_set for it succeeded */
 } srv_listener;
@@ -55,6 +72,7 @@ typedef struct conn_activity {
     int receiving;              /* reading a record (atomic) */
     long long since_ms;         /* the sender is measured from here (under s->lock) */
     int64_t since_bytes;        /* bytes the socket had received then, -1 = unknown */
+    long long krb5_ms;          /* its last Kerberos call (CLOCK_MONOTONIC), 0 = none */
 } conn_activity;
 
 /* Bytes of the budget held by the calls from one address (IPv6: one /64). */
@@ -77,7 +95,7 @@ typedef struct srv {
     tasks_config tcfg;                      /* settings of the task queue */
     tasks *tasks;                           /* the task queue and its workers */
     ops_limits limits;                      /* what the image operations may do */
-    srv_listener listeners[SRV_MAX_LISTEN * 2]; /* TCP and UDP sockets */
+    srv_listener listeners[SRV_MAX_LISTEN * 2 + 1]; /* TCP, UDP, the local socket */
     int nlisteners;                         /* entries used */
     int stop_pipe[2];                       /* written once to stop every loop */
     pthread_mutex_t lock;                   /* guards nconn, conns, inflight */
@@ -108,6 +126,21 @@ void net_close(srv *s);
 void net_serve_one(srv *s, SVCXPRT *xprt, int stream, tasks_batch *batch, conn_activity *act);
 /* The sender on act's connection is measured afresh from now (after a call, a wait). */
 void net_measure_from_now(srv *s, conn_activity *act);
+
+/* krb5.c: Kerberos callers (RPCSEC_GSS).  krb5_setup checks the keys of
+ * --krb5-service and names the service to libtirpc: 0, or -1 with why. */
+int krb5_setup(srv *s, char **why);
+/* Authenticates an RPCSEC_GSS call; *answered when it needs no dispatch (a
+ * context being made or destroyed: the reply has gone). */
+enum auth_stat krb5_authenticate(struct svc_req *req, struct rpc_msg *msg, int *answered);
+/* The caller's principal into principal; *privacy when its calls are
+ * encrypted.  0, 1 when it asked for neither integrity nor privacy, -1 when unknown. */
+int krb5_caller(struct svc_req *req, char *principal, size_t len, int *privacy);
+/* A connection is closing: its context goes too, if libtirpc still has it (fresh). */
+void krb5_connection_done(SVCXPRT *xprt, int fresh);
+/* A Kerberos context unused this long is freed by libtirpc (its CTX_TTL, 300 s),
+ * so an idle Kerberos connection is closed sooner. */
+#define KRB5_IDLE_SECONDS 240
 
 /* config.c: the defaults, and the settings that follow from the flags. */
 void srv_defaults(srv *s);

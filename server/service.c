@@ -201,6 +201,7 @@ service_server_info(srv *s, const call_ctx *c, void *arg, void *resp, call_log *
     guard->max_blur_work = s->cfg.max_blur_work;
     where = c->local ? realpath(s->tcfg.state_dir, NULL) : NULL;
     res->ip_server_info_res_u.info.state_dir = where ? where : strdup("");
+    res->ip_server_info_res_u.info.caller = strdup(c->how ? c->how : "");
     pthread_mutex_lock(&s->lock);
     guard->inflight_bytes = s->inflight;
     pthread_mutex_unlock(&s->lock);
@@ -343,18 +344,21 @@ service_task_start(srv *s, const call_ctx *c, void *arg, void *res, call_log *lo
     tasks_start(s->tasks, c->owner, *(ip_task_id *)arg, res);
 }
 
+/* An admin's calls reach every caller's tasks (tasks.c: a NULL owner). */
+#define ANY_IF_ADMIN(c) ((c)->admin ? NULL : (c)->owner)
+
 void
 service_task_status(srv *s, const call_ctx *c, void *arg, void *res, call_log *log)
 {
     (void)log;
-    tasks_status(s->tasks, c->owner, *(ip_task_id *)arg, res);
+    tasks_status(s->tasks, ANY_IF_ADMIN(c), *(ip_task_id *)arg, res);
 }
 
 void
 service_task_wait(srv *s, const call_ctx *c, void *arg, void *res, call_log *log)
 {
     (void)log;
-    tasks_wait(s->tasks, c->owner, arg, c->stream, res);
+    tasks_wait(s->tasks, ANY_IF_ADMIN(c), arg, c->stream, res);
 }
 
 void
@@ -371,14 +375,14 @@ void
 service_task_cancel(srv *s, const call_ctx *c, void *arg, void *res, call_log *log)
 {
     (void)log;
-    tasks_cancel(s->tasks, c->owner, *(ip_task_id *)arg, res);
+    tasks_cancel(s->tasks, ANY_IF_ADMIN(c), *(ip_task_id *)arg, res);
 }
 
 void
 service_task_delete(srv *s, const call_ctx *c, void *arg, void *res, call_log *log)
 {
     (void)log;
-    tasks_delete(s->tasks, c->owner, *(ip_task_id *)arg, res);
+    tasks_delete(s->tasks, ANY_IF_ADMIN(c), *(ip_task_id *)arg, res);
 }
 
 void
@@ -388,7 +392,7 @@ service_task_list(srv *s, const call_ctx *c, void *arg, void *resp, call_log *lo
     ip_task_page *page = &res->ip_task_list_res_u.page;
 
     (void)log;
-    tasks_list(s->tasks, c->owner, arg, res);
+    tasks_list(s->tasks, ANY_IF_ADMIN(c), arg, res);
     /* Over UDP a page is what one datagram holds; the caller asks for the rest. */
     while (!c->stream && res->status == IP_OK && page->tasks.tasks_len > 0 &&
            xdr_sizeof((xdrproc_t)xdr_ip_task_list_res, res) > SRV_UDP_RESULT_ROOM) {

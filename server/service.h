@@ -13,7 +13,9 @@ typedef struct call_log {
 
 /* Who is calling, and how. */
 typedef struct call_ctx {
-    const char *owner;          /* "uid@machine" (AUTH_SYS) or "anonymous" */
+    const char *owner;          /* the owner label of the caller's tasks (srv_caller) */
+    int admin;                  /* the caller may act on every task */
+    const char *how;            /* how the server knows who the caller is */
     int stream;                 /* TCP (1) or UDP (0): UDP calls must not block */
     tasks_batch *batch;         /* the connection's batch (TCP only, else NULL) */
     int fd;                     /* the caller's connection (TCP), else -1 */
@@ -35,15 +37,34 @@ typedef struct call_ctx {
  * the server's view of them: owner label, locality, log name, policy.
  */
 typedef struct srv_peer {
-    const struct sockaddr *addr;    /* NULL when unknown */
+    const struct sockaddr *addr;    /* NULL when unknown (and on the local socket) */
     socklen_t addrlen;
     int sys;                        /* AUTH_SYS credentials came with the call */
-    unsigned uid;                   /* their uid */
-    const char *machine;            /* their machine name (the client's bytes) */
+    unsigned uid, gid;              /* ... their uid and gid */
+    const char *machine;            /* ... their machine name (the client's bytes) */
+    int local;                      /* over the local socket: kuid, kgid are the kernel's word */
+    unsigned kuid, kgid;
+    int krb5;                       /* RPCSEC_GSS: principal is Kerberos' word */
+    int krb5_none;                  /* ... a call with neither integrity nor privacy */
+    int krb5_privacy;               /* ... encrypted */
+    const char *principal;          /* ... "alice@EXAMPLE.ORG" */
 } srv_peer;
 
-/* The owner label of the caller's tasks: "uid@machine" (AUTH_SYS) or "anonymous". */
-void service_owner(const srv_peer *p, char *buf, size_t len);
+/* Who the caller is to this server, once the policy has looked at them. */
+typedef struct srv_caller {
+    char owner[IP_MAX_NAME + 1];    /* the owner label of their tasks */
+    int admin;                      /* may list, cancel and delete every caller's tasks */
+    char how[IP_MAX_TEXT];          /* how the server knows it, for people */
+} srv_caller;
+
+/*
+ * The policy (docs: README "Who is calling"): the caller's identity, and
+ * whether it may make a call of proc (exempt: NULL and SERVER_INFO, which
+ * anyone may make).  0 with who filled, or -1 with the refusal's message,
+ * naming the rule that refused, in why.
+ */
+int service_identify(const srv_config *cfg, const srv_peer *p, int exempt, srv_caller *who,
+                     char *why, size_t len);
 /* 1 when the caller is on this machine (loopback, or one of its addresses). */
 int service_peer_local(const srv_peer *p);
 /* The caller's address for the log: "127.0.0.1:812", "[::1]:812", "?". */

@@ -804,8 +804,9 @@ store_list(store *st, const char *owner, unsigned mask, uint64_t after, store_ta
     int n = 0, rc;
 
     state_list(mask ? mask : (1u << PROTO_NSTATES) - 1, states, sizeof(states));
-    snprintf(sql, sizeof(sql), "SELECT " COLUMNS " FROM tasks WHERE owner = ? AND id > ? "
-             "AND state IN (%s) ORDER BY id LIMIT ?", states);
+    /* A NULL owner (an admin's list) matches every row: "owner = NULL" is never true. */
+    snprintf(sql, sizeof(sql), "SELECT " COLUMNS " FROM tasks WHERE (?1 IS NULL OR owner = ?1) "
+             "AND id > ? AND state IN (%s) ORDER BY id LIMIT ?", states);
     if (!(q = prepare(st, sql, why)))
         return -1;
     sqlite3_bind_text(q, 1, owner, -1, SQLITE_STATIC);

@@ -120,7 +120,7 @@ tk_hash_feed(tasks *t, uint64_t id, uint64_t from, const void *data, size_t n)
     h->hashed += n;
 }
 
-/* Reads task id for owner.  0, or -1 with f filled.  Under the lock. */
+/* Reads task id for owner (NULL: anyone's, for an admin).  0, or -1 with f filled.  Under the lock. */
 int
 tk_load_owned(tasks *t, const char *owner, uint64_t id, store_task *rec, failure *f)
 {
@@ -128,7 +128,7 @@ tk_load_owned(tasks *t, const char *owner, uint64_t id, store_task *rec, failure
 
     switch (store_get(t->st, id, rec, &why)) {
     case 1:
-        if (strcmp(rec->owner, owner) == 0)
+        if (!owner || strcmp(rec->owner, owner) == 0)
             return 0;
         tk_set_fail(f, IP_EDENIED, proto_strdupf("task %llu belongs to another caller",
                                        (unsigned long long)id));

@@ -39,8 +39,9 @@ void tasks_counts(tasks *t, uint64_t by_state[IP_TASK_STATES], unsigned *workers
                   unsigned *busy);
 
 /*
- * The procedures.  owner is the caller's identity ("uid@machine" or
- * "anonymous").  Each fills its result completely: on failure a status and
+ * The procedures.  owner is the owner label of the caller's tasks (caller.c:
+ * "1000@machine", "krb5:alice@REALM", "anon-...", "anonymous"); status,
+ * wait, cancel, delete and list take NULL for an admin: every caller's.  Each fills its result completely: on failure a status and
  * a malloc'ed message; xdr_free releases either.
  */
 void tasks_create(tasks *t, const char *owner, const ip_task_create_args *a,

@@ -1,0 +1,173 @@
+/*
+ * krb5.c - Kerberos callers: RPCSEC_GSS (RFC 2203) through libtirpc.  The
+ * service's keys are checked at start, and each call is authenticated here,
+ * with the work-arounds libtirpc 1.3.3's server side needs (docs/ARCHITECTURE.md).
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <gssapi/gssapi.h>
+#include <gssapi/gssapi_krb5.h>
+#include <rpc/rpc.h>
+#include <rpc/rpcsec_gss.h>
+#include <rpc/auth_gss.h>
+#include <rpc/svc_auth.h>
+
+#include "proto.h"
+#include "server.h"
+
+/* libtirpc's "no authentication" handler, to tell a GSS connection from others. */
+extern SVCAUTH svc_auth_none;
+
+/*
+ * libtirpc keeps the server's GSS credential in one unlocked global, taken
+ * on every context INIT and dropped on every DESTROY: those control calls
+ * run one at a time.  Ordinary calls only read their own context.
+ */
+static pthread_mutex_t control_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* GSS-API's words for major/minor into buf. */
+static void
+gss_text(OM_uint32 major, OM_uint32 minor, char *buf, size_t len)
+{
+    OM_uint32 maj = major, min, ctx = 0;
+    gss_buffer_desc msg;
+    size_t n = 0;
+
+    buf[0] = '\0';
+    for (int which = 0; which < 2; which++) {
+        ctx = 0;
+        do {
+            if (gss_display_status(&min, which ? minor : maj,
+                                   which ? GSS_C_MECH_CODE : GSS_C_GSS_CODE,
+                                   GSS_C_NO_OID, &ctx, &msg) != GSS_S_COMPLETE)
+                break;
+            if (n < len && msg.length)
+                n += (size_t)snprintf(buf + n, len - n, "%s%.*s", n ? ": " : "",
+                                      (int)msg.length, (char *)msg.value);
+            gss_release_buffer(&min, &msg);
+        } while (ctx);
+    }
+}
+
+int
+krb5_setup(srv *s, char **why)
+{
+    const char *name = s->cfg.krb5_service;
+    gss_buffer_desc nb = { strlen(name), (void *)name };
+    gss_name_t gname = GSS_C_NO_NAME;
+    gss_cred_id_t cred = GSS_C_NO_CREDENTIAL;
+    OM_uint32 major, minor;
+    char text[512];
+
+    *why = NULL;
+    if (!strchr(name, '@')) {
+        if (asprintf(why, "--krb5-service '%s' is not SERVICE@HOST (imgproc@%s is the "
+                     "principal imgproc/%s@REALM)", name, "host.example.org",
+                     "host.example.org") < 0)
+            *why = NULL;
+        return -1;
+    }
+    if (s->cfg.keytab && krb5_gss_register_acceptor_identity(s->cfg.keytab) != GSS_S_COMPLETE) {
+        if (asprintf(why, "cannot use the keytab %s", s->cfg.keytab) < 0)
+            *why = NULL;
+        return -1;
+    }
+    /* Found now, not at the first caller: the keys must be there and readable. */
+    major = gss_import_name(&minor, &nb, GSS_C_NT_HOSTBASED_SERVICE, &gname);
+    if (major == GSS_S_COMPLETE)
+        major = gss_acquire_cred(&minor, gname, GSS_C_INDEFINITE, GSS_C_NO_OID_SET,
+                                 GSS_C_ACCEPT, &cred, NULL, NULL);
+    if (major != GSS_S_COMPLETE) {
+        gss_text(major, minor, text, sizeof(text));
+        if (asprintf(why, "no Kerberos keys for --krb5-service %s in %s: %s", name,
+                     s->cfg.keytab ? s->cfg.keytab : getenv("KRB5_KTNAME") ?
+                     getenv("KRB5_KTNAME") : "the default keytab", text) < 0)
+            *why = NULL;
+    }
+    if (cred != GSS_C_NO_CREDENTIAL)
+        gss_release_cred(&minor, &cred);
+    if (gname != GSS_C_NO_NAME)
+        gss_release_name(&minor, &gname);
+    if (major != GSS_S_COMPLETE)
+        return -1;
+    if (!rpc_gss_set_svc_name((char *)name, "kerberos_v5", 0, s->cfg.program, IMGPROC_V1)) {
+        if (asprintf(why, "libtirpc refused the Kerberos service name %s", name) < 0)
+            *why = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+/* The RPCSEC_GSS control procedure a call's credential names (RPCSEC_GSS_INIT...), or -1. */
+static int
+control_of(const struct rpc_msg *msg)
+{
+    const struct opaque_auth *oa = &msg->rm_call.cb_cred;
+    struct rpc_gss_cred gc;
+    XDR x;
+    int proc = -1;
+
+    memset(&gc, 0, sizeof(gc));
+    xdrmem_create(&x, oa->oa_base, oa->oa_length, XDR_DECODE);
+    if (xdr_rpc_gss_cred(&x, &gc))
+        proc = (int)gc.gc_proc;
+    xdr_free(PROTO_XDR(xdr_rpc_gss_cred), (caddr_t)&gc);
+    return proc;
+}
+
+enum auth_stat
+krb5_authenticate(struct svc_req *req, struct rpc_msg *msg, int *answered)
+{
+    int control = control_of(msg);
+    bool_t no_dispatch = FALSE;
+    enum auth_stat st;
+
+    *answered = 0;
+    if (control > RPCSEC_GSS_DATA)
+        pthread_mutex_lock(&control_lock);
+    st = _gss_authenticate(req, msg, &no_dispatch);
+    if (control > RPCSEC_GSS_DATA)
+        pthread_mutex_unlock(&control_lock);
+    if (st != AUTH_OK)
+        return st;
+    if (control == RPCSEC_GSS_DESTROY) {
+        /* The context is gone (rpc_gss_getcred on it would crash): the
+         * reply is void, and nothing is dispatched. */
+        svc_sendreply(req->rq_xprt, PROTO_XDR(xdr_void), NULL);
+        *answered = 1;
+    } else if (no_dispatch) {
+        *answered = 1;          /* a context being set up: libtirpc replied */
+    }
+    return AUTH_OK;
+}
+
+int
+krb5_caller(struct svc_req *req, char *principal, size_t len, int *privacy)
+{
+    rpc_gss_rawcred_t *raw = NULL;
+
+    if (!rpc_gss_getcred(req, &raw, NULL, NULL) || !raw || !raw->client_principal)
+        return -1;
+    snprintf(principal, len, "%.*s", (int)raw->client_principal->len,
+             raw->client_principal->name);
+    *privacy = raw->service == rpcsec_gss_svc_privacy;
+    return raw->service == rpcsec_gss_svc_none ? 1 : 0;
+}
+
+void
+krb5_connection_done(SVCXPRT *xprt, int fresh)
+{
+    SVCAUTH *a = &SVC_XP_AUTH(xprt);
+
+    /* libtirpc keys its contexts by the transport's address, and SVC_DESTROY
+     * leaves them: the next connection given that address would inherit
+     * this one's.  A context unused for 300 s is freed by libtirpc itself,
+     * so only a fresh one is destroyed here (net.c closes idle Kerberos
+     * connections well before that). */
+    if (fresh && a->svc_ah_ops && a->svc_ah_ops != svc_auth_none.svc_ah_ops &&
+        a->svc_ah_private)
+        SVCAUTH_DESTROY(a);
+}
