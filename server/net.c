@@ -420,8 +420,6 @@ net_listen(srv *s, char **why)
 {
     char port[16];
 
-    if (strcmp(s->cfg.local_socket, "none") != 0 && open_local(s, s->cfg.local_socket, why))
-        return -1;
 
     snprintf(port, sizeof(port), "%d", s->cfg.port);
     for (int i = 0; i < s->cfg.nlisten; i++) {
@@ -465,6 +463,9 @@ net_listen(srv *s, char **why)
         if (rc)
             return -1;
     }
+    /* Last: the TCP and UDP listeners come in pairs above. */
+    if (strcmp(s->cfg.local_socket, "none") != 0 && open_local(s, s->cfg.local_socket, why))
+        return -1;
     return 0;
 }
 

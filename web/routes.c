@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <civetweb.h>
 #include <xmlrpc-c/base.h>
@@ -235,6 +236,10 @@ web_start(const web_config *cfg)
         /* A reply's head and body go out as two writes: without this, Nagle
          * holds the body until the head is acknowledged (a delayed ACK, 40 ms). */
         "tcp_nodelay", "1",
+        /* Started as root: nobody once the port is bound.  The gateway needs
+         * no privilege, and over imgprocd's local socket root would be an
+         * admin, reaching every caller's tasks (see rpc.c). */
+        geteuid() == 0 ? "run_as_user" : NULL, "nobody",
         NULL,
     };
     struct mg_callbacks cb;

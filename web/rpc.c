@@ -13,9 +13,12 @@ static __thread CLIENT *conn;
 static __thread char conn_who[IP_MAX_NAME];
 
 /*
- * Calls carry AUTH_SYS: the gateway's uid, and as machine name who (a web
+ * Calls carry AUTH_SYS: the gateway's own uid and gid (on imgprocd's local
+ * socket the kernel vouches for them), and as machine name who (a web
  * session's label, so that imgprocd keeps each session's tasks apart), or
- * this machine's own name when who is NULL.
+ * this machine's own name when who is NULL.  Over TCP from an untrusted
+ * address imgprocd makes the same claim an anonymous token, which keeps
+ * sessions apart just the same.
  */
 static void
 speak_as(const char *who)
@@ -27,10 +30,9 @@ speak_as(const char *who)
     if (conn->cl_auth && conn->cl_auth->ah_cred.oa_flavor == AUTH_SYS &&
         strcmp(conn_who, who) == 0)
         return;
-    /* A session's owner is WEB_UID@web-<digest>: the same whoever runs the
-     * gateway (root by hand, a dynamic user under systemd, imgproc in the
-     * container), so a session outlives a restart under another user. */
-    sys = *who ? authunix_create((char *)who, WEB_UID, WEB_UID, 0, NULL)
+    /* A session's owner is UID@web-<digest>, UID the gateway's: a session
+     * outlives a restart of the gateway as the same user. */
+    sys = *who ? authunix_create((char *)who, getuid(), getgid(), 0, NULL)
                : authunix_create_default();
     if (!sys)
         return;
@@ -48,7 +50,7 @@ connection(const web_config *cfg, int *fresh, char **why)
     *fresh = !conn;
     if (conn)
         return conn;
-    conn = proto_connect(cfg->host, cfg->port, cfg->program, "tcp", cfg->timeout, why);
+    conn = proto_connect(cfg->host, cfg->port, cfg->program, "auto", cfg->timeout, why);
     conn_who[0] = '\0';
     return conn;
 }

@@ -51,9 +51,6 @@ void web_events_stop(void);
  * header line that gives a fresh token to the browser, or "".
  */
 #define WEB_TOKEN_LEN 64
-/* The AUTH_SYS uid of every session's calls ("nobody"): owners are told
- * apart by the machine name, web-<digest of the token>. */
-#define WEB_UID 65534
 typedef struct web_caller {
     char token[WEB_TOKEN_LEN + 1];  /* 64 hex digits: the secret */
     char who[40];                   /* "web-" and a digest of it: imgprocd's owner label */

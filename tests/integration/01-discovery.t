@@ -13,7 +13,9 @@ rpcinfo -s | grep -q "^ *$PROG .*tcp6" ; ok $? "rpcbind knows the IPv6 registrat
 like "$(rpcinfo -t 127.0.0.1 $PROG 1)" "*ready and waiting*" "rpcinfo -t calls NULL over TCP"
 like "$(rpcinfo -u 127.0.0.1 $PROG 1)" "*ready and waiting*" "rpcinfo -u calls NULL over UDP"
 like "$(rpcinfo -T tcp6 ::1 $PROG 1)" "*ready and waiting*" "rpcinfo over tcp6 to ::1"
-like "$(cli ping)" "ok: program $PROGX version 1 on localhost over tcp*" "ping over TCP via rpcbind"
+like "$(cli -T tcp ping)" "ok: program $PROGX version 1 on localhost over tcp*" "ping over TCP via rpcbind"
+like "$(cli ping)" "ok: program $PROGX version 1 on localhost over local*" "ping on this machine: the local socket, by default"
+rpcinfo | grep -q "^ *$PROG  *1  *local  *$TMP/state/imgprocd.sock "; ok $? "rpcbind lists the local socket (netid local)"
 like "$(cli -T udp ping)" "ok:*over udp*" "ping over UDP"
 # Image calls over UDP: refused before sending, saying why and what to use.
 vips black "$TMP/b.v" 64 64 && vips pngsave "$TMP/b.v" "$TMP/b.png"

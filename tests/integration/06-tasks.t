@@ -93,18 +93,27 @@ cli task create --token photo-1 --steps flip "$TMP/photo.jpg" 2>"$TMP/err"
 like "$(cat "$TMP/err")" "*invalid-argument: token 'photo-1' already names task $t1*" \
      "the same token with another pipeline is refused"
 
-# ---- owners: another uid sees nothing of ours
-cli --auth 4242 task status "$id" 2>"$TMP/err"; is "$?" 1 "another uid cannot see a task"
+# ---- owners: another uid sees nothing of ours.  On the local socket (the
+# default here) a claimed uid that is not the kernel's is refused outright;
+# over TCP the claim makes an anonymous caller, who owns nothing of ours.
+cli --auth 4242 task status "$id" 2>"$TMP/err"; is "$?" 1 "a forged uid on the local socket is refused"
+like "$(cat "$TMP/err")" "*denied: refused by the local-socket rule: your AUTH_SYS credentials claim uid 4242 gid 4242, but the kernel says this connection is uid $(id -u) gid $(id -g)*" \
+     "... naming the rule, the claim and the kernel's word"
+cli -T tcp --auth 4242 task status "$id" 2>"$TMP/err"; is "$?" 1 "another uid over TCP cannot see a task"
 like "$(cat "$TMP/err")" "*denied: task $id belongs to another caller*" "status: denied"
-cli --auth 4242 task result "$id" -o "$TMP/stolen.jpg" 2>/dev/null; is "$?" 1 "nor fetch it"
+cli -T tcp --auth 4242 task result "$id" -o "$TMP/stolen.jpg" 2>/dev/null; is "$?" 1 "nor fetch it"
 p=$(cli task create --hold --steps flip "$TMP/photo.jpg")
-cli --auth 4242 task cancel "$p" 2>/dev/null; is "$?" 1 "nor cancel it"
-cli --auth 4242 task delete "$id" 2>/dev/null; is "$?" 1 "nor delete it"
-is "$(cli --auth 4242 --json task list)" "[]" "nor list it"
+cli -T tcp --auth 4242 task cancel "$p" 2>/dev/null; is "$?" 1 "nor cancel it"
+cli -T tcp --auth 4242 task delete "$id" 2>/dev/null; is "$?" 1 "nor delete it"
+is "$(cli -T tcp --auth 4242 --json task list)" "[]" "nor list it"
+is "$(cli -T tcp --json task list)" "[]" "our own uid claimed over TCP is anonymous too: nothing listed"
 is "$(cli --json task status "$id" | field state)" "done" "the owner's task is untouched"
-o=$(cli --auth none task create --steps grayscale "$TMP/photo.jpg")
-is "$(cli --auth none --json task status "$o" | field owner)" "anonymous" "AUTH_NONE tasks are anonymous"
-cli task status "$o" 2>/dev/null; is "$?" 1 "an AUTH_SYS caller cannot see an anonymous task"
+is "$(cli --json task status "$id" | field owner)" "$(id -u)@$(hostname)" "... and owned by the kernel's uid"
+o=$(cli -T tcp --auth none task create --steps grayscale "$TMP/photo.jpg")
+is "$(cli -T tcp --auth none --json task status "$o" | field owner)" "anonymous" "AUTH_NONE tasks over TCP are anonymous"
+cli -T tcp task status "$o" 2>/dev/null; is "$?" 1 "an AUTH_SYS caller cannot see an anonymous task"
+is "$(cli --auth none --json task status "$p" | field owner)" "$(id -u)@$(hostname)" \
+   "AUTH_NONE on the local socket is the kernel's uid (an admin, root, sees this one)"
 
 # ---- list: filtered by state, paged through
 cli --json task list --state done,failed >"$TMP/list.json"

@@ -20,8 +20,9 @@ hold_start() {
 hold_end() { exec 7>&-; }
 
 served() {  # served WHAT: a ping and an image call get through
-    like "$(cli ping)" "ok:*over tcp*" "a legitimate client is served while they are open ($1)"
-    cli grayscale "$TMP/photo.jpg" -o "$TMP/gray.jpg"
+    like "$(cli -T tcp ping)" "ok:*over tcp*" "a legitimate client is served while they are open ($1)"
+    like "$(cli ping)" "ok:*over local*" "... and one on the local socket ($1)"
+    cli -T tcp grayscale "$TMP/photo.jpg" -o "$TMP/gray.jpg"
     is "$?-$(hdr bands "$TMP/gray.jpg")" "0-1" "... an image call too ($1)"
     rm -f "$TMP/gray.jpg"
 }

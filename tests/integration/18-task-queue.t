@@ -70,8 +70,9 @@ is "$STOP_STATUS" 0 "server stopped cleanly"
 # (a server of the default TTL: under --result-ttl 1 tasks may expire between lists)
 start_server
 steps='grayscale,blur=1,resize=100x100,rotate=90,flip'
-for i in $(seq 80); do cli task create --hold --steps "$steps" "$TMP/photo.jpg" >/dev/null; done
-cli task list --state created >"$TMP/tcp.list"
+# Over TCP and UDP alike the claim is an anonymous token: the same owner.
+for i in $(seq 80); do cli -T tcp task create --hold --steps "$steps" "$TMP/photo.jpg" >/dev/null; done
+cli -T tcp task list --state created >"$TMP/tcp.list"
 cli -T udp task list --state created >"$TMP/udp.list" 2>"$TMP/err"
 rc=$?
 n=$(($(wc -l <"$TMP/tcp.list") - 1))

@@ -47,7 +47,7 @@ is "$(j a.json '[(t["file"], t["ok"], t.get("status")) for t in d["tasks"]]')" \
    "[('png-rgba-art.png', True, None), ('webp-lossy-alpha-photo.webp', True, None), ('tiff-photo.tif', True, None), ('hostname', False, 'unsupported-format')]" \
    "... a task for each photo, in order; the text file refused as unsupported-format"
 IDS=$(j a.json '" ".join(str(t["id"]) for t in d["tasks"] if t["ok"])')
-cli task list --json >tl.json
+cli -T tcp task list --json >tl.json
 is "$(j tl.json 'len(d)')" 0 "the tasks are not the command line's user's: imgprocd keeps them apart"
 
 # ---- wait, status, result: what the command line gets for the same steps

@@ -223,7 +223,7 @@ echo "asked=$?"
 EOF
 unshare -n bash -c 'timeout -s TERM 10 bash "$0" "$@"' "$TMP/noipv6.sh" "$IMGPROCD" $((PORT + 4)) "$TMP" \
     >"$TMP/noipv6.out" 2>&1
-like "$(head -1 "$TMP/noipv6.out")" "imgprocd: ready: * tcp:127.0.0.1:$((PORT + 4)) udp:127.0.0.1:$((PORT + 4)) (not registered*" \
+like "$(head -1 "$TMP/noipv6.out")" "imgprocd: ready: * tcp:127.0.0.1:$((PORT + 4)) udp:127.0.0.1:$((PORT + 4)) local:* (not registered*" \
      "without IPv6, the default addresses start on 127.0.0.1 alone"
 like "$(cat "$TMP/noipv6.err")" "imgprocd: IPv6 is not available here (cannot listen on ::1 port*): serving 127.0.0.1 only" \
      "... and say so"
@@ -246,7 +246,7 @@ is "$(complete_line "")" "batch blur grayscale identify info ping process resize
    "... every command"
 is "$(complete_line task st)" "start status " "... task's subcommands"
 is "$(complete_line batch --jo)" "--jobs " "... a command's own flag"
-is "$(complete_line task wait 7 --)" "$(printf '%s ' $(printf '%s\n' --auth --for --help --host --json --port --program --quiet --timeout --transport --verbose --while | sort))" \
+is "$(complete_line task wait 7 --)" "$(printf '%s ' $(printf '%s\n' --auth --for --help --host --json --krb5-service --port --program --quiet --timeout --transport --verbose --while | sort))" \
    "... a task subcommand's own flags, not the others'"
 is "$(complete_line resize --fit c)" "cover " "... an option's values"
 is "$(complete_line --tr)" "--transport " "... a global flag"
