@@ -386,6 +386,14 @@ one(const cli_opts *o, CLIENT *clnt, const char *path, void *ctx)
 
     if (cli_read_image(path, &im))
         return EXIT_FAILED;
+    if (im.ip_image_len > proto_chunk_size(clnt)) {
+        cli_error("cannot %s '%s': %u bytes is more than one Kerberos call carries (%zu, "
+                  "libtirpc's limit); a task sends any size in pieces: imgproc task create "
+                  "--steps ... --wait\n", job->cmd->verb, path, im.ip_image_len,
+                  proto_chunk_size(clnt));
+        free(im.ip_image_val);
+        return EXIT_FAILED;
+    }
     memset(&res, 0, sizeof(res));
     cli_progress_start(&bar, o, "sending", path);
     st = call(clnt, job, &im, &res, &bar);

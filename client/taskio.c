@@ -32,6 +32,8 @@ tio_inline_limit(CLIENT *clnt)
     if (proto_server_info(clnt, &r, (struct timeval){ 25, 0 }) == RPC_SUCCESS &&
         r.status == IP_OK && r.ip_server_info_res_u.info.info.limits.max_request_bytes < limit)
         limit = r.ip_server_info_res_u.info.info.limits.max_request_bytes;
+    if (limit > proto_chunk_size(clnt))     /* Kerberos: larger images are uploaded */
+        limit = proto_chunk_size(clnt);
     xdr_free((xdrproc_t)xdr_ip_server_info_res, (char *)&r);
     return limit;
 }
@@ -39,7 +41,7 @@ tio_inline_limit(CLIENT *clnt)
 /*
  * What an upload sends: bytes in memory (tio_upload), or a file read a
  * chunk at a time (tio_upload_input).  at() gives n bytes at off: a pointer
- * into the memory, or into buf (IP_MAX_CHUNK bytes) filled from the file.
+ * into the memory, or into buf (a chunk: proto_chunk_size) filled from the file.
  */
 typedef struct source {
     const char *data;           /* the bytes, or NULL: read from in */
@@ -106,7 +108,7 @@ upload(CLIENT *clnt, ip_task_id id, const source *src, tio_progress_fn progress,
     ip_task_info_res st;
     own_hash mine;
     pthread_t hasher;
-    uint64_t off, len = src->len;
+    uint64_t off, len = src->len, chunk = proto_chunk_size(clnt);
     char *buf = NULL;
     int hashing, rc;
 
@@ -126,7 +128,7 @@ upload(CLIENT *clnt, ip_task_id id, const source *src, tio_progress_fn progress,
         return EXIT_FAILED;
     }
     xdr_free((xdrproc_t)xdr_ip_task_info_res, (char *)&st);
-    if (!src->data && !(buf = malloc(IP_MAX_CHUNK))) {
+    if (!src->data && !(buf = malloc(chunk))) {
         snprintf(why, whylen, "out of memory");
         return EXIT_FAILED;
     }
@@ -137,11 +139,11 @@ upload(CLIENT *clnt, ip_task_id id, const source *src, tio_progress_fn progress,
         own_hash_main(&mine);
     /* Resumes where the server is; a complete upload sends one chunk again to learn its hash. */
     if (off == len)
-        off = len > IP_MAX_CHUNK ? len - IP_MAX_CHUNK : 0;
+        off = len > chunk ? len - chunk : 0;
     for (;;) {
         ip_task_upload_args a;
         ip_task_upload_res r;
-        uint64_t n = len - off < IP_MAX_CHUNK ? len - off : IP_MAX_CHUNK;
+        uint64_t n = len - off < chunk ? len - off : chunk;
         const char *piece = at(src, off, (size_t)n, buf, why, whylen);
         if (!piece) {
             rc = EXIT_FAILED;

@@ -63,6 +63,30 @@ connect_port(const char *host, int portnum, rpcprog_t prog, const char *proto, c
     return clnt;
 }
 
+/*
+ * Over TCP through rpcbind, as clnt_create does (tcp, then tcp6), but with
+ * 256 KiB record buffers: clnt_create's are libtirpc's default, 64 KiB,
+ * and a Kerberos call must fit its buffer whole (libtirpc signs it there).
+ */
+static CLIENT *
+connect_rpcbind_tcp(const char *host, rpcprog_t prog)
+{
+    static const char *const netids[] = { "tcp", "tcp6" };
+    CLIENT *clnt = NULL;
+
+    for (size_t i = 0; i < 2 && !clnt; i++) {
+        struct netconfig *nc = getnetconfigent(netids[i]);
+        struct sockaddr_storage ss;
+        struct netbuf nb = { sizeof(ss), sizeof(ss), &ss };
+        if (nc && rpcb_getaddr(prog, IMGPROC_V1, nc, &nb, host))
+            clnt = clnt_tli_create(RPC_ANYFD, nc, &nb, prog, IMGPROC_V1,
+                                   RECORD_BUFFER, RECORD_BUFFER);
+        if (nc)
+            freenetconfigent(nc);
+    }
+    return clnt;
+}
+
 /* Is host this machine: a loopback name or address, or its own name? */
 static int
 this_machine(const char *host)
@@ -102,6 +126,13 @@ connect_local(rpcprog_t prog, char **why)
     return clnt;
 }
 
+size_t
+proto_chunk_size(const CLIENT *clnt)
+{
+    return clnt->cl_auth && clnt->cl_auth->ah_cred.oa_flavor == RPCSEC_GSS ? PROTO_KRB5_CHUNK
+                                                                            : IP_MAX_CHUNK;
+}
+
 const char *
 proto_transport(CLIENT *clnt)
 {
@@ -134,6 +165,12 @@ proto_connect(const char *host, int port, rpcprog_t prog, const char *proto,
         proto = "tcp";
     if (!clnt && !local && port) {
         clnt = connect_port(host, port, prog, proto, why);
+    } else if (!clnt && !local && strcmp(proto, "tcp") == 0) {
+        clnt = connect_rpcbind_tcp(host, prog);
+        if (!clnt && asprintf(why, "cannot reach %s: %s (is imgprocd running there, on program "
+                              "0x%lX? -p PORT skips rpcbind)", host, create_error(),
+                              (unsigned long)prog) < 0)
+            *why = NULL;
     } else if (!clnt && !local) {
         clnt = clnt_create_timed(host, prog, IMGPROC_V1, proto, &tv);
         if (!clnt && asprintf(why, "cannot reach %s: %s (is imgprocd running there, on program "

@@ -14,7 +14,7 @@ proto_fetch_result_to(CLIENT *clnt, ip_task_id id, proto_fetch_sink sink, void *
     int first = 1;
 
     while (got < total) {
-        ip_task_result_args a = { id, got, IP_MAX_CHUNK };
+        ip_task_result_args a = { id, got, (u_int)proto_chunk_size(clnt) };
         ip_task_result_res r;
         ip_task_chunk *c = &r.ip_task_result_res_u.chunk;
         memset(&r, 0, sizeof(r));

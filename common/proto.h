@@ -162,6 +162,14 @@ enum clnt_stat proto_server_info(CLIENT *c, ip_server_info_res *res, struct time
  */
 CLIENT *proto_connect(const char *host, int port, rpcprog_t prog, const char *proto,
                       unsigned timeout, char **why);
+/*
+ * The bytes of image one call may carry over clnt: IP_MAX_CHUNK, but under
+ * Kerberos (RPCSEC_GSS) PROTO_KRB5_CHUNK, since libtirpc signs or encrypts
+ * each message whole in its 256 KiB record buffer.  Task uploads and
+ * results go in pieces of this size.
+ */
+#define PROTO_KRB5_CHUNK (128 * 1024)
+size_t proto_chunk_size(const CLIENT *clnt);
 /* The transport clnt travels over: "local", "tcp" or "udp". */
 const char *proto_transport(CLIENT *clnt);
 /*
