@@ -26,6 +26,7 @@ PROG=$((PROG + slot * 100))
 PROGX=$(printf '0x%X' "$PROG")
 
 cleanup() {
+    [ -n "$KDC_PID" ] && kill -TERM "$KDC_PID" 2>/dev/null
     [ -n "$WEB_PID" ] && kill -KILL "$WEB_PID" 2>/dev/null
     [ -n "$SERVER_PID" ] && kill -TERM "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
     rm -rf "$TMP"
@@ -197,4 +198,70 @@ make_photo() {
     vips bandjoin "$TMP/n1.v $TMP/ramp.v $TMP/n1.v" "$TMP/rgb.v" &&
     vips copy "$TMP/rgb.v" "$1" --interpretation srgb ||
     bail "cannot make test image $1"
+}
+
+# start_kdc: a throwaway Kerberos realm IMGPROC.TEST in $TMP/kdc, its KDC on
+# 127.0.0.1:KDC_PORT (PORT + 50), with the service imgproc/localhost (keys
+# in $KEYTAB) and users alice, bob and carol (password: the name, then
+# "pw").  Exports KRB5_CONFIG, so every Kerberos program here uses it.
+KDC_PID=
+start_kdc() {
+    local d=$TMP/kdc
+    KDC_PORT=$((PORT + 50))
+    KEYTAB=$d/imgproc.keytab
+    mkdir -p "$d"
+    cat >"$d/krb5.conf" <<EOF
+[libdefaults]
+    default_realm = IMGPROC.TEST
+    dns_lookup_kdc = false
+    dns_lookup_realm = false
+    dns_canonicalize_hostname = false
+    rdns = false
+    udp_preference_limit = 1
+[realms]
+    IMGPROC.TEST = {
+        kdc = 127.0.0.1:$KDC_PORT
+    }
+[domain_realm]
+    localhost = IMGPROC.TEST
+EOF
+    cat >"$d/kdc.conf" <<EOF
+[kdcdefaults]
+    kdc_listen = 127.0.0.1:$KDC_PORT
+    kdc_tcp_listen = 127.0.0.1:$KDC_PORT
+[realms]
+    IMGPROC.TEST = {
+        database_name = $d/principal
+        key_stash_file = $d/stash
+        acl_file = $d/kadm5.acl
+        max_life = 1h
+    }
+[logging]
+    kdc = FILE:$d/kdc.log
+EOF
+    export KRB5_CONFIG=$d/krb5.conf KRB5_KDC_PROFILE=$d/kdc.conf
+    kdb5_util create -s -r IMGPROC.TEST -P "master-$$" >/dev/null 2>&1 || bail "kdb5_util cannot make the realm"
+    kadmin.local -q "addprinc -randkey imgproc/localhost" >/dev/null 2>&1 &&
+        kadmin.local -q "ktadd -k $KEYTAB imgproc/localhost" >/dev/null 2>&1 || bail "kadmin.local cannot add the service"
+    for u in alice bob carol; do
+        kadmin.local -q "addprinc -pw ${u}pw $u" >/dev/null 2>&1 || bail "kadmin.local cannot add $u"
+    done
+    # -n: in the foreground, so that $! is the KDC.  It prints "starting..."
+    # once its ports are bound: read from a fifo kept open (it says no more).
+    mkfifo "$d/kdc.ready"
+    krb5kdc -n -P "$d/kdc.pid" 2>"$d/kdc.ready" &
+    KDC_PID=$!
+    exec {KDC_FD}<"$d/kdc.ready"
+    while read -r line <&"$KDC_FD"; do
+        case "$line" in *starting*) return 0 ;; esac
+        echo "# kdc: $line"
+    done
+    sed 's/^/# kdc: /' "$d/kdc.log" 2>/dev/null
+    bail "the KDC did not start"
+}
+
+# kinit_as USER: a ticket for USER in its own cache, $TMP/kdc/USER.cc.
+kinit_as() {
+    echo "${1}pw" | KRB5CCNAME="FILE:$TMP/kdc/$1.cc" kinit "$1" >/dev/null ||
+        bail "kinit $1 failed"
 }

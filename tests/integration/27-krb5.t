@@ -1,0 +1,118 @@
+#!/bin/bash
+# Kerberos callers (RPCSEC_GSS) against a real KDC made here: signed and
+# encrypted calls, tasks owned by the principal, an admin principal, the
+# policy refusing unauthenticated callers, and the errors a user meets.
+PORT=47160
+PROG=1061000060
+. "$(dirname "$0")/../lib.sh"
+
+CORPUS=${IMGPROC_CORPUS:-${XDG_CACHE_HOME:-$HOME/.cache}/imgproc/corpus}
+[ -f "$CORPUS/MANIFEST.txt" ] || bail "the real-photo corpus is missing: run 'make corpus'"
+for t in kdb5_util kadmin.local krb5kdc kinit; do
+    command -v "$t" >/dev/null || bail "$t is missing (make deps installs krb5-kdc, krb5-admin-server, krb5-user)"
+done
+ensure_rpcbind
+start_kdc
+kinit_as alice
+kinit_as bob
+kinit_as carol
+PHOTO=$CORPUS/jpeg-photo-ladybird.jpg       # 351 KB: more than one Kerberos call carries
+SMALL=$CORPUS/jpeg-small-photo.jpg          # 35 KB
+
+krb() {     # krb USER imgproc ARGS...: the client with USER's ticket, over TCP
+    local u=$1; shift
+    KRB5CCNAME="FILE:$TMP/kdc/$u.cc" "$IMGPROC" --program "$PROG" -T tcp "$@"
+}
+
+# ---- a server without its keys does not start
+"$IMGPROCD" --program "$PROG" --state-dir "$TMP/nokeys" --krb5-service imgproc@localhost \
+    --keytab "$TMP/kdc/none.keytab" >/dev/null 2>"$TMP/err"
+is "$?" 1 "a missing keytab stops the start"
+like "$(cat "$TMP/err")" "*no Kerberos keys for --krb5-service imgproc@localhost in $TMP/kdc/none.keytab*" \
+     "... saying which service and which keytab"
+
+start_server --krb5-service imgproc@localhost --keytab "$KEYTAB" --admin carol@IMGPROC.TEST
+
+# ---- who the server says we are
+like "$(krb alice --auth krb5 ping)" "ok:*over tcp*" "a Kerberos NULL call (context made, then the call)"
+like "$(krb alice --auth krb5 info)" "*you are: Kerberos principal alice@IMGPROC.TEST (integrity; Kerberos' word)*" \
+     "--auth krb5: signed calls, the principal as Kerberos says"
+like "$(krb alice --auth krb5p info)" "*you are: Kerberos principal alice@IMGPROC.TEST (privacy; Kerberos' word)*" \
+     "--auth krb5p: encrypted calls"
+like "$(krb carol --auth krb5i info)" "*carol@IMGPROC.TEST*an admin (--admin)*" "carol is an admin (--admin)"
+
+# ---- a synchronous call: the same pixels as over the local socket
+krb alice --auth krb5 grayscale -f png "$SMALL" -o "$TMP/k.png"; ok $? "a signed synchronous call on a real photo"
+cli grayscale -f png "$SMALL" -o "$TMP/l.png"
+cmp -s "$TMP/k.png" "$TMP/l.png"; ok $? "... gives the bytes the local socket gives"
+is "$(hdr bands "$TMP/k.png") $(hdr width "$TMP/k.png")x$(hdr height "$TMP/k.png")" "1 400x250" "... 1 band, the photo's size"
+krb alice --auth krb5p rotate --angle 90 "$SMALL" -o "$TMP/r.jpg"; ok $? "an encrypted synchronous call"
+is "$(hdr width "$TMP/r.jpg")x$(hdr height "$TMP/r.jpg")" "250x400" "... rotated"
+
+# ---- tasks: owned by the principal, moved in pieces
+a=$(krb alice --auth krb5 task create --steps grayscale "$PHOTO")
+[ -n "$a" ]; ok $? "alice creates a task from a 351 KB photo (uploaded in 128 KiB pieces)"
+krb alice --auth krb5 task wait "$a" >/dev/null; ok $? "... it runs"
+is "$(krb alice --auth krb5 --json task status "$a" | field owner)" "krb5:alice@IMGPROC.TEST" "... owned by her principal"
+krb alice --auth krb5p task result "$a" -o "$TMP/a.jpg"; ok $? "... its result fetched, encrypted, in pieces"
+is "$(hdr bands "$TMP/a.jpg") $(hdr width "$TMP/a.jpg")x$(hdr height "$TMP/a.jpg")" "1 2560x1600" "... 1 band, the photo's size"
+id=$(cli task create --steps grayscale "$PHOTO") && cli task wait "$id" >/dev/null && cli task result "$id" -o "$TMP/b.jpg"
+cmp -s "$TMP/a.jpg" "$TMP/b.jpg"; ok $? "... the same bytes as the same task over the local socket"
+
+# ---- principals are kept apart; the admin sees all
+b=$(krb bob --auth krb5 task create --hold --steps flip "$SMALL")
+krb bob --auth krb5 task status "$a" 2>"$TMP/err"; is "$?" 1 "bob cannot see alice's task"
+like "$(cat "$TMP/err")" "*denied: task $a belongs to another caller*" "... denied"
+krb bob --auth krb5 task result "$a" -o "$TMP/x.jpg" 2>/dev/null; is "$?" 1 "... nor fetch it"
+is "$(krb bob --auth krb5 --json task list | python3 -c 'import json,sys; print([t["id"] for t in json.load(sys.stdin)])')" \
+   "[$b]" "bob lists only his"
+is "$(krb carol --auth krb5 --json task list | python3 -c 'import json,sys; print(sorted(t["id"] for t in json.load(sys.stdin)))')" \
+   "$(python3 -c "print(sorted([$a, $b, $id]))")" "carol, an admin, lists everyone's"
+krb carol --auth krb5 task cancel "$b" >/dev/null; ok $? "... and cancels bob's"
+is "$(krb bob --auth krb5 --json task status "$b" | field state)" "cancelled" "... which bob sees cancelled"
+
+# ---- forged AUTH_SYS cannot reach a principal's task
+cli -T tcp --auth 0 task status "$a" 2>"$TMP/err"; is "$?" 1 "AUTH_SYS over TCP cannot read alice's task"
+like "$(cat "$TMP/err")" "*belongs to another caller*" "... it is another caller's"
+
+# ---- what libtirpc cannot carry is refused, saying what to do
+krb alice --auth krb5 grayscale "$PHOTO" -o "$TMP/big.jpg" 2>"$TMP/err"; is "$?" 1 "a 351 KB synchronous call is refused before it is sent"
+like "$(cat "$TMP/err")" "*more than one Kerberos call carries (131072, libtirpc's limit); a task sends any size in pieces*" \
+     "... naming the limit and tasks"
+krb alice --auth krb5 resize --width 1600 --height 1600 --enlarge -f png "$SMALL" -o "$TMP/huge.png" 2>"$TMP/err"
+is "$?" 1 "a reply over 240 KiB is refused by the server"
+like "$(cat "$TMP/err")" "*too-large: RESIZE's reply (* bytes) is larger than a Kerberos reply may be here*pieces*" \
+     "... which says why and what to use"
+
+# ---- the errors a user meets
+KRB5CCNAME="FILE:$TMP/kdc/nobody.cc" "$IMGPROC" --program "$PROG" -T tcp --auth krb5 ping 2>"$TMP/err"
+is "$?" 3 "no ticket: the call is not made"
+like "$(cat "$TMP/err")" "*cannot authenticate with Kerberos to imgproc@localhost:*No Kerberos credentials available*" \
+     "... GSS-API's words: no credentials"
+krb alice --auth krb5 --krb5-service imgproc@elsewhere ping 2>"$TMP/err"; is "$?" 3 "an unknown service"
+like "$(cat "$TMP/err")" "*imgproc/elsewhere@IMGPROC.TEST not found in Kerberos database*" "... the KDC's words"
+
+# ---- many Kerberos connections one after another: no stale context is inherited
+bad=0
+for i in $(seq 30); do
+    u=alice; [ $((i % 2)) -eq 0 ] && u=bob
+    krb $u --auth krb5 info | grep -q "you are: Kerberos principal $u@IMGPROC.TEST" || bad=$((bad + 1))
+done
+is "$bad" 0 "30 connections by turns of alice and bob: each is itself"
+stop_server
+is "$STOP_STATUS" 0 "server stopped cleanly"
+
+# ---- --untrusted refuse: only Kerberos (and the local socket) are served
+start_server --krb5-service imgproc@localhost --keytab "$KEYTAB" --untrusted refuse
+cli -T tcp task list 2>"$TMP/err"; is "$?" 1 "--untrusted refuse: AUTH_SYS over TCP is refused"
+like "$(cat "$TMP/err")" "*denied: refused by the untrusted-caller rule*imgproc --auth krb5*" "... the rule named, Kerberos offered"
+krb alice --auth krb5 task list >/dev/null; ok $? "... while a Kerberos caller is served"
+stop_server
+
+# ---- a server without --krb5-service refuses Kerberos contexts
+start_server
+krb alice --auth krb5 ping 2>"$TMP/err"; is "$?" 3 "no --krb5-service: a Kerberos client cannot make a context"
+like "$(cat "$TMP/err")" "*cannot authenticate with Kerberos to imgproc@localhost: the server refused the context*--krb5-service*" \
+     "... told why"
+stop_server
+done_testing
