@@ -386,11 +386,11 @@ one(const cli_opts *o, CLIENT *clnt, const char *path, void *ctx)
 
     if (cli_read_image(path, &im))
         return EXIT_FAILED;
-    if (im.ip_image_len > proto_chunk_size(clnt)) {
+    if (proto_chunk_size(clnt) == PROTO_KRB5_CHUNK && im.ip_image_len > PROTO_KRB5_CHUNK) {
         cli_error("cannot %s '%s': %u bytes is more than one Kerberos call carries (%zu, "
                   "libtirpc's limit); a task sends any size in pieces: imgproc task create "
                   "--steps ... --wait\n", job->cmd->verb, path, im.ip_image_len,
-                  proto_chunk_size(clnt));
+                  (size_t)PROTO_KRB5_CHUNK);
         free(im.ip_image_val);
         return EXIT_FAILED;
     }
