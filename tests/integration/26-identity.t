@@ -94,6 +94,25 @@ is "$(as $BOB --json task status "$b" | field state)" "cancelled" "... and bob s
 cli task result "$a" -o "$TMP/x.jpg" 2>"$TMP/err"; is "$?" 1 "the admin cannot fetch alice's image"
 like "$(cat "$TMP/err")" "*belongs to another caller*" "... (list, status, wait, cancel, delete only)"
 is "$(cli -T tcp --json task list)" "[]" "root over TCP is anonymous, not an admin"
+
+# ---- the web gateway: started as root, it runs as nobody and reaches the
+# socket as nobody, the kernel's word; each browser session is a label of it
+start_web
+T1=$(printf 'a%.0s' $(seq 64)); T2=$(printf 'b%.0s' $(seq 64))
+code=$(curl -s -o "$TMP/w.json" -w '%{http_code}' -H "Authorization: Bearer $T1" -X POST \
+       --data-binary @"$SHARED/jpeg-photo-ladybird.jpg" "$URL/v1/tasks?steps=grayscale")
+w=$(j "$TMP/w.json" 'd["tasks"][0]["id"]')
+is "$code" 201 "a browser session creates a task through the gateway ($w)"
+like "$(cli --json task status "$w" | field owner)" "65534@web-*" \
+     "... owned by the gateway's uid (nobody), as the kernel says, and the session's label"
+is "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $T2" "$URL/v1/tasks/$w")" 403 \
+   "another session cannot see it"
+label=$(cli --json task status "$w" | field owner)
+cli -T tcp --auth "$label" task status "$w" 2>"$TMP/err"; is "$?" 1 "its owner claimed over TCP reaches nothing"
+setpriv --reuid 65534 --regid 65534 --clear-groups "$IMGPROC" --program "$PROG" --auth "$label" \
+    task status "$w" >/dev/null 2>&1
+is "$?" 0 "only a process that is nobody, on this machine, can act for the gateway"
+stop_web
 stop_server
 is "$STOP_STATUS" 0 "server stopped cleanly"
 [ ! -e "$SOCK" ]; ok $? "... and removed its socket"
