@@ -157,17 +157,25 @@ krb5_caller(struct svc_req *req, char *principal, size_t len, int *privacy)
     return raw->service == rpcsec_gss_svc_none ? 1 : 0;
 }
 
+/*
+ * libtirpc frees a context unused for this long itself (CTX_TTL in
+ * svc_auth_gss.c), from whichever thread looks next; destroying it after
+ * that would free it twice.  Kept well clear of it.
+ */
+#define LIBTIRPC_CTX_TTL_MS 300000
+#define SAFE_MS (LIBTIRPC_CTX_TTL_MS - 20000)
+_Static_assert(KRB5_IDLE_SECONDS * 1000 < SAFE_MS, "idle Kerberos connections close too late");
+
 void
-krb5_connection_done(SVCXPRT *xprt, int fresh)
+krb5_connection_done(SVCXPRT *xprt, long long idle_ms)
 {
     SVCAUTH *a = &SVC_XP_AUTH(xprt);
 
     /* libtirpc keys its contexts by the transport's address, and SVC_DESTROY
      * leaves them: the next connection given that address would inherit
-     * this one's.  A context unused for 300 s is freed by libtirpc itself,
-     * so only a fresh one is destroyed here (net.c closes idle Kerberos
-     * connections well before that). */
-    if (fresh && a->svc_ah_ops && a->svc_ah_ops != svc_auth_none.svc_ah_ops &&
+     * this one's.  net.c closes an idle Kerberos connection at
+     * KRB5_IDLE_SECONDS, well before libtirpc's own expiry. */
+    if (idle_ms < SAFE_MS && a->svc_ah_ops && a->svc_ah_ops != svc_auth_none.svc_ah_ops &&
         a->svc_ah_private)
         SVCAUTH_DESTROY(a);
 }

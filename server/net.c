@@ -740,13 +740,22 @@ spin_poll(struct pollfd *pf)
     return 0;
 }
 
-/* How long c's connection may stay silent: a Kerberos one, less than libtirpc keeps its context. */
+/*
+ * How long c's connection may stay silent from now.  A Kerberos one closes
+ * KRB5_IDLE_SECONDS after its context was last used (the start of its last
+ * call, a long one included), before libtirpc forgets the context itself.
+ */
 static unsigned
 idle_seconds(const srv *s, const conn_activity *act)
 {
-    if (act->krb5_ms && s->cfg.idle_seconds > KRB5_IDLE_SECONDS)
-        return KRB5_IDLE_SECONDS;
-    return s->cfg.idle_seconds;
+    long long left;
+
+    if (!act->krb5_ms)
+        return s->cfg.idle_seconds;
+    left = KRB5_IDLE_SECONDS - (mono_ms() - act->krb5_ms) / 1000;
+    if (left < 1)
+        left = 1;
+    return (unsigned)left < s->cfg.idle_seconds ? (unsigned)left : s->cfg.idle_seconds;
 }
 
 /* Serves one TCP connection until the peer leaves, idles out, or the server stops. */
@@ -805,7 +814,7 @@ conn_main(void *p)
             break;
     }
     if (c->act.krb5_ms)
-        krb5_connection_done(xprt, mono_ms() - c->act.krb5_ms < KRB5_IDLE_SECONDS * 1000LL);
+        krb5_connection_done(xprt, mono_ms() - c->act.krb5_ms);
     /* Closes the fd too. */
     conn_unlink(c);
     SVC_DESTROY(xprt);

@@ -136,8 +136,9 @@ enum auth_stat krb5_authenticate(struct svc_req *req, struct rpc_msg *msg, int *
 /* The caller's principal into principal; *privacy when its calls are
  * encrypted.  0, 1 when it asked for neither integrity nor privacy, -1 when unknown. */
 int krb5_caller(struct svc_req *req, char *principal, size_t len, int *privacy);
-/* A connection is closing: its context goes too, if libtirpc still has it (fresh). */
-void krb5_connection_done(SVCXPRT *xprt, int fresh);
+/* A connection whose last Kerberos call was idle_ms ago is closing: its
+ * context goes too, if libtirpc still has it. */
+void krb5_connection_done(SVCXPRT *xprt, long long idle_ms);
 /* A Kerberos context unused this long is freed by libtirpc (its CTX_TTL, 300 s),
  * so an idle Kerberos connection is closed sooner. */
 #define KRB5_IDLE_SECONDS 240
