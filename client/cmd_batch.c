@@ -269,6 +269,13 @@ sync_main(void *p)
             fail_item(r, it, IP_OK, "cannot read it: %s", err);
             continue;
         }
+        if (proto_chunk_size(clnt) == PROTO_KRB5_CHUNK && len > PROTO_KRB5_CHUNK) {
+            fail_item(r, it, IP_ETOOBIG, "%zu bytes is more than one Kerberos call carries "
+                      "(%d, libtirpc's limit); without --sync, tasks send any size", len,
+                      PROTO_KRB5_CHUNK);
+            free(data);
+            continue;
+        }
         memset(&a, 0, sizeof(a));
         memset(&res, 0, sizeof(res));
         a.image.ip_image_len = (u_int)len;
@@ -913,6 +920,12 @@ parse(cli_opts *o, batch_opts *b, int argc, char **argv)
     }
     if (cli_require_tcp(o, "batch"))
         return EXIT_USAGE;
+    /* Kerberos cannot batch in libtirpc 1.3.3: a call's checksum covers its
+     * send buffer from the start, and a batched call leaves the one before
+     * it there, so the server sees a wrong checksum (CREDPROBLEM).  One
+     * TASK_CREATE per image instead. */
+    if (!b->sync && cli_auth_krb5(o->auth))
+        b->no_batch = 1;
     return -1;
 }
 

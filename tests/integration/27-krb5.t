@@ -84,6 +84,18 @@ is "$?" 1 "a reply over 240 KiB is refused by the server"
 like "$(cat "$TMP/err")" "*too-large: RESIZE's reply (* bytes) is larger than a Kerberos reply may be here*pieces*" \
      "... which says why and what to use"
 
+# ---- a folder: batched tasks carry any size; --sync calls say what they cannot
+mkdir -p "$TMP/photos" && cp "$PHOTO" "$SMALL" "$TMP/photos/"
+krb alice --auth krb5 --quiet batch --steps grayscale -o "$TMP/bout" "$TMP/photos" 2>"$TMP/err"
+ok $? "batch of two real photos under Kerberos (a TASK_CREATE each: libtirpc cannot batch Kerberos calls)"
+is "$(hdr bands "$TMP/bout/jpeg-photo-ladybird.jpg") $(hdr bands "$TMP/bout/jpeg-small-photo.jpg")" "1 1" \
+   "... both converted"
+krb alice --auth krb5 --quiet batch --sync --steps grayscale -o "$TMP/sout" "$TMP/photos" 2>"$TMP/err"
+is "$?" 1 "batch --sync: the photo over 128 KiB fails"
+like "$(cat "$TMP/err")" "*jpeg-photo-ladybird.jpg*more than one Kerberos call carries*without --sync*" \
+     "... saying what to do"
+is "$(hdr bands "$TMP/sout/jpeg-small-photo.jpg")" 1 "... and the small one is done"
+
 # ---- the errors a user meets
 KRB5CCNAME="FILE:$TMP/kdc/nobody.cc" "$IMGPROC" --program "$PROG" -T tcp --auth krb5 ping 2>"$TMP/err"
 is "$?" 3 "no ticket: the call is not made"
