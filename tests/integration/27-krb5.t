@@ -90,7 +90,7 @@ krb alice --auth krb5 --quiet batch --steps grayscale -o "$TMP/bout" "$TMP/photo
 ok $? "batch of two real photos under Kerberos (a TASK_CREATE each: libtirpc cannot batch Kerberos calls)"
 is "$(hdr bands "$TMP/bout/jpeg-photo-ladybird.jpg") $(hdr bands "$TMP/bout/jpeg-small-photo.jpg")" "1 1" \
    "... both converted"
-krb alice --auth krb5 --quiet batch --sync --steps grayscale -o "$TMP/sout" "$TMP/photos" 2>"$TMP/err"
+krb alice --auth krb5 --quiet batch --sync --steps grayscale -o "$TMP/sout" "$TMP/photos" >"$TMP/err" 2>&1
 is "$?" 1 "batch --sync: the photo over 128 KiB fails"
 like "$(cat "$TMP/err")" "*jpeg-photo-ladybird.jpg*more than one Kerberos call carries*without --sync*" \
      "... saying what to do"
