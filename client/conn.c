@@ -99,11 +99,16 @@ make_krb5_auth(CLIENT *clnt, const cli_opts *o, char **why)
 CLIENT *
 cli_connect(const cli_opts *o, char **why)
 {
+    static int noted;           /* the notice is said once, for many connections */
     CLIENT *clnt = proto_connect(o->host, o->port, o->program, o->proto, o->timeout, why);
     AUTH *a;
 
     if (!clnt)
         return NULL;
+    if (*why && !__atomic_exchange_n(&noted, 1, __ATOMIC_RELAXED))
+        fprintf(stderr, "imgproc: note: %s\n", *why);
+    free(*why);
+    *why = NULL;
     /* AUTH_SYS says who we claim to be (uid, machine): proof only on the
      * local socket, where the server checks it with the kernel. */
     a = cli_auth_krb5(o->auth) ? make_krb5_auth(clnt, o, why) : make_sys_auth(o->auth);

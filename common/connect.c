@@ -107,20 +107,28 @@ this_machine(const char *host)
  * for.
  */
 static CLIENT *
-connect_local(rpcprog_t prog, char **why)
+connect_local(rpcprog_t prog, char **why, char **note)
 {
     struct netconfig *nc = getnetconfigent("local");
     struct sockaddr_un sun;
     struct netbuf nb = { sizeof(sun), sizeof(sun), &sun };
     CLIENT *clnt = NULL;
+    int named = 0;
 
-    if (nc && rpcb_getaddr(prog, IMGPROC_V1, nc, &nb, "localhost"))
+    memset(&sun, 0, sizeof(sun));
+    if (nc && (named = rpcb_getaddr(prog, IMGPROC_V1, nc, &nb, "localhost")))
         clnt = clnt_tli_create(RPC_ANYFD, nc, &nb, prog, IMGPROC_V1,
                                RECORD_BUFFER, RECORD_BUFFER);
     if (!clnt && why && asprintf(why, "no local socket for program 0x%lX on this machine: "
                                  "%s (is imgprocd running here, with its --local-socket?)",
                                  (unsigned long)prog, create_error()) < 0)
         *why = NULL;
+    /* Named but out of reach (a folder we may not enter): say so, since
+     * over TCP the server cannot tell who we are. */
+    if (!clnt && named && note && asprintf(note, "cannot use the server's local socket %.108s "
+                                           "(%s): calling over TCP, where AUTH_SYS proves "
+                                           "nothing", sun.sun_path, create_error()) < 0)
+        *note = NULL;
     if (nc)
         freenetconfigent(nc);
     return clnt;
@@ -156,11 +164,12 @@ proto_connect(const char *host, int port, rpcprog_t prog, const char *proto,
     struct timeval tv = { (time_t)timeout, 0 };
     int local = strcmp(proto, "local") == 0;
     CLIENT *clnt = NULL;
+    char *note = NULL;
 
     *why = NULL;
     /* "auto": the local socket when the server is here and has one, else TCP. */
     if (local || (strcmp(proto, "auto") == 0 && !port && this_machine(host)))
-        clnt = connect_local(prog, local ? why : NULL);
+        clnt = connect_local(prog, local ? why : NULL, local ? NULL : &note);
     if (strcmp(proto, "auto") == 0)
         proto = "tcp";
     if (!clnt && !local && port) {
@@ -178,8 +187,11 @@ proto_connect(const char *host, int port, rpcprog_t prog, const char *proto,
                               (unsigned long)prog) < 0)
             *why = NULL;
     }
-    if (!clnt)
+    if (!clnt) {
+        free(note);
         return NULL;
+    }
+    *why = note;
     /* Small calls must not wait for delayed ACKs (Nagle): see server/net.c. */
     if (strcmp(proto_transport(clnt), "tcp") == 0) {
         int fd;

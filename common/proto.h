@@ -157,7 +157,8 @@ enum clnt_stat proto_server_info(CLIENT *c, ip_server_info_res *res, struct time
  * port when not 0; proto "tcp", "udp", "local" (the server's local socket
  * on this machine, found through rpcbind) or "auto" (local when host is
  * this machine and the server has a local socket, else tcp); timeout
- * seconds for every call.
+ * seconds for every call.  On success *why is NULL, or a notice for
+ * people (malloc'ed): the local socket was out of reach, so TCP is used.
  * NULL with why (malloc'ed, or NULL if out of memory) when it cannot.
  */
 CLIENT *proto_connect(const char *host, int port, rpcprog_t prog, const char *proto,

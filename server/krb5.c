@@ -3,6 +3,7 @@
  * service's keys are checked at start, and each call is authenticated here,
  * with the work-arounds libtirpc 1.3.3's server side needs (docs/ARCHITECTURE.md).
  */
+#include <dlfcn.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,54 @@ extern SVCAUTH svc_auth_none;
  * run one at a time.  Ordinary calls only read their own context.
  */
 static pthread_mutex_t control_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/*
+ * The service's credential, acquired once at start.  libtirpc 1.3.3
+ * acquires it into one global at every context INIT (any caller's, before
+ * it is authenticated) without releasing the one before: about 9 KB lost
+ * each time, a leak any stranger could drive.  And every DESTROY releases
+ * it, whoever else is using it.  So imgprocd hands libtirpc this one:
+ * gss_acquire_cred and gss_release_cred below come before libgssapi's (a
+ * program's own definitions do), give out and keep this credential, and
+ * pass every other call on.
+ */
+static gss_cred_id_t service_cred = GSS_C_NO_CREDENTIAL;
+
+typedef OM_uint32 (*acquire_fn)(OM_uint32 *, gss_name_t, OM_uint32, gss_OID_set,
+                                gss_cred_usage_t, gss_cred_id_t *, gss_OID_set *, OM_uint32 *);
+typedef OM_uint32 (*release_fn)(OM_uint32 *, gss_cred_id_t *);
+
+OM_uint32 KRB5_CALLCONV
+gss_acquire_cred(OM_uint32 *minor, gss_name_t name, OM_uint32 time_req, gss_OID_set mechs,
+                 gss_cred_usage_t usage, gss_cred_id_t *cred, gss_OID_set *actual,
+                 OM_uint32 *time_rec)
+{
+    acquire_fn real;
+
+    if (service_cred != GSS_C_NO_CREDENTIAL && usage == GSS_C_ACCEPT && !actual && !time_rec) {
+        *minor = 0;
+        *cred = service_cred;
+        return GSS_S_COMPLETE;
+    }
+    if (!(real = (acquire_fn)dlsym(RTLD_NEXT, "gss_acquire_cred")))
+        return GSS_S_FAILURE;
+    return real(minor, name, time_req, mechs, usage, cred, actual, time_rec);
+}
+
+OM_uint32 KRB5_CALLCONV
+gss_release_cred(OM_uint32 *minor, gss_cred_id_t *cred)
+{
+    release_fn real;
+
+    if (cred && service_cred != GSS_C_NO_CREDENTIAL && *cred == service_cred) {
+        *minor = 0;
+        *cred = GSS_C_NO_CREDENTIAL;        /* kept: libtirpc's next INIT gets it again */
+        return GSS_S_COMPLETE;
+    }
+    if (!(real = (release_fn)dlsym(RTLD_NEXT, "gss_release_cred")))
+        return GSS_S_FAILURE;
+    return real(minor, cred);
+}
 
 /* GSS-API's words for major/minor into buf. */
 static void
@@ -87,12 +136,11 @@ krb5_setup(srv *s, char **why)
                      getenv("KRB5_KTNAME") : "the default keytab", text) < 0)
             *why = NULL;
     }
-    if (cred != GSS_C_NO_CREDENTIAL)
-        gss_release_cred(&minor, &cred);
     if (gname != GSS_C_NO_NAME)
         gss_release_name(&minor, &gname);
     if (major != GSS_S_COMPLETE)
         return -1;
+    service_cred = cred;        /* for libtirpc, from now on (see above) */
     if (!rpc_gss_set_svc_name((char *)name, "kerberos_v5", 0, s->cfg.program, IMGPROC_V1)) {
         if (asprintf(why, "libtirpc refused the Kerberos service name %s", name) < 0)
             *why = NULL;

@@ -46,12 +46,20 @@ speak_as(const char *who)
 static CLIENT *
 connection(const web_config *cfg, int *fresh, char **why)
 {
+    static int noted;           /* the notice is said once, not by every thread */
+
     *why = NULL;
     *fresh = !conn;
     if (conn)
         return conn;
     conn = proto_connect(cfg->host, cfg->port, cfg->program, "auto", cfg->timeout, why);
     conn_who[0] = '\0';
+    if (conn && *why) {
+        if (!__atomic_exchange_n(&noted, 1, __ATOMIC_RELAXED))
+            fprintf(stderr, "imgproc-web: note: %s\n", *why);
+        free(*why);
+        *why = NULL;
+    }
     return conn;
 }
 

@@ -117,6 +117,14 @@ stop_server
 is "$STOP_STATUS" 0 "server stopped cleanly"
 [ ! -e "$SOCK" ]; ok $? "... and removed its socket"
 
+# ---- a socket the user cannot reach (the default: in the private state folder)
+start_server
+as $ALICE info >"$TMP/out" 2>"$TMP/err"
+like "$(cat "$TMP/err")" "imgproc: note: cannot use the server's local socket $TMP/state/imgprocd.sock (*Permission denied): calling over TCP, where AUTH_SYS proves nothing" \
+     "a user who may not reach the socket is told, once"
+like "$(cat "$TMP/out")" "*you are: anonymous*" "... and is anonymous over TCP"
+stop_server
+
 # ---- --untrusted refuse: unverified callers get NULL and SERVER_INFO only
 start_server --local-socket "$SOCK" --untrusted refuse
 cli -T tcp task list 2>"$TMP/err"; is "$?" 1 "--untrusted refuse: a TCP caller's task list is refused"

@@ -104,6 +104,31 @@ like "$(cat "$TMP/err")" "*cannot authenticate with Kerberos to imgproc@localhos
 krb alice --auth krb5 --krb5-service imgproc@elsewhere ping 2>"$TMP/err"; is "$?" 3 "an unknown service"
 like "$(cat "$TMP/err")" "*imgproc/elsewhere@IMGPROC.TEST not found in Kerberos database*" "... the KDC's words"
 
+# ---- a stranger's context requests: each refused; nothing kept, nobody starved
+python3 - "$(rpcinfo -p 127.0.0.1 | awk -v p="$PROG" '$1 == p && $3 == "tcp" { print $4; exit }')" "$PROG" \
+    >"$TMP/inits" <<'PY'
+import socket, struct, sys
+port, prog = int(sys.argv[1]), int(sys.argv[2])
+def u32(*v): return b"".join(struct.pack(">I", x) for x in v)
+def opaque(b): return u32(len(b)) + b + b"\0" * (-len(b) % 4)
+s = socket.create_connection(("127.0.0.1", port))
+replies = []
+for xid in range(1, 201):
+    # RPCSEC_GSS credential: version 1, RPCSEC_GSS_INIT, seq 0, service none, no handle
+    cred = u32(1, 1, 0, 1) + opaque(b"")
+    call = u32(xid, 0, 2, prog, 1, 0) + u32(6) + opaque(cred) + u32(0, 0) + opaque(b"not a token" * 9)
+    s.sendall(u32(0x80000000 | len(call)) + call)
+    head = s.recv(4, socket.MSG_WAITALL)
+    n = struct.unpack(">I", head)[0] & 0x7fffffff
+    body = s.recv(n, socket.MSG_WAITALL)
+    rxid, mtype, stat = struct.unpack(">III", body[:12])
+    replies.append((rxid == xid, mtype, stat, struct.unpack(">I", body[12:16])[0]))
+ok = sum(1 for r in replies if r == (True, 1, 1, 1))   # MSG_DENIED, AUTH_ERROR
+print(ok)
+PY
+is "$(cat "$TMP/inits")" 200 "200 context requests with garbage tokens: each denied as an auth error"
+like "$(krb alice --auth krb5 info)" "*you are: Kerberos principal alice@IMGPROC.TEST*" "... and a real caller is served after them"
+
 # ---- many Kerberos connections one after another: no stale context is inherited
 bad=0
 for i in $(seq 30); do
