@@ -132,6 +132,12 @@ service_identify(const srv_config *cfg, const srv_peer *p, int exempt, srv_calle
                       "%s proves nothing from your address; call on this machine's local "
                       "socket, or with Kerberos (imgproc --auth krb5)",
                       p->sys ? "AUTH_SYS" : "AUTH_NONE");
+    if (cfg->refuse_untrusted) {
+        snprintf(who->how, sizeof(who->how), "unverified (%s from an untrusted network): "
+                 "this server answers only NULL and SERVER_INFO to you (--untrusted refuse)",
+                 p->sys ? "AUTH_SYS" : "AUTH_NONE");
+        return 0;
+    }
     if (!p->sys) {
         snprintf(who->owner, sizeof(who->owner), "anonymous");
         snprintf(who->how, sizeof(who->how), "anonymous (AUTH_NONE): your tasks are every "
@@ -196,13 +202,17 @@ service_peer_local(const srv_peer *p)
     return 0;
 }
 
-/* "127.0.0.1:812", "[::1]:812", or "?" when unknown. */
+/* "127.0.0.1:812", "[::1]:812", "local uid 1000", or "?" when unknown. */
 void
 service_peer_name(const srv_peer *p, char *buf, size_t len)
 {
     char host[NI_MAXHOST], serv[NI_MAXSERV];
 
     snprintf(buf, len, "?");
+    if (p->local) {
+        snprintf(buf, len, "local uid %u", p->kuid);
+        return;
+    }
     if (!p->addr || p->addrlen == 0)
         return;
     if (getnameinfo(p->addr, p->addrlen, host, sizeof(host), serv, sizeof(serv),

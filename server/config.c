@@ -96,7 +96,7 @@ static const srv_setting settings[] = {
       "imgproc@HOST is the principal imgproc/HOST@REALM", 0, 0 },
     { "keytab", "FILE", CF_PATH, FIELD(cfg.keytab), 0, 0, 0, "$KRB5_KTNAME, else "
       "/etc/krb5.keytab", "the service's Kerberos keys", 0, 0 },
-    { "admin", "PRINCIPAL", CF_NAME, FIELD(cfg.admins), 0, 0, 0, NULL,
+    { "admin", "PRINCIPAL", CF_NAME, FIELD(cfg.admins), 0, 0, 0, "none",
       "a Kerberos principal that may list, cancel and delete every caller's tasks, as "
       "uid 0 on the local socket may; repeatable", 0, 0 },
     { "verbose", NULL, CF_ON, FIELD(cfg.verbose), 0, 0, 0, NULL,

@@ -111,15 +111,18 @@ typedef struct arg_guard {
     char message[IP_MAX_MESSAGE];
 } arg_guard;
 
-/* The caller's address as a budget_share key: IPv4 whole, IPv6 its /64. */
+/* The caller's address as a budget_share key: IPv4 whole, IPv6 its /64, the
+ * local socket's callers by uid (the kernel's). */
 static void
-caller_key(SVCXPRT *xprt, unsigned char key[9])
+caller_key(const srv_peer *p, unsigned char key[9])
 {
-    struct netbuf *nb = svc_getrpccaller(xprt);
-    const struct sockaddr *sa = nb && nb->buf ? nb->buf : NULL;
+    const struct sockaddr *sa = p->addr;
 
     memset(key, 0, 9);
-    if (sa && sa->sa_family == AF_INET) {
+    if (p->local) {
+        key[0] = 1;
+        memcpy(key + 1, &p->kuid, sizeof(p->kuid));
+    } else if (sa && sa->sa_family == AF_INET) {
         key[0] = 4;
         memcpy(key + 1, &((const struct sockaddr_in *)sa)->sin_addr, 4);
     } else if (sa && sa->sa_family == AF_INET6) {
@@ -500,7 +503,7 @@ end_call(srv *s, const srv_peer *peer, const proc_entry *p, const call_log *log,
 
 /* The guard for a call of p, decoding into arg. */
 static void
-guard_init(arg_guard *g, srv *s, const proc_entry *p, void *arg, SVCXPRT *xprt,
+guard_init(arg_guard *g, srv *s, const proc_entry *p, void *arg, const srv_peer *peer,
            conn_activity *act)
 {
     g->s = s;
@@ -509,7 +512,7 @@ guard_init(arg_guard *g, srv *s, const proc_entry *p, void *arg, SVCXPRT *xprt,
     /* A TASK_UPLOAD chunk is bounded by imgproc.x (IP_MAX_CHUNK), not by the flag. */
     g->max_bytes = p->proc == TASK_UPLOAD ? IP_MAX_CHUNK : s->cfg.max_request_bytes;
     g->act = act;
-    caller_key(xprt, g->key);
+    caller_key(peer, g->key);
     g->share = NULL;
     g->held = 0;
     g->status = IP_OK;
@@ -609,7 +612,7 @@ dispatch_call(srv *s, struct svc_req *req, SVCXPRT *xprt, int stream, tasks_batc
     ctx.admin = who.admin;
     memset(arg, 0, sizeof(arg));
     memset(res, 0, sizeof(res));
-    guard_init(&guard, s, p, arg, xprt, act);
+    guard_init(&guard, s, p, arg, &peer, act);
     if (!svc_getargs(xprt, PROTO_XDR(xdr_guarded), (caddr_t)&guard)) {
         /* Over a size limit or the budget: a refusal saying so.  Otherwise
          * malformed: a garbage-arguments reply.  A batched call gets neither;

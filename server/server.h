@@ -78,7 +78,7 @@ typedef struct conn_activity {
 /* Bytes of the budget held by the calls from one address (IPv6: one /64). */
 typedef struct budget_share {
     struct budget_share *next;
-    unsigned char key[9];       /* family, then 4 (IPv4) or 8 (IPv6 /64) address bytes */
+    unsigned char key[9];       /* family (1: the local socket), then 4 (IPv4) or 8 (IPv6 /64) address bytes, or the uid */
     uint64_t bytes;
 } budget_share;
 

@@ -67,7 +67,7 @@ int service_identify(const srv_config *cfg, const srv_peer *p, int exempt, srv_c
                      char *why, size_t len);
 /* 1 when the caller is on this machine (loopback, or one of its addresses). */
 int service_peer_local(const srv_peer *p);
-/* The caller's address for the log: "127.0.0.1:812", "[::1]:812", "?". */
+/* The caller's address for the log: "127.0.0.1:812", "[::1]:812", "local uid 1000", "?". */
 void service_peer_name(const srv_peer *p, char *buf, size_t len);
 /*
  * Request policy.  transport_ok: may proc (udp_ok: it is cheap and bounded)

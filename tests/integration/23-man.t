@@ -28,7 +28,7 @@ render() {
 
 # flags: the long flags (--name) and short ones (" -x,") in a help text, one a line.
 flags() {
-    grep -oE -- '--[a-z][a-z-]*[a-z]| -[a-zA-Z],' | sed -E 's/^ //; s/,$//' | sort -u
+    grep -oE -- '--[a-z][a-z0-9-]*[a-z0-9]| -[a-zA-Z],' | sed -E 's/^ //; s/,$//' | sort -u
 }
 
 # entry_flags: the flags that head an option's entry in a help text
@@ -86,7 +86,7 @@ defaults() {
         function flush() {
             if (entry != "" && match(entry, /\(default [^); ]+\)/)) {
                 tok = substr(entry, RSTART + 9, RLENGTH - 10)
-                if (match(entry, /--[a-z][a-z-]*[a-z]/) || match(entry, /-[a-zA-Z]/))
+                if (match(entry, /--[a-z][a-z0-9-]*[a-z0-9]/) || match(entry, /-[a-zA-Z]/))
                     print substr(entry, RSTART, RLENGTH), tok
             }
             entry = ""
