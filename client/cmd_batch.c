@@ -271,8 +271,8 @@ sync_main(void *p)
         }
         if (proto_chunk_size(clnt) == PROTO_KRB5_CHUNK && len > PROTO_KRB5_CHUNK) {
             fail_item(r, it, IP_ETOOBIG, "%zu bytes is more than one Kerberos call carries "
-                      "(%d, libtirpc's limit); without --sync, tasks send any size", len,
-                      PROTO_KRB5_CHUNK);
+                      "here (%d: libtirpc signs or encrypts each message whole); without "
+                      "--sync, tasks send any size", len, PROTO_KRB5_CHUNK);
             free(data);
             continue;
         }

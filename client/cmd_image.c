@@ -387,9 +387,10 @@ one(const cli_opts *o, CLIENT *clnt, const char *path, void *ctx)
     if (cli_read_image(path, &im))
         return EXIT_FAILED;
     if (proto_chunk_size(clnt) == PROTO_KRB5_CHUNK && im.ip_image_len > PROTO_KRB5_CHUNK) {
-        cli_error("cannot %s '%s': %u bytes is more than one Kerberos call carries (%zu, "
-                  "libtirpc's limit); a task sends any size in pieces: imgproc submit "
-                  "--steps ...\n", job->cmd->verb, path, im.ip_image_len,
+        cli_error("cannot %s '%s': %u bytes is more than one Kerberos call carries here "
+                  "(%zu: libtirpc signs or encrypts each message whole, in a 256 KiB "
+                  "buffer); a task sends any size in pieces: imgproc submit --steps ... "
+                  "FILE -o FOLDER\n", job->cmd->verb, path, im.ip_image_len,
                   (size_t)PROTO_KRB5_CHUNK);
         free(im.ip_image_val);
         return EXIT_FAILED;

@@ -23,6 +23,7 @@ make_sys_auth(const char *mode)
 {
     char host[256];
     const char *at;
+    uid_t uid;
     gid_t gid;
 
     if (!mode || strcmp(mode, "sys") == 0)
@@ -35,8 +36,10 @@ make_sys_auth(const char *mode)
     else if (gethostname(host, sizeof(host)) < 0)
         snprintf(host, sizeof(host), "localhost");
     host[sizeof(host) - 1] = '\0';
-    gid = (gid_t)strtoul(mode, NULL, 10);
-    return authunix_create(host, (uid_t)strtoul(mode, NULL, 10), gid, 0, NULL);
+    /* Our own uid claimed with our own group; any other with gid = uid. */
+    uid = (uid_t)strtoul(mode, NULL, 10);
+    gid = uid == getuid() ? getgid() : (gid_t)uid;
+    return authunix_create(host, uid, gid, 0, NULL);
 }
 
 /* GSS-API's words for a failure, into buf. */
@@ -86,7 +89,11 @@ make_krb5_auth(CLIENT *clnt, const cli_opts *o, char **why)
                           NULL, NULL, &ret);
     if (a)
         return a;
-    if (ret.major_status)
+    if (ret.major_status == GSS_S_NO_CRED) {
+        gss_words(ret.major_status, ret.minor_status, words, sizeof(words));
+        snprintf(words + strlen(words), sizeof(words) - strlen(words), " (get a ticket "
+                 "first: kinit)");
+    } else if (ret.major_status)
         gss_words(ret.major_status, ret.minor_status, words, sizeof(words));
     else
         snprintf(words, sizeof(words), "the server refused the context (%s; is it "
@@ -99,6 +106,13 @@ make_krb5_auth(CLIENT *clnt, const cli_opts *o, char **why)
 CLIENT *
 cli_connect(const cli_opts *o, char **why)
 {
+    if (cli_auth_krb5(o->auth) && strcmp(o->proto, "udp") == 0) {
+        /* The server refuses it: a context lives on one connection. */
+        if (asprintf(why, "Kerberos goes over the local socket or TCP, not UDP (drop -T udp)")
+            < 0)
+            *why = NULL;
+        return NULL;
+    }
     static int noted;           /* the notice is said once, for many connections */
     CLIENT *clnt = proto_connect(o->host, o->port, o->program, o->proto, o->timeout, why);
     AUTH *a;

@@ -1,4 +1,5 @@
 /* main.c - imgproc: the command-line client.  Global options, then a subcommand. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -159,7 +160,8 @@ cli_global_option(cli_opts *o, int c, const char *arg)
     case CLI_O_AUTH: {
         char *end;
         if (strcmp(arg, "sys") != 0 && strcmp(arg, "none") != 0 && !cli_auth_krb5(arg) &&
-            (strtoul(arg, &end, 10), end == arg || (*end && *end != '@'))) {
+            (errno = 0, strtoul(arg, &end, 10) >= 0xFFFFFFFFUL || errno || arg[0] == '-' ||
+             end == arg || (*end && *end != '@'))) {
             cli_error("--auth takes sys, none, krb5, krb5i, krb5p or UID[@HOST], not '%s'\n",
                       arg);
             return -1;

@@ -72,6 +72,7 @@ static CLIENT *
 connect_rpcbind_tcp(const char *host, rpcprog_t prog)
 {
     static const char *const netids[] = { "tcp", "tcp6" };
+    __typeof__(rpc_createerr) first;    /* tcp's failure (the struct tag is also a macro) */
     CLIENT *clnt = NULL;
 
     for (size_t i = 0; i < 2 && !clnt; i++) {
@@ -83,6 +84,11 @@ connect_rpcbind_tcp(const char *host, rpcprog_t prog)
                                    RECORD_BUFFER, RECORD_BUFFER);
         if (nc)
             freenetconfigent(nc);
+        /* An IPv4 address is an unknown host to tcp6: keep tcp's reason. */
+        if (i == 0)
+            first = rpc_createerr;
+        else if (!clnt && rpc_createerr.cf_stat == RPC_UNKNOWNHOST)
+            rpc_createerr = first;
     }
     return clnt;
 }
@@ -119,15 +125,21 @@ connect_local(rpcprog_t prog, char **why, char **note)
     if (nc && (named = rpcb_getaddr(prog, IMGPROC_V1, nc, &nb, "localhost")))
         clnt = clnt_tli_create(RPC_ANYFD, nc, &nb, prog, IMGPROC_V1,
                                RECORD_BUFFER, RECORD_BUFFER);
-    if (!clnt && why && asprintf(why, "no local socket for program 0x%lX on this machine: "
-                                 "%s (is imgprocd running here, with its --local-socket?)",
-                                 (unsigned long)prog, create_error()) < 0)
+    if (!clnt && why && !named &&
+        asprintf(why, "no local socket for program 0x%lX on this machine: %s (is imgprocd "
+                 "running here, with a --local-socket, and registered with rpcbind?)",
+                 (unsigned long)prog, create_error()) < 0)
+        *why = NULL;
+    if (!clnt && why && named &&
+        asprintf(why, "cannot use the server's local socket %.108s: %s (you need search "
+                 "permission on its folder)", sun.sun_path, create_error()) < 0)
         *why = NULL;
     /* Named but out of reach (a folder we may not enter): say so, since
-     * over TCP the server cannot tell who we are. */
+     * over TCP the server cannot ask the kernel who we are. */
     if (!clnt && named && note && asprintf(note, "cannot use the server's local socket %.108s "
-                                           "(%s): calling over TCP, where AUTH_SYS proves "
-                                           "nothing", sun.sun_path, create_error()) < 0)
+                                           "(%s): calling over TCP, where the server cannot "
+                                           "ask the kernel who you are", sun.sun_path,
+                                           create_error()) < 0)
         *note = NULL;
     if (nc)
         freenetconfigent(nc);

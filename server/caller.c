@@ -13,15 +13,28 @@
 #include "proto.h"
 #include "service.h"
 
-/* The client's bytes, printable ones only, at most len - 1 of them. */
+/*
+ * "uid@machine" into buf: the machine name is the
+ * client's bytes, printable ones kept.  One too long to fit whole is named
+ * by its digest ("h-" and 16 hex digits), so that two long names never
+ * become one label by being cut.
+ */
 static void
-printable(const char *in, char *out, size_t len)
+sys_label(unsigned uid, const char *machine, char buf[IP_MAX_NAME + 1])
 {
-    size_t n = 0;
+    char host[IP_MAX_NAME - 11], digest[65];   /* room for a 10-digit uid and '@' */
+    size_t n = 0, room = sizeof(host) - 1;
+    const char *m = machine ? machine : "";
 
-    for (const char *m = in; m && *m && n + 1 < len; m++)
-        out[n++] = (*m > 0x20 && *m < 0x7f) ? *m : '?';
-    out[n] = '\0';
+    if (strlen(m) > room) {
+        proto_sha256_hex(m, strlen(m), digest);
+        snprintf(buf, IP_MAX_NAME + 1, "%u@h-%.16s", uid, digest);
+        return;
+    }
+    for (; *m && n < room; m++)
+        host[n++] = (*m > 0x20 && *m < 0x7f) ? *m : '?';
+    host[n] = '\0';
+    snprintf(buf, IP_MAX_NAME + 1, "%u@%s", uid, host);
 }
 
 /* Is sa in net? */
@@ -85,9 +98,9 @@ identify_krb5(const srv_config *cfg, const srv_peer *p, srv_caller *who, char *w
     for (int i = 0; i < cfg->nadmins; i++)
         if (strcmp(cfg->admins[i], p->principal) == 0)
             who->admin = 1;
-    snprintf(who->how, sizeof(who->how), "Kerberos principal %s (%s; Kerberos' word)%s",
-             p->principal, p->krb5_privacy ? "privacy" : "integrity",
-             who->admin ? ", an admin (--admin)" : "");
+    snprintf(who->how, sizeof(who->how), "Kerberos principal %s (%s; Kerberos' word)%s; "
+             "your tasks' owner: %s", p->principal, p->krb5_privacy ? "privacy" : "integrity",
+             who->admin ? ", an admin (--admin)" : "", who->owner);
     return 0;
 }
 
@@ -95,17 +108,15 @@ identify_krb5(const srv_config *cfg, const srv_peer *p, srv_caller *who, char *w
 static int
 identify_local(const srv_peer *p, srv_caller *who, char *why, size_t len)
 {
-    char host[IP_MAX_NAME - 11];    /* room for a 10-digit uid and '@' */
-
     if (p->sys && (p->uid != p->kuid || p->gid != p->kgid))
         return refuse(why, len, "refused by the local-socket rule: your AUTH_SYS credentials "
                       "claim uid %u gid %u, but the kernel says this connection is uid %u "
                       "gid %u", p->uid, p->gid, p->kuid, p->kgid);
-    printable(p->sys ? p->machine : "local", host, sizeof(host));
-    snprintf(who->owner, sizeof(who->owner), "%u@%s", p->kuid, host);
+    sys_label(p->kuid, p->sys ? p->machine : "local", who->owner);
     who->admin = p->kuid == 0;
     snprintf(who->how, sizeof(who->how), "uid %u on this machine (the local socket: the "
-             "kernel's word)%s", p->kuid, who->admin ? ", an admin (uid 0)" : "");
+             "kernel's word)%s; your tasks' owner: %s", p->kuid,
+             who->admin ? ", an admin (uid 0)" : "", who->owner);
     return 0;
 }
 
@@ -113,7 +124,7 @@ int
 service_identify(const srv_config *cfg, const srv_peer *p, int exempt, srv_caller *who,
                  char *why, size_t len)
 {
-    char host[IP_MAX_NAME - 11], claim[300], digest[65];
+    char claim[300], digest[65];
 
     memset(who, 0, sizeof(*who));
     if (p->krb5)
@@ -121,17 +132,16 @@ service_identify(const srv_config *cfg, const srv_peer *p, int exempt, srv_calle
     if (p->local)
         return identify_local(p, who, why, len);
     if (p->sys && trusted_network(cfg, p)) {
-        printable(p->machine, host, sizeof(host));
-        snprintf(who->owner, sizeof(who->owner), "%u@%s", p->uid, host);
+        sys_label(p->uid, p->machine, who->owner);
         snprintf(who->how, sizeof(who->how), "uid %u as claimed (AUTH_SYS from a "
-                 "--trust-sys-from network)", p->uid);
+                 "--trust-sys-from network); your tasks' owner: %s", p->uid, who->owner);
         return 0;
     }
     if (cfg->refuse_untrusted && !exempt)
         return refuse(why, len, "refused by the untrusted-caller rule (--untrusted refuse): "
                       "%s proves nothing from your address; call on this machine's local "
-                      "socket, or with Kerberos (imgproc --auth krb5)",
-                      p->sys ? "AUTH_SYS" : "AUTH_NONE");
+                      "socket%s", p->sys ? "AUTH_SYS" : "AUTH_NONE",
+                      cfg->krb5_service ? ", or with Kerberos (imgproc --auth krb5)" : "");
     if (cfg->refuse_untrusted) {
         snprintf(who->how, sizeof(who->how), "unverified (%s from an untrusted network): "
                  "this server answers only NULL and SERVER_INFO to you (--untrusted refuse)",
@@ -151,8 +161,8 @@ service_identify(const srv_config *cfg, const srv_peer *p, int exempt, srv_calle
     proto_sha256_hex(claim, strlen(claim), digest);
     snprintf(who->owner, sizeof(who->owner), "anon-%.16s", digest);
     snprintf(who->how, sizeof(who->how), "anonymous: AUTH_SYS from an untrusted network "
-             "proves nothing, so your claim (uid %u) is only a token that labels your tasks",
-             p->uid);
+             "proves nothing, so your claim (uid %u) is only a token that labels your tasks "
+             "(%s)", p->uid, who->owner);
     return 0;
 }
 
@@ -207,16 +217,20 @@ void
 service_peer_name(const srv_peer *p, char *buf, size_t len)
 {
     char host[NI_MAXHOST], serv[NI_MAXSERV];
+    int n = 0;
 
-    snprintf(buf, len, "?");
-    if (p->local) {
-        snprintf(buf, len, "local uid %u", p->kuid);
-        return;
+    /* A Kerberos caller by its principal, then where the call came from. */
+    if (p->krb5 && p->principal && (n = snprintf(buf, len, "%s on ", p->principal)) > 0 &&
+        (size_t)n < len) {
+        buf += n;
+        len -= (size_t)n;
     }
-    if (!p->addr || p->addrlen == 0)
-        return;
-    if (getnameinfo(p->addr, p->addrlen, host, sizeof(host), serv, sizeof(serv),
-                    NI_NUMERICHOST | NI_NUMERICSERV) == 0)
+    snprintf(buf, len, "?");
+    if (p->local)
+        snprintf(buf, len, "local uid %u", p->kuid);
+    else if (p->addr && p->addrlen &&
+             getnameinfo(p->addr, p->addrlen, host, sizeof(host), serv, sizeof(serv),
+                         NI_NUMERICHOST | NI_NUMERICSERV) == 0)
         snprintf(buf, len, strchr(host, ':') ? "[%s]:%s" : "%s:%s", host, serv);
 }
 

@@ -74,7 +74,7 @@ static const srv_setting settings[] = {
       NULL, "a call must arrive at N bytes/s or more, measured over 10 s, or its "
       "connection is closed; 0: off", 0, 0 },
     { "idle-timeout", "S", CF_SECONDS, FIELD(cfg.idle_seconds), 300, 1, DAY, NULL,
-      "close a TCP connection silent for S seconds", 0, 0 },
+      "close a TCP or local-socket connection silent for S seconds", 0, 0 },
     { "max-request-seconds", "S", CF_SECONDS, FIELD(cfg.max_request_seconds), 60, 1, DAY,
       NULL, "stop a synchronous call's image work after S seconds (too-large), or when "
       "its caller hangs up", 0, 0 },
@@ -177,6 +177,17 @@ parse_net(const char *text, srv_net *n)
         n->prefix = (unsigned)bits;
     }
     return 0;
+}
+
+int
+srv_net_holds_loopback(const srv_net *n)
+{
+    static const unsigned char v4[4] = { 127, 0, 0, 1 }, v6[16] = { [15] = 1 };
+    const unsigned char *a = n->family == AF_INET ? v4 : v6;
+    unsigned full = n->prefix / 8, rest = n->prefix % 8;
+
+    return memcmp(a, n->addr, full) == 0 &&
+           (rest == 0 || ((a[full] ^ n->addr[full]) & (0xFF << (8 - rest)) & 0xFF) == 0);
 }
 
 /* "64M" -> 67108864 (suffixes are 1024s).  0 or -1. */

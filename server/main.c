@@ -44,6 +44,32 @@ check_args(srv *s)
     if (c->program < 0x20000000 || c->program > 0x3FFFFFFF)
         srv_log(SRV_LOG_WARNING, "program 0x%lX is outside the user range "
                 "0x20000000-0x3FFFFFFF\n", (unsigned long)c->program);
+    for (int i = 0; i < c->nadmins; i++)
+        if (!strchr(c->admins[i], '@')) {
+            srv_log(SRV_LOG_ERROR, "--admin %s: a principal with its realm, such as "
+                    "%s@EXAMPLE.ORG\n", c->admins[i], c->admins[i]);
+            return 2;
+        }
+    if (c->nadmins && !c->krb5_service) {
+        srv_log(SRV_LOG_ERROR, "--admin names Kerberos principals: it needs --krb5-service "
+                "(uid 0 on the local socket is an admin without it)\n");
+        return 2;
+    }
+    if (c->krb5_service && strchr(c->krb5_service, '/')) {
+        srv_log(SRV_LOG_ERROR, "--krb5-service %s: write SERVICE@HOST (imgproc@%s), not the "
+                "principal\n", c->krb5_service, "server.example.org");
+        return 2;
+    }
+    if (c->local_socket && strcmp(c->local_socket, "none") != 0 && c->local_socket[0] != '/') {
+        srv_log(SRV_LOG_ERROR, "--local-socket %s: an absolute path (rpcbind gives it to "
+                "clients as it is)\n", c->local_socket);
+        return 2;
+    }
+    for (int i = 0; i < c->ntrust_sys; i++)
+        if (srv_net_holds_loopback(&c->trust_sys[i]))
+            srv_log(SRV_LOG_WARNING, "--trust-sys-from: network %d includes this machine's "
+                    "loopback: any local user may then claim any uid over TCP; the local "
+                    "socket already proves who local users are\n", i + 1);
     if (c->nlisten == 0) {
         c->listen_default = 1;
         c->listen[c->nlisten++] = "127.0.0.1";

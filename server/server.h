@@ -151,6 +151,8 @@ int srv_parse_args(srv *s, int argc, char **argv);
 /* imgprocd --help, from the same table. */
 void srv_usage(FILE *f);
 void srv_settle(srv *s);
+/* Does n hold this machine's loopback address (127.0.0.1, ::1)? */
+int srv_net_holds_loopback(const srv_net *n);
 
 /* dispatch.c: the procedure's name in imgproc.x ("PROCESS"), or NULL when there is none. */
 const char *dispatch_proc_name(unsigned proc);

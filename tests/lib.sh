@@ -100,7 +100,7 @@ start_server() {
     read -r READY <"$TMP/ready" || true
     case "$READY" in
     "imgprocd: ready"*) ;;
-    *) cat "$TMP/server.log" | sed 's/^/# /'; bail "imgprocd did not start" ;;
+    *) sed "s/^/# /" "$TMP/server.log" >&2; bail "imgprocd did not start" ;;
     esac
 }
 
@@ -156,7 +156,7 @@ start_web() {
     rm -f "$TMP/web.ready"
     case "$line" in
     "imgproc-web: ready"*) ;;
-    *) sed 's/^/# /' "$TMP/web.log"; bail "imgproc-web did not start" ;;
+    *) sed "s/^/# /" "$TMP/web.log" >&2; bail "imgproc-web did not start" ;;
     esac
 }
 # stop_web: SIGTERM, and its exit status in WEB_STATUS.

@@ -120,7 +120,7 @@ is "$STOP_STATUS" 0 "server stopped cleanly"
 # ---- a socket the user cannot reach (the default: in the private state folder)
 start_server
 as $ALICE info >"$TMP/out" 2>"$TMP/err"
-like "$(cat "$TMP/err")" "imgproc: note: cannot use the server's local socket $TMP/state/imgprocd.sock (*Permission denied): calling over TCP, where AUTH_SYS proves nothing" \
+like "$(cat "$TMP/err")" "imgproc: note: cannot use the server's local socket $TMP/state/imgprocd.sock (*Permission denied): calling over TCP, where the server cannot ask the kernel who you are" \
      "a user who may not reach the socket is told, once"
 like "$(cat "$TMP/out")" "*you are: anonymous*" "... and is anonymous over TCP"
 stop_server

@@ -77,7 +77,7 @@ like "$(cat "$TMP/err")" "*belongs to another caller*" "... it is another caller
 
 # ---- what libtirpc cannot carry is refused, saying what to do
 krb alice --auth krb5 grayscale "$PHOTO" -o "$TMP/big.jpg" 2>"$TMP/err"; is "$?" 1 "a 351 KB synchronous call is refused before it is sent"
-like "$(cat "$TMP/err")" "*more than one Kerberos call carries (131072, libtirpc's limit); a task sends any size in pieces*" \
+like "$(cat "$TMP/err")" "*more than one Kerberos call carries here (131072: libtirpc signs or encrypts each message whole*a task sends any size in pieces: imgproc submit*" \
      "... naming the limit and tasks"
 krb alice --auth krb5 resize --width 1600 --height 1600 --enlarge -f png "$SMALL" -o "$TMP/huge.png" 2>"$TMP/err"
 is "$?" 1 "a reply over 240 KiB is refused by the server"
@@ -99,8 +99,10 @@ is "$(hdr bands "$TMP/sout/jpeg-small-photo.jpg")" 1 "... and the small one is d
 # ---- the errors a user meets
 KRB5CCNAME="FILE:$TMP/kdc/nobody.cc" "$IMGPROC" --program "$PROG" -T tcp --auth krb5 ping 2>"$TMP/err"
 is "$?" 3 "no ticket: the call is not made"
-like "$(cat "$TMP/err")" "*cannot authenticate with Kerberos to imgproc@localhost:*No Kerberos credentials available*" \
-     "... GSS-API's words: no credentials"
+like "$(cat "$TMP/err")" "*cannot authenticate with Kerberos to imgproc@localhost:*No Kerberos credentials available*(get a ticket first: kinit)" \
+     "... GSS-API's words: no credentials, and what to do"
+krb alice --auth krb5 -T udp ping 2>"$TMP/err"; is "$?" 3 "Kerberos over UDP is not tried"
+like "$(cat "$TMP/err")" "*Kerberos goes over the local socket or TCP, not UDP*" "... and the client says why"
 krb alice --auth krb5 --krb5-service imgproc@elsewhere ping 2>"$TMP/err"; is "$?" 3 "an unknown service"
 like "$(cat "$TMP/err")" "*imgproc/elsewhere@IMGPROC.TEST not found in Kerberos database*" "... the KDC's words"
 
