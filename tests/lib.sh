@@ -77,6 +77,15 @@ bail() {
     exit 1
 }
 
+# The tests' fixed ports (47000-50999, slots included) lie in the kernel's
+# range for ephemeral ports (32768-60999): a client's connection to rpcbind
+# could take one, and its TIME-WAIT then keeps a server from binding it
+# (seen: imgproc-web "Address already in use").  As root, keep the kernel
+# from handing them out; a range already reserved is left as it is.
+if [ "$(id -u)" -eq 0 ] && [ -z "$(sysctl -n net.ipv4.ip_local_reserved_ports 2>/dev/null)" ]; then
+    sysctl -qw net.ipv4.ip_local_reserved_ports=47000-50999 2>/dev/null
+fi
+
 # rpcbind must run; start it when we may (root), as the Makefile's deps do.
 ensure_rpcbind() {
     rpcinfo -p 127.0.0.1 >/dev/null 2>&1 && return 0
