@@ -567,6 +567,23 @@ first_of_netid(const srv *s, const srv_listener *l)
     return 1;
 }
 
+/* Is uaddr the address of one of our own listeners over netid? */
+static int
+holds_uaddr(const srv *s, const struct netconfig *nc, const char *netid, const char *uaddr)
+{
+    int mine = 0;
+
+    for (int i = 0; i < s->nlisteners && !mine; i++) {
+        char *u;
+        if (strcmp(s->listeners[i].netid, netid) != 0)
+            continue;
+        u = listener_uaddr(&s->listeners[i], nc);
+        mine = u && strcmp(u, uaddr) == 0;
+        free(u);
+    }
+    return mine;
+}
+
 /*
  * Registers the listeners with rpcbind, which keeps one address for each
  * program, version and transport: the first --listen address of each family
@@ -589,9 +606,10 @@ net_register(srv *s, char **why)
         if ((uaddr = registered_uaddr(s->cfg.program, netid))) {
             char where[NI_MAXHOST + 32];
             uaddr_text(nc, uaddr, where, sizeof(where));
-            /* Our own local socket's path: open_local found nobody there. */
-            if (!(strcmp(netid, "local") == 0 && strcmp(uaddr, s->cfg.local_socket) == 0) &&
-                answers(s->cfg.program, nc, uaddr)) {
+            /* An address we hold now (a fixed --port, our socket's path)
+             * cannot be a live server's: asking it would only reach our own
+             * socket, which does not answer yet (3 s lost at each start). */
+            if (!holds_uaddr(s, nc, netid, uaddr) && answers(s->cfg.program, nc, uaddr)) {
                 if (asprintf(why, "program 0x%lX version %d is already served over %s at %s "
                              "by a live server; stop it, or start this one with another "
                              "--program", (unsigned long)s->cfg.program, IMGPROC_V1,
