@@ -466,7 +466,7 @@ peer_of(struct svc_req *req, SVCXPRT *xprt, srv_peer *p, char *principal, size_t
         }
     }
     if (req->rq_cred.oa_flavor == RPCSEC_GSS) {
-        int r = krb5_caller(req, principal, len, &p->krb5_privacy);
+        int r = kerberos_caller(req, principal, len, &p->krb5_privacy);
         p->krb5 = 1;
         p->krb5_none = r == 1;
         p->principal = r >= 0 ? principal : NULL;   /* unknown: refused */

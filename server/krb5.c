@@ -23,11 +23,13 @@
 extern SVCAUTH svc_auth_none;
 
 /*
- * libtirpc keeps the server's GSS credential in one unlocked global, taken
- * on every context INIT and dropped on every DESTROY: those control calls
- * run one at a time.  Ordinary calls only read their own context.
+ * No lock around context creation: libtirpc's one unlocked global is the
+ * service credential, and with the two functions above every INIT writes
+ * the same one there (a DESTROY writes none, which makes an INIT at that
+ * moment accept with the default credential: the same keys).  A lock held
+ * while libtirpc reads an INIT's token would let one slow sender stop
+ * every Kerberos login.
  */
-static pthread_mutex_t control_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /*
  * The service's credential, acquired once at start.  libtirpc 1.3.3
@@ -102,7 +104,7 @@ gss_text(OM_uint32 major, OM_uint32 minor, char *buf, size_t len)
 }
 
 int
-krb5_setup(srv *s, char **why)
+kerberos_setup(srv *s, char **why)
 {
     const char *name = s->cfg.krb5_service;
     gss_buffer_desc nb = { strlen(name), (void *)name };
@@ -166,19 +168,143 @@ control_of(const struct rpc_msg *msg)
     return proc;
 }
 
-enum auth_stat
-krb5_authenticate(struct svc_req *req, struct rpc_msg *msg, int *answered)
+/*
+ * The largest Kerberos call body accepted: a client's libtirpc signs or
+ * encrypts a call whole in its 256 KiB record buffer, so nothing honest is
+ * larger.  libtirpc 1.3.3 itself reads a body of any length (its bound is
+ * 4 GiB) before imgprocd's own checks see the arguments inside.
+ */
+#define KRB5_MAX_BODY (256 * 1024 + 4096)
+
+/* The transport's stream, seen through a bound on counted bytes. */
+typedef struct body_limit {
+    XDR x;                      /* what libtirpc's unwrap reads */
+    XDR *in;                    /* the transport's stream */
+} body_limit;
+
+static bool_t
+limit_getlong(XDR *x, long *v)
 {
+    return XDR_GETLONG(((body_limit *)x->x_private)->in, v);
+}
+
+static bool_t
+limit_getbytes(XDR *x, char *p, u_int n)
+{
+    /* xdr_bytes has reserved n bytes of address space, not touched them. */
+    return n <= KRB5_MAX_BODY && XDR_GETBYTES(((body_limit *)x->x_private)->in, p, n);
+}
+
+static u_int
+limit_getpos(XDR *x)
+{
+    return XDR_GETPOS(((body_limit *)x->x_private)->in);
+}
+
+static bool_t
+limit_no_putlong(XDR *x, const long *v)
+{
+    (void)x;
+    (void)v;
+    return FALSE;
+}
+
+static bool_t
+limit_no_putbytes(XDR *x, const char *p, u_int n)
+{
+    (void)x;
+    (void)p;
+    (void)n;
+    return FALSE;
+}
+
+static bool_t
+limit_no_setpos(XDR *x, u_int pos)
+{
+    (void)x;
+    (void)pos;
+    return FALSE;
+}
+
+static int32_t *
+limit_no_inline(XDR *x, u_int n)
+{
+    (void)x;
+    (void)n;
+    return NULL;
+}
+
+static void
+limit_destroy(XDR *x)
+{
+    (void)x;
+}
+
+static bool_t
+limit_control(XDR *x, int req, void *info)
+{
+    XDR *in = ((body_limit *)x->x_private)->in;
+
+    return in->x_ops->x_control ? in->x_ops->x_control(in, req, info) : FALSE;
+}
+
+static const struct xdr_ops limit_ops = {
+    limit_getlong, limit_no_putlong, limit_getbytes, limit_no_putbytes, limit_getpos,
+    limit_no_setpos, limit_no_inline, limit_destroy, limit_control,
+};
+
+/* libtirpc's RPCSEC_GSS handle operations, and ours: its unwrap behind the bound. */
+static const struct svc_auth_ops *gss_ops;
+static struct svc_auth_ops bounded_ops;
+static pthread_once_t bounded_once = PTHREAD_ONCE_INIT;
+
+static bool_t
+bounded_unwrap(SVCAUTH *auth, XDR *xdrs, xdrproc_t decode, caddr_t arg)
+{
+    body_limit b;
+
+    b.in = xdrs;
+    b.x.x_op = XDR_DECODE;
+    b.x.x_ops = &limit_ops;
+    b.x.x_private = &b;
+    return gss_ops->svc_ah_unwrap(auth, &b.x, decode, arg);
+}
+
+static void
+bounded_ops_init(void)
+{
+    bounded_ops = *gss_ops;
+    bounded_ops.svc_ah_unwrap = bounded_unwrap;
+}
+
+enum auth_stat
+kerberos_authenticate(struct svc_req *req, struct rpc_msg *msg, krb5_conn *kc, int *answered)
+{
+    SVCAUTH *a = &SVC_XP_AUTH(req->rq_xprt);
     int control = control_of(msg);
     bool_t no_dispatch = FALSE;
     enum auth_stat st;
 
     *answered = 0;
-    if (control > RPCSEC_GSS_DATA)
-        pthread_mutex_lock(&control_lock);
+    /* libtirpc looks the connection's context up (or makes one) whatever
+     * comes of the call, and that counts as a use. */
+    __atomic_store_n(&kc->used_ms, (long long)srv_now_ms(), __ATOMIC_RELAXED);
+    kc->used_wall = time(NULL);
     st = _gss_authenticate(req, msg, &no_dispatch);
-    if (control > RPCSEC_GSS_DATA)
-        pthread_mutex_unlock(&control_lock);
+    if (a->svc_ah_ops != svc_auth_none.svc_ah_ops && a->svc_ah_private) {
+        /* Kept: a later AUTH_SYS call on this connection resets the
+         * handle, but the context lives on until it is destroyed. */
+        kc->auth = *a;
+        kc->held = 1;
+    } else if (control == RPCSEC_GSS_DESTROY && st == AUTH_OK) {
+        kc->held = 0;           /* libtirpc destroyed it */
+    }
+    if (no_dispatch) {
+        /* A context being made (libtirpc replied, or failed to), or a call
+         * replayed or outside the window: RFC 2203 drops those unanswered. */
+        *answered = 1;
+        return AUTH_OK;
+    }
     if (st != AUTH_OK)
         return st;
     if (control == RPCSEC_GSS_DESTROY) {
@@ -186,14 +312,21 @@ krb5_authenticate(struct svc_req *req, struct rpc_msg *msg, int *answered)
          * reply is void, and nothing is dispatched. */
         svc_sendreply(req->rq_xprt, PROTO_XDR(xdr_void), NULL);
         *answered = 1;
-    } else if (no_dispatch) {
-        *answered = 1;          /* a context being set up: libtirpc replied */
+        return AUTH_OK;
+    }
+    /* The call's body is read through a bound (KRB5_MAX_BODY). */
+    if (a->svc_ah_ops != svc_auth_none.svc_ah_ops) {
+        if (!gss_ops)
+            gss_ops = a->svc_ah_ops;
+        pthread_once(&bounded_once, bounded_ops_init);
+        if (a->svc_ah_ops == gss_ops)
+            a->svc_ah_ops = &bounded_ops;
     }
     return AUTH_OK;
 }
 
 int
-krb5_caller(struct svc_req *req, char *principal, size_t len, int *privacy)
+kerberos_caller(struct svc_req *req, char *principal, size_t len, int *privacy)
 {
     rpc_gss_rawcred_t *raw = NULL;
 
@@ -206,24 +339,31 @@ krb5_caller(struct svc_req *req, char *principal, size_t len, int *privacy)
 }
 
 /*
- * libtirpc frees a context unused for this long itself (CTX_TTL in
- * svc_auth_gss.c), from whichever thread looks next; destroying it after
- * that would free it twice.  Kept well clear of it.
+ * libtirpc frees a context unused for 300 s itself (svcauth_gss_cache's
+ * time_to_die, by the wall clock), from whichever thread looks next;
+ * destroying it after that would free it twice.  Kept well clear of it.
  */
-#define LIBTIRPC_CTX_TTL_MS 300000
-#define SAFE_MS (LIBTIRPC_CTX_TTL_MS - 20000)
-_Static_assert(KRB5_IDLE_SECONDS * 1000 < SAFE_MS, "idle Kerberos connections close too late");
+#define LIBTIRPC_CTX_TTL 300
+#define SAFE_SECONDS (LIBTIRPC_CTX_TTL - 20)
+_Static_assert(KRB5_IDLE_SECONDS < SAFE_SECONDS && KRB5_CALL_SECONDS < SAFE_SECONDS,
+               "Kerberos connections must end before libtirpc forgets their context");
 
 void
-krb5_connection_done(SVCXPRT *xprt, long long idle_ms)
+kerberos_connection_done(SVCXPRT *xprt, krb5_conn *kc)
 {
     SVCAUTH *a = &SVC_XP_AUTH(xprt);
 
     /* libtirpc keys its contexts by the transport's address, and SVC_DESTROY
      * leaves them: the next connection given that address would inherit
-     * this one's.  net.c closes an idle Kerberos connection at
-     * KRB5_IDLE_SECONDS, well before libtirpc's own expiry. */
-    if (idle_ms < SAFE_MS && a->svc_ah_ops && a->svc_ah_ops != svc_auth_none.svc_ah_ops &&
-        a->svc_ah_private)
-        SVCAUTH_DESTROY(a);
+     * this one's.  So it is destroyed here, by the handle its last Kerberos
+     * call left (a later AUTH_SYS call resets the transport's), while
+     * libtirpc surely keeps it, by both clocks. */
+    if (!kc->held || (long long)srv_now_ms() - kc->used_ms >= SAFE_SECONDS * 1000LL ||
+        time(NULL) - kc->used_wall >= SAFE_SECONDS || time(NULL) < kc->used_wall)
+        return;
+    *a = kc->auth;
+    SVCAUTH_DESTROY(a);
+    a->svc_ah_ops = svc_auth_none.svc_ah_ops;
+    a->svc_ah_private = NULL;
+    kc->held = 0;
 }

@@ -176,7 +176,7 @@ main(int argc, char **argv)
     if (!s.cfg.local_socket)
         s.cfg.local_socket = default_local_socket(s.tcfg.state_dir);
     srv_settle(&s);
-    if (s.cfg.krb5_service && krb5_setup(&s, &why) != 0) {
+    if (s.cfg.krb5_service && kerberos_setup(&s, &why) != 0) {
         srv_log(SRV_LOG_ERROR, "%s\n", why ? why : "cannot set Kerberos up");
         free(why);
         return 1;

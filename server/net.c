@@ -35,6 +35,7 @@
 #define NET_SPIN_NS 50000              /* look for the next call this long before sleeping */
 #define NET_SEND_TIMEOUT 60            /* seconds a reply may sit unread before the connection dies */
 #define NET_RATE_WINDOW_MS 10000       /* a call being received is measured over this */
+#define NET_LOCAL_RECORD_MS 120000     /* a call on the local socket arrives within this */
 
 #ifndef RQCRED_SIZE
 #define RQCRED_SIZE 400         /* libtirpc's room for decoded credentials */
@@ -243,6 +244,48 @@ close_slow_senders(srv *s)
         srv_log(SRV_LOG_VERBOSE, "closed %u connection%s sending a call at %llu bytes/s or "
                 "less (--min-receive-rate %u)\n", closed, closed == 1 ? "" : "s",
                 (unsigned long long)slowest, s->cfg.min_receive_rate);
+}
+
+/*
+ * Calls that must end by a deadline, looked at once a second:
+ *   - on a Kerberos connection, within KRB5_CALL_SECONDS of the context's
+ *     last use (libtirpc frees an unused context after 300 s, from any
+ *     thread, even under a call still using it);
+ *   - on the local socket, a record must arrive within NET_LOCAL_RECORD_MS:
+ *     the kernel says nothing of its bytes, so --min-receive-rate cannot
+ *     measure its sender.
+ * The connection is shut down: its call stops (image work sees the hang-up).
+ */
+static void
+close_overdue(srv *s)
+{
+    long long now = mono_ms();
+    unsigned krb5 = 0, local = 0;
+
+    pthread_mutex_lock(&s->lock);
+    for (conn *c = s->conns; c; c = c->next) {
+        long long used = __atomic_load_n(&c->act.krb5.used_ms, __ATOMIC_RELAXED);
+        int receiving = __atomic_load_n(&c->act.receiving, __ATOMIC_RELAXED);
+        int over_krb5 = used && receiving && now - used > KRB5_CALL_SECONDS * 1000LL;
+        int over_local = c->peer.ss_family == AF_LOCAL && receiving &&
+                         !__atomic_load_n(&c->act.working, __ATOMIC_RELAXED) &&
+                         now - c->act.since_ms > NET_LOCAL_RECORD_MS;
+        if (c->evicted || !(over_krb5 || over_local))
+            continue;
+        c->evicted = 1;
+        s->nclosing++;
+        shutdown(c->fd, SHUT_RDWR);
+        krb5 += over_krb5;
+        local += !over_krb5;
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (krb5)
+        srv_log(SRV_LOG_NOTICE, "closed %u Kerberos connection%s whose call outlasted %d s "
+                "(libtirpc forgets a context unused for 300 s)\n", krb5, krb5 == 1 ? "" : "s",
+                KRB5_CALL_SECONDS);
+    if (local)
+        srv_log(SRV_LOG_VERBOSE, "closed %u local-socket connection%s whose call took over "
+                "%d s to arrive\n", local, local == 1 ? "" : "s", NET_LOCAL_RECORD_MS / 1000);
 }
 
 /*
@@ -712,14 +755,14 @@ net_serve_one(srv *s, SVCXPRT *xprt, int stream, tasks_batch *batch, conn_activi
             svcerr_auth(xprt, AUTH_REJECTEDCRED);
             return;
         }
-        if ((why = krb5_authenticate(&req, &msg, &answered)) != AUTH_OK) {
+        why = kerberos_authenticate(&req, &msg, act ? &act->krb5 : &(krb5_conn){ 0 },
+                                    &answered);
+        if (answered)
+            return;
+        if (why != AUTH_OK) {
             svcerr_auth(xprt, why);
             return;
         }
-        if (act)
-            act->krb5_ms = mono_ms();
-        if (answered)
-            return;
     } else if ((why = _authenticate(&req, &msg)) != AUTH_OK) {
         svcerr_auth(xprt, why);
         return;
@@ -768,9 +811,9 @@ idle_seconds(const srv *s, const conn_activity *act)
 {
     long long left;
 
-    if (!act->krb5_ms)
+    if (!act->krb5.used_ms)
         return s->cfg.idle_seconds;
-    left = KRB5_IDLE_SECONDS - (mono_ms() - act->krb5_ms) / 1000;
+    left = KRB5_IDLE_SECONDS - (mono_ms() - act->krb5.used_ms) / 1000;
     if (left < 1)
         left = 1;
     return (unsigned)left < s->cfg.idle_seconds ? (unsigned)left : s->cfg.idle_seconds;
@@ -831,8 +874,7 @@ conn_main(void *p)
         if (st == XPRT_DIED)
             break;
     }
-    if (c->act.krb5_ms)
-        krb5_connection_done(xprt, mono_ms() - c->act.krb5_ms);
+    kerberos_connection_done(xprt, &c->act.krb5);
     /* Closes the fd too. */
     conn_unlink(c);
     SVC_DESTROY(xprt);
@@ -1007,6 +1049,7 @@ net_run(srv *s)
         if ((now = mono_ms()) >= next_look_ms) {
             if (s->cfg.min_receive_rate)
                 close_slow_senders(s);
+            close_overdue(s);
             trim_overflow(s);
             next_look_ms = now + 1000;
         }

@@ -6,7 +6,9 @@
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <time.h>
 #include <rpc/rpc.h>
+#include <rpc/svc_auth.h>
 
 #include "imgproc.h"
 #include "ops.h"
@@ -62,6 +64,14 @@ typedef struct srv_listener {
     int registered;             /* rpcb_set for it succeeded */
 } srv_listener;
 
+/* A connection's Kerberos context, as libtirpc holds it (krb5.c). */
+typedef struct krb5_conn {
+    long long used_ms;          /* the context's last use, CLOCK_MONOTONIC; 0 = never */
+    time_t used_wall;           /* ... by the wall clock, which libtirpc's expiry counts */
+    SVCAUTH auth;               /* libtirpc's handle of it, as its last call left it */
+    int held;                   /* auth names a context libtirpc still keeps */
+} krb5_conn;
+
 /*
  * What a TCP connection is doing, shared by its thread, the call it serves
  * and the accept loop, which measures senders (net.c).
@@ -72,7 +82,7 @@ typedef struct conn_activity {
     int receiving;              /* reading a record (atomic) */
     long long since_ms;         /* the sender is measured from here (under s->lock) */
     int64_t since_bytes;        /* bytes the socket had received then, -1 = unknown */
-    long long krb5_ms;          /* its last Kerberos call (CLOCK_MONOTONIC), 0 = none */
+    krb5_conn krb5;             /* its Kerberos context, if it made one */
 } conn_activity;
 
 /* Bytes of the budget held by the calls from one address (IPv6: one /64). */
@@ -127,21 +137,27 @@ void net_serve_one(srv *s, SVCXPRT *xprt, int stream, tasks_batch *batch, conn_a
 /* The sender on act's connection is measured afresh from now (after a call, a wait). */
 void net_measure_from_now(srv *s, conn_activity *act);
 
-/* krb5.c: Kerberos callers (RPCSEC_GSS).  krb5_setup checks the keys of
+/* krb5.c: Kerberos callers (RPCSEC_GSS).  kerberos_setup checks the keys of
  * --krb5-service and names the service to libtirpc: 0, or -1 with why. */
-int krb5_setup(srv *s, char **why);
-/* Authenticates an RPCSEC_GSS call; *answered when it needs no dispatch (a
- * context being made or destroyed: the reply has gone). */
-enum auth_stat krb5_authenticate(struct svc_req *req, struct rpc_msg *msg, int *answered);
+int kerberos_setup(srv *s, char **why);
+/* Authenticates an RPCSEC_GSS call on the connection whose context is kc;
+ * *answered when nothing more is to be done (a context made or destroyed,
+ * its reply sent; a replayed call, dropped). */
+enum auth_stat kerberos_authenticate(struct svc_req *req, struct rpc_msg *msg, krb5_conn *kc,
+                                     int *answered);
 /* The caller's principal into principal; *privacy when its calls are
  * encrypted.  0, 1 when it asked for neither integrity nor privacy, -1 when unknown. */
-int krb5_caller(struct svc_req *req, char *principal, size_t len, int *privacy);
-/* A connection whose last Kerberos call was idle_ms ago is closing: its
- * context goes too, if libtirpc still has it. */
-void krb5_connection_done(SVCXPRT *xprt, long long idle_ms);
-/* A Kerberos context unused this long is freed by libtirpc (its CTX_TTL, 300 s),
- * so an idle Kerberos connection is closed sooner. */
+int kerberos_caller(struct svc_req *req, char *principal, size_t len, int *privacy);
+/* kc's connection is closing: its context goes too, if libtirpc still keeps it. */
+void kerberos_connection_done(SVCXPRT *xprt, krb5_conn *kc);
+/*
+ * libtirpc frees a context unused for 300 s (by the wall clock) from any
+ * thread.  So a Kerberos connection's calls must end within
+ * KRB5_CALL_SECONDS of the context's use (a record's arrival included: net.c
+ * cuts a slower one), and an idle one closes after KRB5_IDLE_SECONDS.
+ */
 #define KRB5_IDLE_SECONDS 240
+#define KRB5_CALL_SECONDS 240
 
 /* config.c: the defaults, and the settings that follow from the flags. */
 void srv_defaults(srv *s);

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include <rpc/rpc.h>
+#include <rpc/rpcsec_gss.h>
 #include "imgproc.h"
 #include "proto.h"
 
@@ -707,6 +708,46 @@ hold(int port, rpcprog_t prog, int n, const char *how)
     return 0;
 }
 
+/*
+ * One connection: Kerberos NULL calls (the ticket in $KRB5CCNAME, service
+ * imgproc@localhost), then an AUTH_SYS call on the same connection, then
+ * away without destroying the context.  A server that forgets the
+ * connection's context then would give it to the next connection.
+ */
+static int
+krb5_then_sys(int port, rpcprog_t prog)
+{
+    CLIENT *c = connect_to(port, prog);
+    struct timeval tv = { 10, 0 };
+    rpc_gss_options_ret_t ret;
+    AUTH *g;
+
+    memset(&ret, 0, sizeof(ret));
+    g = rpc_gss_seccreate(c, "imgproc@localhost", "kerberos_v5", rpcsec_gss_svc_integrity,
+                          NULL, NULL, &ret);
+    if (!g) {
+        printf("context: failed (major %u)\n", ret.major_status);
+        return 1;
+    }
+    auth_destroy(c->cl_auth);
+    c->cl_auth = g;
+    for (int i = 0; i < 3; i++)
+        if (clnt_call(c, NULLPROC, PROTO_XDR(xdr_void), NULL, PROTO_XDR(xdr_void), NULL, tv) !=
+            RPC_SUCCESS) {
+            printf("krb5 call: %s\n", clnt_sperror(c, ""));
+            return 1;
+        }
+    c->cl_auth = authunix_create_default();     /* g is dropped: no DESTROY goes out */
+    if (clnt_call(c, NULLPROC, PROTO_XDR(xdr_void), NULL, PROTO_XDR(xdr_void), NULL, tv) !=
+        RPC_SUCCESS) {
+        printf("sys call: %s\n", clnt_sperror(c, ""));
+        return 1;
+    }
+    printf("ok\n");
+    fflush(stdout);
+    _exit(0);   /* away at once: no context destroyed, no orderly close */
+}
+
 int
 main(int argc, char **argv)
 {
@@ -735,6 +776,8 @@ main(int argc, char **argv)
         return hold_null(port, prog, atoi(argv[4]));
     if (strcmp(what, "trickle") == 0)
         return trickle(port, prog);
+    if (strcmp(what, "krb5-then-sys") == 0)
+        return krb5_then_sys(port, prog);
     if (strcmp(what, "stall-bytes") == 0 && argc > 5)
         return stall_bytes(port, prog, (uint32_t)strtoul(argv[4], NULL, 0),
                            (uint32_t)strtoul(argv[5], NULL, 0));

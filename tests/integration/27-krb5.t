@@ -131,6 +131,18 @@ PY
 is "$(cat "$TMP/inits")" 200 "200 context requests with garbage tokens: each denied as an auth error"
 like "$(krb alice --auth krb5 info)" "*you are: Kerberos principal alice@IMGPROC.TEST*" "... and a real caller is served after them"
 
+# ---- a connection that mixed Kerberos and AUTH_SYS, then left without a
+# DESTROY: its context goes with it, and no later connection inherits it
+bad=0
+for i in 1 2 3; do
+    like "$(KRB5CCNAME="FILE:$TMP/kdc/alice.cc" "$HOSTILE" "$(rpcinfo -p 127.0.0.1 | awk -v p="$PROG" '$1 == p && $3 == "tcp" { print $4; exit }')" "$PROG" krb5-then-sys)" \
+         "ok" "alice's connection $i: Kerberos calls, then AUTH_SYS, then gone"
+    for u in bob carol; do
+        krb $u --auth krb5 info | grep -q "you are: Kerberos principal $u@IMGPROC.TEST" || bad=$((bad + 1))
+    done
+done
+is "$bad" 0 "... every new connection after each makes its own context"
+
 # ---- many Kerberos connections one after another: no stale context is inherited
 bad=0
 for i in $(seq 30); do
