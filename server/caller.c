@@ -61,12 +61,37 @@ in_net(const struct sockaddr *sa, const srv_net *net)
 }
 
 static int
-trusted_network(const srv_config *cfg, const srv_peer *p)
+in_trusted_network(const srv_config *cfg, const srv_peer *p)
 {
     for (int i = 0; p->addr && i < cfg->ntrust_sys; i++)
         if (in_net(p->addr, &cfg->trust_sys[i]))
             return 1;
     return 0;
+}
+
+/* The caller's port, or 0 when unknown. */
+static unsigned
+peer_port(const srv_peer *p)
+{
+    if (p->addr && p->addr->sa_family == AF_INET)
+        return ntohs(((const struct sockaddr_in *)p->addr)->sin_port);
+    if (p->addr && p->addr->sa_family == AF_INET6)
+        return ntohs(((const struct sockaddr_in6 *)p->addr)->sin6_port);
+    return 0;
+}
+
+/*
+ * A trusted host's word: from a --trust-sys-from network, over TCP (a UDP
+ * source is easily forged), from a port below 1024, which only the host's
+ * root may use (NFS's "secure"): the claim is then the host's, not any of
+ * its users'.
+ */
+static int
+trusted_host(const srv_config *cfg, const srv_peer *p)
+{
+    unsigned port = peer_port(p);
+
+    return p->stream && port > 0 && port < IPPORT_RESERVED && in_trusted_network(cfg, p);
 }
 
 static int
@@ -131,10 +156,11 @@ service_identify(const srv_config *cfg, const srv_peer *p, int exempt, srv_calle
         return identify_krb5(cfg, p, who, why, len);
     if (p->local)
         return identify_local(p, who, why, len);
-    if (p->sys && trusted_network(cfg, p)) {
+    if (p->sys && trusted_host(cfg, p)) {
         sys_label(p->uid, p->machine, who->owner);
-        snprintf(who->how, sizeof(who->how), "uid %u as claimed (AUTH_SYS from a "
-                 "--trust-sys-from network); your tasks' owner: %s", p->uid, who->owner);
+        snprintf(who->how, sizeof(who->how), "uid %u as claimed (AUTH_SYS over TCP from a "
+                 "privileged port in a --trust-sys-from network: the host's root vouches); "
+                 "your tasks' owner: %s", p->uid, who->owner);
         return 0;
     }
     if (cfg->refuse_untrusted && !exempt)
@@ -160,9 +186,11 @@ service_identify(const srv_config *cfg, const srv_peer *p, int exempt, srv_calle
     snprintf(claim, sizeof(claim), "%u@%s", p->uid, p->machine ? p->machine : "");
     proto_sha256_hex(claim, strlen(claim), digest);
     snprintf(who->owner, sizeof(who->owner), "anon-%.16s", digest);
-    snprintf(who->how, sizeof(who->how), "anonymous: AUTH_SYS from an untrusted network "
-             "proves nothing, so your claim (uid %u) is only a token that labels your tasks "
-             "(%s)", p->uid, who->owner);
+    snprintf(who->how, sizeof(who->how), "anonymous: AUTH_SYS %s proves nothing, so your "
+             "claim (uid %u) is only a token that labels your tasks (%s)",
+             !in_trusted_network(cfg, p) ? "from an untrusted network"
+             : p->stream ? "from an unprivileged port (only a trusted host's root is believed)"
+                         : "over UDP", p->uid, who->owner);
     return 0;
 }
 

@@ -86,8 +86,8 @@ static const srv_setting settings[] = {
       "state folder", "serve this machine's users on an AF_LOCAL socket, where the kernel "
       "vouches for each caller's uid; 'none': no local socket", 0, 0 },
     { "trust-sys-from", "NET", CF_NET, FIELD(cfg.trust_sys), 0, 0, 0, "none",
-      "believe AUTH_SYS uids from callers in NET (192.0.2.0/24, 2001:db8::/32, "
-      "127.0.0.1); repeatable", 0, 0 },
+      "believe AUTH_SYS uids from callers in NET (192.0.2.0/24, 2001:db8::/32) over "
+      "TCP from a port below 1024 (the host's root); repeatable", 0, 0 },
     { "untrusted", "anonymous|refuse", CF_UNTRUSTED, FIELD(cfg.refuse_untrusted), 0, 0, 0,
       "anonymous", "what an unverified caller (AUTH_SYS or AUTH_NONE over the network) "
       "gets: its own anonymous tasks, or nothing but NULL and SERVER_INFO", 0, 0 },

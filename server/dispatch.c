@@ -438,12 +438,14 @@ dispatch_proc_name(unsigned proc)
  * principal is the caller's room for a Kerberos principal.
  */
 static void
-peer_of(struct svc_req *req, SVCXPRT *xprt, srv_peer *p, char *principal, size_t len)
+peer_of(struct svc_req *req, SVCXPRT *xprt, int stream, srv_peer *p, char *principal,
+        size_t len)
 {
     const struct authunix_parms *cred = (const struct authunix_parms *)req->rq_clntcred;
     struct netbuf *nb = svc_getrpccaller(xprt);
 
     memset(p, 0, sizeof(*p));
+    p->stream = stream;
     if (nb && nb->buf && nb->len && ((const struct sockaddr *)nb->buf)->sa_family != AF_LOCAL) {
         p->addr = nb->buf;
         p->addrlen = nb->len;
@@ -578,7 +580,7 @@ dispatch_call(srv *s, struct svc_req *req, SVCXPRT *xprt, int stream, tasks_batc
     srv_peer peer;
     double t0 = srv_now_ms();
 
-    peer_of(req, xprt, &peer, principal, sizeof(principal));
+    peer_of(req, xprt, stream, &peer, principal, sizeof(principal));
 
     if (!p) {
         svcerr_noproc(xprt);

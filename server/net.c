@@ -422,6 +422,7 @@ open_local(srv *s, const char *path, char **why)
 {
     srv_listener *l = &s->listeners[s->nlisteners];
     struct sockaddr_un sun = { .sun_family = AF_LOCAL };
+    struct stat sb;
     int fd;
 
     if (strlen(path) >= sizeof(sun.sun_path)) {
@@ -440,7 +441,17 @@ open_local(srv *s, const char *path, char **why)
             *why = NULL;
         return -1;
     }
-    unlink(path);       /* a dead server's, or nothing */
+    /* A dead server's socket is replaced; anything else at the path stays. */
+    if (lstat(path, &sb) == 0) {
+        if (!S_ISSOCK(sb.st_mode)) {
+            if (asprintf(why, "--local-socket %s: something other than a socket is there",
+                         path) < 0)
+                *why = NULL;
+            close(fd);
+            return -1;
+        }
+        unlink(path);
+    }
     if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ||
         chmod(path, 0666) < 0 || listen(fd, 128) < 0) {
         int err = errno;

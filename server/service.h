@@ -39,6 +39,7 @@ typedef struct call_ctx {
 typedef struct srv_peer {
     const struct sockaddr *addr;    /* NULL when unknown (and on the local socket) */
     socklen_t addrlen;
+    int stream;                     /* over TCP or the local socket, not UDP */
     int sys;                        /* AUTH_SYS credentials came with the call */
     unsigned uid, gid;              /* ... their uid and gid */
     const char *machine;            /* ... their machine name (the client's bytes) */

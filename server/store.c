@@ -804,14 +804,16 @@ store_list(store *st, const char *owner, unsigned mask, uint64_t after, store_ta
     int n = 0, rc;
 
     state_list(mask ? mask : (1u << PROTO_NSTATES) - 1, states, sizeof(states));
-    /* A NULL owner (an admin's list) matches every row: "owner = NULL" is never true. */
-    snprintf(sql, sizeof(sql), "SELECT " COLUMNS " FROM tasks WHERE (?1 IS NULL OR owner = ?1) "
-             "AND id > ? AND state IN (%s) ORDER BY id LIMIT ?", states);
+    /* A NULL owner (an admin's list) is every owner's.  Two statements, so
+     * that an owner's list keeps its index (tasks_owner). */
+    snprintf(sql, sizeof(sql), "SELECT " COLUMNS " FROM tasks WHERE %s id > ? "
+             "AND state IN (%s) ORDER BY id LIMIT ?", owner ? "owner = ? AND" : "", states);
     if (!(q = prepare(st, sql, why)))
         return -1;
-    sqlite3_bind_text(q, 1, owner, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(q, 2, (sqlite3_int64)after);
-    sqlite3_bind_int(q, 3, max + 1);
+    if (owner)
+        sqlite3_bind_text(q, 1, owner, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, owner ? 2 : 1, (sqlite3_int64)after);
+    sqlite3_bind_int(q, owner ? 3 : 2, max + 1);
     *more = 0;
     while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
         if (n == max) {

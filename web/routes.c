@@ -1,4 +1,5 @@
 /* routes.c - the gateway's HTTP side: civetweb, the /v1 routes, problem+json errors. */
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -220,6 +221,21 @@ on_log(const struct mg_connection *c, const char *message)
     return 1;
 }
 
+/*
+ * Who the gateway is once its port is bound, when started as root: the
+ * user imgproc-web (the package makes it), else nobody.  It needs no
+ * privilege, and over imgprocd's local socket root would be an admin,
+ * reaching every caller's tasks.  A user of its own keeps other programs
+ * running as nobody from acting for its sessions.  NULL: stay as we are.
+ */
+static const char *
+run_as(void)
+{
+    if (geteuid() != 0)
+        return NULL;
+    return getpwnam("imgproc-web") ? "imgproc-web" : "nobody";
+}
+
 struct mg_context *
 web_start(const web_config *cfg)
 {
@@ -236,16 +252,18 @@ web_start(const web_config *cfg)
         /* A reply's head and body go out as two writes: without this, Nagle
          * holds the body until the head is acknowledged (a delayed ACK, 40 ms). */
         "tcp_nodelay", "1",
-        /* Started as root: nobody once the port is bound.  The gateway needs
-         * no privilege, and over imgprocd's local socket root would be an
-         * admin, reaching every caller's tasks (see rpc.c). */
-        geteuid() == 0 ? "run_as_user" : NULL, "nobody",
+        /* Started as root: its own user once the port is bound (run_as);
+         * the pair is filled in below, or left as the list's end. */
+        NULL, NULL,
         NULL,
     };
+    const size_t user_at = sizeof(options) / sizeof(options[0]) - 3;
     struct mg_callbacks cb;
     struct mg_context *ctx;
 
     web_cfg = cfg;
+    if ((options[user_at + 1] = run_as()))
+        options[user_at] = "run_as_user";
     /* Each open WebSocket holds a thread: --threads stay for the requests. */
     snprintf(threads, sizeof(threads), "%u", cfg->threads + cfg->max_websockets);
     /* A socket's read or write that stalls this long ends its request: a

@@ -47,12 +47,23 @@ static CLIENT *
 connection(const web_config *cfg, int *fresh, char **why)
 {
     static int noted;           /* the notice is said once, not by every thread */
+    /* The transport the first connection found ("local" or "tcp"), kept
+     * for every later one: a session's owner label depends on it, so a
+     * thread falling back to TCP after a restart would lose its tasks. */
+    static const char *chosen;
+    const char *use = __atomic_load_n(&chosen, __ATOMIC_ACQUIRE);
 
     *why = NULL;
     *fresh = !conn;
     if (conn)
         return conn;
-    conn = proto_connect(cfg->host, cfg->port, cfg->program, "auto", cfg->timeout, why);
+    conn = proto_connect(cfg->host, cfg->port, cfg->program, use ? use : "auto", cfg->timeout,
+                         why);
+    if (conn && !use) {
+        const char *found = strcmp(proto_transport(conn), "local") == 0 ? "local" : "tcp";
+        __atomic_compare_exchange_n(&chosen, &use, found, 0, __ATOMIC_ACQ_REL,
+                                    __ATOMIC_ACQUIRE);
+    }
     conn_who[0] = '\0';
     if (conn && *why) {
         if (!__atomic_exchange_n(&noted, 1, __ATOMIC_RELAXED))

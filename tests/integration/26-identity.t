@@ -95,23 +95,26 @@ cli task result "$a" -o "$TMP/x.jpg" 2>"$TMP/err"; is "$?" 1 "the admin cannot f
 like "$(cat "$TMP/err")" "*belongs to another caller*" "... (list, status, wait, cancel, delete only)"
 is "$(cli -T tcp --json task list)" "[]" "root over TCP is anonymous, not an admin"
 
-# ---- the web gateway: started as root, it runs as nobody and reaches the
-# socket as nobody, the kernel's word; each browser session is a label of it
+# ---- the web gateway: started as root, it runs as its own user (imgproc-web
+# where the package made it, else nobody) and reaches the socket as that
+# user, the kernel's word; each browser session is a label of it
+WEB_USER=$(id -un imgproc-web 2>/dev/null || echo nobody)
+WUID=$(id -u "$WEB_USER"); WGID=$(id -g "$WEB_USER")
 start_web
 T1=$(printf 'a%.0s' $(seq 64)); T2=$(printf 'b%.0s' $(seq 64))
 code=$(curl -s -o "$TMP/w.json" -w '%{http_code}' -H "Authorization: Bearer $T1" -X POST \
        --data-binary @"$SHARED/jpeg-photo-ladybird.jpg" "$URL/v1/tasks?steps=grayscale")
 w=$(j "$TMP/w.json" 'd["tasks"][0]["id"]')
 is "$code" 201 "a browser session creates a task through the gateway ($w)"
-like "$(cli --json task status "$w" | field owner)" "65534@web-*" \
-     "... owned by the gateway's uid (nobody), as the kernel says, and the session's label"
+like "$(cli --json task status "$w" | field owner)" "$WUID@web-*" \
+     "... owned by the gateway's uid ($WEB_USER), as the kernel says, and the session's label"
 is "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $T2" "$URL/v1/tasks/$w")" 403 \
    "another session cannot see it"
 label=$(cli --json task status "$w" | field owner)
 cli -T tcp --auth "$label" task status "$w" 2>"$TMP/err"; is "$?" 1 "its owner claimed over TCP reaches nothing"
-setpriv --reuid 65534 --regid 65534 --clear-groups "$IMGPROC" --program "$PROG" --auth "$label" \
+setpriv --reuid "$WUID" --regid "$WGID" --clear-groups "$IMGPROC" --program "$PROG" --auth "$label" \
     task status "$w" >/dev/null 2>&1
-is "$?" 0 "only a process that is nobody, on this machine, can act for the gateway"
+is "$?" 0 "only a process running as the gateway's user, on this machine, can act for it"
 stop_web
 stop_server
 is "$STOP_STATUS" 0 "server stopped cleanly"
@@ -143,9 +146,14 @@ stop_server
 start_server --local-socket "$SOCK" --trust-sys-from 127.0.0.0/8
 a2=$(as $ALICE task create --hold --steps grayscale "$SHARED/jpeg-photo-ladybird.jpg")
 is "$(cli -T tcp --auth "$ALICE@$HOST" --json task status "$a2" | field owner)" "$ALICE@$HOST" \
-   "--trust-sys-from 127.0.0.0/8: a TCP claim from 127.0.0.1 is believed (alice's task, as her)"
-like "$(cli -T tcp info)" "*you are: uid 0 as claimed (AUTH_SYS from a --trust-sys-from network)*" \
+   "--trust-sys-from 127.0.0.0/8: root's TCP claim from a privileged port is believed (alice's task, as her)"
+like "$(cli -T tcp info)" "*you are: uid 0 as claimed (AUTH_SYS over TCP from a privileged port in a --trust-sys-from network*" \
      "... and SERVER_INFO says why"
+as $BOB -T tcp --auth "$ALICE@$HOST" task status "$a2" 2>"$TMP/err"; is "$?" 1 \
+   "an ordinary user there (an unprivileged port) claiming alice is not believed"
+like "$(as $BOB -T tcp info)" "*anonymous: AUTH_SYS from an unprivileged port (only a trusted host's root is believed)*" \
+     "... SERVER_INFO says why"
+cli -T udp --auth "$ALICE@$HOST" task status "$a2" 2>"$TMP/err"; is "$?" 1 "nor is a claim over UDP, whose source is easily forged"
 cli -H ::1 -T tcp --auth "$ALICE@$HOST" task status "$a2" 2>"$TMP/err"; is "$?" 1 "from ::1, outside the list, the same claim is anonymous"
 stop_server
 
