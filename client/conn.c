@@ -42,30 +42,6 @@ make_sys_auth(const char *mode)
     return authunix_create(host, uid, gid, 0, NULL);
 }
 
-/* GSS-API's words for a failure, into buf. */
-static void
-gss_words(OM_uint32 major, OM_uint32 minor, char *buf, size_t len)
-{
-    OM_uint32 min, ctx;
-    gss_buffer_desc msg;
-    size_t n = 0;
-
-    buf[0] = '\0';
-    for (int which = 0; which < 2; which++) {
-        ctx = 0;
-        do {
-            if (gss_display_status(&min, which ? minor : major,
-                                   which ? GSS_C_MECH_CODE : GSS_C_GSS_CODE, GSS_C_NO_OID,
-                                   &ctx, &msg) != GSS_S_COMPLETE)
-                break;
-            if (n < len && msg.length && (which == 0 || minor))
-                n += (size_t)snprintf(buf + n, len - n, "%s%.*s", n ? ": " : "",
-                                      (int)msg.length, (char *)msg.value);
-            gss_release_buffer(&min, &msg);
-        } while (ctx);
-    }
-}
-
 /*
  * Kerberos (RPCSEC_GSS): a context with the server's service, made with the
  * ticket in our credential cache (kinit).  krb5p encrypts every call, krb5
@@ -90,11 +66,11 @@ make_krb5_auth(CLIENT *clnt, const cli_opts *o, char **why)
     if (a)
         return a;
     if (ret.major_status == GSS_S_NO_CRED) {
-        gss_words(ret.major_status, ret.minor_status, words, sizeof(words));
+        proto_gss_text(ret.major_status, ret.minor_status, words, sizeof(words));
         snprintf(words + strlen(words), sizeof(words) - strlen(words), " (get a ticket "
                  "first: kinit)");
     } else if (ret.major_status)
-        gss_words(ret.major_status, ret.minor_status, words, sizeof(words));
+        proto_gss_text(ret.major_status, ret.minor_status, words, sizeof(words));
     else
         snprintf(words, sizeof(words), "the server refused the context (%s; is it "
                  "started with --krb5-service %s?)", cli_rpc_error(clnt), service);

@@ -13,7 +13,6 @@
 
 #include "proto.h"
 
-#define RECORD_BUFFER (256 * 1024) /* bytes buffered each way (TCP) */
 
 /* Why the last client handle could not be made, without libtirpc's leading ": ". */
 static const char *
@@ -53,7 +52,7 @@ connect_port(const char *host, int portnum, rpcprog_t prog, const char *proto, c
             continue;
         /* 256 KiB record buffers, libtirpc's largest (its default is 64 KiB). */
         clnt = clnt_tli_create(RPC_ANYFD, nc, &nb, prog, IMGPROC_V1,
-                               RECORD_BUFFER, RECORD_BUFFER);
+                               PROTO_RECORD_BUFFER, PROTO_RECORD_BUFFER);
         freenetconfigent(nc);
     }
     freeaddrinfo(res);
@@ -81,7 +80,7 @@ connect_rpcbind_tcp(const char *host, rpcprog_t prog)
         struct netbuf nb = { sizeof(ss), sizeof(ss), &ss };
         if (nc && rpcb_getaddr(prog, IMGPROC_V1, nc, &nb, host))
             clnt = clnt_tli_create(RPC_ANYFD, nc, &nb, prog, IMGPROC_V1,
-                                   RECORD_BUFFER, RECORD_BUFFER);
+                                   PROTO_RECORD_BUFFER, PROTO_RECORD_BUFFER);
         if (nc)
             freenetconfigent(nc);
         /* An IPv4 address is an unknown host to tcp6: keep tcp's reason. */
@@ -124,7 +123,7 @@ connect_local(rpcprog_t prog, char **why, char **note)
     memset(&sun, 0, sizeof(sun));
     if (nc && (named = rpcb_getaddr(prog, IMGPROC_V1, nc, &nb, "localhost")))
         clnt = clnt_tli_create(RPC_ANYFD, nc, &nb, prog, IMGPROC_V1,
-                               RECORD_BUFFER, RECORD_BUFFER);
+                               PROTO_RECORD_BUFFER, PROTO_RECORD_BUFFER);
     if (!clnt && why && !named &&
         asprintf(why, "no local socket for program 0x%lX on this machine: %s (is imgprocd "
                  "running here, with a --local-socket, and registered with rpcbind?)",

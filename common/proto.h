@@ -164,13 +164,25 @@ enum clnt_stat proto_server_info(CLIENT *c, ip_server_info_res *res, struct time
 CLIENT *proto_connect(const char *host, int port, rpcprog_t prog, const char *proto,
                       unsigned timeout, char **why);
 /*
+ * Bytes of record buffer each way on a connection, client and server:
+ * libtirpc's largest (its default is 64 KiB).  A Kerberos message is signed
+ * or encrypted whole in it, which bounds the Kerberos sizes below.
+ */
+#define PROTO_RECORD_BUFFER (256 * 1024)
+
+/*
  * The bytes of image one call may carry over clnt: IP_MAX_CHUNK, but under
  * Kerberos (RPCSEC_GSS) PROTO_KRB5_CHUNK, since libtirpc signs or encrypts
  * each message whole in its 256 KiB record buffer.  Task uploads and
  * results go in pieces of this size.
  */
 #define PROTO_KRB5_CHUNK (128 * 1024)
+_Static_assert(PROTO_KRB5_CHUNK <= IP_MAX_CHUNK && 2 * PROTO_KRB5_CHUNK <= PROTO_RECORD_BUFFER,
+               "a Kerberos piece, with its call around it, must fit the record buffer");
 size_t proto_chunk_size(const CLIENT *clnt);
+/* GSS-API's words for a failure (major and minor status) into buf. */
+void proto_gss_text(unsigned major, unsigned minor, char *buf, size_t len);
+
 /* The transport clnt travels over: "local", "tcp" or "udp". */
 const char *proto_transport(CLIENT *clnt);
 /*

@@ -116,10 +116,10 @@ identify_krb5(const srv_config *cfg, const srv_peer *p, srv_caller *who, char *w
         return refuse(why, len, "refused by the Kerberos rule: calls must be signed "
                       "(integrity, krb5i) or encrypted (privacy, krb5p), not just "
                       "authenticated");
-    if (strlen(p->principal) > IP_MAX_NAME - 5)
+    if (strlen(p->principal) > SERVICE_MAX_PRINCIPAL)
         return refuse(why, len, "refused by the Kerberos rule: principal '%.80s' is longer "
-                      "than %d bytes", p->principal, IP_MAX_NAME - 5);
-    snprintf(who->owner, sizeof(who->owner), "krb5:%s", p->principal);
+                      "than %zu bytes", p->principal, SERVICE_MAX_PRINCIPAL);
+    snprintf(who->owner, sizeof(who->owner), SERVICE_KRB5_LABEL "%s", p->principal);
     for (int i = 0; i < cfg->nadmins; i++)
         if (strcmp(cfg->admins[i], p->principal) == 0)
             who->admin = 1;
@@ -149,7 +149,7 @@ int
 service_identify(const srv_config *cfg, const srv_peer *p, int exempt, srv_caller *who,
                  char *why, size_t len)
 {
-    char claim[300], digest[65];
+    char claim[MAX_MACHINE_NAME + 12], digest[65];  /* a 10-digit uid, '@', the name */
 
     memset(who, 0, sizeof(*who));
     if (p->krb5)

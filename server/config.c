@@ -10,7 +10,7 @@
 
 #include "log.h"
 #include "proto.h"
-#include "server.h"
+#include "service.h"
 
 /* How a setting's value is written and stored. */
 typedef enum cf_kind {
@@ -134,13 +134,26 @@ store(srv *s, const srv_setting *t, uint64_t v)
         *(unsigned *)field = (unsigned)v;
 }
 
+/* Does a setting of this kind keep a number in its field (its def)? */
+static int
+has_number(cf_kind k)
+{
+    switch (k) {
+    case CF_NUMBER: case CF_BYTES: case CF_SECONDS: case CF_PROGRAM: case CF_ON: case CF_OFF:
+        return 1;
+    case CF_PATH: case CF_LISTEN: case CF_NET: case CF_NAME: case CF_UNTRUSTED:
+        return 0;
+    }
+    return 0;
+}
+
 /* Every setting at its default, before the command line is read; the locks ready. */
 void
 srv_defaults(srv *s)
 {
     memset(s, 0, sizeof(*s));
     for (size_t i = 0; i < NSETTINGS; i++)
-        if (settings[i].kind < CF_PATH || settings[i].kind > CF_UNTRUSTED)
+        if (has_number(settings[i].kind))
             store(s, &settings[i], settings[i].def);
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->idle, NULL);
@@ -269,7 +282,7 @@ apply(srv *s, const srv_setting *t, const char *arg)
                 "192.0.2.0/24, 2001:db8::/32)", arg, t->name);
         return -1;
     case CF_NAME:
-        if (!*arg || strlen(arg) > IP_MAX_NAME - 5)
+        if (!*arg || strlen(arg) > SERVICE_MAX_PRINCIPAL)
             break;
         if (s->cfg.nadmins == SRV_MAX_ADMINS) {
             srv_log(SRV_LOG_ERROR, "at most %d --%s", SRV_MAX_ADMINS, t->name);

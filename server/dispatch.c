@@ -525,7 +525,8 @@ guard_init(arg_guard *g, srv *s, const proc_entry *p, void *arg, const srv_peer 
  * whole: libtirpc 1.3.3 crashes in gss_get_mic on a larger one.  Kept under
  * the 256 KiB buffer by room for the checksum or encryption.
  */
-#define KRB5_MAX_REPLY (240 * 1024)
+#define KRB5_MAX_REPLY (PROTO_RECORD_BUFFER - 16 * 1024)
+_Static_assert(PROTO_KRB5_CHUNK + 4096 < KRB5_MAX_REPLY, "a result piece must fit a Kerberos reply");
 
 /* Sends p's result res, or what stands for it: NULL when sent, else the log's outcome. */
 static const char *
@@ -572,8 +573,9 @@ dispatch_call(srv *s, struct svc_req *req, SVCXPRT *xprt, int stream, tasks_batc
     _Alignas(max_align_t) unsigned char arg[ARG_ROOM];
     _Alignas(max_align_t) unsigned char res[RES_ROOM];
     srv_caller who;
-    char principal[256];
-    call_ctx ctx = { who.owner, 0, who.how, stream, batch, stream ? xprt->xp_fd : -1, 0 };
+    char principal[SERVICE_MAX_PRINCIPAL + 2];  /* a longer one shows as too long */
+    call_ctx ctx = { .owner = who.owner, .how = who.how, .stream = stream, .batch = batch,
+                     .fd = stream ? xprt->xp_fd : -1 };
     call_log log = { 0, 0, IP_OK };
     char why[IP_MAX_MESSAGE];
     arg_guard guard;

@@ -79,30 +79,6 @@ gss_release_cred(OM_uint32 *minor, gss_cred_id_t *cred)
     return real(minor, cred);
 }
 
-/* GSS-API's words for major/minor into buf. */
-static void
-gss_text(OM_uint32 major, OM_uint32 minor, char *buf, size_t len)
-{
-    OM_uint32 maj = major, min, ctx = 0;
-    gss_buffer_desc msg;
-    size_t n = 0;
-
-    buf[0] = '\0';
-    for (int which = 0; which < 2; which++) {
-        ctx = 0;
-        do {
-            if (gss_display_status(&min, which ? minor : maj,
-                                   which ? GSS_C_MECH_CODE : GSS_C_GSS_CODE,
-                                   GSS_C_NO_OID, &ctx, &msg) != GSS_S_COMPLETE)
-                break;
-            if (n < len && msg.length)
-                n += (size_t)snprintf(buf + n, len - n, "%s%.*s", n ? ": " : "",
-                                      (int)msg.length, (char *)msg.value);
-            gss_release_buffer(&min, &msg);
-        } while (ctx);
-    }
-}
-
 int
 kerberos_setup(srv *s, char **why)
 {
@@ -132,7 +108,7 @@ kerberos_setup(srv *s, char **why)
         major = gss_acquire_cred(&minor, gname, GSS_C_INDEFINITE, GSS_C_NO_OID_SET,
                                  GSS_C_ACCEPT, &cred, NULL, NULL);
     if (major != GSS_S_COMPLETE) {
-        gss_text(major, minor, text, sizeof(text));
+        proto_gss_text(major, minor, text, sizeof(text));
         if (asprintf(why, "no Kerberos keys for --krb5-service %s in %s: %s", name,
                      s->cfg.keytab ? s->cfg.keytab : getenv("KRB5_KTNAME") ?
                      getenv("KRB5_KTNAME") : "the default keytab", text) < 0)

@@ -31,7 +31,6 @@
 #include "proto.h"
 #include "server.h"
 
-#define NET_RECORD_BUFFER (256 * 1024) /* bytes buffered each way per TCP connection */
 #define NET_SPIN_NS 50000              /* look for the next call this long before sleeping */
 #define NET_SEND_TIMEOUT 60            /* seconds a reply may sit unread before the connection dies */
 #define NET_RATE_WINDOW_MS 10000       /* a call being received is measured over this */
@@ -838,7 +837,7 @@ conn_main(void *p)
     srv *s = c->s;
     /* Sizes of 0 would give libtirpc's 4000-byte record buffers: a 10 MB
      * image would then take 2,500 reads in, and a result 2,500 writes out. */
-    SVCXPRT *xprt = svc_fd_create(c->fd, NET_RECORD_BUFFER, NET_RECORD_BUFFER);
+    SVCXPRT *xprt = svc_fd_create(c->fd, PROTO_RECORD_BUFFER, PROTO_RECORD_BUFFER);
     tasks_batch *batch = tasks_batch_new();
 
     if (!xprt) {

@@ -44,12 +44,16 @@ typedef struct srv_peer {
     unsigned uid, gid;              /* ... their uid and gid */
     const char *machine;            /* ... their machine name (the client's bytes) */
     int local;                      /* over the local socket: kuid, kgid are the kernel's word */
-    unsigned kuid, kgid;
+    unsigned kuid, kgid;            /* ... the uid and gid of the process that connected */
     int krb5;                       /* RPCSEC_GSS: principal is Kerberos' word */
     int krb5_none;                  /* ... a call with neither integrity nor privacy */
     int krb5_privacy;               /* ... encrypted */
     const char *principal;          /* ... "alice@EXAMPLE.ORG" */
 } srv_peer;
+
+/* A Kerberos caller's owner label: this, then the principal. */
+#define SERVICE_KRB5_LABEL "krb5:"
+#define SERVICE_MAX_PRINCIPAL ((size_t)IP_MAX_NAME + 1 - sizeof(SERVICE_KRB5_LABEL))
 
 /* Who the caller is to this server, once the policy has looked at them. */
 typedef struct srv_caller {
