@@ -99,6 +99,14 @@ ip_task_spec cli_task_spec(const cli_spec *sp);
 
 /* Connects as o says.  NULL with a message in *why (caller frees). */
 CLIENT *cli_connect(const cli_opts *o, char **why);
+/*
+ * -H may name several servers (a,b,c): cli_connect takes the first that
+ * answers (each keeps its own tasks), cli_connect_spread the least loaded
+ * (synchronous calls, which any of them can answer).
+ */
+#define CLI_MAX_HOSTS 16
+CLIENT *cli_connect_spread(const cli_opts *o, char **why);
+CLIENT *cli_connect_spread_or_say(const cli_opts *o);
 /* Is mode one of --auth's Kerberos kinds (krb5, krb5i, krb5p)? */
 int cli_auth_krb5(const char *mode);
 void cli_disconnect(CLIENT *clnt);

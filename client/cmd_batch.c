@@ -224,12 +224,13 @@ write_result(run *r, item *it, const char *data, size_t len, ip_format fmt, unsi
     written(r, it, w, h, bands);
 }
 
-/* A worker's own connection; when there is none, the whole run stops. */
+/* A worker's own connection; when there is none, the whole run stops.
+ * PROCESS calls (--sync) go to the least loaded of several -H hosts. */
 static CLIENT *
 worker_connect(run *r)
 {
     char *why = NULL;
-    CLIENT *clnt = cli_connect(r->o, &why);
+    CLIENT *clnt = r->b->sync ? cli_connect_spread(r->o, &why) : cli_connect(r->o, &why);
 
     if (!clnt)
         set_fatal(r, "%s", why ? why : "cannot reach the server");

@@ -467,7 +467,7 @@ cmd_image(cli_opts *o, int argc, char **argv)
     if (cli_require_tcp(o, argv[0]))
         return EXIT_USAGE;
     /* Without a server, each input fails for that reason (--json lists them). */
-    clnt = cli_connect_or_say(o);
+    clnt = cli_connect_spread_or_say(o);
     rc = cli_each_input(o, clnt, argv + optind, argc - optind, one, &job);
     cli_written_free(&job.written);
     cli_disconnect(clnt);

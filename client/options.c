@@ -66,7 +66,9 @@ static const cli_option options[] = {
     { "keep", 0, NULL, CMD_BATCH, CLI_O_KEEP,
       "leave finished tasks on the server (default: deleted once fetched)" },
     /* Every command's. */
-    { "host", 'H', "HOST", CMD_EVERY, 'H', "server (default $IMGPROC_HOST or localhost)" },
+    { "host", 'H', "HOST", CMD_EVERY, 'H', "server (default $IMGPROC_HOST or localhost); "
+      "several, a,b,c: image calls go to the least loaded that answers, task commands to "
+      "the first that answers" },
     { "port", 'p', "PORT", CMD_EVERY, 'p', "connect to PORT directly instead of asking rpcbind" },
     { "program", 0, "N|NAME", CMD_EVERY, CLI_O_PROGRAM,
       "RPC program: a number, or a name in /etc/rpc (default $IMGPROC_PROGRAM or "
