@@ -20,6 +20,8 @@ PKGS="$PKGS iproute2 bsdutils mandoc groff-base systemd"
 # tests (krb5kdc and kdb5_util from krb5-kdc; kadmin.local, on Debian, from
 # krb5-admin-server; kinit from krb5-user).
 PKGS="$PKGS libkrb5-dev krb5-kdc krb5-admin-server krb5-user"
+# One address before several hosts: HAProxy's TCP front (its test).
+PKGS="$PKGS haproxy"
 # The web gateway: civetweb serves HTTP, xmlrpc-c answers XML-RPC; its tests
 # talk to it with curl and Python's xmlrpc.client.
 PKGS="$PKGS libcivetweb-dev libxmlrpc-core-c3-dev curl"
