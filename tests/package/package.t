@@ -123,7 +123,7 @@ like "$(ls /var/lib/imgprocd)" "*tasks.db*" "... its database lives in /var/lib/
 echo "IMGPROC_WEB_OPTS=\"--listen 127.0.0.1:$((PORT + 1))\"" >>/etc/default/imgproc-web
 /etc/init.d/imgproc-web start >"$TMP/web.log" 2>&1
 ok $? "/etc/init.d/imgproc-web start" || sed 's/^/# /' "$TMP/web.log"
-is "$(ps -o user= -p "$(cat /run/imgproc-web.pid 2>/dev/null)" 2>/dev/null)" "imgproc-web" \
+is "$(ps -o user:32= -p "$(cat /run/imgproc-web.pid 2>/dev/null)" 2>/dev/null)" "imgproc-web" \
    "imgproc-web runs as its own user, imgproc-web"
 curl -s "http://127.0.0.1:$((PORT + 1))/v1/info" >"$TMP/info.json"
 is "$(j "$TMP/info.json" "d['server_version']")" "$(imgproc --json info | python3 -c 'import json,sys; print(json.load(sys.stdin)["server_version"])')" \
