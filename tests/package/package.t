@@ -90,8 +90,12 @@ is "$(rpcinfo -p 127.0.0.1 | awk '$1 == 541674823 {print $3 "/" $5}' | sort | tr
    "tcp/imgproc udp/imgproc " "rpcinfo -p shows the program by name, over TCP and UDP"
 like "$(rpcinfo -t localhost imgproc 2>&1)" "program 541674823 version 1 ready and waiting*" \
      "rpcinfo -t localhost imgproc: ready and waiting"
-like "$(imgproc ping 2>&1)" "ok: program 0x20494D47 version 1 on localhost over tcp*" \
-     "imgproc ping (the installed client, the default program)"
+like "$(imgproc ping 2>&1)" "ok: program 0x20494D47 version 1 on localhost over local*" \
+     "imgproc ping (the installed client, the default program): over the local socket"
+[ -S /run/imgprocd/imgprocd.sock ]; ok $? "the local socket is /run/imgprocd/imgprocd.sock"
+like "$(setpriv --reuid 4001 --regid 4001 --clear-groups imgproc info 2>&1)" \
+     "*you are: uid 4001 on this machine (the local socket: the kernel's word)*" \
+     "an ordinary user reaches it, and the kernel names them"
 like "$(imgproc --program imgproc -T udp ping 2>&1)" "ok: program 0x20494D47 version 1 on localhost over udp*" \
      "imgproc --program imgproc -T udp ping"
 
