@@ -26,6 +26,7 @@ PROG=$((PROG + slot * 100))
 PROGX=$(printf '0x%X' "$PROG")
 
 cleanup() {
+    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done     # host_start's
     [ -n "$KDC_PID" ] && kill -TERM "$KDC_PID" 2>/dev/null
     [ -n "$WEB_PID" ] && kill -KILL "$WEB_PID" 2>/dev/null
     [ -n "$SERVER_PID" ] && kill -TERM "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
@@ -273,4 +274,28 @@ EOF
 kinit_as() {
     echo "${1}pw" | KRB5CCNAME="FILE:$TMP/kdc/$1.cc" kinit "$1" >/dev/null ||
         bail "kinit $1 failed"
+}
+
+# Several servers on one machine, for the multi-host tests: server N on
+# 127.0.0.N:PORT, with its own state folder, no rpcbind, no local socket.
+# host_start N starts it and waits for its ready line; PIDS[N] is its pid.
+PIDS=()
+host_start() {
+    local n=$1 line
+    mkfifo "$TMP/ready$n"
+    # shellcheck disable=SC2086
+    $IMGPROCD_WRAPPER "$IMGPROCD" --program "$PROG" --port "$PORT" --listen "127.0.0.$n" \
+        --no-rpcbind --local-socket none --state-dir "$TMP/state$n" $IMGPROCD_FLAGS \
+        >"$TMP/ready$n" 2>>"$TMP/host$n.log" &
+    PIDS[$n]=$!
+    read -r line <"$TMP/ready$n" || true
+    case "$line" in
+    "imgprocd: ready"*) ;;
+    *) sed "s/^/# /" "$TMP/host$n.log" >&2; bail "server $n did not start" ;;
+    esac
+}
+# host_calls N PROC: how many PROC calls server N has answered (its STATS).
+host_calls() {
+    "$IMGPROC" --program "$PROG" -H "127.0.0.$1" -p "$PORT" --json stats |
+        python3 -c 'import json,sys; d=json.load(sys.stdin); print(sum(p["calls"] for p in d["procedures"] if p["name"] == sys.argv[1]))' "$2"
 }

@@ -15,27 +15,7 @@ for f in jpeg-photo-ladybird.jpg jpeg-photo-storm.jpg jpeg-small-photo.jpg jpeg-
     cp "$CORPUS/$f" "$TMP/photos/" || bail "corpus file $f is missing"
 done
 HOSTS=127.0.0.1,127.0.0.2,127.0.0.3
-PIDS=()
 
-host_start() {     # host_start N: a server on 127.0.0.N, its own state, no rpcbind
-    local n=$1
-    mkfifo "$TMP/ready$n"
-    # shellcheck disable=SC2086
-    $IMGPROCD_WRAPPER "$IMGPROCD" --program "$PROG" --port "$PORT" --listen "127.0.0.$n" \
-        --no-rpcbind --local-socket none --state-dir "$TMP/state$n" $IMGPROCD_FLAGS \
-        >"$TMP/ready$n" 2>>"$TMP/host$n.log" &
-    PIDS[$n]=$!
-    read -r line <"$TMP/ready$n" || true
-    case "$line" in
-    "imgprocd: ready"*) ;;
-    *) sed "s/^/# /" "$TMP/host$n.log" >&2; bail "server $n did not start" ;;
-    esac
-}
-host_calls() {     # host_calls N PROC: how many PROC calls server N has answered
-    "$IMGPROC" --program "$PROG" -H "127.0.0.$1" -p "$PORT" --json stats |
-        python3 -c 'import json,sys; d=json.load(sys.stdin); print(sum(p["calls"] for p in d["procedures"] if p["name"] == sys.argv[1]))' "$2"
-}
-trap 'for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done; cleanup' EXIT
 
 for n in 1 2 3; do host_start $n; done
 mh() { "$IMGPROC" --program "$PROG" -H "$HOSTS" -p "$PORT" "$@"; }

@@ -12,28 +12,9 @@ CORPUS=${IMGPROC_CORPUS:-${XDG_CACHE_HOME:-$HOME/.cache}/imgproc/corpus}
 [ -f "$CORPUS/MANIFEST.txt" ] || bail "the real-photo corpus is missing: run 'make corpus'"
 PHOTO=$CORPUS/jpeg-photo-storm.jpg
 FRONT=$((PORT + 1))
-PIDS=()
 HAPID=
 
-host_start() {     # host_start N: a server on 127.0.0.N:PORT, its own state, no rpcbind
-    local n=$1
-    mkfifo "$TMP/ready$n"
-    # shellcheck disable=SC2086
-    $IMGPROCD_WRAPPER "$IMGPROCD" --program "$PROG" --port "$PORT" --listen "127.0.0.$n" \
-        --no-rpcbind --local-socket none --state-dir "$TMP/state$n" $IMGPROCD_FLAGS \
-        >"$TMP/ready$n" 2>>"$TMP/host$n.log" &
-    PIDS[$n]=$!
-    read -r line <"$TMP/ready$n" || true
-    case "$line" in
-    "imgprocd: ready"*) ;;
-    *) sed "s/^/# /" "$TMP/host$n.log" >&2; bail "server $n did not start" ;;
-    esac
-}
-host_calls() {     # host_calls N PROC: PROC calls server N has answered
-    "$IMGPROC" --program "$PROG" -H "127.0.0.$1" -p "$PORT" --json stats |
-        python3 -c 'import json,sys; d=json.load(sys.stdin); print(sum(p["calls"] for p in d["procedures"] if p["name"] == sys.argv[1]))' "$2"
-}
-trap '[ -n "$HAPID" ] && kill "$HAPID" 2>/dev/null; for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done; cleanup' EXIT
+trap '[ -n "$HAPID" ] && kill "$HAPID" 2>/dev/null; cleanup' EXIT
 
 host_start 2
 host_start 3
