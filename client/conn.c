@@ -151,6 +151,12 @@ connect_hosts(const cli_opts *o, int spread, char **why)
     }
     for (char *h = strtok_r(list, ",", &save); h && n < CLI_MAX_HOSTS; h = strtok_r(NULL, ",", &save))
         hosts[n++] = h;
+    if (n == 0) {
+        if (asprintf(why, "-H '%s' names no host", o->host) < 0)
+            *why = NULL;
+        free(list);
+        return NULL;
+    }
     first = spread ? (__atomic_fetch_add(&turn, 1, __ATOMIC_RELAXED) + (unsigned)getpid()) % n : 0;
     for (unsigned k = 0; k < n; k++) {
         const char *h = hosts[(first + k) % n];

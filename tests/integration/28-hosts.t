@@ -58,6 +58,11 @@ mh task wait "$id" >/dev/null
 is "$(mh --json task status "$id" | field state)" "done" "a task made through the list is found through it again"
 is "$(host_calls 1 TASK_CREATE)" 1 "... it lives on the first host that answers (127.0.0.1)"
 
+# ---- a list with no host in it: said, not a crash
+"$IMGPROC" --program "$PROG" -H , -p "$PORT" grayscale "$TMP/photos/jpeg-small-photo.jpg" -o "$TMP/x.jpg" 2>"$TMP/err"
+is "$?" 3 "-H , : exit 3"
+like "$(cat "$TMP/err")" "*-H ',' names no host*" "... saying so"
+
 # ---- none answering: said
 kill -KILL "${PIDS[1]}" "${PIDS[3]}"; wait "${PIDS[1]}" "${PIDS[3]}" 2>/dev/null
 mh grayscale "$TMP/photos/jpeg-small-photo.jpg" -o "$TMP/none.jpg" 2>"$TMP/err"
