@@ -8,7 +8,7 @@ CC        ?= cc
 RPCGEN    ?= rpcgen
 
 # libsystemd: sd_notify, so a unit of Type=notify knows when the daemons serve.
-PKGS      := libtirpc vips sqlite3 libcrypto libsystemd krb5-gssapi
+PKGS      := libtirpc vips sqlite3 libpq libcrypto libsystemd krb5-gssapi
 # Recursive (=) so that the flags are read when a recipe runs, after `make deps`.
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -125,8 +125,9 @@ $(BUILD)/tests/%: tests/unit/%.c $(COMMON_OBJ)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(CLIENT_LIBS) -lcmocka
 
-# The server's modules in-process: the store with SQLite, the operations with libvips.
+# The server's modules in-process: the store (SQLite), the operations with libvips.
 $(BUILD)/tests/test_store: tests/unit/test_store.c $(BUILD)/obj/server/store.o \
+                           $(BUILD)/obj/server/store_sqlite.o $(BUILD)/obj/server/store_pg.o \
                            $(BUILD)/obj/server/log.o $(COMMON_OBJ)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -Iserver -o $@ $^ $(LDLIBS) -lcmocka

@@ -107,7 +107,14 @@ static const srv_setting settings[] = {
     { "state-dir", "DIR", CF_PATH, FIELD(tcfg.state_dir), 0, 0, 0,
       "$STATE_DIRECTORY (systemd's StateDirectory=), else /var/lib/imgprocd for root, "
       "else $XDG_STATE_HOME/imgprocd or ~/.local/state/imgprocd",
-      "task database and images", 1, 0 },
+      "task database and images (with a PostgreSQL --store, temporary files only)", 1, 0 },
+    { "store", "URL", CF_PATH, FIELD(tcfg.store_url), 0, 0, 0, "sqlite: (the state folder)",
+      "where tasks live: sqlite:, or postgres://USER@HOST:PORT/DATABASE (any libpq URL; "
+      "the password from ~/.pgpass or PGPASSFILE), a queue that several servers share", 1,
+      0 },
+    { "lease", "S", CF_SECONDS, FIELD(tcfg.lease), 30, 2, 3600, NULL,
+      "PostgreSQL store: a running task's claim lasts S seconds, renewed every S/3; a "
+      "server silent longer loses its tasks to the others", 1, 0 },
     { "workers", "N", CF_NUMBER, FIELD(tcfg.workers), 0, 1, 256, "the number of cores",
       "tasks run at once", 1, 0 },
     { "queue-size", "N", CF_NUMBER, FIELD(tcfg.max_queued), 1000, 1, 1000000, NULL,

@@ -1,4 +1,6 @@
-/* store.h - where tasks live: an SQLite database (WAL) and the image files beside it. */
+/* store.h - where tasks live: an SQLite database (WAL) and the image files beside it
+ * (store_sqlite.c, the default), or a PostgreSQL database that several servers share
+ * (store_pg.c).  store.c picks the backend and holds what both use. */
 #ifndef IMGPROC_STORE_H
 #define IMGPROC_STORE_H
 
@@ -41,13 +43,33 @@ typedef enum store_file {
     STORE_RESULT                /* out/ID: the result */
 } store_file;
 
+/* How to open a store. */
+typedef struct store_config {
+    const char *url;            /* NULL or "sqlite:" (the state folder), or a libpq URL */
+    const char *dir;            /* the state folder: the database, or temporary files only */
+    double lease;               /* shared stores: seconds a running task's claim lasts */
+    const char *worker;         /* shared stores: this server's name in the tasks it runs */
+    /* Shared stores: another server changed a task (queued: a task was queued).
+     * Called from the store's own thread, holding no lock of the store's. */
+    void (*changed)(void *arg, int queued);
+    void *arg;                  /* for changed */
+} store_config;
+
 /*
- * Opens (creating when needed) the state folder dir and its database.
- * NULL with a malloc'ed reason in *why.  Not thread-safe by itself: every
- * call below must be made under one lock (tasks.c holds it).
+ * Opens (creating when needed) the state folder and the database the
+ * config names, bringing its schema up to date.  NULL with a malloc'ed
+ * reason in *why.  Not thread-safe by itself: every call below must be
+ * made under one lock (tasks.c holds it), unless it says it needs none.
  */
+store *store_connect(const store_config *cfg, char **why);
+/* store_connect() of the SQLite database in the state folder dir. */
 store *store_open(const char *dir, char **why);
 void store_close(store *st);
+
+/* "SQLite" or "PostgreSQL". */
+const char *store_name(const store *st);
+/* 1 when other servers share the queue: running tasks must then be renewed (store_renew). */
+int store_shared(const store *st);
 
 /*
  * After a crash: tasks left RUNNING go back to QUEUED (or FAILED after
@@ -115,21 +137,54 @@ int store_append(store *st, uint64_t id, uint64_t size, uint64_t offset, const v
  * else (NULL) read back from the file.
  */
 int store_upload_done(store *st, uint64_t id, const char *known, char sha[65], char **why);
-/* Records the checksum; 0 or -1. */
-int store_set_sha(store *st, uint64_t id, const char *sha, char **why);
 
-/* Takes the oldest QUEUED task for a worker: it becomes RUNNING.  1, 0 or -1. */
+/*
+ * Takes the oldest QUEUED task for a worker: it becomes RUNNING, and
+ * t->attempts is the attempt this claim is (the fencing token: only this
+ * attempt may finish it).  1, 0 or -1.
+ */
 int store_claim(store *st, double now, store_task *t, char **why);
+
+/*
+ * A file holding task id's complete input, path into path.  *temp says
+ * whether it is a copy the caller removes when done.  Needs no lock.
+ */
+int store_input(store *st, uint64_t id, char *path, size_t len, int *temp, char **why);
+/*
+ * Before store_finish() of a done task: makes the result in temp readable
+ * by every server (a shared store copies it into the database, under the
+ * claimed attempt).  0 or -1.  Needs no lock.
+ */
+int store_put_result(store *st, const store_task *t, const char *temp, char **why);
+/*
+ * Up to len bytes of done task t's result from offset, into buf.  The
+ * bytes read (len unless the end comes first), or -1.  Needs no lock.
+ */
+long store_read_result(store *st, const store_task *t, uint64_t offset, void *buf, size_t len,
+                       char **why);
 
 /*
  * A worker is done with task id: DONE (t's result fields, temp renamed to
  * the result file) or FAILED (t's error fields).  Only a task still RUNNING
- * is changed: 1, or 0 when it was cancelled or deleted meanwhile.
+ * in the attempt t->attempts is changed: 1, or 0 when it was cancelled or
+ * deleted meanwhile, or (shared stores) its claim lapsed and another
+ * attempt took it.
  */
 int store_finish(store *st, uint64_t id, const store_task *t, const char *temp,
                  double now, double expires, char **why);
-/* A worker stopped by shutdown gives task id back: RUNNING -> QUEUED, the attempt uncounted. */
-int store_requeue(store *st, uint64_t id, char **why);
+/* A worker stopped by shutdown gives task t back: RUNNING -> QUEUED, the attempt uncounted. */
+int store_requeue(store *st, const store_task *t, char **why);
+
+/*
+ * Shared stores: renews the claims of this server's running tasks ids[i]
+ * in attempts[i], for another lease.  The ids whose claim is no longer
+ * theirs (cancelled, deleted, or lapsed and taken again) go into lost: its
+ * count, or -1 when the database cannot be reached.  Then puts back into
+ * the queue the tasks of any server whose claim lapsed (FAILED after
+ * max_attempts, as store_recover() does), counted in *requeued.
+ */
+int store_renew(store *st, const uint64_t *ids, const int *attempts, size_t n,
+                uint64_t *lost, int *requeued, char **why);
 
 /* Removes task id and its files.  1, 0 when absent, -1. */
 int store_delete(store *st, uint64_t id, char **why);

@@ -440,7 +440,7 @@ done:
 
 /*
  * TASK_RESULT: a chunk of a done task's result.  Long (about 80 lines): the
- * checks under the lock, then the read outside it, of one open file.
+ * checks under the lock, then the read outside it.
  */
 void
 tasks_result(tasks *t, const char *owner, const ip_task_result_args *a,
@@ -449,9 +449,10 @@ tasks_result(tasks *t, const char *owner, const ip_task_result_args *a,
     store_task *rec = malloc(sizeof(*rec));
     ip_task_chunk *c = &res->ip_task_result_res_u.chunk;
     failure f = { IP_OK, NULL };
-    char path[4096];
-    size_t want, have = 0;
-    int fd = -1;
+    char *why = NULL;
+    size_t want, have;
+    long got;
+    int ok = 0;
 
     memset(res, 0, sizeof(*res));
     if (!rec) {
@@ -482,36 +483,26 @@ tasks_result(tasks *t, const char *owner, const ip_task_result_args *a,
                                        (unsigned long long)rec->result_size));
         goto unlock;
     }
-    /* Opened under the lock; read outside it.  A delete meanwhile unlinks
-     * the name, not the open file. */
-    store_path(t->st, STORE_RESULT, a->id, path, sizeof(path));
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        tk_store_fail(&f, proto_strdupf("cannot open '%s': %s", path, strerror(errno)));
+    ok = 1;
 unlock:
     pthread_mutex_unlock(&t->lock);
-    if (fd < 0)
+    if (!ok)
         goto done;
+    /* Read outside the lock: a copy of the row says what to read. */
     want = a->count;
     if (want > rec->result_size - a->offset)
         want = (size_t)(rec->result_size - a->offset);
     c->data.data_val = malloc(want ? want : 1);
-    while (c->data.data_val && have < want) {
-        ssize_t n = pread(fd, c->data.data_val + have, want - have, (off_t)(a->offset + have));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        have += (size_t)n;
-    }
-    close(fd);
-    if (!c->data.data_val || have != want) {
+    got = c->data.data_val ? store_read_result(t->st, rec, a->offset, c->data.data_val, want,
+                                               &why) : -1;
+    if (got < 0 || (size_t)got != want) {
         free(c->data.data_val);
         c->data.data_val = NULL;
-        tk_store_fail(&f, proto_strdupf("cannot read the result of task %llu",
-                                 (unsigned long long)a->id));
+        tk_store_fail(&f, why ? why : proto_strdupf("cannot read the result of task %llu",
+                                                   (unsigned long long)a->id));
         goto done;
     }
+    have = (size_t)got;
     res->status = IP_OK;
     c->data.data_len = (u_int)have;
     c->total = rec->result_size;
@@ -661,6 +652,32 @@ tasks_counts(tasks *t, uint64_t by_state[IP_TASK_STATES], unsigned *workers, uns
 
 /* ------------------------------------------------------------- life */
 
+/* Another server changed a task in the shared store: wake whoever it concerns here. */
+static void
+on_store_changed(void *arg, int queued)
+{
+    tasks *t = arg;
+
+    pthread_mutex_lock(&t->lock);
+    if (queued)
+        pthread_cond_broadcast(&t->work);
+    pthread_cond_broadcast(&t->changed);
+    pthread_mutex_unlock(&t->lock);
+}
+
+/* The store --store names; a shared one knows this server by machine and pid. */
+static store *
+tk_store_open(tasks *t, char **why)
+{
+    char host[256] = "", me[300];
+    store_config sc = { t->cfg.store_url, t->cfg.state_dir, t->cfg.lease, me,
+                        on_store_changed, t };
+
+    gethostname(host, sizeof(host) - 1);
+    snprintf(me, sizeof(me), "%s/%ld", host, (long)getpid());
+    return store_connect(&sc, why);
+}
+
 tasks *
 tasks_open(const tasks_config *cfg, const ops_limits *lim, char **why)
 {
@@ -683,7 +700,7 @@ tasks_open(const tasks_config *cfg, const ops_limits *lim, char **why)
     pthread_cond_init(&t->changed, &ca);
     pthread_condattr_destroy(&ca);
 
-    if (!(t->st = store_open(cfg->state_dir, why)))
+    if (!(t->st = tk_store_open(t, why)))
         goto fail;
     if (store_recover(t->st, MAX_ATTEMPTS, now, tk_expiry(t, now), &requeued, &failed, why))
         goto fail;

@@ -8,7 +8,10 @@
 
 /* Settings from the command line. */
 typedef struct tasks_config {
-    const char *state_dir;      /* where the database and images live */
+    const char *state_dir;      /* where the database and images live (or, with a
+                                 * shared store, the temporary files) */
+    const char *store_url;      /* --store: NULL/"sqlite:" or a PostgreSQL URL */
+    unsigned lease;             /* shared store: seconds a running task's claim lasts */
     unsigned workers;           /* threads running tasks */
     unsigned max_queued;        /* QUEUED tasks at most; more are refused as busy */
     unsigned max_tasks;         /* tasks kept at most, in any state */

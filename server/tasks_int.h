@@ -29,6 +29,8 @@ typedef struct worker {
     pthread_t thread;           /* the thread */
     struct tasks *t;            /* back to the pool */
     uint64_t task_id;           /* task being run, 0 when idle (under lock) */
+    int attempt;                /* its attempt: the claim's fencing token (under lock) */
+    int lost;                   /* a shared store says the claim is no longer ours (under lock) */
     int progress;               /* percent done (atomic) */
     int cancel;                 /* stop the task being run (atomic) */
     double deadline;            /* proto_seconds() by which the task must be done */
@@ -48,6 +50,7 @@ struct tasks {
     unsigned nworkers;          /* threads started */
     pthread_t sweeper;          /* removes expired tasks */
     int sweeper_started;        /* sweeper was started */
+    double renewed;             /* shared store: proto_seconds() of the last renewal */
     upload_hash hashes[UPLOAD_HASHES]; /* uploads in progress (under lock) */
     unsigned next_hash;         /* the slot taken next when none is free */
 };

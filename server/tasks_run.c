@@ -75,7 +75,7 @@ run_task(tasks *t, worker *w, store_task *rec, char *temp, size_t templen)
     ops_file_res res;
     char path[4096];
     char *why = NULL;
-    int stopped = 0;
+    int stopped = 0, copy = 0;
     XDR x;
 
     memset(&spec, 0, sizeof(spec));
@@ -97,7 +97,13 @@ run_task(tasks *t, worker *w, store_task *rec, char *temp, size_t templen)
         free(why);
         goto cleanup;
     }
-    store_path(t->st, STORE_INPUT, rec->id, path, sizeof(path));
+    if (store_input(t->st, rec->id, path, sizeof(path), &copy, &why)) {
+        snprintf(rec->error, sizeof(rec->error), "cannot read the input: %s", why ? why : "?");
+        free(why);
+        unlink(temp);
+        temp[0] = '\0';
+        goto cleanup;
+    }
     w->deadline = proto_seconds() + t->cfg.max_task_seconds;
     __atomic_store_n(&w->stopped, STOP_NONE, __ATOMIC_RELAXED);
     if (ops_process_file(&t->lim, path, temp, spec.steps.steps_val, spec.steps.steps_len,
@@ -121,8 +127,50 @@ run_task(tasks *t, worker *w, store_task *rec, char *temp, size_t templen)
     rec->bands = res.bands;
 
 cleanup:
+    if (copy)
+        unlink(path);
     xdr_free((xdrproc_t)xdr_ip_task_spec, (char *)&spec);
     return stopped;
+}
+
+/*
+ * Records what run_task() made of rec (temp: its result file, or "").
+ * Called under the lock, which it lets go while a shared store copies the
+ * result.  A store out of reach is tried again each second, while the claim
+ * may still be ours: a late result is refused by the store itself (its
+ * fencing token), so trying costs nothing.  The store_finish() answer.
+ */
+static int
+record_result(tasks *t, worker *w, store_task *rec, char *temp, double now)
+{
+    char *why = NULL;
+    int r = -1;
+
+    for (int tries = 0; r < 0 && !t->stopping; tries++) {
+        pthread_mutex_unlock(&t->lock);
+        r = temp[0] ? store_put_result(t->st, rec, temp, &why) : 0;
+        pthread_mutex_lock(&t->lock);
+        if (r == 0)
+            r = store_finish(t->st, rec->id, rec, temp[0] ? temp : NULL, now,
+                             tk_expiry(t, now), &why);
+        if (r == 0 && why)     /* refused: the store says why */
+            srv_log(SRV_LOG_NOTICE, "task %llu: %s\n", (unsigned long long)rec->id, why);
+        if (r >= 0)
+            break;
+        srv_log(tries ? SRV_LOG_VERBOSE : SRV_LOG_ERROR, "task %llu: %s%s\n",
+                (unsigned long long)rec->id, why ? why : "cannot record the result",
+                store_shared(t->st) ? " (trying again each second)" : "");
+        free(why);
+        why = NULL;
+        if (!store_shared(t->st) || w->lost)
+            break;
+        struct timespec ts = tk_to_timespec(tk_wall_now() + 1);
+        pthread_cond_timedwait(&t->sweep, &t->lock, &ts);
+    }
+    free(why);
+    if (temp[0])
+        unlink(temp);
+    return r;
 }
 
 void *
@@ -151,6 +199,8 @@ tk_worker_main(void *p)
             continue;
         }
         w->task_id = rec->id;
+        w->attempt = rec->attempts;
+        w->lost = 0;
         __atomic_store_n(&w->progress, 0, __ATOMIC_RELAXED);
         __atomic_store_n(&w->cancel, 0, __ATOMIC_RELAXED);
         tk_changed(t);
@@ -163,16 +213,13 @@ tk_worker_main(void *p)
         pthread_mutex_lock(&t->lock);
         if (stopped && t->stopping && !w->cancel) {
             /* Shutdown, not the task's fault: it runs again at the next start. */
-            if (store_requeue(t->st, rec->id, &why) < 0)
+            if (store_requeue(t->st, rec, &why) < 0)
                 srv_log(SRV_LOG_ERROR, "task %llu: %s\n", (unsigned long long)rec->id, why);
             if (temp[0])
                 unlink(temp);
         } else {
-            int r2 = store_finish(t->st, rec->id, rec, temp[0] ? temp : NULL, now,
-                                  tk_expiry(t, now), &why);
-            if (r2 < 0)
-                srv_log(SRV_LOG_ERROR, "task %llu: %s\n", (unsigned long long)rec->id, why);
-            else
+            int r2 = record_result(t, w, rec, temp, now);
+            if (r2 >= 0)
                 srv_log(SRV_LOG_VERBOSE, "task %llu %s in %.2fs%s%s\n",
                         (unsigned long long)rec->id,
                         r2 == 0 ? "stopped" : proto_task_state_name(rec->state), now - t0,
@@ -193,17 +240,73 @@ tk_worker_main(void *p)
 
 /* ------------------------------------------------------------- sweeper */
 
+/*
+ * Shared store: renews the claims of the tasks this server runs, stops the
+ * ones another server took meanwhile, and puts back into the queue the
+ * tasks of servers that stopped renewing theirs.  Under the lock.
+ */
+static void
+renew_claims(tasks *t)
+{
+    uint64_t ids[t->nworkers + 1], lost[t->nworkers + 1];
+    int attempts[t->nworkers + 1], requeued = 0, nlost;
+    size_t n = 0;
+    char *why = NULL;
+
+    for (unsigned i = 0; i < t->nworkers; i++)
+        if (t->workers[i].task_id) {
+            ids[n] = t->workers[i].task_id;
+            attempts[n++] = t->workers[i].attempt;
+        }
+    nlost = store_renew(t->st, ids, attempts, n, lost, &requeued, &why);
+    if (nlost < 0) {
+        srv_log(SRV_LOG_ERROR, "cannot renew the claims of running tasks: %s\n",
+                why ? why : "?");
+        free(why);
+        return;
+    }
+    for (int i = 0; i < nlost; i++) {
+        worker *w = tk_worker_of(t, lost[i]);
+        if (!w)
+            continue;
+        srv_log(SRV_LOG_NOTICE, "task %llu: attempt %d is no longer this server's "
+                "(cancelled, deleted, or its claim lapsed); stopping it\n",
+                (unsigned long long)lost[i], w->attempt);
+        w->lost = 1;
+        __atomic_store_n(&w->cancel, 1, __ATOMIC_RELAXED);
+    }
+    if (requeued > 0) {
+        srv_log(SRV_LOG_NOTICE, "%d task%s whose server stopped renewing %s claim queued "
+                "again\n", requeued, requeued == 1 ? "" : "s", requeued == 1 ? "its" : "their");
+        pthread_cond_broadcast(&t->work);
+        tk_changed(t);
+    }
+}
+
 void *
 tk_sweeper_main(void *p)
 {
     tasks *t = p;
+    double renew_at = 0;
     char *why = NULL;
 
     pthread_mutex_lock(&t->lock);
     while (!t->stopping) {
         double now = tk_wall_now(), next = now + SWEEP_MAX_SLEEP, when;
         struct timespec until;
-        int n = store_sweep(t->st, now, &why);
+        int n;
+
+        if (store_shared(t->st)) {
+            /* A third of a lease apart: two renewals may fail before a claim lapses. */
+            double mono = proto_seconds(), every = t->cfg.lease / 3.0;
+            if (mono >= renew_at) {
+                renew_claims(t);
+                renew_at = mono + every;
+            }
+            if (now + (renew_at - mono) < next)
+                next = now + (renew_at - mono);
+        }
+        n = store_sweep(t->st, now, &why);
 
         if (n < 0) {
             srv_log(SRV_LOG_ERROR, "sweeper: %s\n", why ? why : "failed");
