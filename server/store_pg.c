@@ -234,6 +234,11 @@ run(PGconn *c, int in_tx, const char *sql, pq_args *a, int binary, const char *w
         ExecStatusType s;
 
         if (PQstatus(c) == CONNECTION_BAD) {
+            /* A new session is outside the transaction: what came before is lost. */
+            if (in_tx) {
+                pq_fail(why, NULL, c, "connection lost inside a transaction");
+                return NULL;
+            }
             PQreset(c);
             if (PQstatus(c) != CONNECTION_OK) {
                 pq_fail(why, NULL, c, "out of reach");
@@ -257,6 +262,27 @@ run(PGconn *c, int in_tx, const char *sql, pq_args *a, int binary, const char *w
         PQclear(r);
         return NULL;
     }
+}
+
+/*
+ * COMMIT on c, checked: PostgreSQL answers a COMMIT of a failed transaction
+ * with ROLLBACK, and one outside any (a session opened again) with a
+ * warning; neither has committed anything.  0 or -1.
+ */
+static int
+commit(PGconn *c, char **why)
+{
+    PGresult *r;
+    int ok;
+
+    if (PQtransactionStatus(c) != PQTRANS_INTRANS)
+        return pq_fail(why, NULL, c, "commit: the transaction was lost");
+    r = PQexec(c, "COMMIT");
+    ok = PQresultStatus(r) == PGRES_COMMAND_OK && strcmp(PQcmdStatus(r), "COMMIT") == 0;
+    if (!ok)
+        pq_fail(why, r, c, "commit");
+    PQclear(r);
+    return ok ? 0 : -1;
 }
 
 /* run() on the main connection; -1 or 0, the result dropped. */
@@ -472,6 +498,7 @@ migrate(pg_store *p, char **why)
 
     if (exec_main(p, "BEGIN", NULL, "begin", why))
         return -1;
+    p->in_tx = 1;
     if (exec_main(p, "SET LOCAL client_min_messages = warning", NULL, "migrate", why) ||
         exec_main(p, "SELECT pg_advisory_xact_lock(" SCHEMA_LOCK ")", NULL,
                   "migrate", why) ||
@@ -506,10 +533,12 @@ migrate(pg_store *p, char **why)
             goto fail;
         srv_log(SRV_LOG_NOTICE, "PostgreSQL: schema brought to version %d\n", v);
     }
-    return exec_main(p, "COMMIT", NULL, "commit", why);
+    p->in_tx = 0;
+    return commit(p->main, why);
 
 fail:
     exec_main(p, "ROLLBACK", NULL, "rollback", NULL);
+    p->in_tx = 0;
     return -1;
 }
 
@@ -784,7 +813,7 @@ pg_add(store *st, store_task *t, const char *temp, char **why)
 static int
 pg_commit(store *st, int renamed, char **why)
 {
-    int rc = exec_main(PG(st), "COMMIT", NULL, "commit", why);
+    int rc = commit(PG(st)->main, why);
 
     (void)renamed;
     PG(st)->in_tx = 0;
@@ -956,7 +985,7 @@ pg_append(store *st, uint64_t id, uint64_t size, uint64_t offset, const void *da
             goto fail;
     }
     p->in_tx = 0;
-    if (exec_main(p, "COMMIT", NULL, "commit", why))
+    if (commit(p->main, why))
         return -1;
     if (offset + len > *got)
         *got = offset + len;
@@ -1112,10 +1141,8 @@ pg_put_result(store *st, const store_task *t, const char *temp, char **why)
     case -1:
         goto cleanup;
     }
-    if ((r = run(c, 1, "COMMIT", NULL, 0, "commit", why))) {
-        PQclear(r);
+    if (commit(c, why) == 0)
         rc = 0;
-    }
 
 cleanup:
     if (PQtransactionStatus(c) != PQTRANS_IDLE)
@@ -1223,7 +1250,7 @@ pg_finish(store *st, uint64_t id, const store_task *t, const char *temp, double 
         free(now_rec);
     }
     p->in_tx = 0;
-    if (exec_main(p, "COMMIT", NULL, "commit", why))
+    if (commit(p->main, why))
         return -1;
     return rc;
 
@@ -1376,7 +1403,7 @@ pg_sweep(store *st, double now, char **why)
     }
     PQclear(r);
     p->in_tx = 0;
-    if (exec_main(p, "COMMIT", NULL, "commit", why))
+    if (commit(p->main, why))
         return -1;
     return n;
 
