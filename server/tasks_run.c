@@ -146,7 +146,7 @@ record_result(tasks *t, worker *w, store_task *rec, char *temp, double now)
     char *why = NULL;
     int r = -1;
 
-    for (int tries = 0; r < 0 && !t->stopping; tries++) {
+    for (int tries = 0;; tries++) {
         pthread_mutex_unlock(&t->lock);
         r = temp[0] ? store_put_result(t->st, rec, temp, &why) : 0;
         pthread_mutex_lock(&t->lock);
@@ -162,13 +162,14 @@ record_result(tasks *t, worker *w, store_task *rec, char *temp, double now)
                 store_shared(t->st) ? " (trying again each second)" : "");
         free(why);
         why = NULL;
-        if (!store_shared(t->st) || w->lost)
+        if (!store_shared(t->st) || w->lost || t->stopping)
             break;
         struct timespec ts = tk_to_timespec(tk_wall_now() + 1);
         pthread_cond_timedwait(&t->sweep, &t->lock, &ts);
     }
     free(why);
-    if (temp[0])
+    /* A shared store holds a copy; SQLite's store_finish() renamed or removed it. */
+    if (temp[0] && store_shared(t->st))
         unlink(temp);
     return r;
 }
