@@ -124,11 +124,14 @@ print_info_text(const ip_server_info_all *all)
                (unsigned long long)g->inflight_bytes, g->max_request_seconds,
                g->max_task_seconds, g->max_blur_work);
     if (state_dir && *state_dir)
-        printf("state: %s (tasks.db, in/, out/)\n", state_dir);
+        printf("state: %s (%s)\n", state_dir, all->store && strncmp(all->store, "PostgreSQL", 10) == 0
+               ? "temporary files: the tasks are in the database" : "tasks.db, in/, out/");
     else
         printf("state: not told (a server tells only callers on its own machine)\n");
     if (all->caller && *all->caller)
         printf("you are: %s\n", all->caller);
+    if (all->store && *all->store)
+        printf("tasks live in: %s\n", all->store);
     printf("load: %u connections, %u calls in progress, %llu served, %u tasks queued, "
            "%u running\n", si->load.connections, si->load.calls_in_progress,
            (unsigned long long)si->load.calls_served, si->load.tasks_queued,
@@ -168,7 +171,8 @@ cmd_info(cli_opts *o, int argc, char **argv)
                         &res.ip_server_info_res_u.info.guard,
                         res.ip_server_info_res_u.info.state_dir,
                         res.ip_server_info_res_u.info.caller ?
-                        res.ip_server_info_res_u.info.caller : "");
+                        res.ip_server_info_res_u.info.caller : "",
+                        res.ip_server_info_res_u.info.store);
     } else
         print_info_text(&res.ip_server_info_res_u.info);
     xdr_free((xdrproc_t)xdr_ip_server_info_res, (char *)&res);

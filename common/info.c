@@ -31,8 +31,12 @@ xdr_server_info_res_any(XDR *x, ip_server_info_res *r)
         all->state_dir = NULL;                          /* an older server */
         return TRUE;
     }
-    if (!xdr_string(x, &all->caller, IP_MAX_TEXT))
+    if (!xdr_string(x, &all->caller, IP_MAX_TEXT)) {
         all->caller = NULL;                             /* an older server */
+        return TRUE;
+    }
+    if (!xdr_string(x, &all->store, IP_MAX_TEXT))
+        all->store = NULL;                              /* an older server */
     return TRUE;
 }
 
@@ -57,7 +61,7 @@ json_names(FILE *f, const char *key, ip_name *names, u_int n)
 
 void
 proto_info_json(FILE *f, const ip_server_info *si, const ip_guard_limits *g,
-                const char *state_dir, const char *caller)
+                const char *state_dir, const char *caller, const char *store)
 {
     fprintf(f, "{\n  \"server_version\": ");
     proto_json_string(f, si->server_version);
@@ -114,6 +118,11 @@ proto_info_json(FILE *f, const ip_server_info *si, const ip_guard_limits *g,
         fprintf(f, ",\n  \"caller\": ");
         proto_json_string(f, caller);
     }
+    fprintf(f, ",\n  \"store\": ");
+    if (store && *store)
+        proto_json_string(f, store);
+    else
+        fprintf(f, "null");
     fprintf(f, ",\n  \"load\": {\"connections\": %u, \"calls_in_progress\": %u, "
             "\"calls_served\": %llu, \"tasks_queued\": %u, \"tasks_running\": %u}\n}\n",
             si->load.connections, si->load.calls_in_progress,

@@ -214,7 +214,7 @@ int proto_fetch_result_to(CLIENT *clnt, ip_task_id id, proto_fetch_sink sink, vo
                           ip_task_chunk *facts, void (*progress)(void *, uint64_t, uint64_t),
                           void *ctx, ip_status *st, char *why, size_t whylen);
 void proto_info_json(FILE *f, const ip_server_info *si, const ip_guard_limits *g,
-                     const char *state_dir, const char *caller);
+                     const char *state_dir, const char *caller, const char *store);
 /*
  * A task as one JSON object.  ok: 1 or 0 adds "ok" (a call's answer about
  * it), -1 leaves it out (a list's entry); why, when not NULL, is the error

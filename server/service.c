@@ -202,6 +202,7 @@ service_server_info(srv *s, const call_ctx *c, void *arg, void *resp, call_log *
     where = c->local ? realpath(s->tcfg.state_dir, NULL) : NULL;
     res->ip_server_info_res_u.info.state_dir = where ? where : strdup("");
     res->ip_server_info_res_u.info.caller = strdup(c->how ? c->how : "");
+    res->ip_server_info_res_u.info.store = tasks_store_text(s->tasks, c->local);
     pthread_mutex_lock(&s->lock);
     guard->inflight_bytes = s->inflight;
     pthread_mutex_unlock(&s->lock);

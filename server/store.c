@@ -162,6 +162,12 @@ store_name(const store *st)
     return st->ops->name;
 }
 
+char *
+store_describe(store *st, int detail)
+{
+    return st->ops->describe(st, detail);
+}
+
 int
 store_shared(const store *st)
 {

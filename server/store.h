@@ -68,6 +68,11 @@ void store_close(store *st);
 
 /* "SQLite" or "PostgreSQL". */
 const char *store_name(const store *st);
+/*
+ * Where the tasks live, in words (malloc'ed): the kind; with detail, the
+ * database and this server's name in a shared queue.
+ */
+char *store_describe(store *st, int detail);
 /* 1 when other servers share the queue: running tasks must then be renewed (store_renew). */
 int store_shared(const store *st);
 

@@ -10,6 +10,7 @@ typedef struct store_ops {
     const char *name;                                   /* "SQLite", "PostgreSQL" */
     int shared;                                         /* other hosts share its queue */
     void (*close)(store *st);
+    char *(*describe)(store *st, int detail);
     int (*recover)(store *st, int max_attempts, double now, double expires, int *requeued,
                    int *failed, char **why);
     int (*begin)(store *st, char **why);

@@ -1429,10 +1429,25 @@ pg_next_expiry(store *st, double *when)
     return rc;
 }
 
+/* The database's name and address as the main connection has them (never the password). */
+static char *
+pg_describe(store *st, int detail)
+{
+    pg_store *p = PG(st);
+
+    if (!detail)
+        return strdup("PostgreSQL: a queue shared by several servers");
+    return proto_strdupf("PostgreSQL: a queue shared by several servers (database %s on %s "
+                         "port %s; this server is %s there, its claims last %g s)",
+                         PQdb(p->main), *PQhost(p->main) ? PQhost(p->main) : "a socket",
+                         PQport(p->main), p->worker, p->lease);
+}
+
 static const store_ops pg_ops = {
     .name = "PostgreSQL",
     .shared = 1,
     .close = pg_close,
+    .describe = pg_describe,
     .recover = pg_recover,
     .begin = pg_begin,
     .add = pg_add,

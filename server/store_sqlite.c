@@ -869,10 +869,23 @@ sq_renew(store *st, const uint64_t *ids, const int *attempts, size_t n, uint64_t
     return 0;
 }
 
+static char *
+sq_describe(store *st, int detail)
+{
+    char *where, *s;
+
+    if (!detail || !(where = realpath(st->dir, NULL)))
+        return strdup("SQLite: this server's alone");
+    s = proto_strdupf("SQLite: this server's alone (%s/tasks.db)", where);
+    free(where);
+    return s;
+}
+
 static const store_ops sqlite_ops = {
     .name = "SQLite",
     .shared = 0,
     .close = sq_close,
+    .describe = sq_describe,
     .recover = sq_recover,
     .begin = sq_begin,
     .add = sq_add,

@@ -652,6 +652,18 @@ tasks_counts(tasks *t, uint64_t by_state[IP_TASK_STATES], unsigned *workers, uns
 
 /* ------------------------------------------------------------- life */
 
+char *
+tasks_store_text(tasks *t, int detail)
+{
+    char *s;
+
+    /* PQdb() and the like read the main connection: under the lock. */
+    pthread_mutex_lock(&t->lock);
+    s = store_describe(t->st, detail);
+    pthread_mutex_unlock(&t->lock);
+    return s;
+}
+
 /* Another server changed a task in the shared store: wake whoever it concerns here. */
 static void
 on_store_changed(void *arg, int queued)

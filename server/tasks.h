@@ -35,6 +35,11 @@ void tasks_stopping(tasks *t);
 /* Joins the threads and closes the store. */
 void tasks_close(tasks *t);
 
+/*
+ * Where the tasks live, in words, for SERVER_INFO (malloc'ed); detail adds
+ * the database's address and this server's name in a shared queue.
+ */
+char *tasks_store_text(tasks *t, int detail);
 /* Queue figures for SERVER_INFO. */
 void tasks_load(tasks *t, unsigned *queued, unsigned *running);
 /* Tasks kept in each state (index: ip_task_state), the workers, the busy ones. */

@@ -53,7 +53,8 @@ on_info(struct mg_connection *c, void *data)
     } else if ((f = open_memstream(&body, &len))) {
         /* The state folder is the server's business, not the web's. */
         proto_info_json(f, &k.res.ip_server_info_res_u.info.info,
-                        &k.res.ip_server_info_res_u.info.guard, NULL, NULL);
+                        &k.res.ip_server_info_res_u.info.guard, NULL, NULL,
+                        k.res.ip_server_info_res_u.info.store);
         fclose(f);
         http = web_send_ok(c, "application/json", body, len);
         free(body);

@@ -231,6 +231,10 @@ if [ "$(id -u)" -eq 0 ] && ip netns add "$NS" 2>/dev/null; then
     ip netns exec "$NS" "$IMGPROC" --program $PROG -H $NET.1 -p $PORT --json info >"$TMP/far.json"
     is "$(field state_dir <"$TMP/far.json")-$(field server_version <"$TMP/far.json")" "None-0.1.0" \
        "a caller on another host gets the rest of info but not the folder (null)"
+    is "$(cli -p $PORT --json info | field store)" \
+       "SQLite: this server's alone ($(realpath "$TMP/state")/tasks.db)" \
+       "where the tasks live: SQLite, its file told to a caller on the same machine"
+    is "$(field store <"$TMP/far.json")" "SQLite: this server's alone" "... the kind alone to another host"
     stop_server
 
     # Two addresses of one family: rpcbind keeps one address per transport,
