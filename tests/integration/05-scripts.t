@@ -8,8 +8,19 @@ ensure_rpcbind
 start_server
 # The program number as imgprocd prints it (hex), through the client's variable:
 # rpcinfo takes decimal only, so the scripts must convert it.
+# Lab 8 starts servers of its own (imgprocd, and PostgreSQL 15 for their
+# shared queue, on ports 47260-47289) and uses a photograph of the corpus
+# when there is one: it needs PostgreSQL's programs, not this server.
+PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 for s in "$TOP"/scripts/0*.sh; do
-    IMGPROC="$IMGPROC" IMGPROC_PROGRAM=$(printf 0x%X $PROG) bash "$s" >"$TMP/out" 2>&1
+    case $s in *08-one-queue.sh)
+        if [ ! -x "$PG_BIN/initdb" ]; then
+            echo "ok $((NTEST += 1)) # SKIP 08-one-queue.sh: PostgreSQL 15 is missing ($PG_BIN/initdb; apt-get install postgresql-15)"
+            continue
+        fi ;;
+    esac
+    IMGPROC="$IMGPROC" IMGPROCD="$IMGPROCD" PG_BIN="$PG_BIN" IMGPROC_PROGRAM=$(printf 0x%X $PROG) \
+        bash "$s" >"$TMP/out" 2>&1
     rc=$?
     ok $rc "$(basename "$s") passes its own checks"
     [ $rc -eq 0 ] || sed 's/^/# /' "$TMP/out"
@@ -49,6 +60,7 @@ if [ -f "$CORPUS/MANIFEST.txt" ]; then
         ln -s "$CORPUS/$f.jpg" "$TMP/photos/$f.jpg"
     done
     for s in "$TOP"/scripts/0*.sh; do
+        case $s in *08-one-queue.sh) continue ;; esac   # it took a corpus photograph above
         IMGPROC="$IMGPROC" PROG=$PROG LAB_IMAGES=14 \
             IMGPROC_IMAGE="$CORPUS/jpeg-photo-ladybird.jpg" IMGPROC_PHOTOS="$TMP/photos" \
             bash "$s" >"$TMP/out" 2>&1
