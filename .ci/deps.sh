@@ -22,6 +22,9 @@ PKGS="$PKGS iproute2 bsdutils mandoc groff-base systemd"
 PKGS="$PKGS libkrb5-dev krb5-kdc krb5-admin-server krb5-user"
 # One address before several hosts: HAProxy's TCP front (its test).
 PKGS="$PKGS haproxy"
+# The shared store (--store postgres://...): libpq to build; a throwaway
+# PostgreSQL 15 (initdb, pg_ctl, psql) for make check-cluster's hosts.
+PKGS="$PKGS libpq-dev postgresql-15"
 # The web gateway: civetweb serves HTTP, xmlrpc-c answers XML-RPC; its tests
 # talk to it with curl and Python's xmlrpc.client.
 PKGS="$PKGS libcivetweb-dev libxmlrpc-core-c3-dev curl"
@@ -49,5 +52,12 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "imgproc: installing:$missing"
 export DEBIAN_FRONTEND=noninteractive
+# The tests make their own PostgreSQL clusters: the package's postinst need
+# not create and start a "main" one on port 5432.
+case "$missing" in
+*postgresql-15*)
+    mkdir -p /etc/postgresql-common/createcluster.d
+    echo "create_main_cluster = false" >/etc/postgresql-common/createcluster.d/imgproc.conf ;;
+esac
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends $missing

@@ -27,6 +27,7 @@
 #define CHUNK (1 << 20)         /* bytes of an image in one row */
 #define POOL_MAX 8              /* idle connections kept for calls made without the lock */
 #define MAX_ARGS 16             /* parameters of one statement */
+#define RECONNECT_SECONDS 5     /* a broken connection is tried again this long */
 
 typedef struct pg_store {
     store base;                 /* the common part; first, so a store * is a pg_store * */
@@ -239,10 +240,16 @@ run(PGconn *c, int in_tx, const char *sql, pq_args *a, int binary, const char *w
                 pq_fail(why, NULL, c, "connection lost inside a transaction");
                 return NULL;
             }
-            PQreset(c);
-            if (PQstatus(c) != CONNECTION_OK) {
-                pq_fail(why, NULL, c, "out of reach");
-                return NULL;
+            /* A restart takes about a second: ride it out, up to RECONNECT_SECONDS. */
+            for (double until = proto_seconds() + RECONNECT_SECONDS;;) {
+                PQreset(c);
+                if (PQstatus(c) == CONNECTION_OK)
+                    break;
+                if (proto_seconds() + 0.2 >= until) {
+                    pq_fail(why, NULL, c, "out of reach");
+                    return NULL;
+                }
+                poll(NULL, 0, 200);
             }
             srv_log(SRV_LOG_NOTICE, "PostgreSQL: connected again\n");
         }

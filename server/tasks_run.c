@@ -22,6 +22,8 @@
 /* Why a worker stopped its task's pipeline. */
 enum { STOP_NONE, STOP_ASKED, STOP_TIME };
 
+#define RUN_AGAIN 2             /* run_task(): not run; give the task back to the queue */
+
 static int
 on_progress(void *ctx, int percent)
 {
@@ -65,7 +67,8 @@ on_stopped(void *ctx, ip_status *st, char *msg, size_t len)
  * Runs rec's pipeline on its input file.  On success the result is in a
  * temporary file (path in temp) and rec holds DONE and the result's facts;
  * otherwise rec holds FAILED and why.  Returns 1 when it was stopped from
- * outside (cancel, delete, shutdown), else 0.
+ * outside (cancel, delete, shutdown), RUN_AGAIN when its input could not be
+ * read (a shared store out of reach), else 0.
  */
 static int
 run_task(tasks *t, worker *w, store_task *rec, char *temp, size_t templen)
@@ -98,10 +101,13 @@ run_task(tasks *t, worker *w, store_task *rec, char *temp, size_t templen)
         goto cleanup;
     }
     if (store_input(t->st, rec->id, path, sizeof(path), &copy, &why)) {
-        snprintf(rec->error, sizeof(rec->error), "cannot read the input: %s", why ? why : "?");
+        /* The database out of reach is not the task's fault: it runs later. */
+        srv_log(SRV_LOG_ERROR, "task %llu: cannot read the input: %s\n",
+                (unsigned long long)rec->id, why ? why : "?");
         free(why);
         unlink(temp);
         temp[0] = '\0';
+        stopped = RUN_AGAIN;
         goto cleanup;
     }
     w->deadline = proto_seconds() + t->cfg.max_task_seconds;
@@ -212,12 +218,20 @@ tk_worker_main(void *p)
         now = tk_wall_now();
 
         pthread_mutex_lock(&t->lock);
-        if (stopped && t->stopping && !w->cancel) {
-            /* Shutdown, not the task's fault: it runs again at the next start. */
+        if ((stopped && t->stopping && !w->cancel) || stopped == RUN_AGAIN) {
+            /* Shutdown, or its input out of reach: not the task's fault.  It
+             * runs again (if the store cannot take it back now either, its
+             * claim lapses and another server's renewal does). */
             if (store_requeue(t->st, rec, &why) < 0)
                 srv_log(SRV_LOG_ERROR, "task %llu: %s\n", (unsigned long long)rec->id, why);
             if (temp[0])
                 unlink(temp);
+            if (stopped == RUN_AGAIN && !t->stopping) {
+                /* A second before the next claim: no loop at full speed. */
+                struct timespec ts = tk_to_timespec(tk_wall_now() + 1);
+                w->task_id = 0;
+                pthread_cond_timedwait(&t->sweep, &t->lock, &ts);
+            }
         } else {
             int r2 = record_result(t, w, rec, temp, now);
             if (r2 >= 0)
