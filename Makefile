@@ -56,7 +56,7 @@ WEB_BIN    := $(BUILD)/imgproc-web
 WEB_LIBS    = $(CLIENT_LIBS) -lcivetweb $(shell pkg-config --libs libsystemd 2>/dev/null) $(shell xmlrpc-c-config server-util --libs 2>/dev/null)
 
 .PHONY: all deps check unit integration demo install uninstall clean help \
-        check-asan check-valgrind bench corpus check-corpus check-stress fuzz fuzz-build \
+        check-asan check-valgrind bench corpus check-corpus check-stress check-cluster fuzz fuzz-build \
         deb check-package check-container check-interop
 
 all: $(SERVER_BIN) $(CLIENT_BIN) $(WEB_BIN)
@@ -72,6 +72,8 @@ help:
 	@echo "make bench        benchmarks: the server against in-process libvips, one table"
 	@echo "make check-asan   the tests against an ASan/UBSan build"
 	@echo "make check-stress the hostile-caller attacks at full size, with their figures"
+	@echo "make check-cluster   three hosts in network namespaces sharing one queue in a"
+	@echo "                  throwaway PostgreSQL: kill -9, a cut link, database restarts (root)"
 	@echo "make check-valgrind  the tests with the server under valgrind"
 	@echo "make fuzz         the libFuzzer harnesses (clang), FUZZ_SECONDS=$(FUZZ_SECONDS) each"
 	@echo "make install      to \$$(DESTDIR)\$$(PREFIX) (PREFIX=$(PREFIX)); make uninstall"
@@ -181,6 +183,12 @@ check-corpus: deps corpus
 check-stress: deps
 	@$(MAKE) --no-print-directory all $(BUILD)/tests/hostile
 	BUILD=$(BUILD) prove -v tests/stress/*.t
+
+# Three imgprocd hosts, each in a network namespace with its own rpcbind, one
+# queue in a throwaway PostgreSQL 15 (tests/cluster; as root, else skipped).
+check-cluster: deps corpus
+	@$(MAKE) --no-print-directory all
+	BUILD=$(BUILD) prove -v tests/cluster/*.t
 
 unit: all $(UNIT_BIN)
 	prove -v $(UNIT_BIN)
