@@ -233,6 +233,37 @@ store_sync_temps(const store *st, char **why)
     return rc;
 }
 
+/* The column holding the time a task entered state s, or NULL. */
+const char *
+store_time_column(ip_task_state s)
+{
+    switch (s) {
+    case IP_TASK_QUEUED:
+        return "queued_at";
+    case IP_TASK_RUNNING:
+        return "started_at";
+    case IP_TASK_DONE:
+    case IP_TASK_FAILED:
+    case IP_TASK_CANCELLED:
+        return "finished_at";
+    default:
+        return NULL;
+    }
+}
+
+/* "'created','queued'" for the states in mask. */
+void
+store_state_list(unsigned mask, char *buf, size_t len)
+{
+    size_t used = 0;
+
+    buf[0] = '\0';
+    for (unsigned s = 0; s < PROTO_NSTATES; s++)
+        if (mask & (1u << s))
+            used += (size_t)snprintf(buf + used, used < len ? len - used : 0, "%s'%s'",
+                                     used ? "," : "", proto_task_state_name((ip_task_state)s));
+}
+
 /* ---------------------------------------------- each call, to the backend */
 
 int

@@ -63,6 +63,11 @@ int store_base_open(store *st, const store_ops *ops, const char *dir,
 /* Lets the folder go (the lock with it). */
 void store_base_close(store *st);
 
+/* The column holding the time a task entered state s, or NULL. */
+const char *store_time_column(ip_task_state s);
+/* "'created','queued'": the states in mask, for SQL's IN (...). */
+void store_state_list(unsigned mask, char *buf, size_t len);
+
 /* The backends. */
 store *store_sqlite_open(const char *dir, char **why);
 store *store_pg_open(const store_config *cfg, char **why);

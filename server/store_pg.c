@@ -885,56 +885,24 @@ pg_count(store *st, int state)
     return n;
 }
 
-/* The column holding the time a task entered state s, or NULL. */
-static const char *
-time_column(ip_task_state s)
-{
-    switch (s) {
-    case IP_TASK_QUEUED:
-        return "queued_at";
-    case IP_TASK_RUNNING:
-        return "started_at";
-    case IP_TASK_DONE:
-    case IP_TASK_FAILED:
-    case IP_TASK_CANCELLED:
-        return "finished_at";
-    default:
-        return NULL;
-    }
-}
-
-/* "{created,queued}": the states in mask, as a text[] literal. */
-static void
-state_array(unsigned mask, char *buf, size_t len)
-{
-    size_t used = (size_t)snprintf(buf, len, "{");
-
-    for (unsigned s = 0; s < PROTO_NSTATES; s++)
-        if (mask & (1u << s))
-            used += (size_t)snprintf(buf + used, used < len ? len - used : 0, "%s%s",
-                                     used > 1 ? "," : "", proto_task_state_name((ip_task_state)s));
-    snprintf(buf + used, used < len ? len - used : 0, "}");
-}
-
 static int
 pg_move(store *st, uint64_t id, unsigned from_mask, ip_task_state to, double now,
         double expires, char **why)
 {
     pg_store *p = PG(st);
-    const char *tc = time_column(to);
+    const char *tc = store_time_column(to);
     char states[128], sql[512];
     pq_args a = { 0 };
     PGresult *r;
     int n;
 
-    state_array(from_mask, states, sizeof(states));
+    store_state_list(from_mask, states, sizeof(states));
     snprintf(sql, sizeof(sql), "UPDATE tasks SET state = $1, expires_at = $2%s%s%s "
-             "WHERE id = $3 AND state = ANY ($4::text[])", tc ? ", " : "", tc ? tc : "",
-             tc ? " = $5" : "");
+             "WHERE id = $3 AND state IN (%s)", tc ? ", " : "", tc ? tc : "",
+             tc ? " = $4" : "", states);
     arg_text(&a, proto_task_state_name(to));
     arg_time(&a, expires);
     arg_i64(&a, (long long)id);
-    arg_text(&a, states);
     if (tc)
         arg_time(&a, now);
     if (!(r = run(p->main, p->in_tx, sql, &a, 0, "update", why)))
@@ -1362,13 +1330,12 @@ pg_list(store *st, const char *owner, unsigned mask, uint64_t after, store_task 
     PGresult *r;
     int n;
 
-    state_array(mask ? mask : (1u << PROTO_NSTATES) - 1, states, sizeof(states));
+    store_state_list(mask ? mask : (1u << PROTO_NSTATES) - 1, states, sizeof(states));
     /* A NULL owner (an admin's list) is every owner's. */
     snprintf(sql, sizeof(sql), "SELECT " COLUMNS " FROM tasks WHERE id > $1 "
-             "AND state = ANY ($2::text[]) %s ORDER BY id LIMIT $3",
-             owner ? "AND owner = $4" : "");
+             "AND state IN (%s) %s ORDER BY id LIMIT $2", states,
+             owner ? "AND owner = $3" : "");
     arg_i64(&a, (long long)after);
-    arg_text(&a, states);
     arg_i64(&a, max + 1);
     if (owner)
         arg_text(&a, owner);

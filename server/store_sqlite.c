@@ -367,47 +367,16 @@ sq_rollback(store *st, const uint64_t *ids, size_t n)
     }
 }
 
-/* The column holding the time a task entered state s, or NULL. */
-static const char *
-time_column(ip_task_state s)
-{
-    switch (s) {
-    case IP_TASK_QUEUED:
-        return "queued_at";
-    case IP_TASK_RUNNING:
-        return "started_at";
-    case IP_TASK_DONE:
-    case IP_TASK_FAILED:
-    case IP_TASK_CANCELLED:
-        return "finished_at";
-    default:
-        return NULL;
-    }
-}
-
-/* "'created','queued'" for the states in mask. */
-static void
-state_list(unsigned mask, char *buf, size_t len)
-{
-    size_t used = 0;
-
-    buf[0] = '\0';
-    for (unsigned s = 0; s < PROTO_NSTATES; s++)
-        if (mask & (1u << s))
-            used += (size_t)snprintf(buf + used, used < len ? len - used : 0, "%s'%s'",
-                                     used ? "," : "", proto_task_state_name((ip_task_state)s));
-}
-
 static int
 sq_move(store *st, uint64_t id, unsigned from_mask, ip_task_state to, double now,
         double expires, char **why)
 {
     char states[128], sql[512];
-    const char *tc = time_column(to);
+    const char *tc = store_time_column(to);
     sqlite3_stmt *q;
     int rc;
 
-    state_list(from_mask, states, sizeof(states));
+    store_state_list(from_mask, states, sizeof(states));
     snprintf(sql, sizeof(sql), "UPDATE tasks SET state = ?, expires_at = ?%s%s%s "
              "WHERE id = ? AND state IN (%s)", tc ? ", " : "", tc ? tc : "",
              tc ? " = ?" : "", states);
@@ -655,7 +624,7 @@ sq_list(store *st, const char *owner, unsigned mask, uint64_t after, store_task 
     sqlite3_stmt *q;
     int n = 0, rc;
 
-    state_list(mask ? mask : (1u << PROTO_NSTATES) - 1, states, sizeof(states));
+    store_state_list(mask ? mask : (1u << PROTO_NSTATES) - 1, states, sizeof(states));
     /* A NULL owner (an admin's list) is every owner's.  Two statements, so
      * that an owner's list keeps its index (tasks_owner). */
     snprintf(sql, sizeof(sql), "SELECT " COLUMNS " FROM tasks WHERE %s id > ? "

@@ -118,13 +118,7 @@ start_server() {
 # matching the extended regular expression (default: 60 s at most), from line
 # FROM on (default 1; log_lines + 1 is "from now on"); 0 if it came.
 wait_log() {
-    local rc
-    coproc LOGTAIL { exec tail -n +"${3:-1}" -f "$TMP/server.log"; }
-    timeout "${2:-60}" grep -m1 -qE -- "$1" <&"${LOGTAIL[0]}"
-    rc=$?
-    kill "$LOGTAIL_PID" 2>/dev/null
-    wait "$LOGTAIL_PID" 2>/dev/null
-    return $rc
+    wait_file "$TMP/server.log" "$1" "${2:-60}" "${3:-1}"
 }
 
 # log_lines: how many lines the server's log has now.
