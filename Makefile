@@ -44,6 +44,7 @@ CALLER_OBJ := $(call obj,$(CALLER_SRC)) $(BUILD)/obj/gen/imgproc_clnt.o
 CLIENT_OBJ := $(call obj,$(CLIENT_SRC)) $(CALLER_OBJ)
 UNIT_BIN   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 BENCH_BIN  := $(BUILD)/bench/bench
+QUEUE_BIN  := $(BUILD)/bench/queue
 CORPUS_DIFF := $(BUILD)/tests/corpus-diff
 TEST_BIN   := $(UNIT_BIN) $(BUILD)/tests/hostile $(BENCH_BIN) $(CORPUS_DIFF)
 
@@ -159,9 +160,19 @@ $(BENCH_BIN): $(BUILD)/obj/bench/bench.o $(BUILD)/obj/server/ops.o $(BUILD)/obj/
 	@mkdir -p $(@D)
 	$(CC) $(OPT) $(SANITIZE) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# The task queue alone (bench/cluster.sh): the store's code, no server, no images.
+$(BUILD)/obj/bench/queue.o: ALL_CFLAGS += -Iserver
+$(QUEUE_BIN): $(BUILD)/obj/bench/queue.o $(BUILD)/obj/server/store.o \
+              $(BUILD)/obj/server/store_sqlite.o $(BUILD)/obj/server/store_pg.o \
+              $(BUILD)/obj/server/log.o $(COMMON_OBJ)
+	@mkdir -p $(@D)
+	$(CC) $(OPT) $(SANITIZE) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# BENCH_ARGS=--tiny: both at tiny sizes, in seconds.
 bench: deps
-	@$(MAKE) --no-print-directory all $(BENCH_BIN)
-	BUILD=$(BUILD) bash bench/run.sh
+	@$(MAKE) --no-print-directory all $(BENCH_BIN) $(QUEUE_BIN)
+	BUILD=$(BUILD) bash bench/run.sh $(BENCH_ARGS)
+	BUILD=$(BUILD) bash bench/cluster.sh $(BENCH_ARGS)
 
 # ---- tests: every test prints TAP; prove runs them and prints the verdict
 # TESTS picks files: make check TESTS=tests/integration/06-tasks.t
