@@ -46,7 +46,7 @@ UNIT_BIN   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 BENCH_BIN  := $(BUILD)/bench/bench
 QUEUE_BIN  := $(BUILD)/bench/queue
 CORPUS_DIFF := $(BUILD)/tests/corpus-diff
-TEST_BIN   := $(UNIT_BIN) $(BUILD)/tests/hostile $(BENCH_BIN) $(CORPUS_DIFF)
+TEST_BIN   := $(UNIT_BIN) $(BUILD)/tests/hostile $(BENCH_BIN) $(QUEUE_BIN) $(CORPUS_DIFF)
 
 SERVER_BIN := $(BUILD)/imgprocd
 CLIENT_BIN := $(BUILD)/imgproc

@@ -361,7 +361,7 @@ wait_file() {
 # It execs COMMAND: call it in a subshell, or with & (then $! is COMMAND's).
 cluster_nolocks() {
     local fd
-    for fd in "$SLOT_FD" "$CL_LOCK_FD" "$PG_LOCK_FD"; do
+    for fd in "${SLOT_FD:-}" "${CL_LOCK_FD:-}" "${PG_LOCK_FD:-}"; do
         [ -n "$fd" ] && eval "exec $fd>&-"
     done
     exec "$@"
@@ -388,7 +388,7 @@ pg_start() {
     # One database per port at a time; holding the port's lock, any other of
     # ours on it is a leftover of a run killed before it could clean up.
     if [ "$PG_LOCK_PORT" != "$PG_PORT" ]; then    # not held yet (a second pg_start keeps it)
-        [ -n "$PG_LOCK_FD" ] && exec {PG_LOCK_FD}>&-
+        [ -n "${PG_LOCK_FD:-}" ] && exec {PG_LOCK_FD}>&-
         exec {PG_LOCK_FD}>"/tmp/imgproc-pg-$PG_PORT.lock"
         flock -n "$PG_LOCK_FD" || bail "another run's PostgreSQL holds port $PG_PORT"
         PG_LOCK_PORT=$PG_PORT

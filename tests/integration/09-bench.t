@@ -30,4 +30,21 @@ left=$(pgrep -f -- "--port $PORT" | wc -l)
 is "$left" 0 "the harness stopped its server"
 left=$(pgrep -f -- "/bare $((PORT + 60))\$" | wc -l)
 is "$left" 0 "the harness stopped the bare rpcgen server"
+
+# The shared queue's benchmark (bench/cluster.sh, also in make bench): a real
+# PostgreSQL and three hosts, as root with PostgreSQL 15 installed.
+if [ "$(id -u)" -ne 0 ] || [ ! -x /usr/lib/postgresql/15/bin/initdb ]; then
+    echo "ok $((NTEST += 1)) # SKIP bench/cluster.sh needs root and PostgreSQL 15"
+else
+    BUILD=$BUILD TMPDIR="$TMP" bash "$TOP/bench/cluster.sh" --tiny >"$TMP/cluster.txt" 2>"$TMP/err"
+    ok $? "bench/cluster.sh --tiny runs to the end"
+    [ -s "$TMP/err" ] && sed 's/^/# /' "$TMP/err"
+    is "$(grep -cE '^Q\. ' "$TMP/cluster.txt")-$(grep -cE '^C\. ' "$TMP/cluster.txt")-$(grep -cE '^H\. ' "$TMP/cluster.txt")" \
+       "13-23-3" "its rows: 13 of the queue alone, 23 of 1 to 3 hosts, 3 of hosts per database"
+    # Every row: a measured figure and a reference above zero, and a ratio.
+    bad=$(grep -E '^[QCH]\. ' "$TMP/cluster.txt" | awk '{ n = NF
+            if ($n !~ /^[0-9.]+x$/ || $(n - 2) + 0 <= 0 || $(n - 3) + 0 <= 0) print }')
+    is "$bad" "" "... each with a measured figure, a reference and a ratio"
+    like "$(tail -2 "$TMP/cluster.txt" | head -1)" "39 rows;*" "... and the summary counts them"
+fi
 done_testing
