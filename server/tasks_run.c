@@ -298,20 +298,27 @@ renew_claims(tasks *t)
     }
 }
 
+/*
+ * Expiry, and with a shared store the renewals.  A shared store's expiry
+ * round costs a transaction: it runs when an expiry is due, and a wake-up
+ * (a task finished, an expiry set) brings it forward to a second later, not
+ * at once, so a burst of finishes makes one round, not one each.
+ */
 void *
 tk_sweeper_main(void *p)
 {
     tasks *t = p;
-    double renew_at = 0;
+    int shared = store_shared(t->st);
+    double renew_at = 0, sweep_at = 0;
     char *why = NULL;
 
     pthread_mutex_lock(&t->lock);
     while (!t->stopping) {
         double now = tk_wall_now(), next = now + SWEEP_MAX_SLEEP, when;
         struct timespec until;
-        int n;
+        int n = 0;
 
-        if (store_shared(t->st)) {
+        if (shared) {
             /* A third of a lease apart: two renewals may fail before a claim lapses. */
             double mono = proto_seconds(), every = t->cfg.lease / 3.0;
             if (mono >= renew_at) {
@@ -321,25 +328,29 @@ tk_sweeper_main(void *p)
             if (now + (renew_at - mono) < next)
                 next = now + (renew_at - mono);
         }
-        n = store_sweep(t->st, now, &why);
-
-        if (n < 0) {
-            srv_log(SRV_LOG_ERROR, "sweeper: %s\n", why ? why : "failed");
-            free(why);
-            why = NULL;
-        } else if (n > 0) {
-            srv_log(SRV_LOG_VERBOSE, "%d expired task%s removed\n", n, n == 1 ? "" : "s");
-            tk_changed(t);
+        if (now >= sweep_at) {
+            n = store_sweep(t->st, now, &why);
+            if (n < 0) {
+                srv_log(SRV_LOG_ERROR, "sweeper: %s\n", why ? why : "failed");
+                free(why);
+                why = NULL;
+            } else if (n > 0) {
+                srv_log(SRV_LOG_VERBOSE, "%d expired task%s removed\n", n, n == 1 ? "" : "s");
+                tk_changed(t);
+            }
+            sweep_at = now + SWEEP_MAX_SLEEP;
+            if (n >= 0 && store_next_expiry(t->st, &when) && when < sweep_at)
+                sweep_at = when;
+            /* Never spin: at least 10 ms apart (a second, shared), 1 s after an error. */
+            if (sweep_at < now + (n < 0 || shared ? 1.0 : 0.01))
+                sweep_at = now + (n < 0 || shared ? 1.0 : 0.01);
         }
-        if (n >= 0 && store_next_expiry(t->st, &when) && when < next)
-            next = when;
-        /* Never spin: at least 10 ms apart, 1 s after an error. */
-        if (next < now + (n < 0 ? 1.0 : 0.01))
-            next = now + (n < 0 ? 1.0 : 0.01);
+        if (sweep_at < next)
+            next = sweep_at;
         until = tk_to_timespec(next);
-        pthread_cond_timedwait(&t->sweep, &t->lock, &until);
+        if (pthread_cond_timedwait(&t->sweep, &t->lock, &until) != ETIMEDOUT)
+            sweep_at = shared ? (sweep_at < now + 1.0 ? sweep_at : tk_wall_now() + 1.0) : 0;
     }
     pthread_mutex_unlock(&t->lock);
     return NULL;
 }
-
