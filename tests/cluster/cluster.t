@@ -175,6 +175,18 @@ scenario_a() {
     [ -n "$SHARED" ] || return 0
     is "$(grep -c 'TASK_CREATE from' "$(cluster_log 2)")" "$c0" "a: h2 served no create"
     is "$(grep -c 'TASK_RESULT from' "$(cluster_log 1)")" "$r0" "a: h1 served no result"
+    # The same create with one token, sent to the three hosts at once: one task.
+    local pids=()
+    for n in 1 2 3; do
+        cluster_cli $n task create --hold --token "tok-$$" --steps flip "$P/jpeg-small-photo.jpg" \
+            >"$TMP/tok$n" 2>&1 &
+        pids+=($!)
+    done
+    wait "${pids[@]}"
+    is "$(cat "$TMP/tok1")-$(cat "$TMP/tok2")-$(cat "$TMP/tok3")" \
+       "$(cat "$TMP/tok1")-$(cat "$TMP/tok1")-$(cat "$TMP/tok1")" \
+       "a: one token sent to h1, h2 and h3 at once names one task on all three ($(cat "$TMP/tok1"))"
+    is "$(pg_sql "SELECT count(*) FROM tasks WHERE token = 'tok-$$'")" 1 "a: ... one row in the database"
 }
 
 # ---- (c) PostgreSQL restarted, fast then immediate, while two long tasks
