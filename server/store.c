@@ -375,11 +375,11 @@ store_requeue(store *st, const store_task *t, char **why)
 }
 
 int
-store_renew(store *st, const uint64_t *ids, const int *attempts, size_t n, uint64_t *lost,
-            int *requeued, char **why)
+store_renew(store *st, const uint64_t *ids, const int *attempts, size_t n, double snapshot,
+            size_t *lost, int *requeued, char **why)
 {
     *requeued = 0;
-    return st->ops->renew(st, ids, attempts, n, lost, requeued, why);
+    return st->ops->renew(st, ids, attempts, n, snapshot, lost, requeued, why);
 }
 
 int

@@ -163,7 +163,8 @@ int store_input(store *st, uint64_t id, char *path, size_t len, int *temp, char 
 int store_put_result(store *st, const store_task *t, const char *temp, char **why);
 /*
  * Up to len bytes of done task t's result from offset, into buf.  The
- * bytes read (len unless the end comes first), or -1.  Needs no lock.
+ * bytes read (len unless the end comes first), -2 when the task was deleted
+ * meanwhile, or -1.  Needs no lock.
  */
 long store_read_result(store *st, const store_task *t, uint64_t offset, void *buf, size_t len,
                        char **why);
@@ -182,14 +183,17 @@ int store_requeue(store *st, const store_task *t, char **why);
 
 /*
  * Shared stores: renews the claims of this server's running tasks ids[i]
- * in attempts[i], for another lease.  The ids whose claim is no longer
- * theirs (cancelled, deleted, or lapsed and taken again) go into lost: its
- * count, or -1 when the database cannot be reached.  Then puts back into
- * the queue the tasks of any server whose claim lapsed (FAILED after
- * max_attempts, as store_recover() does), counted in *requeued.
+ * in attempts[i], read under the lock at time snapshot (tk_wall_now), for
+ * another lease.  The indexes i whose claim is no longer theirs (cancelled,
+ * deleted, or lapsed and taken again) go into lost: its count, or -1 when
+ * the database cannot be reached.  Then puts back into the queue the tasks
+ * of any server whose claim lapsed (FAILED after max_attempts, as
+ * store_recover() does), and this server's claims made before snapshot that
+ * no worker holds (an answer lost), counted in *requeued.  Needs no lock
+ * (its own connection), but one caller at a time.
  */
-int store_renew(store *st, const uint64_t *ids, const int *attempts, size_t n,
-                uint64_t *lost, int *requeued, char **why);
+int store_renew(store *st, const uint64_t *ids, const int *attempts, size_t n, double snapshot,
+                size_t *lost, int *requeued, char **why);
 
 /* Removes task id and its files.  1, 0 when absent, -1. */
 int store_delete(store *st, uint64_t id, char **why);

@@ -34,8 +34,8 @@ typedef struct store_ops {
     int (*finish)(store *st, uint64_t id, const store_task *t, const char *temp, double now,
                   double expires, char **why);
     int (*requeue)(store *st, const store_task *t, char **why);
-    int (*renew)(store *st, const uint64_t *ids, const int *attempts, size_t n,
-                 uint64_t *lost, int *requeued, char **why);
+    int (*renew)(store *st, const uint64_t *ids, const int *attempts, size_t n, double snapshot,
+                 size_t *lost, int *requeued, char **why);
     int (*delete)(store *st, uint64_t id, char **why);
     int (*list)(store *st, const char *owner, unsigned mask, uint64_t after, store_task *out,
                 int max, int *more, char **why);

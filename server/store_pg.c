@@ -26,6 +26,8 @@
 #define SWEEP_LOCK  "1229801299" /* ... of expiry, so that one server does it ("IMGS") */
 #define CHUNK (1 << 20)         /* bytes of an image in one row */
 #define POOL_MAX 8              /* idle connections kept for calls made without the lock */
+#define POOL_OPEN 16            /* ... and open at most: the database's max_connections is
+                                 * shared by every server (100 by default) */
 #define MAX_ARGS 16             /* parameters of one statement */
 #define RECONNECT_SECONDS 5     /* a broken connection is tried again this long */
 
@@ -38,14 +40,19 @@ typedef struct pg_store {
     double ttl;                 /* seconds a task failed by the sweeper is kept */
     PGconn *main;               /* for calls under the caller's lock */
     int in_tx;                  /* main is inside store_begin() .. store_commit() */
-    pthread_mutex_t pool_lock;  /* guards pool and npool */
+    pthread_mutex_t pool_lock;  /* guards pool, npool and nopen */
+    pthread_cond_t pool_free;   /* a connection was given back */
     PGconn *pool[POOL_MAX];     /* idle connections for calls made without the lock */
     int npool;                  /* how many */
+    int nopen;                  /* pool connections open, idle or in use */
     void (*changed)(void *, int); /* store_config's */
     void *arg;                  /* its argument */
     pthread_t listener;         /* LISTENs, and calls changed */
     int listening;              /* the listener was started */
     int wake[2];                /* a pipe: a byte stops the listener */
+    double down_until;          /* proto_seconds() before which a broken connection
+                                 * is not tried again (atomic) */
+    PGconn *beat;               /* the renewals' own (store_renew()), the sweeper's */
 } pg_store;
 
 #define PG(st) ((pg_store *)(st))
@@ -191,8 +198,18 @@ connect_db(pg_store *p, char **why)
 {
     static const char *const keys[] = { "connect_timeout", "keepalives_idle",
         "keepalives_interval", "keepalives_count", "tcp_user_timeout", "application_name",
-        "dbname", NULL };
-    const char *vals[] = { "5", "5", "2", "3", "10000", "imgprocd", p->url, NULL };
+        "options", "dbname", NULL };
+    /*
+     * The database's side of the same: a server cut off mid-transaction
+     * leaves a session holding its locks until the database notices (two
+     * hours by default).  And no statement waits for a lock without end:
+     * the main connection is used under the tasks' lock.
+     */
+    static const char server_side[] =
+        "-c tcp_keepalives_idle=5 -c tcp_keepalives_interval=2 -c tcp_keepalives_count=3 "
+        "-c tcp_user_timeout=10000 -c idle_in_transaction_session_timeout=30s "
+        "-c lock_timeout=15s";
+    const char *vals[] = { "5", "5", "2", "3", "10000", "imgprocd", server_side, p->url, NULL };
     PGconn *c = PQconnectdbParams(keys, vals, 1);
 
     if (!c) {
@@ -227,8 +244,8 @@ pq_fail(char **why, PGresult *r, PGconn *c, const char *what)
  * The result (PQclear it), or NULL with *why.
  */
 static PGresult *
-run(PGconn *c, int in_tx, const char *sql, pq_args *a, int binary, const char *what,
-    char **why)
+run(pg_store *p, PGconn *c, int in_tx, const char *sql, pq_args *a, int binary,
+    const char *what, char **why)
 {
     for (int tries = 0;; tries++) {
         PGresult *r;
@@ -240,12 +257,24 @@ run(PGconn *c, int in_tx, const char *sql, pq_args *a, int binary, const char *w
                 pq_fail(why, NULL, c, "connection lost inside a transaction");
                 return NULL;
             }
-            /* A restart takes about a second: ride it out, up to RECONNECT_SECONDS. */
+            /*
+             * A restart takes about a second: ride it out, up to
+             * RECONNECT_SECONDS.  Then, for as long again, say at once that
+             * it is out of reach, rather than make each caller wait in turn.
+             */
+            double down;
+            __atomic_load(&p->down_until, &down, __ATOMIC_RELAXED);
+            if (proto_seconds() < down) {
+                store_fail(why, "PostgreSQL: out of reach (tried again in a few seconds)");
+                return NULL;
+            }
             for (double until = proto_seconds() + RECONNECT_SECONDS;;) {
                 PQreset(c);
                 if (PQstatus(c) == CONNECTION_OK)
                     break;
                 if (proto_seconds() + 0.2 >= until) {
+                    double again = proto_seconds() + RECONNECT_SECONDS;
+                    __atomic_store(&p->down_until, &again, __ATOMIC_RELAXED);
                     pq_fail(why, NULL, c, "out of reach");
                     return NULL;
                 }
@@ -282,6 +311,10 @@ commit(PGconn *c, char **why)
     PGresult *r;
     int ok;
 
+    if (PQtransactionStatus(c) == PQTRANS_INERROR) {
+        PQclear(PQexec(c, "ROLLBACK"));     /* else every later statement fails */
+        return pq_fail(why, NULL, c, "commit: the transaction had failed");
+    }
     if (PQtransactionStatus(c) != PQTRANS_INTRANS)
         return pq_fail(why, NULL, c, "commit: the transaction was lost");
     r = PQexec(c, "COMMIT");
@@ -296,7 +329,7 @@ commit(PGconn *c, char **why)
 static int
 exec_main(pg_store *p, const char *sql, pq_args *a, const char *what, char **why)
 {
-    PGresult *r = run(p->main, p->in_tx, sql, a, 0, what, why);
+    PGresult *r = run(p, p->main, p->in_tx, sql, a, 0, what, why);
 
     PQclear(r);
     return r ? 0 : -1;
@@ -316,24 +349,33 @@ get_conn(pg_store *p, char **why)
     PGconn *c = NULL;
 
     pthread_mutex_lock(&p->pool_lock);
+    while (p->npool == 0 && p->nopen >= POOL_OPEN)
+        pthread_cond_wait(&p->pool_free, &p->pool_lock);
     if (p->npool > 0)
         c = p->pool[--p->npool];
+    else
+        p->nopen++;             /* a place for the one connect_db() opens */
     pthread_mutex_unlock(&p->pool_lock);
-    return c ? c : connect_db(p, why);
+    if (!c && !(c = connect_db(p, why))) {
+        pthread_mutex_lock(&p->pool_lock);
+        p->nopen--;
+        pthread_cond_signal(&p->pool_free);
+        pthread_mutex_unlock(&p->pool_lock);
+    }
+    return c;
 }
 
 static void
 put_conn(pg_store *p, PGconn *c)
 {
-    if (PQtransactionStatus(c) != PQTRANS_IDLE) {
-        PQfinish(c);            /* broken, or left inside a transaction */
-        return;
-    }
     pthread_mutex_lock(&p->pool_lock);
-    if (p->npool < POOL_MAX) {
+    /* Broken, or left inside a transaction: closed. */
+    if (PQtransactionStatus(c) == PQTRANS_IDLE && p->npool < POOL_MAX) {
         p->pool[p->npool++] = c;
         c = NULL;
-    }
+    } else
+        p->nopen--;
+    pthread_cond_signal(&p->pool_free);
     pthread_mutex_unlock(&p->pool_lock);
     if (c)
         PQfinish(c);
@@ -417,7 +459,7 @@ read_row(PGresult *r, int row, store_task *t)
 static int
 get_one(pg_store *p, const char *sql, pq_args *a, store_task *t, char **why)
 {
-    PGresult *r = run(p->main, p->in_tx, sql, a, 0, "read", why);
+    PGresult *r = run(p, p->main, p->in_tx, sql, a, 0, "read", why);
     int n;
 
     if (!r)
@@ -514,7 +556,7 @@ migrate(pg_store *p, char **why)
                      "  applied_at timestamptz NOT NULL DEFAULT now(),\n"
                      "  applied_by text NOT NULL)", NULL, "migrate", why))
         goto fail;
-    if (!(r = run(p->main, 1, "SELECT coalesce(max(version), 0) FROM imgproc_schema", NULL, 0,
+    if (!(r = run(p, p->main, 1, "SELECT coalesce(max(version), 0) FROM imgproc_schema", NULL, 0,
                   "migrate", why)))
         goto fail;
     have = atoi(PQgetvalue(r, 0, 0));
@@ -565,9 +607,12 @@ pg_close(store *st)
     }
     while (p->npool > 0)
         PQfinish(p->pool[--p->npool]);
+    if (p->beat)
+        PQfinish(p->beat);
     if (p->main)
         PQfinish(p->main);
     pthread_mutex_destroy(&p->pool_lock);
+    pthread_cond_destroy(&p->pool_free);
     free(p->url);
     free(p->worker);
     store_base_close(st);
@@ -587,6 +632,7 @@ store_pg_open(const store_config *cfg, char **why)
         return NULL;
     }
     pthread_mutex_init(&p->pool_lock, NULL);
+    pthread_cond_init(&p->pool_free, NULL);
     p->wake[0] = p->wake[1] = -1;
     p->lease = cfg->lease > 0 ? cfg->lease : 30;
     p->max_attempts = 3;
@@ -630,7 +676,7 @@ fail:
  * sweeping at once share the work.  The number moved, or -1.
  */
 static int
-requeue_lapsed(pg_store *p, double now, int *failed, char **why)
+requeue_lapsed(pg_store *p, PGconn *c, int in_tx, double now, int *failed, char **why)
 {
     char msg[IP_MAX_MESSAGE], at[32];
     pq_args a = { 0 };
@@ -645,7 +691,7 @@ requeue_lapsed(pg_store *p, double now, int *failed, char **why)
     arg_time(&a, now);
     arg_text(&a, at);
     arg_text(&a, msg);
-    r = run(p->main, p->in_tx,
+    r = run(p, c, in_tx,
             "UPDATE tasks SET\n"
             "  state = CASE WHEN attempts >= $1 THEN 'failed' ELSE 'queued' END,\n"
             "  finished_at = CASE WHEN attempts >= $1 THEN $2::float8 END,\n"
@@ -700,7 +746,7 @@ pg_recover(store *st, int max_attempts, double now, double expires, int *requeue
     if (expires > now)
         p->ttl = expires - now;
     clear_temps(st);
-    if ((n = requeue_lapsed(p, now, failed, why)) < 0)
+    if ((n = requeue_lapsed(p, p->main, p->in_tx, now, failed, why)) < 0)
         return -1;
     *requeued = n - *failed;
     return 0;
@@ -720,7 +766,7 @@ pg_begin(store *st, char **why)
  * Bytes, or -1, or -2 when the task no longer exists.
  */
 static long long
-put_file(PGconn *c, int in_tx, uint64_t id, int kind, int attempt, const char *path,
+put_file(pg_store *p, PGconn *c, int in_tx, uint64_t id, int kind, int attempt, const char *path,
          char **why)
 {
     char *buf = malloc(CHUNK);
@@ -756,7 +802,7 @@ put_file(PGconn *c, int in_tx, uint64_t id, int kind, int attempt, const char *p
         arg_i64(&a, attempt);
         arg_i64(&a, at);
         arg_bin(&a, buf, have);
-        r = run(c, in_tx, "INSERT INTO chunks (task, kind, attempt, at, data) "
+        r = run(p, c, in_tx, "INSERT INTO chunks (task, kind, attempt, at, data) "
                           "VALUES ($1, $2, $3, $4, $5)", &a, 0, "write an image", why);
         if (!r) {
             /* -2: the task is gone (foreign_key_violation). */
@@ -793,7 +839,7 @@ pg_add(store *st, store_task *t, const char *temp, char **why)
     arg_time(&a, t->created);
     arg_time(&a, t->queued);
     arg_time(&a, t->expires);
-    r = run(p->main, p->in_tx,
+    r = run(p, p->main, p->in_tx,
             "INSERT INTO tasks (owner, token, state, hold, upload, size, sha256, steps, spec, "
             "created_at, queued_at, expires_at) "
             "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
@@ -804,7 +850,7 @@ pg_add(store *st, store_task *t, const char *temp, char **why)
     PQclear(r);
     /* The image goes in with its row, in the same transaction. */
     if (temp) {
-        long long n = put_file(p->main, 1, t->id, 0, 0, temp, why);
+        long long n = put_file(p, p->main, 1, t->id, 0, 0, temp, why);
         if (n < 0)
             return -1;
         a.n = 0;
@@ -875,7 +921,7 @@ pg_count(store *st, int state)
 
     if (state >= 0)
         arg_text(&a, proto_task_state_name((ip_task_state)state));
-    r = run(p->main, p->in_tx, state < 0 ? "SELECT count(*) FROM tasks"
+    r = run(p, p->main, p->in_tx, state < 0 ? "SELECT count(*) FROM tasks"
                                          : "SELECT count(*) FROM tasks WHERE state = $1",
             &a, 0, "count", NULL);
     if (!r)
@@ -905,7 +951,7 @@ pg_move(store *st, uint64_t id, unsigned from_mask, ip_task_state to, double now
     arg_i64(&a, (long long)id);
     if (tc)
         arg_time(&a, now);
-    if (!(r = run(p->main, p->in_tx, sql, &a, 0, "update", why)))
+    if (!(r = run(p, p->main, p->in_tx, sql, &a, 0, "update", why)))
         return -1;
     n = changed_rows(r) > 0;
     PQclear(r);
@@ -926,7 +972,7 @@ pg_append(store *st, uint64_t id, uint64_t size, uint64_t offset, const void *da
         return -1;
     p->in_tx = 1;
     arg_i64(&a, (long long)id);
-    if (!(r = run(p->main, 1, "SELECT received FROM tasks WHERE id = $1 FOR UPDATE", &a, 0,
+    if (!(r = run(p, p->main, 1, "SELECT received FROM tasks WHERE id = $1 FOR UPDATE", &a, 0,
                   "upload", why)))
         goto fail;
     *got = PQntuples(r) ? (uint64_t)col_int(r, 0, 0) : 0;
@@ -974,7 +1020,7 @@ fail:
 
 /* Calls fn for each chunk of task id's (kind, attempt) bytes from byte from, in order, on c. */
 static int
-each_chunk(PGconn *c, uint64_t id, int kind, int attempt, uint64_t from,
+each_chunk(pg_store *p, PGconn *c, uint64_t id, int kind, int attempt, uint64_t from,
            int (*fn)(void *ctx, const char *data, size_t len), void *ctx, char **why)
 {
     for (;;) {
@@ -985,7 +1031,7 @@ each_chunk(PGconn *c, uint64_t id, int kind, int attempt, uint64_t from,
         arg_i64(&a, kind);
         arg_i64(&a, attempt);
         arg_i64(&a, (long long)from);
-        r = run(c, 0, "SELECT data FROM chunks WHERE task = $1 AND kind = $2 AND attempt = $3 "
+        r = run(p, c, 0, "SELECT data FROM chunks WHERE task = $1 AND kind = $2 AND attempt = $3 "
                       "AND at = $4", &a, 1, "read an image", why);
         if (!r)
             return -1;
@@ -1020,7 +1066,7 @@ pg_upload_done(store *st, uint64_t id, const char *known, char sha[65], char **w
         snprintf(sha, 65, "%s", known);
     else {
         proto_sha256 *h = proto_sha256_new();
-        if (!h || each_chunk(p->main, id, 0, 0, 0, hash_chunk, h, why) ||
+        if (!h || each_chunk(p, p->main, id, 0, 0, 0, hash_chunk, h, why) ||
             proto_sha256_final(h, sha)) {
             proto_sha256_free(h);
             return store_fail(why, "cannot read back the upload of task %llu",
@@ -1079,7 +1125,7 @@ pg_input(store *st, uint64_t id, char *path, size_t len, char **why)
         unlink(path);
         return -1;
     }
-    rc = each_chunk(c, id, 0, 0, 0, write_chunk, &fd, why);
+    rc = each_chunk(p, c, id, 0, 0, 0, write_chunk, &fd, why);
     put_conn(p, c);
     close(fd);
     if (rc)
@@ -1101,14 +1147,14 @@ pg_put_result(store *st, const store_task *t, const char *temp, char **why)
         return -1;
     arg_i64(&a, (long long)t->id);
     arg_i64(&a, t->attempts);
-    if (!(r = run(c, 0, "BEGIN", NULL, 0, "begin", why)))
+    if (!(r = run(p, c, 0, "BEGIN", NULL, 0, "begin", why)))
         goto cleanup;
     PQclear(r);
-    if (!(r = run(c, 1, "DELETE FROM chunks WHERE task = $1 AND kind = 1 AND attempt = $2", &a,
+    if (!(r = run(p, c, 1, "DELETE FROM chunks WHERE task = $1 AND kind = 1 AND attempt = $2", &a,
                   0, "write a result", why)))
         goto cleanup;
     PQclear(r);
-    switch (put_file(c, 1, t->id, 1, t->attempts, temp, why)) {
+    switch (put_file(p, c, 1, t->id, 1, t->attempts, temp, why)) {
     case -2:
         /* Deleted meanwhile: nothing to keep, and store_finish() will say so. */
         rc = 0;
@@ -1146,11 +1192,25 @@ pg_read_result(store *st, const store_task *t, uint64_t offset, void *buf, size_
     arg_i64(&a, (long long)offset);
     arg_i64(&a, (long long)(offset + len));
     /* EXTERNAL storage: substring() fetches only the slices it needs. */
-    r = run(c, 0, "SELECT at, substring(data FROM (greatest($3::bigint - at, 0) + 1)::int "
+    r = run(p, c, 0, "SELECT at, substring(data FROM (greatest($3::bigint - at, 0) + 1)::int "
                   "FOR (least($4::bigint, at + length(data)) - greatest($3::bigint, at))::int) "
                   "FROM chunks WHERE task = $1 AND kind = 1 AND attempt = $2 "
                   "AND at < $4::bigint AND at + length(data) > $3::bigint ORDER BY at",
             &a, 1, "read a result", why);
+    if (r && PQntuples(r) == 0) {
+        /* No rows where some were due: the task was deleted meanwhile? */
+        PGresult *e;
+        a.n = 1;
+        if ((e = run(p, c, 0, "SELECT 1 FROM tasks WHERE id = $1", &a, 0, "read a result",
+                     why)) && PQntuples(e) == 0) {
+            PQclear(e);
+            PQclear(r);
+            put_conn(p, c);
+            store_fail(why, "task %llu was deleted meanwhile", (unsigned long long)t->id);
+            return -2;
+        }
+        PQclear(e);
+    }
     put_conn(p, c);
     if (!r)
         return -1;
@@ -1199,7 +1259,7 @@ pg_finish(store *st, uint64_t id, const store_task *t, const char *temp, double 
     if (exec_main(p, "BEGIN", NULL, "begin", why))
         return -1;
     p->in_tx = 1;
-    if (!(r = run(p->main, 1, "UPDATE tasks SET state = $3, finished_at = $4, expires_at = $5, "
+    if (!(r = run(p, p->main, 1, "UPDATE tasks SET state = $3, finished_at = $4, expires_at = $5, "
                               "result_size = $6, result_format = $7, width = $8, height = $9, "
                               "bands = $10, error_status = $11, error = $12, "
                               "leased_until = NULL "
@@ -1208,22 +1268,33 @@ pg_finish(store *st, uint64_t id, const store_task *t, const char *temp, double 
         goto fail;
     rc = changed_rows(r) > 0;
     PQclear(r);
+    if (!rc) {
+        /* Not running in this attempt: which is it?  A retry of a finish whose
+         * COMMIT went through but whose answer was lost finds the task final
+         * in this very attempt: that is success, and its rows must stay. */
+        store_task *cur = malloc(sizeof(*cur));
+        int found;
+        a.n = 1;
+        if (!cur || (found = get_one(p, "SELECT " COLUMNS " FROM tasks WHERE id = $1", &a, cur,
+                                     why)) < 0) {
+            free(cur);
+            goto fail;
+        }
+        if (found && cur->attempts == t->attempts && cur->state == t->state &&
+            cur->finished == now)
+            rc = 1;             /* our own finish, down to its time */
+        else if (found && cur->attempts != t->attempts)
+            store_fail(why, "attempt %d's claim lapsed and attempt %d took the task (%s); "
+                       "this result is refused", t->attempts, cur->attempts,
+                       proto_task_state_name(cur->state));
+        free(cur);
+    }
     a.n = 2;
     /* Results of other attempts (done) or of this one (refused) are garbage. */
     if (exec_main(p, rc ? "DELETE FROM chunks WHERE task = $1 AND kind = 1 AND attempt <> $2"
                         : "DELETE FROM chunks WHERE task = $1 AND kind = 1 AND attempt = $2",
                   &a, "finish", why))
         goto fail;
-    if (!rc && why) {
-        store_task *now_rec = malloc(sizeof(*now_rec));
-        a.n = 1;
-        if (now_rec && get_one(p, "SELECT " COLUMNS " FROM tasks WHERE id = $1", &a, now_rec,
-                               NULL) == 1 && now_rec->attempts != t->attempts)
-            store_fail(why, "attempt %d's claim lapsed and attempt %d took the task (%s); "
-                       "this result is refused", t->attempts, now_rec->attempts,
-                       proto_task_state_name(now_rec->state));
-        free(now_rec);
-    }
     p->in_tx = 0;
     if (commit(p->main, why))
         return -1;
@@ -1248,19 +1319,27 @@ pg_requeue(store *st, const store_task *t, char **why)
                      &a, "requeue", why);
 }
 
+/*
+ * On its own connection, without the caller's lock: a slow statement on
+ * the main one (an image going in) never delays a renewal past a lease.
+ */
 static int
-pg_renew(store *st, const uint64_t *ids, const int *attempts, size_t n, uint64_t *lost,
-         int *requeued, char **why)
+pg_renew(store *st, const uint64_t *ids, const int *attempts, size_t n, double snapshot,
+         size_t *lost, int *requeued, char **why)
 {
     pg_store *p = PG(st);
     char *idv = malloc(n * 24 + 3), *atv = malloc(n * 12 + 3);
     size_t ui = 0, ua = 0;
     pq_args a = { 0 };
     PGresult *r = NULL;
-    int nlost = 0, failed;
+    int nlost = 0, failed, orphans = 0;
 
     if (!idv || !atv) {
         nlost = store_fail(why, "out of memory");
+        goto cleanup;
+    }
+    if (!p->beat && !(p->beat = connect_db(p, why))) {
+        nlost = -1;
         goto cleanup;
     }
     ui += (size_t)sprintf(idv, "{");
@@ -1275,11 +1354,11 @@ pg_renew(store *st, const uint64_t *ids, const int *attempts, size_t n, uint64_t
         arg_text(&a, idv);
         arg_text(&a, atv);
         arg_i64(&a, (long long)(p->lease * 1000));
-        r = run(p->main, p->in_tx,
+        r = run(p, p->beat, 0,
                 "UPDATE tasks t SET leased_until = now() + make_interval(secs => $3::float8 / 1000) "
                 "FROM unnest($1::bigint[], $2::int[]) AS h(id, attempt) "
                 "WHERE t.id = h.id AND t.attempts = h.attempt AND t.state = 'running' "
-                "RETURNING t.id", &a, 0, "renew", why);
+                "RETURNING t.id, t.attempts", &a, 0, "renew", why);
         if (!r) {
             nlost = -1;
             goto cleanup;
@@ -1287,15 +1366,36 @@ pg_renew(store *st, const uint64_t *ids, const int *attempts, size_t n, uint64_t
         for (size_t i = 0; i < n; i++) {
             int kept = 0;
             for (int j = 0; j < PQntuples(r) && !kept; j++)
-                kept = (uint64_t)col_int(r, j, 0) == ids[i];
+                kept = (uint64_t)col_int(r, j, 0) == ids[i] && col_int(r, j, 1) == attempts[i];
             if (!kept)
-                lost[nlost++] = ids[i];
+                lost[nlost++] = i;
         }
+        PQclear(r);
     }
-    if ((*requeued = requeue_lapsed(p, wall_now(), &failed, why)) < 0) {
+    /*
+     * A claim of ours that no worker holds: its answer was lost (the
+     * connection broke after the UPDATE), so nobody runs it.  Claims are
+     * made under the caller's lock, as snapshot was taken: one made after
+     * it started after it.  Back to the queue, the attempt uncounted.
+     */
+    a.n = 0;
+    arg_text(&a, p->worker);
+    arg_time(&a, snapshot);
+    arg_text(&a, idv);
+    r = run(p, p->beat, 0, "UPDATE tasks SET state = 'queued', attempts = attempts - 1, "
+                           "worker = NULL, leased_until = NULL WHERE worker = $1 "
+                           "AND state = 'running' AND started_at < $2 "
+                           "AND NOT (id = ANY ($3::bigint[]))", &a, 0, "renew", why);
+    if (!r) {
+        nlost = -1;
+        goto cleanup;
+    }
+    orphans = changed_rows(r);
+    if ((*requeued = requeue_lapsed(p, p->beat, 0, wall_now(), &failed, why)) < 0) {
         *requeued = 0;
         nlost = -1;
     }
+    *requeued += orphans;
 
 cleanup:
     PQclear(r);
@@ -1307,12 +1407,13 @@ cleanup:
 static int
 pg_delete(store *st, uint64_t id, char **why)
 {
+    pg_store *p = PG(st);
     pq_args a = { 0 };
     PGresult *r;
     int n;
 
     arg_i64(&a, (long long)id);
-    if (!(r = run(PG(st)->main, PG(st)->in_tx, "DELETE FROM tasks WHERE id = $1", &a, 0,
+    if (!(r = run(p, p->main, p->in_tx, "DELETE FROM tasks WHERE id = $1", &a, 0,
                   "delete", why)))
         return -1;
     n = changed_rows(r) > 0;
@@ -1339,7 +1440,7 @@ pg_list(store *st, const char *owner, unsigned mask, uint64_t after, store_task 
     arg_i64(&a, max + 1);
     if (owner)
         arg_text(&a, owner);
-    if (!(r = run(p->main, p->in_tx, sql, &a, 0, "list", why)))
+    if (!(r = run(p, p->main, p->in_tx, sql, &a, 0, "list", why)))
         return -1;
     n = PQntuples(r);
     *more = n > max;
@@ -1363,13 +1464,13 @@ pg_sweep(store *st, double now, char **why)
     if (exec_main(p, "BEGIN", NULL, "begin", why))
         return -1;
     p->in_tx = 1;
-    if (!(r = run(p->main, 1, "SELECT pg_try_advisory_xact_lock(" SWEEP_LOCK ")",
+    if (!(r = run(p, p->main, 1, "SELECT pg_try_advisory_xact_lock(" SWEEP_LOCK ")",
                   NULL, 0, "sweep", why)))
         goto fail;
     if (PQgetvalue(r, 0, 0)[0] == 't') {
         PQclear(r);
         arg_time(&a, now);
-        if (!(r = run(p->main, 1, "DELETE FROM tasks WHERE id IN (SELECT id FROM tasks "
+        if (!(r = run(p, p->main, 1, "DELETE FROM tasks WHERE id IN (SELECT id FROM tasks "
                                   "WHERE expires_at <= $1 AND state <> 'running' "
                                   "LIMIT 1000 FOR UPDATE SKIP LOCKED)", &a, 0, "sweep", why)))
             goto fail;
@@ -1391,7 +1492,7 @@ static int
 pg_next_expiry(store *st, double *when)
 {
     pg_store *p = PG(st);
-    PGresult *r = run(p->main, p->in_tx, "SELECT min(expires_at) FROM tasks "
+    PGresult *r = run(p, p->main, p->in_tx, "SELECT min(expires_at) FROM tasks "
                                          "WHERE state <> 'running'", NULL, 0, "expiry", NULL);
     int rc = 0;
 

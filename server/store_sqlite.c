@@ -808,10 +808,12 @@ sq_read_result(store *st, const store_task *t, uint64_t offset, void *buf, size_
     int fd;
 
     store_path(st, STORE_RESULT, t->id, path, sizeof(path));
-    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-        return store_fail(why, errno == ENOENT ? "task %llu was deleted meanwhile"
-                                               : "cannot open the result of task %llu",
-                          (unsigned long long)t->id);
+    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+        int gone = errno == ENOENT;
+        store_fail(why, gone ? "task %llu was deleted meanwhile"
+                             : "cannot open the result of task %llu", (unsigned long long)t->id);
+        return gone ? -2 : -1;
+    }
     while (have < len) {
         ssize_t n = pread(fd, (char *)buf + have, len - have, (off_t)(offset + have));
         if (n < 0 && errno == EINTR)
@@ -831,10 +833,11 @@ sq_read_result(store *st, const store_task *t, uint64_t offset, void *buf, size_
 
 /* One server per folder: no claim is anyone else's. */
 static int
-sq_renew(store *st, const uint64_t *ids, const int *attempts, size_t n, uint64_t *lost,
-         int *requeued, char **why)
+sq_renew(store *st, const uint64_t *ids, const int *attempts, size_t n, double snapshot,
+         size_t *lost, int *requeued, char **why)
 {
-    (void)st, (void)ids, (void)attempts, (void)n, (void)lost, (void)requeued, (void)why;
+    (void)st, (void)ids, (void)attempts, (void)n, (void)snapshot, (void)lost, (void)requeued;
+    (void)why;
     return 0;
 }
 

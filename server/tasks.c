@@ -498,8 +498,11 @@ unlock:
     if (got < 0 || (size_t)got != want) {
         free(c->data.data_val);
         c->data.data_val = NULL;
-        tk_store_fail(&f, why ? why : proto_strdupf("cannot read the result of task %llu",
-                                                   (unsigned long long)a->id));
+        if (got == -2)          /* deleted between the check and the read: said so */
+            tk_set_fail(&f, IP_ENOTFOUND, why);
+        else
+            tk_store_fail(&f, why ? why : proto_strdupf("cannot read the result of task %llu",
+                                                       (unsigned long long)a->id));
         goto done;
     }
     have = (size_t)got;

@@ -50,7 +50,6 @@ struct tasks {
     unsigned nworkers;          /* threads started */
     pthread_t sweeper;          /* removes expired tasks */
     int sweeper_started;        /* sweeper was started */
-    double renewed;             /* shared store: proto_seconds() of the last renewal */
     upload_hash hashes[UPLOAD_HASHES]; /* uploads in progress (under lock) */
     unsigned next_hash;         /* the slot taken next when none is free */
 };

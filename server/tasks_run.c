@@ -22,6 +22,7 @@
 /* Why a worker stopped its task's pipeline. */
 enum { STOP_NONE, STOP_ASKED, STOP_TIME };
 
+#define IDLE_LOOK_SECONDS 10   /* a shared store's idle worker looks at the queue this often */
 #define RUN_AGAIN 2             /* run_task(): not run; give the task back to the queue */
 
 static int
@@ -202,7 +203,13 @@ tk_worker_main(void *p)
             continue;
         }
         if (r == 0) {
-            pthread_cond_wait(&t->work, &t->lock);
+            if (store_shared(t->st)) {
+                /* Another server's task is announced by NOTIFY; a listener
+                 * that lost its connection may miss one: look now and then. */
+                struct timespec ts = tk_to_timespec(tk_wall_now() + IDLE_LOOK_SECONDS);
+                pthread_cond_timedwait(&t->work, &t->lock, &ts);
+            } else
+                pthread_cond_wait(&t->work, &t->lock);
             continue;
         }
         w->task_id = rec->id;
@@ -258,14 +265,16 @@ tk_worker_main(void *p)
 /*
  * Shared store: renews the claims of the tasks this server runs, stops the
  * ones another server took meanwhile, and puts back into the queue the
- * tasks of servers that stopped renewing theirs.  Under the lock.
+ * tasks of servers that stopped renewing theirs.  Called under the lock,
+ * which it lets go while the database answers.
  */
 static void
 renew_claims(tasks *t)
 {
-    uint64_t ids[t->nworkers + 1], lost[t->nworkers + 1];
+    uint64_t ids[t->nworkers + 1];
+    size_t lost[t->nworkers + 1], n = 0;
     int attempts[t->nworkers + 1], requeued = 0, nlost;
-    size_t n = 0;
+    double snapshot = tk_wall_now();
     char *why = NULL;
 
     for (unsigned i = 0; i < t->nworkers; i++)
@@ -273,7 +282,10 @@ renew_claims(tasks *t)
             ids[n] = t->workers[i].task_id;
             attempts[n++] = t->workers[i].attempt;
         }
-    nlost = store_renew(t->st, ids, attempts, n, lost, &requeued, &why);
+    /* Its own connection: the lock is not held while the database answers. */
+    pthread_mutex_unlock(&t->lock);
+    nlost = store_renew(t->st, ids, attempts, n, snapshot, lost, &requeued, &why);
+    pthread_mutex_lock(&t->lock);
     if (nlost < 0) {
         srv_log(SRV_LOG_ERROR, "cannot renew the claims of running tasks: %s\n",
                 why ? why : "?");
@@ -281,14 +293,17 @@ renew_claims(tasks *t)
         return;
     }
     for (int i = 0; i < nlost; i++) {
-        worker *w = tk_worker_of(t, lost[i]);
-        if (!w)
-            continue;
-        srv_log(SRV_LOG_NOTICE, "task %llu: attempt %d is no longer this server's "
-                "(cancelled, deleted, or its claim lapsed); stopping it\n",
-                (unsigned long long)lost[i], w->attempt);
-        w->lost = 1;
-        __atomic_store_n(&w->cancel, 1, __ATOMIC_RELAXED);
+        /* The worker running that attempt, if it still does. */
+        for (unsigned k = 0; k < t->nworkers; k++) {
+            worker *w = &t->workers[k];
+            if (w->task_id != ids[lost[i]] || w->attempt != attempts[lost[i]])
+                continue;
+            srv_log(SRV_LOG_NOTICE, "task %llu: attempt %d is no longer this server's "
+                    "(cancelled, deleted, or its claim lapsed); stopping it\n",
+                    (unsigned long long)w->task_id, w->attempt);
+            w->lost = 1;
+            __atomic_store_n(&w->cancel, 1, __ATOMIC_RELAXED);
+        }
     }
     if (requeued > 0) {
         srv_log(SRV_LOG_NOTICE, "%d task%s whose server stopped renewing %s claim queued "
