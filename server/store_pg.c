@@ -30,6 +30,7 @@
                                  * shared by every server (100 by default) */
 #define MAX_ARGS 16             /* parameters of one statement */
 #define RECONNECT_SECONDS 5     /* a broken connection is tried again this long */
+#define HOLD_OFF_SECONDS 1      /* then calls fail at once this long, not each in turn */
 
 typedef struct pg_store {
     store base;                 /* the common part; first, so a store * is a pg_store * */
@@ -209,8 +210,13 @@ connect_db(pg_store *p, char **why)
         "-c tcp_keepalives_idle=5 -c tcp_keepalives_interval=2 -c tcp_keepalives_count=3 "
         "-c tcp_user_timeout=10000 -c idle_in_transaction_session_timeout=30s "
         "-c lock_timeout=15s";
-    const char *vals[] = { "5", "5", "2", "3", "10000", "imgprocd", server_side, p->url, NULL };
-    PGconn *c = PQconnectdbParams(keys, vals, 1);
+    char app[64];
+    const char *vals[] = { "5", "5", "2", "3", "10000", app, server_side, p->url, NULL };
+    PGconn *c;
+
+    /* pg_stat_activity then tells the servers apart. */
+    snprintf(app, sizeof(app), "imgprocd %s", p->worker ? p->worker : "");
+    c = PQconnectdbParams(keys, vals, 1);
 
     if (!c) {
         store_fail(why, "out of memory");
@@ -259,13 +265,13 @@ run(pg_store *p, PGconn *c, int in_tx, const char *sql, pq_args *a, int binary,
             }
             /*
              * A restart takes about a second: ride it out, up to
-             * RECONNECT_SECONDS.  Then, for as long again, say at once that
+             * RECONNECT_SECONDS.  Then, for HOLD_OFF_SECONDS, say at once that
              * it is out of reach, rather than make each caller wait in turn.
              */
             double down;
             __atomic_load(&p->down_until, &down, __ATOMIC_RELAXED);
             if (proto_seconds() < down) {
-                store_fail(why, "PostgreSQL: out of reach (tried again in a few seconds)");
+                store_fail(why, "PostgreSQL: out of reach; try again in a few seconds");
                 return NULL;
             }
             for (double until = proto_seconds() + RECONNECT_SECONDS;;) {
@@ -273,7 +279,7 @@ run(pg_store *p, PGconn *c, int in_tx, const char *sql, pq_args *a, int binary,
                 if (PQstatus(c) == CONNECTION_OK)
                     break;
                 if (proto_seconds() + 0.2 >= until) {
-                    double again = proto_seconds() + RECONNECT_SECONDS;
+                    double again = proto_seconds() + HOLD_OFF_SECONDS;
                     __atomic_store(&p->down_until, &again, __ATOMIC_RELAXED);
                     pq_fail(why, NULL, c, "out of reach");
                     return NULL;
@@ -621,6 +627,17 @@ pg_close(store *st)
 
 static const store_ops pg_ops;
 
+/* A state folder that an SQLite store used: tasks.db is there. */
+static int
+has_sqlite_tasks(const char *dir)
+{
+    char path[4096];
+    struct stat sb;
+
+    snprintf(path, sizeof(path), "%s/tasks.db", dir);
+    return stat(path, &sb) == 0 && sb.st_size > 0;
+}
+
 store *
 store_pg_open(const store_config *cfg, char **why)
 {
@@ -647,6 +664,10 @@ store_pg_open(const store_config *cfg, char **why)
     }
     if (!(p->main = connect_db(p, why)) || migrate(p, why))
         goto fail;
+    if (has_sqlite_tasks(cfg->dir))
+        srv_log(SRV_LOG_WARNING, "the state folder %s holds an SQLite task database (tasks.db) "
+                "that this server no longer serves: its tasks are not in PostgreSQL; start "
+                "imgprocd without --store to finish or fetch them\n", cfg->dir);
     srv_log(SRV_LOG_NOTICE, "store: PostgreSQL database %s on %s port %s (schema version %d), "
             "leases of %g s\n", PQdb(p->main), *PQhost(p->main) ? PQhost(p->main) : "a socket",
             PQport(p->main), SCHEMA_VERSION, p->lease);
@@ -683,14 +704,15 @@ requeue_lapsed(pg_store *p, PGconn *c, int in_tx, double now, int *failed, char 
     PGresult *r;
     int n;
 
-    snprintf(msg, sizeof(msg), "%d servers in turn stopped renewing their claim on this task "
-             "(each crashed, or was cut off from the database); it is not tried again",
+    snprintf(msg, sizeof(msg), "%d times the server running this task stopped renewing its "
+             "claim (it crashed, or was cut off from the database); it is not tried again",
              p->max_attempts);
     snprintf(at, sizeof(at), "%.17g", now + p->ttl);
     arg_i64(&a, p->max_attempts);
     arg_time(&a, now);
     arg_text(&a, at);
     arg_text(&a, msg);
+    arg_i64(&a, (long long)(p->lease * 1000));
     r = run(p, c, in_tx,
             "UPDATE tasks SET\n"
             "  state = CASE WHEN attempts >= $1 THEN 'failed' ELSE 'queued' END,\n"
@@ -699,8 +721,11 @@ requeue_lapsed(pg_store *p, PGconn *c, int in_tx, double now, int *failed, char 
             "  error_status = CASE WHEN attempts >= $1 THEN 'internal-error' ELSE '' END,\n"
             "  error = CASE WHEN attempts >= $1 THEN $4 ELSE '' END,\n"
             "  worker = NULL, leased_until = NULL\n"
-            "WHERE id IN (SELECT id FROM tasks WHERE state = 'running' AND leased_until < now()\n"
-            "             FOR UPDATE SKIP LOCKED)\n"
+            /* A lease that ran out while the database itself was down is
+             * not the server's fault: it gets one lease from the restart. */
+            "WHERE id IN (SELECT id FROM tasks WHERE state = 'running' AND greatest(leased_until,\n"
+            "               pg_postmaster_start_time() + make_interval(secs => $5::float8 / 1000))\n"
+            "               < now() FOR UPDATE SKIP LOCKED)\n"
             "RETURNING state", &a, 0, "requeue", why);
     if (!r)
         return -1;

@@ -166,7 +166,7 @@ record_result(tasks *t, worker *w, store_task *rec, char *temp, double now)
             break;
         srv_log(tries ? SRV_LOG_VERBOSE : SRV_LOG_ERROR, "task %llu: %s%s\n",
                 (unsigned long long)rec->id, why ? why : "cannot record the result",
-                store_shared(t->st) ? " (trying again each second)" : "");
+                store_shared(t->st) ? "; its result is kept and sent again each second" : "");
         free(why);
         why = NULL;
         if (!store_shared(t->st) || w->lost || t->stopping)

@@ -12,7 +12,7 @@
 # An imgprocd without --store runs each host on its own SQLite queue: then
 # the harness and the per-host checks run, and the shared-queue ones are
 # skipped (CLUSTER_STORE=sqlite asks for that run).  CLUSTER_SCENARIOS
-# picks some of e a c b d (all by default), as in
+# picks some of e a m c o b d (all by default), as in
 # CLUSTER_SCENARIOS=c prove -v tests/cluster/cluster.t.
 PORT=47200
 PROG=1061000090
@@ -45,7 +45,7 @@ LONG=blur=25
 vips() { VIPS_WARNING=0 command vips "$@"; }
 vipsheader() { VIPS_WARNING=0 command vipsheader "$@"; }
 
-SCENARIOS=${CLUSTER_SCENARIOS:-eacbd}
+SCENARIOS=${CLUSTER_SCENARIOS:-eamcobd}
 want() { case "$SCENARIOS" in *"$1"*) return 0 ;; esac; return 1; }
 
 SHARED=
@@ -352,10 +352,67 @@ scenario_d() {
     is "$(status 3 "$X" state) $(attempts "$X")" "done 2" "d: still done, attempts 2"
 }
 
-for s in e a c b d; do
+# ---- (o) PostgreSQL down longer than a lease while h1 runs a task: no
+# server is at fault, so the task runs on where it was, attempt 1 (a lease
+# that ran out while the database was down gets one lease from its restart).
+scenario_o() {
+    local X from1
+    for n in 2 3; do [ -n "${CL_PIDS[$n]}" ] && cluster_host_stop "$n"; done
+    [ -n "${CL_PIDS[1]}" ] || cluster_host_start 1 "${HOSTFLAGS[@]}"
+    X=$(cluster_cli 1 task create -f png --steps "$LONG,rotate=270" "$BIG")
+    cluster_cli 1 task wait "$X" --while queued --for 60 >/dev/null
+    is "$(status 1 "$X" state)" "running" "o: h1 runs a long task ($X)"
+    for n in 2 3; do cluster_host_start "$n" "${HOSTFLAGS[@]}"; done
+    from1=$(($(cluster_log_lines 1) + 1))
+    pg_as pg_ctl -D "$PG_DIR/data" -m fast -w stop >/dev/null
+    # h1's renewal tries for 5 s before it says it failed: past the 3 s lease.
+    cluster_wait_log 1 "cannot renew the claims" 60 "$from1"
+    ok $? "o: PostgreSQL stopped; h1 says it cannot renew its claim (the lease runs out)"
+    pg_as pg_ctl -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w -t 60 start >/dev/null
+    ok $? "o: PostgreSQL started again"
+    like "$(cluster_cli 2 task wait "$X" --for 180)" "task $X: done*" "o: the task ends done (waited on from h2)"
+    is "$(attempts "$X") $(worker "$X")" "1 ${CL_NS}1/${CL_PIDS[1]}" \
+       "o: ... in its first attempt, by h1: the outage was not h1's fault"
+}
+
+# ---- (m) the schema: three servers started at once on an empty database
+# make it once between them (an advisory lock; without it, two of three
+# failed in the research); a database newer than the program is refused.
+scenario_m() {
+    local db=imgproc_m n rc pids=() url
+    mpsql() { psql -h "$PG_DIR/sock" -p "$PG_PORT" -U imgproc -d "$1" -XAtq -v ON_ERROR_STOP=1 -c "$2"; }
+    mpsql imgproc "DROP DATABASE IF EXISTS $db" >/dev/null && mpsql imgproc "CREATE DATABASE $db" >/dev/null ||
+        bail "cannot make the database $db"
+    url="postgres://imgproc@$PG_HOST:$PG_PORT/$db"
+    for n in 1 2 3; do
+        cluster_nolocks "$IMGPROCD" --program "$PROG" --no-rpcbind --local-socket none \
+            --listen 127.0.0.1 --port $((PORT + 40 + n)) --state-dir "$TMP/m$n" --store "$url" \
+            >"$TMP/m$n.log" 2>&1 &
+        pids+=($!)
+    done
+    rc=0
+    for n in 1 2 3; do
+        wait_file "$TMP/m$n.log" "ready:|refused|cannot|failed" 60 && grep -q "ready:" "$TMP/m$n.log" ||
+            { rc=1; sed 's/^/#   /' "$TMP/m$n.log"; }
+    done
+    ok $rc "m: three servers started at once on an empty database all serve"
+    is "$(mpsql $db "SELECT count(*), max(version) FROM imgproc_schema")" "1|1" \
+       "m: ... the schema made once (version 1, one row)"
+    is "$(cat "$TMP"/m?.log | grep -c "schema brought to version 1")" 1 "m: ... by one of them"
+    kill -TERM "${pids[@]}"; wait "${pids[@]}"
+    mpsql $db "INSERT INTO imgproc_schema (version, applied_by) VALUES (99, 'a newer imgprocd')" >/dev/null
+    "$IMGPROCD" --program "$PROG" --no-rpcbind --local-socket none --listen 127.0.0.1 \
+        --port $((PORT + 41)) --state-dir "$TMP/m1" --store "$url" >"$TMP/m-old.log" 2>&1
+    is "$?" 1 "m: a database newer than the program: imgprocd exits 1"
+    like "$(cat "$TMP/m-old.log")" "*schema is version 99, newer than this imgprocd's 1: upgrade imgprocd*" \
+         "m: ... saying so"
+    mpsql imgproc "DROP DATABASE $db" >/dev/null
+}
+
+for s in e a m c o b d; do
     want "$s" || continue
     case "$s" in
-    [cbd]) [ -n "$SHARED" ] || { skip "scenario $s needs the shared store (imgprocd --store)"; continue; } ;;
+    [mcobd]) [ -n "$SHARED" ] || { skip "scenario $s needs the shared store (imgprocd --store)"; continue; } ;;
     esac
     "scenario_$s"
 done
