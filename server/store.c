@@ -264,6 +264,23 @@ store_state_list(unsigned mask, char *buf, size_t len)
                                      used ? "," : "", proto_task_state_name((ip_task_state)s));
 }
 
+int
+store_check_chunk(uint64_t size, uint64_t offset, size_t len, uint64_t held, ip_status *st_out,
+                  char **why)
+{
+    if (offset > held) {
+        *st_out = IP_EINVAL;
+        return store_fail(why, "chunk at offset %llu, but the server holds %llu bytes: send "
+                          "from there", (unsigned long long)offset, (unsigned long long)held);
+    }
+    if (len > size || offset > size - len) {
+        *st_out = IP_EINVAL;
+        return store_fail(why, "the chunk ends at byte %llu, past the declared size %llu",
+                          (unsigned long long)(offset + len), (unsigned long long)size);
+    }
+    return 0;
+}
+
 /* ---------------------------------------------- each call, to the backend */
 
 int

@@ -63,6 +63,13 @@ int store_base_open(store *st, const store_ops *ops, const char *dir,
 /* Lets the folder go (the lock with it). */
 void store_base_close(store *st);
 
+/*
+ * An upload chunk of len bytes at offset, for an image of size bytes of
+ * which held are stored: it must start within what is held and end within
+ * size.  0, or -1 with *st_out and *why.
+ */
+int store_check_chunk(uint64_t size, uint64_t offset, size_t len, uint64_t held,
+                      ip_status *st_out, char **why);
 /* The column holding the time a task entered state s, or NULL. */
 const char *store_time_column(ip_task_state s);
 /* "'created','queued'": the states in mask, for SQL's IN (...). */

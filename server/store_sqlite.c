@@ -410,18 +410,8 @@ sq_append(store *st, uint64_t id, uint64_t size, uint64_t offset, const void *da
         goto fail;
     }
     *got = (uint64_t)sb.st_size;
-    if (offset > *got) {
-        *st_out = IP_EINVAL;
-        store_fail(why, "chunk at offset %llu, but the server holds %llu bytes: send from there",
-             (unsigned long long)offset, (unsigned long long)*got);
+    if (store_check_chunk(size, offset, len, *got, st_out, why))
         goto fail;
-    }
-    if (len > size || offset > size - len) {
-        *st_out = IP_EINVAL;
-        store_fail(why, "the chunk ends at byte %llu, past the declared size %llu",
-             (unsigned long long)(offset + len), (unsigned long long)size);
-        goto fail;
-    }
     if (offset + len > *got) {
         /* Only the part not held yet: a retried chunk is not written twice. */
         size_t skip = (size_t)(*got - offset);
